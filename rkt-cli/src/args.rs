@@ -1,0 +1,70 @@
+//! Argument types for `rkt` (clap derive). Types only; no logic.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// rkt — a daemonless, pod-native container runtime: the `rkt run` process is the pod.
+#[derive(Debug, Parser)]
+#[command(name = "rkt", version, propagate_version = true, infer_subcommands = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Global flags (rkt's).
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// rkt data directory
+    #[arg(long, global = true, default_value = "/var/lib/rkt", env = "RKT_DIR")]
+    pub dir: PathBuf,
+    /// local configuration directory
+    #[arg(long = "local-config", global = true, default_value = "/etc/rkt")]
+    pub local_config: PathBuf,
+    /// system configuration directory
+    #[arg(long = "system-config", global = true, default_value = "/usr/lib/rkt")]
+    pub system_config: PathBuf,
+    /// user configuration directory
+    #[arg(long = "user-config", global = true)]
+    pub user_config: Option<PathBuf>,
+    /// print out more debug information to stderr
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// comma-separated list of security features to disable: none, image, tls, ondisk, http,
+    /// pubkey, capabilities, paths, seccomp, all-fetch, all-run, all
+    #[arg(long = "insecure-options", global = true, default_value = "none")]
+    pub insecure_options: String,
+    /// automatically trust gpg keys fetched from https
+    #[arg(long = "trust-keys-from-https", global = true)]
+    pub trust_keys_from_https: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the version and the features of this build and host
+    Version,
+    /// Print the merged configuration as JSON
+    Config(ConfigArgs),
+    /// Generate shell completions or man pages
+    #[command(hide = true)]
+    Docs(DocsArgs),
+}
+
+/// `rkt config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// pretty-print the JSON
+    #[arg(long = "pretty-print", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pretty_print: bool,
+}
+
+/// `rkt docs` (used by `make docs`).
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// output directory for man pages and completions
+    pub out: PathBuf,
+}

@@ -1,0 +1,31 @@
+//! One module per command group; each is a short adapter from args to a library call.
+
+mod config;
+mod docs;
+mod version;
+
+use crate::args::{Cli, Command, GlobalArgs};
+use crate::insecure::InsecureOptions;
+
+/// Everything a command needs from the global flags, validated once.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The raw global flags.
+    pub global: GlobalArgs,
+    /// Parsed `--insecure-options`.
+    pub insecure: InsecureOptions,
+}
+
+/// Run the parsed command; returns the exit code (errors become 254 in `main`).
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let insecure = InsecureOptions::parse(&cli.global.insecure_options)?;
+    let ctx = Ctx {
+        global: cli.global,
+        insecure,
+    };
+    match cli.command {
+        Command::Version => version::run(&ctx),
+        Command::Config(a) => config::run(&ctx, &a),
+        Command::Docs(a) => docs::run(&a),
+    }
+}

@@ -1,0 +1,57 @@
+//! The `rkt` command line: argument types, output formatting and exit codes. No logic lives
+//! here: every subcommand is a short adapter from its arguments to one library call in
+//! `stage0` or `image-store`.
+#![deny(unsafe_code)]
+
+pub mod args;
+pub mod cmd;
+pub mod insecure;
+pub mod output;
+
+use clap::Parser;
+use stage1_abi::exit;
+
+/// Entry point of the `rkt` binary; returns the process exit code.
+pub fn main() -> i32 {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 {
+        // rkt with no subcommand: help on stderr, usage error.
+        let mut cmd = <args::Cli as clap::CommandFactory>::command();
+        let _ = cmd.write_help(&mut std::io::stderr());
+        return exit::USAGE;
+    }
+    let cli = match args::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::USAGE,
+                _ => exit::RKT_FAILURE,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.global.debug);
+    match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rkt: {}", output::one_line(&e));
+            exit::RKT_FAILURE
+        }
+    }
+}
+
+fn init_logging(debug: bool) {
+    let filter = if debug { "debug" } else { "warn" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RKT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

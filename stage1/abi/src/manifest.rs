@@ -1,0 +1,423 @@
+//! The pod manifest (`pod`) and the runtime parameters (`runtime.json`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use crate::{AbiError, ABI_VERSION};
+
+/// What a pod is: its apps and volumes. Written once by stage0 at prepare time; read by stage1,
+/// `rkt list`, `rkt status`, `rkt cat-manifest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodManifest {
+    /// Must equal [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// The pod UUID (lower-case, hyphenated).
+    pub uuid: String,
+    /// Apps in start order.
+    pub apps: Vec<App>,
+    /// Pod-level volumes that apps mount by name.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Free-form annotations (`--annotation`, image labels carried along).
+    #[serde(default)]
+    pub annotations: Vec<(String, String)>,
+}
+
+impl PodManifest {
+    /// Check what stage1 relies on: the version, at least one app, unique app names, every
+    /// mount naming a defined volume.
+    pub fn validate(&self) -> Result<(), AbiError> {
+        if self.abi_version != ABI_VERSION {
+            return Err(AbiError::Version {
+                found: self.abi_version,
+                expected: ABI_VERSION,
+            });
+        }
+        if self.apps.is_empty() {
+            return Err(AbiError::Invalid(
+                "pod must contain at least one application".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for app in &self.apps {
+            if !names.insert(app.name.as_str()) {
+                return Err(AbiError::Invalid(format!(
+                    "multiple apps with name {}",
+                    app.name
+                )));
+            }
+            for m in &app.mounts {
+                if !self.volumes.iter().any(|v| v.name == m.volume) {
+                    return Err(AbiError::Invalid(format!(
+                        "dangling mount point {:?}: no volume named {:?}",
+                        m.target, m.volume
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The app named `name`.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
+/// The image an app came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    /// Store image id (`sha256:<hex>` or rkt's `sha512-<hex>` for ACIs).
+    pub id: String,
+    /// The name the user typed, normalised (e.g. `127.0.0.1:5000/busybox:latest`).
+    pub name: String,
+}
+
+/// One app of a pod: everything stage1 needs to start it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    /// App name, unique in the pod (lower-case ACName).
+    pub name: String,
+    /// Image the app runs.
+    pub image: ImageRef,
+    /// argv: entrypoint + args after image defaults and user overrides were applied.
+    pub exec: Vec<String>,
+    /// `--user`: numeric uid, a name from the image's /etc/passwd, or `/path` (owner of that
+    /// file in the app rootfs). Resolved by stage1 inside the rootfs.
+    pub user: String,
+    /// `--group`: as [`App::user`], against /etc/group.
+    pub group: String,
+    /// `--supplementary-gids`.
+    #[serde(default)]
+    pub supplementary_gids: Vec<u32>,
+    /// Working directory inside the app (default `/`).
+    pub working_dir: String,
+    /// Final environment, in order, after rkt's precedence rules (stage0 computes it).
+    pub environment: Vec<(String, String)>,
+    /// Volume mounts.
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+    /// `--readonly-rootfs`.
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    /// Resource and security settings.
+    #[serde(default)]
+    pub isolators: Isolators,
+    /// Ports the image exposes, named `<port>-<proto>`.
+    #[serde(default)]
+    pub ports: Vec<Port>,
+}
+
+/// A volume mounted into an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MountPoint {
+    /// Volume name (must be defined in [`PodManifest::volumes`]).
+    pub volume: String,
+    /// Absolute path inside the app.
+    pub target: String,
+    /// Mount read-only regardless of the volume's setting.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A pod volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// Volume name.
+    pub name: String,
+    /// Kind and its parameters.
+    pub kind: VolumeKind,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Where a volume's content comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum VolumeKind {
+    /// A host path bind-mounted into the app.
+    Host {
+        /// Absolute host path.
+        source: String,
+        /// Bind recursively (`rbind`), default true as rkt.
+        recursive: bool,
+    },
+    /// A fresh directory in the pod dir (`volumes/<name>`), shared by the apps that mount it.
+    Empty {
+        /// Mode of the directory (default 0755).
+        mode: u32,
+        /// Owner uid.
+        uid: u32,
+        /// Owner gid.
+        gid: u32,
+        /// If set, copy this path of that app's image into the volume before first use
+        /// (Docker `VOLUME` semantics).
+        #[serde(default)]
+        populate_from: Option<(String, String)>,
+    },
+}
+
+/// A named port an image exposes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Port {
+    /// `<port>-<proto>`, e.g. `80-tcp`.
+    pub name: String,
+    /// Container port.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// Per-app resource limits and security settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Isolators {
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// CPU limit in millicores.
+    #[serde(default)]
+    pub cpu_millis: Option<u64>,
+    /// Relative CPU weight (cgroup v1 shares).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// `/proc/self/oom_score_adj`.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// Capabilities: keep only these (`CAP_…`) — replaces the default set.
+    #[serde(default)]
+    pub caps_retain: Option<Vec<String>>,
+    /// Capabilities: remove these from the default set.
+    #[serde(default)]
+    pub caps_remove: Option<Vec<String>>,
+    /// Seccomp filter request.
+    #[serde(default)]
+    pub seccomp: Option<Seccomp>,
+}
+
+/// `--seccomp=mode=retain|remove[,errno=E],SYSCALL|@group,…`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seccomp {
+    /// `retain` (allow-list) or `remove` (block-list).
+    pub mode: SeccompMode,
+    /// errno returned for denied syscalls (name such as `EPERM`); None = kill the process.
+    #[serde(default)]
+    pub errno: Option<String>,
+    /// Syscall names and `@group` names.
+    pub syscalls: Vec<String>,
+}
+
+/// Seccomp filter mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    /// Only the listed syscalls are allowed.
+    Retain,
+    /// The listed syscalls are denied.
+    Remove,
+}
+
+/// Runtime parameters of one start of a pod (`runtime.json`). Written by stage0 for `rkt run` and
+/// `rkt run-prepared`; fixed for that run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConfig {
+    /// Networks: `host`, `none`, or CNI networks with their args.
+    pub net: NetConfig,
+    /// Pod hostname (default `rkt-<uuid>`).
+    pub hostname: String,
+    /// Give the single app the caller's terminal.
+    #[serde(default)]
+    pub interactive: bool,
+    /// IPC namespace: `auto` (private), `private`, `parent` (host's).
+    #[serde(default = "default_ipc")]
+    pub ipc: String,
+    /// Seconds between SIGTERM and SIGKILL when stopping apps.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_secs: u64,
+    /// `--insecure-options=capabilities`: keep all capabilities.
+    #[serde(default)]
+    pub disable_capabilities: bool,
+    /// `--insecure-options=paths`: no masked / read-only paths.
+    #[serde(default)]
+    pub disable_paths: bool,
+    /// `--insecure-options=seccomp`: no seccomp filter.
+    #[serde(default)]
+    pub disable_seccomp: bool,
+    /// DNS settings (`--dns*`); empty = rkt's default behaviour.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// `--hosts-entry` values (`IP=NAME` or `host`).
+    #[serde(default)]
+    pub hosts_entries: Vec<String>,
+    /// `--port NAME:[HOSTIP:]HOSTPORT` forwards.
+    #[serde(default)]
+    pub ports: Vec<PortForward>,
+    /// Local config dir (for `net.d`).
+    #[serde(default)]
+    pub local_config: String,
+    /// System config dir.
+    #[serde(default)]
+    pub system_config: String,
+}
+
+fn default_ipc() -> String {
+    "auto".into()
+}
+fn default_stop_timeout() -> u64 {
+    10
+}
+
+/// `--net`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "mode", content = "networks")]
+pub enum NetConfig {
+    /// Share the host's network namespace.
+    Host,
+    /// Own network namespace with only `lo`.
+    None,
+    /// Own network namespace set up by CNI, one interface per entry, in order.
+    Cni(Vec<NetRequest>),
+}
+
+/// One entry of `--net=NAME[:k=v;k=v]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetRequest {
+    /// Network name.
+    pub name: String,
+    /// CNI_ARGS pairs (`IP=…`).
+    #[serde(default)]
+    pub args: Vec<(String, String)>,
+}
+
+/// `--dns`, `--dns-search`, `--dns-opt`, `--dns-domain`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsConfig {
+    /// `IP`, `host` or `none` entries.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Search domains.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// Options.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// `--port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortForward {
+    /// Port name (`80-tcp`).
+    pub name: String,
+    /// Host IP to bind, if given.
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    /// Host port.
+    pub host_port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str) -> App {
+        App {
+            name: name.into(),
+            image: ImageRef {
+                id: "sha256:00".into(),
+                name: "busybox".into(),
+            },
+            exec: vec!["/bin/true".into()],
+            user: "0".into(),
+            group: "0".into(),
+            supplementary_gids: vec![],
+            working_dir: "/".into(),
+            environment: vec![],
+            mounts: vec![],
+            readonly_rootfs: false,
+            isolators: Isolators::default(),
+            ports: vec![],
+        }
+    }
+
+    fn pod(apps: Vec<App>) -> PodManifest {
+        PodManifest {
+            abi_version: ABI_VERSION,
+            uuid: "u".into(),
+            apps,
+            volumes: vec![],
+            annotations: vec![],
+        }
+    }
+
+    #[test]
+    fn validate_rejects_duplicates_and_dangling_mounts() {
+        assert!(pod(vec![app("a"), app("b")]).validate().is_ok());
+        let e = pod(vec![app("a"), app("a")]).validate().unwrap_err();
+        assert_eq!(e.to_string(), "multiple apps with name a");
+        let mut a = app("a");
+        a.mounts.push(MountPoint {
+            volume: "v".into(),
+            target: "/data".into(),
+            read_only: false,
+        });
+        assert!(pod(vec![a])
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dangling mount point"));
+        assert!(pod(vec![]).validate().is_err());
+    }
+
+    #[test]
+    fn manifest_json_round_trip() {
+        let mut p = pod(vec![app("a")]);
+        p.volumes.push(Volume {
+            name: "v".into(),
+            kind: VolumeKind::Empty {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                populate_from: None,
+            },
+            read_only: false,
+        });
+        let s = serde_json::to_string(&p).unwrap();
+        let back: PodManifest = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, p);
+        let rc = RuntimeConfig {
+            net: NetConfig::Cni(vec![NetRequest {
+                name: "default".into(),
+                args: vec![],
+            }]),
+            hostname: "h".into(),
+            interactive: false,
+            ipc: "auto".into(),
+            stop_timeout_secs: 10,
+            disable_capabilities: false,
+            disable_paths: false,
+            disable_seccomp: false,
+            dns: DnsConfig::default(),
+            hosts_entries: vec![],
+            ports: vec![],
+            local_config: "/etc/rkt".into(),
+            system_config: "/usr/lib/rkt".into(),
+        };
+        let s = serde_json::to_string(&rc).unwrap();
+        assert_eq!(serde_json::from_str::<RuntimeConfig>(&s).unwrap(), rc);
+    }
+}

@@ -1,0 +1,1 @@
+//! Image references as users type them.

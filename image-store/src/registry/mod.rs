@@ -1,0 +1,1 @@
+//! OCI distribution client (oci-client): auth, TLS, mirrors, retries.

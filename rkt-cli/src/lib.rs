@@ -55,3 +55,29 @@ fn init_logging(debug: bool) {
         .with_target(false)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` works on every command and subcommand.
+    #[test]
+    fn help_on_every_command() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>) {
+            let mut argv = vec!["rkt".to_string()];
+            argv.extend(path.iter().cloned());
+            argv.push("--help".into());
+            let e = crate::args::Cli::command()
+                .try_get_matches_from(&argv)
+                .expect_err("--help exits");
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{argv:?}");
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                path.push(sub.get_name().to_string());
+                walk(sub, path);
+                path.pop();
+            }
+        }
+        crate::args::Cli::command().debug_assert();
+        walk(&crate::args::Cli::command(), &mut vec![]);
+    }
+}

@@ -1,1 +1,100 @@
 //! Test harness for rkt's integration tests.
+//!
+//! * [`TestCtx`]: a private `--dir`, `--local-config` and `--system-config` per test, and a Drop
+//!   guard that kills the test's processes, unmounts everything under it and removes its
+//!   cgroups — even when the test panics.
+//! * [`registry`]: Debian's `docker-registry` on 127.0.0.1 (plain HTTP and TLS with a CA made per
+//!   run; optionally with htpasswd auth).
+//! * [`images`]: reproducible OCI image layouts built with no network (busybox from Debian's
+//!   busybox-static, a multi-layer whiteout image, a large image on demand), pushed with skopeo.
+//! * [`verifier_path`]: the static in-pod verifier binary (tests/verifier/main.rs).
+#![deny(unsafe_code)]
+
+pub mod cleanup;
+pub mod ctx;
+pub mod images;
+pub mod registry;
+pub mod tarball;
+
+pub use ctx::TestCtx;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Root of the cargo workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+/// The cargo target dir (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Directory holding the `rkt` and `rkt-stage1` binaries under test: `$RKT_BIN_DIR`, else
+/// `target/debug`.
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("RKT_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug"))
+}
+
+/// The `rkt` binary under test. Panics with a hint when it was not built.
+pub fn rkt_bin() -> PathBuf {
+    let p = bin_dir().join("rkt");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build` (or `make build`) before the integration tests",
+        p.display()
+    );
+    p
+}
+
+/// Build (once per process, and only when the source is newer) the static in-pod verifier and
+/// return its path: `target/rkt-verifier`.
+pub fn verifier_path() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let src = workspace_root().join("tests/verifier/main.rs");
+        let out = target_dir().join("rkt-verifier");
+        let fresh = match (out.metadata(), src.metadata()) {
+            (Ok(o), Ok(s)) => o.modified().ok() >= s.modified().ok(),
+            _ => false,
+        };
+        if !fresh {
+            std::fs::create_dir_all(target_dir()).expect("create target dir");
+            let tmp = target_dir().join(format!("rkt-verifier.tmp.{}", std::process::id()));
+            let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+            let st = Command::new(rustc)
+                .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static"])
+                .args(["-C", "strip=symbols", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .status()
+                .expect("run rustc for the verifier");
+            assert!(st.success(), "building the verifier failed");
+            std::fs::rename(&tmp, &out).expect("install verifier");
+        }
+        out
+    })
+}
+
+/// Run a command, panic with its stderr unless it succeeds; return stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

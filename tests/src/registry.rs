@@ -176,7 +176,7 @@ fn spawn_tied(cfg: &Path, log: &Path) -> Child {
     let log = fs::File::create(log).expect("registry log");
     Command::new("sh")
         .arg("-c")
-        .arg(r#""$1" serve "$2" & r=$!; trap 'kill $r 2>/dev/null; exit 0' TERM; while kill -0 "$3" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; kill $r 2>/dev/null"#)
+        .arg(r#""$1" serve "$2" & r=$!; trap 'kill $r 2>/dev/null; wait $r; exit 0' TERM; while kill -0 "$3" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; kill $r 2>/dev/null; wait $r"#)
         .arg("sh")
         .arg(REGISTRY_BIN)
         .arg(cfg)

@@ -1,0 +1,77 @@
+# rkt — the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO        ?= cargo
+PREFIX       ?= /usr/local
+TEST_THREADS ?= 2
+export CARGO_TERM_COLOR ?= never
+# Debian packages the build, the tests and the demo need.
+DEB_PACKAGES := build-essential pkg-config libseccomp-dev protobuf-compiler \
+	docker-registry skopeo busybox-static containernetworking-plugins \
+	iptables iproute2 apache2-utils curl openssl jq ca-certificates util-linux \
+	xz-utils zstd attr
+BENCH_PACKAGES := podman crun runc umoci hyperfine systemd-container uidmap catatonit time bc
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install the Debian packages for build, tests and demo (idempotent)
+	@scripts/apt-install.sh $(DEB_PACKAGES)
+
+.PHONY: bench-deps
+bench-deps: deps ## install and configure the peer runtimes for `make bench`
+	@scripts/apt-install.sh $(BENCH_PACKAGES)
+	@scripts/bench-peers-setup.sh
+
+.PHONY: build
+build: ## build rkt, rkt-stage1 and the test tools (debug)
+	$(CARGO) build --workspace --bins
+
+.PHONY: release
+release: ## build optimised rkt and rkt-stage1
+	$(CARGO) build --release -p rkt-cli -p stage1
+
+.PHONY: install
+install: release ## install rkt and rkt-stage1 into $(PREFIX)/bin
+	install -D -m 0755 target/release/rkt $(DESTDIR)$(PREFIX)/bin/rkt
+	install -D -m 0755 target/release/rkt-stage1 $(DESTDIR)$(PREFIX)/bin/rkt-stage1
+
+.PHONY: demo
+demo: deps build ## build, make a local image, serve it from a local registry, fetch it and run a two-app pod
+	@scripts/demo.sh
+
+.PHONY: test
+test: deps lint build test-unit test-integration ## everything CI runs: lint, build, unit and integration tests
+
+.PHONY: test-unit
+test-unit: ## unit tests of every crate
+	$(CARGO) test --workspace --lib --bins
+
+.PHONY: test-integration
+test-integration: build ## integration tests: real binaries as root, local registry, pods
+	$(CARGO) test --workspace --test '*' -- --test-threads=$(TEST_THREADS)
+
+.PHONY: bench
+bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps` first)
+	@scripts/bench.sh
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+.PHONY: docs
+docs: build ## man pages and shell completions into target/docs
+	target/debug/rkt docs target/docs
+	$(CARGO) doc --workspace --no-deps
+
+.PHONY: clean
+clean: ## remove build outputs
+	$(CARGO) clean

@@ -13,7 +13,12 @@ use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["image", kind, dir] => {
             let dir = PathBuf::from(dir);
             let imgs = match *kind {
@@ -44,7 +49,11 @@ fn main() -> anyhow::Result<()> {
                     ca.display()
                 ),
             )?;
-            println!("registry up: http {} tls {}", reg.http_addr(), reg.tls_addr());
+            println!(
+                "registry up: http {} tls {}",
+                reg.http_addr(),
+                reg.tls_addr()
+            );
             // Serve until stdin reaches EOF (the caller closes it or dies).
             let mut sink = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut sink);

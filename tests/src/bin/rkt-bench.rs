@@ -1,0 +1,653 @@
+//! rkt-bench: rkt side by side with podman, crun, runc and the floors, in one run.
+//!
+//! Each group's commands are measured **interleaved** (A B C A B C …) after a warm-up, so that
+//! machine noise hits every peer alike; we print median, min and max per command and the ratio
+//! rkt/peer of the medians. Output: a markdown table on stdout and in `bench/results/<date>.md`.
+//!
+//! Env: `BENCH_QUICK=1` (fewer runs, skip the slow groups), `RUNS`, `WARMUP`,
+//! `RKT_BIN_DIR` (default target/release), `BENCH_WORK` (default /tmp/rkt-bench).
+//! Prerequisites: `make bench-deps` (peers) and `make release`.
+
+use anyhow::{bail, Context, Result};
+use rkt_tests::{images, registry};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One command to time, with untimed set-up and clean-up shell snippets.
+struct Case {
+    name: String,
+    setup: Option<String>,
+    cmd: String,
+    cleanup: Option<String>,
+    /// true for rkt's own command: the others are compared against it.
+    ours: bool,
+}
+
+impl Case {
+    fn new(name: &str, cmd: impl Into<String>) -> Case {
+        Case {
+            name: name.into(),
+            setup: None,
+            cmd: cmd.into(),
+            cleanup: None,
+            ours: name.starts_with("rkt"),
+        }
+    }
+    fn setup(mut self, s: impl Into<String>) -> Case {
+        self.setup = Some(s.into());
+        self
+    }
+    fn cleanup(mut self, s: impl Into<String>) -> Case {
+        self.cleanup = Some(s.into());
+        self
+    }
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+    error: Option<String>,
+}
+
+struct Bench {
+    runs: usize,
+    warmup: usize,
+    out: String,
+    work: PathBuf,
+    bin: PathBuf,
+}
+
+fn sh(script: &str) -> Result<()> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}",
+            script.chars().take(120).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn time_once(c: &Case) -> Result<f64> {
+    if let Some(s) = &c.setup {
+        sh(s)?;
+    }
+    let t0 = Instant::now();
+    let r = sh(&c.cmd);
+    let dt = t0.elapsed().as_secs_f64() * 1000.0;
+    if let Some(s) = &c.cleanup {
+        let _ = sh(s);
+    }
+    r.map(|_| dt)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Bench {
+    fn rkt(&self, data: &Path) -> String {
+        format!(
+            "{} --dir={} --local-config={w}/etc --system-config={w}/lib --insecure-options=image,http",
+            self.bin.join("rkt").display(),
+            data.display(),
+            w = self.work.display()
+        )
+    }
+
+    fn line(&mut self, s: &str) {
+        println!("{s}");
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    /// Measure cases interleaved and print a table section.
+    fn group(&mut self, title: &str, unit_note: &str, cases: Vec<Case>, runs: usize) {
+        self.line(&format!("\n### {title}\n"));
+        if !unit_note.is_empty() {
+            self.line(&format!("{unit_note}\n"));
+        }
+        self.line("| command | median ms | min ms | max ms | runs | rkt / this |");
+        self.line("|---|---:|---:|---:|---:|---:|");
+        let mut samples: Vec<Vec<f64>> = vec![vec![]; cases.len()];
+        let mut errors: Vec<Option<String>> = vec![None; cases.len()];
+        for round in 0..(self.warmup + runs) {
+            for (i, c) in cases.iter().enumerate() {
+                if errors[i].is_some() {
+                    continue;
+                }
+                match time_once(c) {
+                    Ok(ms) if round >= self.warmup => samples[i].push(ms),
+                    Ok(_) => {}
+                    Err(e) => errors[i] = Some(e.to_string()),
+                }
+            }
+        }
+        let stats: Vec<Stats> = samples
+            .iter_mut()
+            .zip(errors)
+            .map(|(s, error)| Stats {
+                n: s.len(),
+                min: s.iter().cloned().fold(f64::INFINITY, f64::min),
+                max: s.iter().cloned().fold(0.0, f64::max),
+                median: median(s),
+                error,
+            })
+            .collect();
+        let ours = cases
+            .iter()
+            .position(|c| c.ours)
+            .and_then(|i| (stats[i].error.is_none()).then_some(stats[i].median));
+        for (c, s) in cases.iter().zip(&stats) {
+            if let Some(e) = &s.error {
+                let e: String = e.replace('|', "/").chars().take(140).collect();
+                self.line(&format!("| `{}` | n/a | | | 0 | error: {e} |", c.name));
+                continue;
+            }
+            let ratio = match ours {
+                Some(o) if !c.ours => format!("{:.2}", o / s.median),
+                _ => "—".into(),
+            };
+            self.line(&format!(
+                "| `{}` | {:.1} | {:.1} | {:.1} | {} | {} |",
+                c.name, s.median, s.min, s.max, s.n, ratio
+            ));
+        }
+    }
+
+    fn single(&mut self, name: &str, value: String, note: &str) {
+        self.line(&format!("| `{name}` | {value} | {note} |"));
+    }
+}
+
+fn kib(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 5 } else { 10 });
+    let warmup: usize = std::env::var("WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let root = rkt_tests::workspace_root();
+    let bin = std::env::var_os("RKT_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| rkt_tests::target_dir().join("release"));
+    let work = std::env::var_os("BENCH_WORK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/rkt-bench"));
+    if bin.join("rkt").exists().then_some(()).is_none() {
+        bail!(
+            "{} missing: run `make release` first",
+            bin.join("rkt").display()
+        );
+    }
+    let _ = sh(&format!(
+        "grep -o ' {w}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; rm -rf {w}",
+        w = work.display()
+    ));
+    fs::create_dir_all(&work)?;
+    let mut b = Bench {
+        runs,
+        warmup,
+        out: String::new(),
+        work: work.clone(),
+        bin,
+    };
+    let uname = String::from_utf8_lossy(&Command::new("uname").arg("-r").output()?.stdout)
+        .trim()
+        .to_string();
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    b.line(&format!(
+        "## rkt benchmark — {}\n\nkernel {uname}, {} cores, load {}, runs {runs} (+{warmup} warm-up), interleaved; `rkt / this` > 1 means rkt is slower.",
+        chrono_now(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    ));
+
+    // Images and registry.
+    let oci = work.join("oci");
+    let bb = images::build_busybox(&oci);
+    let reg = registry::Registry::start(registry::RegistryOptions::default());
+    let addr = reg.http_addr().to_string();
+    images::push(&bb, &addr, "bench/busybox:latest");
+    let rootfs = work.join("bundle/rootfs");
+    fs::create_dir_all(&rootfs)?;
+    images::unpack_plain(&bb, &rootfs);
+    write_bundle(&work.join("bundle"), &["/bin/true"])?;
+    let img = format!("docker://{addr}/bench/busybox:latest");
+    let data = work.join("data");
+    let rkt = b.rkt(&data);
+    let _ = sh(&format!("{rkt} fetch {img} >/dev/null"));
+    let ns = root.join("scripts/peers-ns.sh");
+    let crun_ok = have("crun") && sh(&format!("{} setup", ns.display())).is_ok();
+    let podman_ok = have("podman")
+        && sh(&format!(
+            "podman pull -q --tls-verify=false {addr}/bench/busybox:latest >/dev/null"
+        ))
+        .is_ok();
+
+    // 1. warm start -> exit of /bin/true
+    let mut cases = vec![Case::new(
+        "rkt run --net=host",
+        format!("{rkt} run --net=host {img} --exec=/bin/true"),
+    )];
+    if crun_ok {
+        cases.push(
+            Case::new(
+                "crun run",
+                format!(
+                    "{} exec crun run -b {}/bundle bench-crun",
+                    ns.display(),
+                    work.display()
+                ),
+            )
+            .cleanup(format!(
+                "{} exec crun delete -f bench-crun 2>/dev/null; true",
+                ns.display()
+            )),
+        );
+    }
+    if have("runc") {
+        cases.push(
+            Case::new(
+                "runc run",
+                format!("runc run -b {}/bundle bench-runc", work.display()),
+            )
+            .cleanup("runc delete -f bench-runc 2>/dev/null; true"),
+        );
+    }
+    if podman_ok {
+        cases.push(Case::new(
+            "podman run --rm --network none",
+            format!("podman run --rm --network none --tls-verify=false {addr}/bench/busybox true"),
+        ));
+    }
+    cases.push(Case::new(
+        "floor: unshare + chroot",
+        format!(
+            "unshare -m -p -f -n -u -i --mount-proc={r}/proc chroot {r} /bin/true",
+            r = rootfs.display()
+        ),
+    ));
+    b.group(
+        "1. warm start → exit of /bin/true (image cached)",
+        "targets: rkt ≤ 1.0× crun, ≤ 0.1× podman",
+        cases,
+        runs,
+    );
+    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+
+    // 2. default network
+    let mut cases = vec![
+        Case::new(
+            "rkt run (default net)",
+            format!("{rkt} run {img} --exec=/bin/true"),
+        ),
+        Case::new(
+            "rkt-host run --net=host (reference)",
+            format!("{rkt} run --net=host {img} --exec=/bin/true"),
+        ),
+    ];
+    cases[1].ours = false;
+    if podman_ok {
+        cases.push(Case::new(
+            "podman run --rm (default net)",
+            format!("podman run --rm --tls-verify=false {addr}/bench/busybox true"),
+        ));
+    }
+    b.group(
+        "2. warm start with the default network",
+        "target: the default network adds ≤ 30 ms over --net=host",
+        cases,
+        runs,
+    );
+    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+
+    if !quick {
+        pull_groups(&mut b, &oci, &reg)?;
+    }
+    memory_group(&mut b, &rkt, &img, &rootfs, podman_ok, &addr)?;
+    if !quick {
+        many_pods_group(&mut b, &rkt, &img, crun_ok, podman_ok, &addr, &ns)?;
+        thousand_pods_group(&mut b, &img)?;
+    }
+
+    // Clean up podman/crun leftovers.
+    if podman_ok {
+        let _ = sh("podman rm -af -t 0 >/dev/null 2>&1; true");
+    }
+    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+    drop(reg);
+    let _ = sh(&format!(
+        "grep -o ' {w}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; rm -rf {w}",
+        w = work.display()
+    ));
+
+    let dir = root.join("bench/results");
+    fs::create_dir_all(&dir)?;
+    let file = dir.join(format!("{}.md", chrono_now().replace(':', "")));
+    fs::write(&file, &b.out)?;
+    eprintln!("results: {}", file.display());
+    Ok(())
+}
+
+fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<()> {
+    let addr = reg.http_addr().to_string();
+    let big = b.work.join("oci-large");
+    eprintln!("building the large image (~200 MB gzip, 5 layers)…");
+    let (large, shared) = images::build_large(&big);
+    images::push(&large, &addr, "bench/large:latest");
+    images::push(&shared, &addr, "bench/large-shared:latest");
+    let blobs: Vec<String> = large
+        .layers
+        .iter()
+        .map(|l| large.blob_path(&l.digest).display().to_string())
+        .collect();
+    let digests: Vec<String> = large.layers.iter().map(|l| l.digest.clone()).collect();
+    let total: u64 = large.layers.iter().map(|l| l.size).sum();
+    let pull_data = b.work.join("pull-data");
+    let rkt = b.rkt(&pull_data);
+    let w = b.work.display().to_string();
+    let mut cases = vec![Case::new(
+        "rkt fetch (empty store)",
+        format!("{rkt} fetch docker://{addr}/bench/large:latest >/dev/null"),
+    )
+    .setup(format!("rm -rf {}", pull_data.display()))];
+    if have("podman") {
+        cases.push(
+            Case::new(
+                "podman pull",
+                format!("podman pull -q --tls-verify=false {addr}/bench/large:latest >/dev/null"),
+            )
+            .setup(format!(
+                "podman rmi -i -f {addr}/bench/large:latest >/dev/null 2>&1; true"
+            )),
+        );
+    }
+    cases.push(
+        Case::new(
+            "skopeo copy to oci dir",
+            format!("skopeo copy -q --src-tls-verify=false docker://{addr}/bench/large:latest oci:{w}/skopeo-oci:large"),
+        )
+        .setup(format!("rm -rf {w}/skopeo-oci")),
+    );
+    cases.push(Case::new(
+        "floor: download only (curl)",
+        format!(
+            "for d in {}; do curl -fsS -o /dev/null http://{addr}/v2/bench/large/blobs/$d; done",
+            digests.join(" ")
+        ),
+    ));
+    cases.push(Case::new(
+        "floor: gzip -dc of the blobs",
+        format!(
+            "for f in {}; do gzip -dc $f; done >/dev/null",
+            blobs.join(" ")
+        ),
+    ));
+    b.group(
+        &format!(
+            "3. pull of the large image into an empty store ({} MB compressed, 5 layers)",
+            total / 1_000_000
+        ),
+        "targets: rkt ≤ 1.2× `gzip -dc`, and ≥ 4× faster than podman pull",
+        cases,
+        b.runs.min(5),
+    );
+    let cases = vec![Case::new(
+        "rkt fetch (4 of 5 layers present)",
+        format!("{rkt} fetch docker://{addr}/bench/large-shared:latest >/dev/null"),
+    )
+    .setup(format!(
+        "rm -rf {d}; {rkt} fetch docker://{addr}/bench/large:latest >/dev/null",
+        d = pull_data.display()
+    ))];
+    b.group(
+        "4. incremental pull (image sharing 4 of 5 layers)",
+        "",
+        cases,
+        3,
+    );
+
+    // 5. prepare time: large vs busybox
+    let _ = sh(&format!(
+        "{rkt} fetch docker://{addr}/bench/large:latest docker://{addr}/bench/busybox:latest >/dev/null"
+    ));
+    let cases = vec![
+        Case::new(
+            "rkt prepare busybox",
+            format!("{rkt} prepare --quiet docker://{addr}/bench/busybox:latest > {w}/uuid-bb"),
+        )
+        .cleanup(format!("{rkt} rm $(cat {w}/uuid-bb) >/dev/null 2>&1")),
+        Case::new(
+            "rkt-large prepare large (ratio = busybox/large)",
+            format!("{rkt} prepare --quiet docker://{addr}/bench/large:latest > {w}/uuid-l"),
+        )
+        .cleanup(format!("{rkt} rm $(cat {w}/uuid-l) >/dev/null 2>&1")),
+    ];
+    b.group(
+        "5. prepare time: large image vs busybox (overlay, nothing copied)",
+        "target: large / busybox ≤ 1.1 (the ratio column shows busybox / large)",
+        cases,
+        b.runs,
+    );
+    let _ = sh(&format!("rm -rf {}", pull_data.display()));
+    Ok(())
+}
+
+fn memory_group(
+    b: &mut Bench,
+    rkt: &str,
+    img: &str,
+    rootfs: &Path,
+    podman_ok: bool,
+    addr: &str,
+) -> Result<()> {
+    b.line("\n### 6. resident memory of the per-pod supervisor while `sleep` runs\n");
+    b.line("target: rkt's `rkt run` PID ≤ 1 MiB (conmon 2.0 MiB)\n");
+    b.line("| supervisor | VmRSS KiB | note |");
+    b.line("|---|---:|---|");
+    // rkt: the `rkt run` process is the pod's supervisor.
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec {rkt} run --net=host {img} --exec=/bin/sleep -- 1000"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id();
+    match kib(pid, "VmRSS:") {
+        Some(k) => b.single("rkt run (stage1)", k.to_string(), &format!("pid {pid}")),
+        None => b.single("rkt run (stage1)", "n/a".into(), "process gone"),
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    if podman_ok {
+        let out = Command::new("podman")
+            .args(["run", "-d", "--network", "none", "--tls-verify=false"])
+            .arg(format!("{addr}/bench/busybox"))
+            .args(["sleep", "1000"])
+            .output()?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::thread::sleep(Duration::from_millis(1000));
+        let cp = Command::new("podman")
+            .args(["inspect", "--format", "{{.State.ConmonPid}}", &id])
+            .output()?;
+        let cp: u32 = String::from_utf8_lossy(&cp.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        b.single(
+            "podman: conmon",
+            kib(cp, "VmRSS:")
+                .map(|k| k.to_string())
+                .unwrap_or("n/a".into()),
+            &format!("pid {cp}"),
+        );
+        let _ = sh(&format!("podman rm -f -t 0 {id} >/dev/null"));
+    }
+    if have("systemd-nspawn") {
+        let mut n = Command::new("systemd-nspawn")
+            .arg("-D")
+            .arg(rootfs)
+            .args(["--register=no", "--keep-unit", "-q", "/bin/sleep", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(1000));
+        b.single(
+            "systemd-nspawn",
+            kib(n.id(), "VmRSS:")
+                .map(|k| k.to_string())
+                .unwrap_or("n/a".into()),
+            &format!("pid {}", n.id()),
+        );
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+    Ok(())
+}
+
+fn many_pods_group(
+    b: &mut Bench,
+    rkt: &str,
+    img: &str,
+    crun_ok: bool,
+    podman_ok: bool,
+    addr: &str,
+    ns: &Path,
+) -> Result<()> {
+    const N: usize = 50;
+    let w = b.work.display().to_string();
+    let mut cases = vec![Case::new(
+        "rkt run ×50 at once",
+        format!("for i in $(seq {N}); do {rkt} run --net=host {img} --exec=/bin/true >/dev/null & done; wait"),
+    )
+    .cleanup(format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"))];
+    if crun_ok {
+        cases.push(
+            Case::new(
+                "crun run -d ×50 at once",
+                format!("for i in $(seq {N}); do {ns} exec crun run -d -b {w}/bundle b50-$i >/dev/null & done; wait", ns = ns.display()),
+            )
+            .cleanup(format!("sleep 0.3; for i in $(seq {N}); do {ns} exec crun delete -f b50-$i 2>/dev/null; done; true", ns = ns.display())),
+        );
+    }
+    if podman_ok {
+        cases.push(
+            Case::new(
+                "podman run -d ×50 at once",
+                format!("for i in $(seq {N}); do podman run -d --network none --tls-verify=false {addr}/bench/busybox true >/dev/null & done; wait"),
+            )
+            .cleanup("podman rm -af -t 0 >/dev/null 2>&1; true"),
+        );
+    }
+    b.group(
+        "7. 50 pods started at once (each runs /bin/true)",
+        "target: rkt ≤ 2× crun",
+        cases,
+        3,
+    );
+    Ok(())
+}
+
+fn thousand_pods_group(b: &mut Bench, img: &str) -> Result<()> {
+    let data = b.work.join("data-1000");
+    let rkt = b.rkt(&data);
+    eprintln!("running 1,000 pods for the list/gc benchmark…");
+    sh(&format!(
+        "for i in $(seq 500); do {rkt} run --net=host {img} --exec=/bin/true >/dev/null & {rkt} run --net=host {img} --exec=/bin/true >/dev/null; wait; done"
+    ))
+    .context("running 1,000 pods")?;
+    let cases = vec![Case::new(
+        "rkt list (1,000 exited pods)",
+        format!("{rkt} list >/dev/null"),
+    )];
+    b.group("8a. rkt list with 1,000 exited pods", "", cases, b.runs);
+    let cases = vec![Case::new(
+        "rkt gc (1,000 exited pods)",
+        format!("{rkt} gc --grace-period=0s >/dev/null"),
+    )];
+    b.group("8b. rkt gc of 1,000 exited pods", "", cases, 1);
+    Ok(())
+}
+
+/// A minimal OCI runtime bundle config for crun/runc over `rootfs`.
+fn write_bundle(dir: &Path, args: &[&str]) -> Result<()> {
+    let cfg = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": args,
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "cwd": "/",
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "noNewPrivileges": true},
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}
+        ],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+                  "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]}
+    });
+    fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+    Ok(())
+}
+
+fn chrono_now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut s = String::new();
+    let _ = write!(s, "{out}");
+    s
+}

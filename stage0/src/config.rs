@@ -167,7 +167,10 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, kind: &str) -> Result<T, C
         )));
     }
     if h.rkt_version != "v1" {
-        return Err(invalid(format!("unsupported rktVersion {:?}", h.rkt_version)));
+        return Err(invalid(format!(
+            "unsupported rktVersion {:?}",
+            h.rkt_version
+        )));
     }
     serde_json::from_slice(&data).map_err(|e| invalid(e.to_string()))
 }

@@ -68,7 +68,9 @@ pub fn features() -> Features {
 /// Probe a host whose `/proc` and `/sys` live under `root` (for tests).
 pub fn features_at(root: &Path) -> Features {
     let filesystems = fs::read_to_string(root.join("proc/filesystems")).unwrap_or_default();
-    let overlay = filesystems.lines().any(|l| l.trim_end().ends_with("overlay"));
+    let overlay = filesystems
+        .lines()
+        .any(|l| l.trim_end().ends_with("overlay"));
     let seccomp = root.join("proc/sys/kernel/seccomp/actions_avail").exists();
     Features {
         cgroup: cgroup_mode(root),

@@ -1,6 +1,94 @@
 //! rkt stage0: pod preparation, the pod state machine on disk, and the hand-off (`execve`) to
 //! stage1. No namespaces, no cgroups here — those belong to stage1.
+//!
+//! The pieces, in the order `rkt run` uses them:
+//! * [`apps`] parses rkt's per-app argument grammar (`IMG [flags] [-- args ---] IMG …`);
+//! * [`flags`] parses the values of the pod and app flags (volumes, mounts, quantities, seccomp);
+//! * [`images`] is the narrow view stage0 has of the image store;
+//! * [`manifest`] turns images + flags into the pod manifest (a `stage1-abi` type);
+//! * [`pods`] is the pod directory state machine (phases, locks, UUID lookup);
+//! * [`prepare`] creates a pod (embryo → prepare → prepared|run) with its overlay mounts;
+//! * [`run`] writes the runtime parameters and execs stage1.
 #![deny(unsafe_code)]
 
+pub mod apps;
 pub mod config;
+pub mod flags;
 pub mod host;
+pub mod images;
+pub mod manifest;
+pub mod mount;
+pub mod pods;
+pub mod prepare;
+pub mod run;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in stage0. Messages are one line, lower-case, and name the
+/// thing that is wrong (rkt's wording where rkt had one).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command-line input (grammar, flag values, conflicting options).
+    #[error("{0}")]
+    Usage(String),
+    /// The pod manifest would be invalid (duplicate names, dangling mounts, …).
+    #[error(transparent)]
+    Abi(#[from] stage1_abi::AbiError),
+    /// The image store failed (resolve, fetch, read config or layers).
+    #[error("{0}")]
+    Image(String),
+    /// A configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A file-system operation on a named path failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done (`creating pod dir`, …).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A UUID argument matched no pod.
+    #[error("no matches found for {0:?}")]
+    NoMatch(String),
+    /// A UUID argument matched several pods.
+    #[error("ambiguous uuid, {0} matches")]
+    Ambiguous(usize),
+    /// An empty UUID argument.
+    #[error("UUID cannot be empty")]
+    EmptyUuid,
+    /// The pod is not in the state a command needs.
+    #[error("pod {uuid:?} is {what}")]
+    PodState {
+        /// The pod.
+        uuid: String,
+        /// E.g. `not prepared`, `currently running`.
+        what: String,
+    },
+    /// The stage1 binary could not be found or executed.
+    #[error("stage1 {path}: {reason}")]
+    Stage1 {
+        /// Path of the stage1 binary.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

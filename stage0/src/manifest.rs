@@ -1,0 +1,554 @@
+//! Pod manifest generation: images + flags → [`stage1_abi::PodManifest`], with rkt's rules for
+//! app names, exec, environment precedence, user/group, volumes and ports, and Docker's
+//! semantics for OCI images (Entrypoint+Cmd, implicit `VOLUME`s pre-populated from the image).
+
+use stage1_abi::{
+    App, ImageRef, Isolators, MountPoint, PodManifest, Port, Volume, VolumeKind, ABI_VERSION,
+};
+use std::collections::BTreeSet;
+
+use crate::apps::AppArgs;
+use crate::flags;
+use crate::images::{ImageConfig, ImageMeta};
+use crate::{Error, Result};
+
+/// Environment every app starts from (rkt stage1's defaults); anything else overrides it.
+pub const DEFAULT_ENV: &[(&str, &str)] = &[
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
+    ("SHELL", "/bin/sh"),
+    ("USER", "root"),
+    ("LOGNAME", "root"),
+    ("HOME", "/root"),
+];
+
+/// What the user asked for, parsed but not yet resolved against the store.
+#[derive(Debug, Clone, Default)]
+pub struct PodRequest {
+    /// The images with their per-app flags, in order.
+    pub apps: Vec<AppArgs>,
+    /// `--volume`.
+    pub volumes: Vec<Volume>,
+    /// `--mount` given before any image: applies to every app.
+    pub default_mounts: Vec<MountPoint>,
+    /// `--inherit-env`.
+    pub inherit_env: bool,
+    /// `--set-env-file` content, in file order.
+    pub set_env_file: Vec<(String, String)>,
+    /// `--set-env`.
+    pub set_env: Vec<(String, String)>,
+}
+
+/// An image resolved in the store.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// Its id and name.
+    pub meta: ImageMeta,
+    /// Its config.
+    pub config: ImageConfig,
+}
+
+impl PodRequest {
+    /// The app names, in order (`--name` or the default from the image string).
+    pub fn app_names(&self) -> Result<Vec<String>> {
+        self.apps
+            .iter()
+            .map(|a| match &a.flags.name {
+                Some(n) => Ok(n.clone()),
+                None => flags::default_app_name(&a.image),
+            })
+            .collect()
+    }
+
+    /// The checks that need neither the store nor a pod dir, done first so bad input costs
+    /// nothing and leaves nothing behind: at least one image, unique app names, unique volume
+    /// names, every `--mount` naming a `--volume`, host volume sources that exist.
+    pub fn check(&self) -> Result<()> {
+        if self.apps.is_empty() {
+            return Err(Error::usage(
+                "must provide at least one image or specify the pod manifest",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for n in self.app_names()? {
+            if !seen.insert(n.clone()) {
+                return Err(Error::usage(format!("multiple apps with name {n}")));
+            }
+        }
+        let mut vols = BTreeSet::new();
+        for v in &self.volumes {
+            if !vols.insert(v.name.as_str()) {
+                return Err(Error::usage(format!("duplicate volume name {:?}", v.name)));
+            }
+            if let VolumeKind::Host { source, .. } = &v.kind {
+                std::fs::metadata(source).map_err(|e| {
+                    Error::usage(format!(
+                        "host volume {:?}: source {source:?}: {}",
+                        v.name,
+                        io_text(&e)
+                    ))
+                })?;
+            }
+        }
+        let mounts = self
+            .default_mounts
+            .iter()
+            .chain(self.apps.iter().flat_map(|a| a.flags.mounts.iter()));
+        for m in mounts {
+            if !vols.contains(m.volume.as_str()) {
+                return Err(Error::usage(format!(
+                    "dangling mount point {:?}: no volume named {:?}",
+                    m.target, m.volume
+                )));
+            }
+        }
+        for (a, name) in self.apps.iter().zip(self.app_names()?) {
+            if a.flags.caps_retain.is_some() && a.flags.caps_remove.is_some() {
+                return Err(Error::usage(format!(
+                    "app {name:?}: --caps-retain and --caps-remove cannot be used together"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    // "No such file or directory (os error 2)" → "No such file or directory"
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Set `k` in `env`, replacing an earlier value in place.
+fn set_env(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    match env.iter_mut().find(|(ek, _)| ek == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    }
+}
+
+/// The environment of one app, with rkt's precedence (low → high): stage1 defaults <
+/// inherited host env (`--inherit-env`) < image `Env` < `--set-env-file` < `--set-env` <
+/// per-app `--environment`; `AC_APP_NAME` is always the app's name.
+pub fn app_environment(
+    req: &PodRequest,
+    app: &AppArgs,
+    app_name: &str,
+    image: &ImageConfig,
+    host_env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for (k, v) in DEFAULT_ENV {
+        set_env(&mut env, k, v);
+    }
+    if req.inherit_env {
+        for (k, v) in host_env {
+            set_env(&mut env, k, v);
+        }
+    }
+    for kv in &image.env {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        if !k.is_empty() {
+            set_env(&mut env, k, v);
+        }
+    }
+    for (k, v) in req
+        .set_env_file
+        .iter()
+        .chain(&req.set_env)
+        .chain(&app.flags.environment)
+    {
+        set_env(&mut env, k, v);
+    }
+    set_env(&mut env, "AC_APP_NAME", app_name);
+    env
+}
+
+/// argv with `docker run` semantics: `--exec` replaces Entrypoint and Cmd; arguments after `--`
+/// replace Cmd.
+pub fn app_exec(app: &AppArgs, app_name: &str, image: &ImageConfig) -> Result<Vec<String>> {
+    let exec: Vec<String> = match &app.flags.exec {
+        Some(e) => std::iter::once(e.clone())
+            .chain(app.args.iter().flatten().cloned())
+            .collect(),
+        None => image
+            .entrypoint
+            .iter()
+            .chain(app.args.as_ref().unwrap_or(&image.cmd))
+            .cloned()
+            .collect(),
+    };
+    if exec.is_empty() {
+        return Err(Error::usage(format!(
+            "app {app_name:?}: the image has no entrypoint or cmd; use --exec"
+        )));
+    }
+    Ok(exec)
+}
+
+/// User and group: `--user`/`--group` override the image's `User` (`user[:group]`) field by
+/// field; default root (docker2aci: a user without group gets group 0).
+pub fn app_user_group(app: &AppArgs, image: &ImageConfig) -> (String, String) {
+    let (iu, ig) = match image.user.split_once(':') {
+        Some((u, g)) => (u, g),
+        None => (image.user.as_str(), ""),
+    };
+    let or0 = |s: &str| {
+        if s.is_empty() {
+            "0".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    (
+        app.flags.user.clone().unwrap_or_else(|| or0(iu)),
+        app.flags.group.clone().unwrap_or_else(|| or0(ig)),
+    )
+}
+
+/// `ExposedPorts` → ports named `<port>-<proto>`.
+pub fn image_ports(app_name: &str, image: &ImageConfig) -> Result<Vec<Port>> {
+    let mut ports: Vec<Port> = Vec::new();
+    for p in &image.exposed_ports {
+        let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+        let proto = proto.to_ascii_lowercase();
+        let port: u16 = num.parse().map_err(|_| {
+            Error::Image(format!(
+                "app {app_name:?}: invalid exposed port {p:?} in image config"
+            ))
+        })?;
+        let name = format!("{port}-{proto}");
+        if !ports.iter().any(|x| x.name == name) {
+            ports.push(Port {
+                name,
+                port,
+                protocol: proto,
+            });
+        }
+    }
+    ports.sort_by(|a, b| (a.port, &a.protocol).cmp(&(b.port, &b.protocol)));
+    Ok(ports)
+}
+
+fn clean_path(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Name of the mount point an image `VOLUME` path gets (docker2aci: `volume-<path>`); a
+/// `--volume` of that name fills it instead of the implicit empty volume.
+pub fn image_volume_name(path: &str) -> String {
+    format!("volume-{}", flags::sanitize_acname(path))
+}
+
+/// Build the pod manifest. `resolved[i]` belongs to `req.apps[i]`; `host_env` is the caller's
+/// environment (used with `--inherit-env`).
+pub fn build(
+    uuid: &str,
+    req: &PodRequest,
+    resolved: &[ResolvedImage],
+    host_env: &[(String, String)],
+) -> Result<PodManifest> {
+    req.check()?;
+    let names = req.app_names()?;
+    let mut volumes = req.volumes.clone();
+    let mut apps = Vec::new();
+    for ((app, name), img) in req.apps.iter().zip(&names).zip(resolved) {
+        let cfg = &img.config;
+        // Mounts: pod-wide --mount, then the app's own (same target: the app's wins).
+        let mut mounts: Vec<MountPoint> = Vec::new();
+        for m in req.default_mounts.iter().chain(&app.flags.mounts) {
+            let t = clean_path(&m.target);
+            mounts.retain(|x| clean_path(&x.target) != t);
+            mounts.push(m.clone());
+        }
+        // Image VOLUMEs not covered by a --mount: the --volume of the same name, else an
+        // implicit empty volume populated from the image (Docker semantics).
+        let mut image_vols: Vec<String> = cfg.volumes.iter().map(|v| clean_path(v)).collect();
+        image_vols.sort();
+        image_vols.dedup();
+        for path in image_vols {
+            if mounts.iter().any(|m| clean_path(&m.target) == path) {
+                continue;
+            }
+            let mp_name = image_volume_name(&path);
+            let vol_name = if req.volumes.iter().any(|v| v.name == mp_name) {
+                mp_name
+            } else {
+                let implicit = format!("{name}-{mp_name}");
+                volumes.push(Volume {
+                    name: implicit.clone(),
+                    kind: VolumeKind::Empty {
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        populate_from: Some((name.clone(), path.clone())),
+                    },
+                    read_only: false,
+                });
+                implicit
+            };
+            mounts.push(MountPoint {
+                volume: vol_name,
+                target: path,
+                read_only: false,
+            });
+        }
+        let (user, group) = app_user_group(app, cfg);
+        let working_dir = app
+            .flags
+            .working_dir
+            .clone()
+            .or_else(|| Some(cfg.working_dir.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
+        let f = &app.flags;
+        apps.push(App {
+            name: name.clone(),
+            image: ImageRef {
+                id: img.meta.id.clone(),
+                name: img.meta.name.clone(),
+            },
+            exec: app_exec(app, name, cfg)?,
+            user,
+            group,
+            supplementary_gids: f.supplementary_gids.clone().unwrap_or_default(),
+            working_dir,
+            environment: app_environment(req, app, name, cfg, host_env),
+            mounts,
+            readonly_rootfs: f.readonly_rootfs,
+            isolators: Isolators {
+                memory_limit: f.memory,
+                cpu_millis: f.cpu_millis,
+                cpu_shares: f.cpu_shares,
+                oom_score_adj: f.oom_score_adj,
+                caps_retain: f.caps_retain.clone(),
+                caps_remove: f.caps_remove.clone(),
+                seccomp: f.seccomp.clone(),
+            },
+            ports: image_ports(name, cfg)?,
+        });
+    }
+    let m = PodManifest {
+        abi_version: ABI_VERSION,
+        uuid: uuid.to_string(),
+        apps,
+        volumes,
+        annotations: vec![],
+    };
+    m.validate()?;
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::parse_apps;
+
+    fn req(tail: &str) -> PodRequest {
+        let v: Vec<String> = tail.split_whitespace().map(String::from).collect();
+        PodRequest {
+            apps: parse_apps(&v).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    fn img(name: &str, cfg: ImageConfig) -> ResolvedImage {
+        ResolvedImage {
+            meta: ImageMeta {
+                id: "sha256:ab".into(),
+                name: name.into(),
+            },
+            config: cfg,
+        }
+    }
+
+    fn busybox() -> ImageConfig {
+        ImageConfig {
+            entrypoint: vec![],
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin".into(), "A=image".into(), "B=image".into()],
+            ..Default::default()
+        }
+    }
+
+    fn env_of(m: &PodManifest, i: usize, k: &str) -> Option<String> {
+        m.apps[i]
+            .environment
+            .iter()
+            .find(|(ek, _)| ek == k)
+            .map(|e| e.1.clone())
+    }
+
+    #[test]
+    fn exec_follows_docker_run() {
+        let cfg = ImageConfig {
+            entrypoint: vec!["/ep".into(), "x".into()],
+            cmd: vec!["c1".into(), "c2".into()],
+            ..Default::default()
+        };
+        let exec = |tail: &str| {
+            let r = req(tail);
+            app_exec(&r.apps[0], "a", &cfg).unwrap()
+        };
+        assert_eq!(exec("img"), vec!["/ep", "x", "c1", "c2"]);
+        assert_eq!(exec("img -- y z"), vec!["/ep", "x", "y", "z"]);
+        assert_eq!(exec("img --exec /bin/true"), vec!["/bin/true"]);
+        assert_eq!(exec("img --exec /bin/echo -- hi"), vec!["/bin/echo", "hi"]);
+        let empty = ImageConfig::default();
+        let r = req("img");
+        assert!(app_exec(&r.apps[0], "a", &empty).is_err());
+    }
+
+    #[test]
+    fn env_precedence_is_rkts() {
+        let mut r = req("img --environment=E=app");
+        r.inherit_env = true;
+        r.set_env_file = vec![("C".into(), "file".into()), ("D".into(), "file".into())];
+        r.set_env = vec![("D".into(), "setenv".into()), ("E".into(), "setenv".into())];
+        let host = vec![
+            ("A".to_string(), "host".to_string()),
+            ("H".to_string(), "host".to_string()),
+            ("AC_APP_NAME".to_string(), "evil".to_string()),
+        ];
+        let m = build("u", &r, &[img("img", busybox())], &host).unwrap();
+        assert_eq!(env_of(&m, 0, "H").as_deref(), Some("host"));
+        assert_eq!(env_of(&m, 0, "A").as_deref(), Some("image"));
+        assert_eq!(env_of(&m, 0, "C").as_deref(), Some("file"));
+        assert_eq!(env_of(&m, 0, "D").as_deref(), Some("setenv"));
+        assert_eq!(env_of(&m, 0, "E").as_deref(), Some("app"));
+        assert_eq!(env_of(&m, 0, "PATH").as_deref(), Some("/bin"));
+        assert_eq!(env_of(&m, 0, "HOME").as_deref(), Some("/root"));
+        assert_eq!(env_of(&m, 0, "AC_APP_NAME").as_deref(), Some("img"));
+        // without --inherit-env the host's variables stay out
+        let mut r2 = r.clone();
+        r2.inherit_env = false;
+        let m = build("u", &r2, &[img("img", busybox())], &host).unwrap();
+        assert_eq!(env_of(&m, 0, "H"), None);
+    }
+
+    #[test]
+    fn user_group_and_workdir() {
+        let mut cfg = busybox();
+        cfg.user = "1000:100".into();
+        cfg.working_dir = "/srv".into();
+        let m = build("u", &req("img"), &[img("img", cfg.clone())], &[]).unwrap();
+        assert_eq!(
+            (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
+            ("1000", "100")
+        );
+        assert_eq!(m.apps[0].working_dir, "/srv");
+        let m = build(
+            "u",
+            &req("img --group=5 --working-dir=/tmp"),
+            &[img("img", cfg.clone())],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
+            ("1000", "5")
+        );
+        assert_eq!(m.apps[0].working_dir, "/tmp");
+        cfg.user = "nobody".into();
+        cfg.working_dir.clear();
+        let m = build("u", &req("img"), &[img("img", cfg)], &[]).unwrap();
+        assert_eq!(
+            (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
+            ("nobody", "0")
+        );
+        assert_eq!(m.apps[0].working_dir, "/");
+        let m = build("u", &req("img"), &[img("img", busybox())], &[]).unwrap();
+        assert_eq!(
+            (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
+            ("0", "0")
+        );
+    }
+
+    #[test]
+    fn names_volumes_and_mounts_are_checked() {
+        let e = req("a/busybox b/busybox:2").check().unwrap_err();
+        assert_eq!(e.to_string(), "multiple apps with name busybox");
+        assert!(req("a/busybox b/busybox --name=b2").check().is_ok());
+        let e = req("img --mount volume=nope,target=/x")
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("dangling mount point \"/x\""));
+        let mut r = req("img");
+        r.volumes = vec![flags::parse_volume("v,kind=host,source=/nonexistent/x").unwrap()];
+        let e = r.check().unwrap_err();
+        assert!(e.to_string().contains("No such file or directory"), "{e}");
+        assert!(PodRequest::default().check().is_err());
+        let e = req("img --caps-retain=CAP_CHOWN --caps-remove=CAP_KILL")
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot be used together"));
+    }
+
+    #[test]
+    fn image_volumes_become_populated_empty_volumes() {
+        let mut cfg = busybox();
+        cfg.volumes = vec!["/data/".into(), "/var/cache".into(), "/covered".into()];
+        let mut r = req("img --mount volume=mine,target=/covered");
+        r.volumes = vec![
+            flags::parse_volume("mine,kind=empty").unwrap(),
+            flags::parse_volume("volume-var-cache,kind=host,source=/tmp").unwrap(),
+        ];
+        let m = build("u", &r, &[img("img", cfg)], &[]).unwrap();
+        let mounts = &m.apps[0].mounts;
+        assert_eq!(mounts.len(), 3);
+        let data = mounts.iter().find(|m| m.target == "/data").unwrap();
+        assert_eq!(data.volume, "img-volume-data");
+        let v = m
+            .volumes
+            .iter()
+            .find(|v| v.name == "img-volume-data")
+            .unwrap();
+        assert!(matches!(
+            &v.kind,
+            VolumeKind::Empty { populate_from: Some((a, p)), .. } if a == "img" && p == "/data"
+        ));
+        let cache = mounts.iter().find(|m| m.target == "/var/cache").unwrap();
+        assert_eq!(cache.volume, "volume-var-cache");
+        let cov = mounts.iter().find(|m| m.target == "/covered").unwrap();
+        assert_eq!(cov.volume, "mine");
+    }
+
+    #[test]
+    fn default_mounts_apply_to_all_apps_and_ports_are_named() {
+        let mut cfg = busybox();
+        cfg.exposed_ports = vec!["80/tcp".into(), "53/udp".into(), "8080".into()];
+        let mut r = req("a b");
+        r.volumes = vec![flags::parse_volume("v,kind=empty").unwrap()];
+        r.default_mounts = vec![flags::parse_mount("volume=v,target=/v").unwrap()];
+        let m = build("u", &r, &[img("a", cfg.clone()), img("b", cfg)], &[]).unwrap();
+        assert_eq!(m.apps[1].mounts[0].volume, "v");
+        let names: Vec<_> = m.apps[0].ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["53-udp", "80-tcp", "8080-tcp"]);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn isolators_are_carried() {
+        let m = build(
+            "u",
+            &req("img --memory=128M --cpu=500m --readonly-rootfs --seccomp=mode=remove,reboot"),
+            &[img("img", busybox())],
+            &[],
+        )
+        .unwrap();
+        let a = &m.apps[0];
+        assert_eq!(a.isolators.memory_limit, Some(128_000_000));
+        assert_eq!(a.isolators.cpu_millis, Some(500));
+        assert!(a.readonly_rootfs);
+        assert!(a.isolators.seccomp.is_some());
+    }
+}

@@ -1,0 +1,205 @@
+//! Overlay mounts of app root filesystems, behind a small trait so the pod state machine can be
+//! unit-tested without root.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The mount operations stage0 needs.
+pub trait Mounter {
+    /// Mount an overlay at `target`: `lower` top first, `upper` and `work` on the same fs.
+    fn mount_overlay(
+        &self,
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> io::Result<()>;
+    /// Unmount `target` (lazily if it is busy). Not mounted is success.
+    fn unmount(&self, target: &Path) -> io::Result<()>;
+    /// Whether something is mounted exactly at `target`.
+    fn is_mounted(&self, target: &Path) -> io::Result<bool>;
+}
+
+/// Overlay mount data for the given dirs. Paths containing `,` or `:` cannot be passed to
+/// overlayfs; they are rejected.
+pub fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Result<String> {
+    let check = |p: &Path| -> io::Result<String> {
+        let s = p.to_str().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not UTF-8", p.display()),
+            )
+        })?;
+        if s.contains([',', ':']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{s}: overlayfs cannot use a path with ',' or ':'"),
+            ));
+        }
+        Ok(s.to_string())
+    };
+    let lower = lower
+        .iter()
+        .map(|p| check(p))
+        .collect::<io::Result<Vec<_>>>()?
+        .join(":");
+    Ok(format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        check(upper)?,
+        check(work)?
+    ))
+}
+
+/// Mount points listed in `/proc/self/mountinfo` content (octal escapes decoded).
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape(p)))
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The host's mount table through nix.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostMounter;
+
+impl Mounter for HostMounter {
+    fn mount_overlay(
+        &self,
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> io::Result<()> {
+        use nix::mount::{mount, MsFlags};
+        let data = overlay_options(lower, upper, work)?;
+        // The kernel takes at most one page of mount data.
+        if data.len() >= 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "overlay options too long ({} bytes, {} layers)",
+                    data.len(),
+                    lower.len()
+                ),
+            ));
+        }
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(io::Error::from)
+    }
+
+    fn unmount(&self, target: &Path) -> io::Result<()> {
+        use nix::errno::Errno;
+        use nix::mount::{umount2, MntFlags};
+        match umount2(target, MntFlags::empty()) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::EBUSY) => match umount2(target, MntFlags::MNT_DETACH) {
+                Ok(()) | Err(Errno::EINVAL) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn is_mounted(&self, target: &Path) -> io::Result<bool> {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let t = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
+        Ok(mount_points(&mi).contains(&t))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Records mounts; fails mounting any target whose path contains `fail_on`.
+    #[derive(Default)]
+    pub struct FakeMounter {
+        pub mounted: RefCell<Vec<PathBuf>>,
+        pub fail_on: Option<String>,
+    }
+
+    impl Mounter for FakeMounter {
+        fn mount_overlay(
+            &self,
+            lower: &[PathBuf],
+            upper: &Path,
+            work: &Path,
+            target: &Path,
+        ) -> io::Result<()> {
+            overlay_options(lower, upper, work)?;
+            if let Some(f) = &self.fail_on {
+                if target.to_string_lossy().contains(f.as_str()) {
+                    return Err(io::Error::other("fake mount failure"));
+                }
+            }
+            assert!(target.is_dir() && upper.is_dir() && work.is_dir());
+            self.mounted.borrow_mut().push(target.to_path_buf());
+            Ok(())
+        }
+        fn unmount(&self, target: &Path) -> io::Result<()> {
+            self.mounted.borrow_mut().retain(|p| p != target);
+            Ok(())
+        }
+        fn is_mounted(&self, target: &Path) -> io::Result<bool> {
+            Ok(self.mounted.borrow().iter().any(|p| p == target))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_join_lower_dirs_top_first() {
+        let o = overlay_options(
+            &["/l/top".into(), "/l/base".into()],
+            Path::new("/p/upper"),
+            Path::new("/p/work"),
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            "lowerdir=/l/top:/l/base,upperdir=/p/upper,workdir=/p/work"
+        );
+        assert!(overlay_options(&["/a:b".into()], Path::new("/u"), Path::new("/w")).is_err());
+    }
+
+    #[test]
+    fn mountinfo_is_decoded() {
+        let mi =
+            "36 35 98:0 / /mnt/a\\040b rw - ext3 /dev/root rw\n37 35 0:1 / /x rw - tmpfs t rw\n";
+        assert_eq!(
+            mount_points(mi),
+            vec![PathBuf::from("/mnt/a b"), PathBuf::from("/x")]
+        );
+    }
+}

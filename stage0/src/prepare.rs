@@ -1,0 +1,439 @@
+//! Creating a pod: validate → allocate UUID → resolve images → `embryo/` → lock → `prepare/` →
+//! write `pod`, `pod-created`, per-app dirs → mount each app's rootfs as overlayfs.
+//!
+//! Failure policy: every check that needs no pod dir runs before one exists, so bad input leaves
+//! nothing. A failure after the pod dir exists unmounts what was mounted, unpins the images,
+//! moves the pod to `garbage/` and deletes it ([`PreparingPod`]'s `Drop`); a crash in between
+//! leaves an unlocked pod in `prepare/` ("aborted prepare") or `garbage/`, which `rkt gc`
+//! removes. No pod is ever left visible half-mounted by a live rkt.
+
+use serde::{Deserialize, Serialize};
+use stage1_abi::{paths, PodManifest, VolumeKind};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::images::{Images, ResolveOptions};
+use crate::manifest::{self, PodRequest, ResolvedImage};
+use crate::mount::Mounter;
+use crate::pods::{LockedPod, Phase, Pods};
+use crate::{Error, Result};
+
+/// File name of the per-app image record inside `apps/<app>/`.
+pub const APP_IMAGE_FILE: &str = "image";
+
+/// `apps/<app>/image`: which image an app came from and the layer dirs its overlay uses
+/// (kept so `run-prepared` can mount again, e.g. after a reboot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppImage {
+    /// Store image id.
+    pub id: String,
+    /// Image name.
+    pub name: String,
+    /// Extracted layer dirs, top first.
+    pub layers: Vec<PathBuf>,
+}
+
+/// Everything `rkt prepare` / `rkt run` need to create a pod.
+#[derive(Debug, Clone, Default)]
+pub struct PrepareOptions {
+    /// What the user asked for.
+    pub request: PodRequest,
+    /// How to resolve images.
+    pub resolve: ResolveOptions,
+    /// `--uuid-file-save`: written right after the UUID is allocated.
+    pub uuid_file_save: Option<PathBuf>,
+    /// The caller's environment (for `--inherit-env`).
+    pub host_env: Vec<(String, String)>,
+    /// A fixed UUID (tests); random v4 otherwise.
+    pub uuid: Option<String>,
+}
+
+/// The services a prepare needs.
+pub struct Preparer<'a> {
+    /// The data dir (`--dir`).
+    pub data_dir: &'a Path,
+    /// The image store.
+    pub images: &'a dyn Images,
+    /// Mount operations.
+    pub mounter: &'a dyn Mounter,
+}
+
+/// A pod in `prepare/` (or later phases) that this process holds locked, with its rootfs
+/// overlays mounted. Dropping it without [`PreparingPod::finish_prepare`] or a successful exec
+/// undoes everything.
+pub struct PreparingPod<'a> {
+    pod: Option<LockedPod>,
+    manifest: PodManifest,
+    mounted: Vec<PathBuf>,
+    images: &'a dyn Images,
+    mounter: &'a dyn Mounter,
+}
+
+impl<'a> Preparer<'a> {
+    /// Create and prepare a pod; it is left in `prepare/`, locked, with its apps mounted.
+    pub fn prepare(&self, opts: &PrepareOptions) -> Result<PreparingPod<'a>> {
+        let req = &opts.request;
+        req.check()?;
+        let uuid = opts
+            .uuid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Some(f) = &opts.uuid_file_save {
+            fs::write(f, &uuid).map_err(|e| Error::io("writing uuid file", f, e))?;
+        }
+        let mut resolved = Vec::new();
+        let mut layers = Vec::new();
+        for app in &req.apps {
+            let img_err = |e: crate::images::ImageError| Error::Image(e.to_string());
+            let id = self
+                .images
+                .resolve(&app.image, &opts.resolve)
+                .map_err(img_err)?;
+            let meta = self.images.meta(&id).map_err(img_err)?;
+            let config = self.images.config(&id).map_err(img_err)?;
+            layers.push(self.images.layer_dirs(&id).map_err(img_err)?);
+            resolved.push(ResolvedImage { meta, config });
+        }
+        let manifest = manifest::build(&uuid, req, &resolved, &opts.host_env)?;
+
+        let pods = Pods::new(self.data_dir);
+        let pod = pods.create(&uuid)?;
+        let mut p = PreparingPod {
+            pod: Some(pod),
+            manifest,
+            mounted: Vec::new(),
+            images: self.images,
+            mounter: self.mounter,
+        };
+        p.populate(&layers)?;
+        Ok(p)
+    }
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| Error::io("creating dir", path, e))
+}
+
+/// Mount one app's overlay under `pod_dir` from its `apps/<app>/image` record.
+fn mount_app(
+    mounter: &dyn Mounter,
+    pod_dir: &Path,
+    app: &str,
+    layers: &[PathBuf],
+) -> Result<PathBuf> {
+    let adir = pod_dir.join(paths::app_dir(app));
+    let rootfs = pod_dir.join(paths::app_rootfs(app));
+    let (upper, work) = (adir.join("upper"), adir.join("work"));
+    for d in [&rootfs, &upper, &work] {
+        mkdir(d, 0o755)?;
+    }
+    // overlayfs needs at least one lower dir; an image without layers gets an empty one.
+    let mut lower = layers.to_vec();
+    if lower.is_empty() {
+        let empty = adir.join("empty");
+        mkdir(&empty, 0o755)?;
+        lower.push(empty);
+    }
+    mounter
+        .mount_overlay(&lower, &upper, &work, &rootfs)
+        .map_err(|e| Error::io("mounting overlay rootfs", &rootfs, e))?;
+    Ok(rootfs)
+}
+
+/// Mount every app of the pod at `pod_dir` that is not mounted yet (run-prepared, after a
+/// reboot). Returns what this call mounted.
+pub fn mount_apps(
+    mounter: &dyn Mounter,
+    pod_dir: &Path,
+    manifest: &PodManifest,
+) -> Result<Vec<PathBuf>> {
+    let mut mounted = Vec::new();
+    let res = (|| {
+        for app in &manifest.apps {
+            let rootfs = pod_dir.join(paths::app_rootfs(&app.name));
+            if mounter.is_mounted(&rootfs).unwrap_or(false) {
+                continue;
+            }
+            let rec_path = pod_dir.join(paths::app_dir(&app.name)).join(APP_IMAGE_FILE);
+            let rec: AppImage = stage1_abi::read_json(&rec_path)?;
+            mounted.push(mount_app(mounter, pod_dir, &app.name, &rec.layers)?);
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        unmount_all(mounter, &mounted);
+        return Err(e);
+    }
+    Ok(mounted)
+}
+
+/// Unmount in reverse order, best effort.
+pub fn unmount_all(mounter: &dyn Mounter, mounted: &[PathBuf]) {
+    for m in mounted.iter().rev() {
+        if let Err(e) = mounter.unmount(m) {
+            tracing::warn!("unmounting {}: {e}", m.display());
+        }
+    }
+}
+
+impl<'a> PreparingPod<'a> {
+    /// The pod UUID.
+    pub fn uuid(&self) -> &str {
+        &self.manifest.uuid
+    }
+    /// The pod manifest.
+    pub fn manifest(&self) -> &PodManifest {
+        &self.manifest
+    }
+    /// The pod dir now.
+    pub fn path(&self) -> PathBuf {
+        self.pod.as_ref().map(|p| p.path()).unwrap_or_default()
+    }
+
+    fn populate(&mut self, layers: &[Vec<PathBuf>]) -> Result<()> {
+        let dir = self.path();
+        let uuid = self.uuid().to_string();
+        for app in &self.manifest.apps {
+            self.images
+                .pin(&app.image.id, &uuid)
+                .map_err(|e| Error::Image(e.to_string()))?;
+        }
+        stage1_abi::write_json_atomic(&dir.join(paths::POD_MANIFEST), &self.manifest)?;
+        let created = dir.join(paths::POD_CREATED);
+        fs::write(&created, b"").map_err(|e| Error::io("writing", &created, e))?;
+        for (app, layers) in self.manifest.apps.iter().zip(layers) {
+            mkdir(&dir.join(paths::app_dir(&app.name)), 0o755)?;
+            let rec = AppImage {
+                id: app.image.id.clone(),
+                name: app.image.name.clone(),
+                layers: layers.clone(),
+            };
+            let rec_path = dir.join(paths::app_dir(&app.name)).join(APP_IMAGE_FILE);
+            stage1_abi::write_json_atomic(&rec_path, &rec)?;
+        }
+        for v in &self.manifest.volumes {
+            if let VolumeKind::Empty { mode, uid, gid, .. } = &v.kind {
+                let d = dir.join(paths::volume_dir(&v.name));
+                mkdir(&d, 0o755)?;
+                fs::set_permissions(&d, fs::Permissions::from_mode(*mode))
+                    .map_err(|e| Error::io("setting mode of volume dir", &d, e))?;
+                let meta = fs::metadata(&d).map_err(|e| Error::io("stat", &d, e))?;
+                if (meta.uid(), meta.gid()) != (*uid, *gid) {
+                    std::os::unix::fs::chown(&d, Some(*uid), Some(*gid))
+                        .map_err(|e| Error::io("setting owner of volume dir", &d, e))?;
+                }
+            }
+        }
+        for (app, layers) in self.manifest.apps.iter().zip(layers) {
+            let rootfs = mount_app(self.mounter, &dir, &app.name, layers)?;
+            self.mounted.push(rootfs);
+        }
+        Ok(())
+    }
+
+    /// `rkt prepare`: unmount (prepared pods hold no mounts; `run-prepared` mounts), move to
+    /// `prepared/`, unlock. Returns the UUID.
+    pub fn finish_prepare(mut self) -> Result<String> {
+        unmount_all(self.mounter, &self.mounted);
+        self.mounted.clear();
+        let mut pod = self.pod.take().expect("pod present until finished");
+        if let Err(e) = pod.transition(Phase::Prepared) {
+            self.pod = Some(pod);
+            return Err(e);
+        }
+        pod.unlock();
+        Ok(self.manifest.uuid.clone())
+    }
+
+    /// `rkt run`: move to `run/` keeping the lock and the mounts. The caller execs stage1; if
+    /// that fails, dropping the returned guard undoes the pod.
+    pub fn into_running(mut self) -> Result<Self> {
+        let pod = self.pod.as_mut().expect("pod present until finished");
+        pod.transition(Phase::Run)?;
+        Ok(self)
+    }
+
+    /// The locked pod (for the exec of stage1).
+    pub fn locked(&self) -> &LockedPod {
+        self.pod.as_ref().expect("pod present until finished")
+    }
+}
+
+/// Undo a pod this process created: unmount, unpin, move to `garbage/`, delete.
+fn discard(pod: LockedPod, mounted: &[PathBuf], images: &dyn Images, mounter: &dyn Mounter) {
+    unmount_all(mounter, mounted);
+    if let Err(e) = images.unpin(pod.uuid()) {
+        tracing::warn!("unpinning images of pod {}: {e}", pod.uuid());
+    }
+    let mut pod = pod;
+    let uuid = pod.uuid().to_string();
+    if pod.phase() != Phase::Garbage {
+        if let Err(e) = pod.transition(Phase::Garbage) {
+            tracing::warn!("moving pod {uuid} to garbage: {e}");
+            return;
+        }
+    }
+    let path = pod.path();
+    if let Err(e) = fs::remove_dir_all(&path) {
+        tracing::warn!("removing pod dir {}: {e}", path.display());
+    }
+    pod.unlock();
+}
+
+impl Drop for PreparingPod<'_> {
+    fn drop(&mut self) {
+        if let Some(pod) = self.pod.take() {
+            discard(pod, &self.mounted, self.images, self.mounter);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::parse_apps;
+    use crate::images::fake::FakeImages;
+    use crate::images::ImageConfig;
+    use crate::mount::fake::FakeMounter;
+
+    const U: &str = "11111111-2222-4333-8444-555555555555";
+
+    fn setup() -> (tempfile::TempDir, FakeImages) {
+        let d = tempfile::tempdir().unwrap();
+        let mut imgs = FakeImages::default();
+        let l = d.path().join("layers/l1");
+        fs::create_dir_all(&l).unwrap();
+        imgs.add(
+            "busybox",
+            ImageConfig {
+                cmd: vec!["sh".into()],
+                volumes: vec!["/data".into()],
+                ..Default::default()
+            },
+            vec![l],
+        );
+        imgs.add(
+            "nolayers",
+            ImageConfig {
+                cmd: vec!["x".into()],
+                ..Default::default()
+            },
+            vec![],
+        );
+        (d, imgs)
+    }
+
+    fn opts(tail: &str) -> PrepareOptions {
+        let v: Vec<String> = tail.split_whitespace().map(String::from).collect();
+        PrepareOptions {
+            request: PodRequest {
+                apps: parse_apps(&v).unwrap(),
+                ..Default::default()
+            },
+            uuid: Some(U.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prepare_then_finish_leaves_a_prepared_pod_without_mounts() {
+        let (d, imgs) = setup();
+        let m = FakeMounter::default();
+        let data = d.path().join("data");
+        let p = Preparer {
+            data_dir: &data,
+            images: &imgs,
+            mounter: &m,
+        };
+        let mut o = opts("busybox nolayers");
+        o.uuid_file_save = Some(d.path().join("uuid"));
+        let pod = p.prepare(&o).unwrap();
+        assert_eq!(fs::read_to_string(d.path().join("uuid")).unwrap(), U);
+        let dir = pod.path();
+        assert!(dir.ends_with(format!("pods/prepare/{U}")));
+        assert_eq!(m.mounted.borrow().len(), 2);
+        assert!(dir.join("pod").is_file() && dir.join("pod-created").is_file());
+        assert!(dir.join("apps/busybox/image").is_file());
+        assert!(dir.join("apps/nolayers/empty").is_dir());
+        assert!(dir.join("volumes/busybox-volume-data").is_dir());
+        assert_eq!(imgs.pins.borrow().len(), 2);
+        let uuid = pod.finish_prepare().unwrap();
+        assert_eq!(uuid, U);
+        assert!(m.mounted.borrow().is_empty());
+        let pods = Pods::new(&data);
+        assert_eq!(
+            pods.state(U).unwrap(),
+            Some((Phase::Prepared, crate::pods::State::Prepared))
+        );
+        // run-prepared mounts again from the records
+        let dir = pods.path(Phase::Prepared, U);
+        let man: PodManifest = stage1_abi::read_json(&dir.join("pod")).unwrap();
+        assert_eq!(mount_apps(&m, &dir, &man).unwrap().len(), 2);
+        assert_eq!(mount_apps(&m, &dir, &man).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_mount_failure_leaves_nothing() {
+        let (d, imgs) = setup();
+        let m = FakeMounter {
+            fail_on: Some("nolayers".into()),
+            ..Default::default()
+        };
+        let data = d.path().join("data");
+        let p = Preparer {
+            data_dir: &data,
+            images: &imgs,
+            mounter: &m,
+        };
+        let e = p.prepare(&opts("busybox nolayers")).err().unwrap();
+        assert!(e.to_string().contains("mounting overlay rootfs"), "{e}");
+        assert!(m.mounted.borrow().is_empty());
+        assert!(imgs.pins.borrow().is_empty());
+        let pods = Pods::new(&data);
+        assert_eq!(pods.locate(U), None);
+    }
+
+    #[test]
+    fn bad_input_creates_no_pod() {
+        let (d, imgs) = setup();
+        let m = FakeMounter::default();
+        let data = d.path().join("data");
+        let p = Preparer {
+            data_dir: &data,
+            images: &imgs,
+            mounter: &m,
+        };
+        for (tail, msg) in [
+            ("busybox busybox", "multiple apps with name busybox"),
+            ("unknown", "image \"unknown\" not found"),
+            ("busybox --mount volume=x,target=/x", "dangling mount point"),
+        ] {
+            let e = p.prepare(&opts(tail)).err().unwrap();
+            assert!(e.to_string().contains(msg), "{tail}: {e}");
+        }
+        assert!(!data.join("pods").exists() || Pods::new(&data).locate(U).is_none());
+    }
+
+    #[test]
+    fn dropping_a_running_pod_guard_discards_it() {
+        let (d, imgs) = setup();
+        let m = FakeMounter::default();
+        let data = d.path().join("data");
+        let p = Preparer {
+            data_dir: &data,
+            images: &imgs,
+            mounter: &m,
+        };
+        let pod = p.prepare(&opts("busybox")).unwrap().into_running().unwrap();
+        assert!(pod.path().ends_with(format!("pods/run/{U}")));
+        drop(pod);
+        assert!(m.mounted.borrow().is_empty());
+        assert_eq!(Pods::new(&data).locate(U), None);
+    }
+}

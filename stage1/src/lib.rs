@@ -1,3 +1,79 @@
 //! rkt stage1: the pod supervisor. Creates the pod sandbox and its apps with libcontainer,
 //! reaps them and exits with the pod's exit code. Single-threaded by design.
+//!
+//! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
+//! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
+//! (capabilities, seccomp, paths), [`user`] (user/group resolution), [`volumes`] (volumes and
+//! /etc files), [`apps`] (start one app), [`supervisor`] (the run loop, gc), [`enter`].
 #![deny(unsafe_code)]
+
+pub mod apps;
+pub mod cgroups;
+pub mod enter;
+pub mod isolation;
+pub mod sandbox;
+pub mod spec;
+pub mod supervisor;
+mod sys;
+pub mod user;
+pub mod volumes;
+
+use std::path::{Path, PathBuf};
+
+use stage1_abi::Stage1Command;
+
+/// Everything that can go wrong in stage1.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pod-dir file of the ABI is missing or malformed.
+    #[error(transparent)]
+    Abi(#[from] stage1_abi::AbiError),
+    /// I/O on a path failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The pod or runtime configuration asks for something impossible.
+    #[error("{0}")]
+    Invalid(String),
+    /// cgroup set-up or removal failed.
+    #[error("{0}")]
+    Cgroup(String),
+    /// A system call failed.
+    #[error("{0}: {1}")]
+    Sys(String, nix::errno::Errno),
+    /// The pod sandbox could not be created.
+    #[error("pod sandbox: {0}")]
+    Sandbox(String),
+    /// One app could not be created or started.
+    #[error("app {app:?}: {msg}")]
+    App {
+        /// The app.
+        app: String,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Run one stage1 invocation; returns the process exit code (the pod's for `run`, the
+/// command's for `enter`, 0 for `gc`).
+pub fn dispatch(cmd: &Stage1Command) -> Result<i32, Error> {
+    match cmd {
+        Stage1Command::Run => supervisor::run(),
+        Stage1Command::Gc => supervisor::gc().map(|()| 0),
+        Stage1Command::Enter { app, cmd } => enter::enter(app, cmd),
+    }
+}

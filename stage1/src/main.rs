@@ -1,4 +1,30 @@
+//! `rkt-stage1`: see the library. Parses argv, sets up logging, exits with the pod's code or 254.
+#![deny(unsafe_code)]
+
 fn main() {
-    eprintln!("rkt-stage1: not implemented yet");
-    std::process::exit(stage1_abi::exit::RKT_FAILURE);
+    let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(if debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::WARN
+        })
+        .without_time()
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match stage1_abi::Stage1Command::from_args(&args) {
+        Ok(cmd) => match stage1::dispatch(&cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("stage1: {e}");
+                stage1_abi::exit::RKT_FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("stage1: {e}");
+            stage1_abi::exit::RKT_FAILURE
+        }
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,386 @@
+//! The pod's cgroups: one pod cgroup and one per app, in every cgroup v1 hierarchy (hybrid and
+//! legacy hosts) or in the unified hierarchy (pure cgroup v2).
+//!
+//! Per v1 hierarchy the pod cgroup nests under stage1's own cgroup of that hierarchy when that is
+//! not the root (a systemd unit, a delegated subtree), else it is `/rkt/<uuid>`. libcontainer
+//! only takes one path for all v1 hierarchies, so stage1 moves *itself* into the app's cgroups
+//! while libcontainer creates the app (an empty `cgroupsPath` means "the caller's cgroups") and
+//! back into the pod cgroups right after.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stage1_abi::Isolators;
+
+use crate::Error;
+
+/// One mounted hierarchy and where stage1 sits in it.
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    /// Host dir of stage1's original cgroup in this hierarchy.
+    own_dir: PathBuf,
+    /// Host dir of the pod cgroup.
+    pod_dir: PathBuf,
+    /// Controllers (or `name=systemd`), empty for unified.
+    controllers: Vec<String>,
+    unified: bool,
+}
+
+/// The pod's cgroups. Dropping does nothing: call [`PodCgroups::remove`] at teardown.
+#[derive(Debug)]
+pub struct PodCgroups {
+    hier: Vec<Hierarchy>,
+    list_file: PathBuf,
+}
+
+/// A cgroup mount: (mount point, root, controllers, unified).
+type CgMount = (PathBuf, String, Vec<String>, bool);
+
+fn parse_mounts() -> Result<Vec<CgMount>, Error> {
+    let mi = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io(Path::new("/proc/self/mountinfo"), e))?;
+    let mut out = Vec::new();
+    for line in mi.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let g: Vec<&str> = post.split(' ').collect();
+        if f.len() < 5 || g.len() < 3 {
+            continue;
+        }
+        let unified = g[0] == "cgroup2";
+        if g[0] != "cgroup" && !unified {
+            continue;
+        }
+        let ctrls: Vec<String> = g[2]
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+            .filter(|o| {
+                !matches!(
+                    *o,
+                    "nsdelegate" | "memory_recursiveprot" | "clone_children" | "noprefix"
+                )
+            })
+            .map(str::to_string)
+            .collect();
+        out.push((PathBuf::from(f[4]), f[3].to_string(), ctrls, unified));
+    }
+    Ok(out)
+}
+
+fn self_cgroups() -> Result<Vec<(Vec<String>, String)>, Error> {
+    let s = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Error::io(Path::new("/proc/self/cgroup"), e))?;
+    Ok(s.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _ = it.next()?;
+            let c = it.next()?;
+            let p = it.next()?;
+            let ctrls = if c.is_empty() {
+                vec![]
+            } else {
+                c.split(',').map(str::to_string).collect()
+            };
+            Some((ctrls, p.to_string()))
+        })
+        .collect())
+}
+
+fn join_rel(base: &Path, rel: &str) -> PathBuf {
+    base.join(rel.trim_start_matches('/'))
+}
+
+/// Create `dir` and missing parents; returns the dirs it created (outermost first).
+fn mkdir_p(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(p) = dir.parent() {
+        mkdir_p(p, created)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            created.push(dir.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Cgroup(format!(
+            "creating cgroup {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+fn write_cg(dir: &Path, file: &str, val: &str) -> Result<(), Error> {
+    let p = dir.join(file);
+    fs::write(&p, val)
+        .map_err(|e| Error::Cgroup(format!("writing {val:?} to {}: {e}", p.display())))
+}
+
+impl PodCgroups {
+    /// Create the pod cgroup in every hierarchy, record it in `list_file` and move stage1 in.
+    pub fn create(uuid: &str, list_file: &Path) -> Result<Self, Error> {
+        let mounts = parse_mounts()?;
+        let mine = self_cgroups()?;
+        let any_v1 = mounts.iter().any(|m| !m.3);
+        let mut hier = Vec::new();
+        for (mp, root, ctrls, unified) in mounts {
+            // on hybrid hosts resources are controlled through v1 only
+            if unified && any_v1 {
+                continue;
+            }
+            let own = mine.iter().find(|(c, _)| {
+                if unified {
+                    c.is_empty()
+                } else {
+                    !c.is_empty() && c.iter().all(|x| ctrls.contains(x))
+                }
+            });
+            let Some((_, own)) = own else { continue };
+            let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
+            let own_dir = join_rel(&mp, rel);
+            let pod_dir = if rel.trim_matches('/').is_empty() {
+                join_rel(&mp, &format!("rkt/{uuid}"))
+            } else {
+                own_dir.join(format!("rkt-{uuid}"))
+            };
+            let controllers = if unified { vec![] } else { ctrls };
+            hier.push(Hierarchy {
+                own_dir,
+                pod_dir,
+                controllers,
+                unified,
+            });
+        }
+        if hier.is_empty() {
+            return Err(Error::Cgroup("no cgroup hierarchy found".into()));
+        }
+        let this = PodCgroups {
+            hier,
+            list_file: list_file.to_path_buf(),
+        };
+        for h in &this.hier {
+            let mut created = Vec::new();
+            let r = mkdir_p(&h.pod_dir, &mut created);
+            // the pod dir is recorded (never shared parents such as /rkt)
+            if created.last() == Some(&h.pod_dir) {
+                this.record(&h.pod_dir)?;
+            }
+            r?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                for d in &created {
+                    init_cpuset(d)?;
+                }
+            }
+            if h.unified {
+                enable_v2_controllers(&h.pod_dir);
+            }
+        }
+        this.enter_pod()?;
+        Ok(this)
+    }
+
+    fn record(&self, dir: &Path) -> Result<(), Error> {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.list_file)
+            .map_err(|e| Error::io(&self.list_file, e))?;
+        writeln!(f, "{}", dir.display()).map_err(|e| Error::io(&self.list_file, e))
+    }
+
+    /// Whether this is the pure cgroup v2 layout.
+    pub fn is_unified(&self) -> bool {
+        self.hier.iter().all(|h| h.unified)
+    }
+
+    /// Create the app's cgroups and apply its limits.
+    pub fn create_app(&self, app: &str, iso: &Isolators) -> Result<(), Error> {
+        for h in &self.hier {
+            let d = h.pod_dir.join(app);
+            let mut created = Vec::new();
+            let r = mkdir_p(&d, &mut created);
+            for c in &created {
+                self.record(c)?;
+            }
+            r?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                init_cpuset(&d)?;
+            }
+            if h.unified {
+                if let Some(m) = iso.memory_limit {
+                    write_cg(&d, "memory.max", &m.to_string())?;
+                }
+                if let Some(c) = iso.cpu_millis {
+                    write_cg(&d, "cpu.max", &format!("{} 100000", c * 100))?;
+                }
+                if let Some(s) = iso.cpu_shares {
+                    // v1 shares [2, 262144] → v2 weight [1, 10000]
+                    let w = 1 + ((s.clamp(2, 262144) - 2) * 9999) / 262142;
+                    write_cg(&d, "cpu.weight", &w.to_string())?;
+                }
+                continue;
+            }
+            if h.controllers.iter().any(|c| c == "memory") {
+                if let Some(m) = iso.memory_limit {
+                    write_cg(&d, "memory.limit_in_bytes", &m.to_string())?;
+                }
+            }
+            if h.controllers.iter().any(|c| c == "cpu") {
+                if let Some(c) = iso.cpu_millis {
+                    write_cg(&d, "cpu.cfs_period_us", "100000")?;
+                    write_cg(&d, "cpu.cfs_quota_us", &(c * 100).to_string())?;
+                }
+                if let Some(s) = iso.cpu_shares {
+                    write_cg(&d, "cpu.shares", &s.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The app's cgroup dir in the hierarchy holding `controller` (for tests and enter).
+    pub fn app_dir(&self, app: &str, controller: &str) -> Option<PathBuf> {
+        self.hier
+            .iter()
+            .find(|h| h.unified || h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.pod_dir.join(app))
+    }
+
+    /// Relative path of the app's cgroup for libcontainer's `cgroupsPath`: empty on v1 (stage1
+    /// moved itself into the app cgroups), the path under the root on v2.
+    pub fn libcontainer_path(&self, app: &str) -> String {
+        if self.is_unified() {
+            let h = &self.hier[0];
+            let full = h.pod_dir.join(app);
+            let s = full.to_string_lossy().into_owned();
+            s.strip_prefix("/sys/fs/cgroup").unwrap_or(&s).to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    fn move_self(&self, pick: impl Fn(&Hierarchy) -> PathBuf) -> Result<(), Error> {
+        let pid = std::process::id().to_string();
+        for h in &self.hier {
+            write_cg(&pick(h), "cgroup.procs", &pid)?;
+        }
+        Ok(())
+    }
+
+    /// Move stage1 into the pod cgroups.
+    pub fn enter_pod(&self) -> Result<(), Error> {
+        if self.is_unified() {
+            // v2: no internal processes in a cgroup with controllers enabled; stay put
+            return Ok(());
+        }
+        self.move_self(|h| h.pod_dir.clone())
+    }
+
+    /// Move stage1 into the app's cgroups (v1), so libcontainer puts the app there.
+    pub fn enter_app(&self, app: &str) -> Result<(), Error> {
+        if self.is_unified() {
+            return Ok(());
+        }
+        self.move_self(|h| h.pod_dir.join(app))
+    }
+
+    /// Move stage1 back where it started.
+    pub fn leave(&self) -> Result<(), Error> {
+        if self.is_unified() {
+            return Ok(());
+        }
+        self.move_self(|h| h.own_dir.clone())
+    }
+
+    /// Move stage1 out, kill what is left and remove every cgroup recorded.
+    pub fn remove(&self) -> Result<(), Error> {
+        let _ = self.leave();
+        remove_listed(&self.list_file)
+    }
+}
+
+fn init_cpuset(dir: &Path) -> Result<(), Error> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
+            write_cg(dir, f, v.trim())?;
+        }
+    }
+    Ok(())
+}
+
+fn enable_v2_controllers(dir: &Path) {
+    // best effort: enable what the parent offers for the pod's children
+    if let Ok(c) = fs::read_to_string(dir.join("cgroup.controllers")) {
+        for ctrl in c.split_whitespace() {
+            let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{ctrl}"));
+        }
+    }
+}
+
+/// Kill every process in the cgroups listed in `list_file` and remove them, innermost first.
+/// Idempotent: missing cgroups and a missing list are fine.
+pub fn remove_listed(list_file: &Path) -> Result<(), Error> {
+    let list = match fs::read_to_string(list_file) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(list_file, e)),
+    };
+    let mut dirs: Vec<PathBuf> = list
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(PathBuf::from)
+        .collect();
+    // innermost first
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    let mut failed = Vec::new();
+    for d in &dirs {
+        if let Err(e) = remove_one(d) {
+            failed.push(e);
+        }
+    }
+    match failed.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn remove_one(dir: &Path) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if !dir.exists() {
+            return Ok(());
+        }
+        if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+            for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                if p as u32 != std::process::id() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(Error::Cgroup(format!(
+                    "removing cgroup {}: {e}",
+                    dir.display()
+                )))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}

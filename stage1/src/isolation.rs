@@ -1,0 +1,723 @@
+//! Isolation defaults as rkt applied them: capabilities, seccomp groups, masked and read-only
+//! paths. Pure data + logic, unit tested without root.
+
+use serde_json::{json, Value};
+use stage1_abi::{Isolators, RuntimeConfig, Seccomp, SeccompMode};
+
+use crate::Error;
+
+/// rkt's (appc's) default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETUID",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETFCAP",
+    "CAP_SYS_CHROOT",
+];
+
+/// Read-only paths (rkt's list plus `/proc/sys` as the OCI default).
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Masked (inaccessible) paths as rkt lists them.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/config.gz",
+    "/proc/kallsyms",
+    "/proc/sched_debug",
+    "/proc/kcore",
+    "/proc/kmem",
+    "/proc/mem",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/sys/firmware",
+    "/sys/fs",
+    "/sys/hypervisor",
+    "/sys/module",
+    "/sys/power",
+];
+
+/// Normalise a capability name: `net_admin`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`.
+pub fn normalize_cap(name: &str) -> Result<String, Error> {
+    let up = name.trim().to_ascii_uppercase();
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    if full.parse::<caps::Capability>().is_err() {
+        return Err(Error::Invalid(format!("unknown capability {name:?}")));
+    }
+    Ok(full)
+}
+
+/// The capability set of an app: defaults, `caps_retain` (exact set) xor `caps_remove`
+/// (defaults minus), all caps with `--insecure-options=capabilities`.
+pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>, Error> {
+    if iso.caps_retain.is_some() && iso.caps_remove.is_some() {
+        return Err(Error::Invalid(
+            "caps_retain and caps_remove are mutually exclusive".into(),
+        ));
+    }
+    if rc.disable_capabilities {
+        let mut all: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+        all.sort();
+        return Ok(all);
+    }
+    if let Some(retain) = &iso.caps_retain {
+        let mut v = Vec::new();
+        for c in retain {
+            let c = normalize_cap(c)?;
+            if !v.contains(&c) {
+                v.push(c);
+            }
+        }
+        return Ok(v);
+    }
+    let mut v: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    if let Some(remove) = &iso.caps_remove {
+        let remove = remove
+            .iter()
+            .map(|c| normalize_cap(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        v.retain(|c| !remove.contains(c));
+    }
+    Ok(v)
+}
+
+/// The Docker default seccomp allow-list (`@docker/default-whitelist` = `@rkt/default-whitelist`).
+pub const DOCKER_DEFAULT_WHITELIST: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "adjtimex",
+    "alarm",
+    "arch_prctl",
+    "bind",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chown32",
+    "chroot",
+    "clock_adjtime",
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "clone",
+    "clone3",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_ctl_old",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "epoll_wait_old",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fadvise64_64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchown32",
+    "fchownat",
+    "fcntl",
+    "fcntl64",
+    "fdatasync",
+    "fgetxattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstat64",
+    "fstatat64",
+    "fstatfs",
+    "fstatfs64",
+    "fsync",
+    "ftruncate",
+    "ftruncate64",
+    "futex",
+    "futex_time64",
+    "futex_waitv",
+    "futimesat",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "getegid32",
+    "geteuid",
+    "geteuid32",
+    "getgid",
+    "getgid32",
+    "getgroups",
+    "getgroups32",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresgid32",
+    "getresuid",
+    "getresuid32",
+    "getrlimit",
+    "get_robust_list",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "get_thread_area",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getuid32",
+    "getxattr",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "ioctl",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "ioprio_get",
+    "ioprio_set",
+    "io_setup",
+    "io_submit",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ipc",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lchown32",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listxattr",
+    "llistxattr",
+    "_llseek",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lstat",
+    "lstat64",
+    "madvise",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mmap2",
+    "modify_ldt",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedsend",
+    "mq_unlink",
+    "mremap",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "_newselect",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "personality",
+    "pidfd_getfd",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_mrelease",
+    "pselect6",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_tgsigqueueinfo",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "send",
+    "sendfile",
+    "sendfile64",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "setfsgid",
+    "setfsgid32",
+    "setfsuid",
+    "setfsuid32",
+    "setgid",
+    "setgid32",
+    "setgroups",
+    "setgroups32",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setregid32",
+    "setresgid",
+    "setresgid32",
+    "setresuid",
+    "setresuid32",
+    "setreuid",
+    "setreuid32",
+    "setrlimit",
+    "set_robust_list",
+    "setsid",
+    "setsockopt",
+    "set_thread_area",
+    "set_tid_address",
+    "setuid",
+    "setuid32",
+    "setxattr",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "sigprocmask",
+    "sigreturn",
+    "socket",
+    "socketcall",
+    "socketpair",
+    "splice",
+    "stat",
+    "stat64",
+    "statfs",
+    "statfs64",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_settime",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_settime",
+    "times",
+    "tkill",
+    "truncate",
+    "truncate64",
+    "ugetrlimit",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utime",
+    "utimensat",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "waitpid",
+    "write",
+    "writev",
+];
+
+/// The Docker default block-list (`@docker/default-blacklist` = `@rkt/default-blacklist`).
+pub const DOCKER_DEFAULT_BLACKLIST: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapon",
+    "swapoff",
+    "sysfs",
+    "_sysctl",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+];
+
+/// Expand syscall names and `@group`s.
+fn expand(names: &[String]) -> Result<(Vec<String>, bool), Error> {
+    // returns (syscalls, contains @appc.io/all)
+    let mut out: Vec<String> = Vec::new();
+    let mut all = false;
+    for n in names {
+        let n = n.trim();
+        let group: Option<&[&str]> = match n {
+            "@docker/default-whitelist" | "@rkt/default-whitelist" => {
+                Some(DOCKER_DEFAULT_WHITELIST)
+            }
+            "@docker/default-blacklist" | "@rkt/default-blacklist" => {
+                Some(DOCKER_DEFAULT_BLACKLIST)
+            }
+            "@appc.io/empty" => Some(&[]),
+            "@appc.io/all" => {
+                all = true;
+                Some(&[])
+            }
+            _ if n.starts_with('@') => {
+                return Err(Error::Invalid(format!("unknown seccomp group {n:?}")));
+            }
+            _ => None,
+        };
+        match group {
+            Some(g) => out.extend(g.iter().map(|s| s.to_string())),
+            None if !n.is_empty() => out.push(n.to_string()),
+            None => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok((out, all))
+}
+
+/// errno name → number (the names rkt's `errno=` accepts in practice).
+pub fn errno_from_name(name: &str) -> Option<i32> {
+    const TABLE: &[(&str, i32)] = &[
+        ("EPERM", 1),
+        ("ENOENT", 2),
+        ("ESRCH", 3),
+        ("EINTR", 4),
+        ("EIO", 5),
+        ("ENXIO", 6),
+        ("E2BIG", 7),
+        ("ENOEXEC", 8),
+        ("EBADF", 9),
+        ("ECHILD", 10),
+        ("EAGAIN", 11),
+        ("ENOMEM", 12),
+        ("EACCES", 13),
+        ("EFAULT", 14),
+        ("EBUSY", 16),
+        ("EEXIST", 17),
+        ("EXDEV", 18),
+        ("ENODEV", 19),
+        ("ENOTDIR", 20),
+        ("EISDIR", 21),
+        ("EINVAL", 22),
+        ("ENFILE", 23),
+        ("EMFILE", 24),
+        ("ENOTTY", 25),
+        ("ETXTBSY", 26),
+        ("EFBIG", 27),
+        ("ENOSPC", 28),
+        ("ESPIPE", 29),
+        ("EROFS", 30),
+        ("EMLINK", 31),
+        ("EPIPE", 32),
+        ("EDOM", 33),
+        ("ERANGE", 34),
+        ("ENOSYS", 38),
+        ("ENOTSUP", 95),
+        ("EOPNOTSUPP", 95),
+    ];
+    let up = name.trim().to_ascii_uppercase();
+    TABLE.iter().find(|(n, _)| *n == up).map(|(_, v)| *v)
+}
+
+/// The OCI `linux.seccomp` object for an app, or None for no filter.
+pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>, Error> {
+    if rc.disable_seccomp {
+        return Ok(None);
+    }
+    let default = Seccomp {
+        mode: SeccompMode::Retain,
+        errno: None,
+        syscalls: vec!["@docker/default-whitelist".into()],
+    };
+    let req = iso.seccomp.as_ref().unwrap_or(&default);
+    let (mut names, all) = expand(&req.syscalls)?;
+    let deny = match &req.errno {
+        Some(e) => {
+            let n = errno_from_name(e)
+                .ok_or_else(|| Error::Invalid(format!("unknown errno {e:?} in seccomp filter")))?;
+            json!({"action": "SCMP_ACT_ERRNO", "errnoRet": n})
+        }
+        None => json!({"action": "SCMP_ACT_KILL_PROCESS"}),
+    };
+    let (default_action, rule_action) = match req.mode {
+        SeccompMode::Retain => {
+            if all {
+                return Ok(None);
+            }
+            (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
+        }
+        SeccompMode::Remove => {
+            if all {
+                return Err(Error::Invalid(
+                    "seccomp remove-set @appc.io/all would block every syscall".into(),
+                ));
+            }
+            if names.is_empty() {
+                // `remove @appc.io/empty` = the default allow-list
+                names = DOCKER_DEFAULT_WHITELIST
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
+            } else {
+                (json!({"action": "SCMP_ACT_ALLOW"}), deny.clone())
+            }
+        }
+    };
+    let mut def = json!({
+        "defaultAction": default_action["action"],
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [],
+    });
+    if let Some(e) = default_action.get("errnoRet") {
+        def["defaultErrnoRet"] = e.clone();
+    }
+    let mut rule = json!({"names": names, "action": rule_action["action"]});
+    if let Some(e) = rule_action.get("errnoRet") {
+        rule["errnoRet"] = e.clone();
+    }
+    if !names.is_empty() {
+        def["syscalls"] = json!([rule]);
+    }
+    Ok(Some(def))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stage1_abi::{DnsConfig, NetConfig};
+
+    fn rc() -> RuntimeConfig {
+        RuntimeConfig {
+            net: NetConfig::Host,
+            hostname: "h".into(),
+            interactive: false,
+            ipc: "auto".into(),
+            stop_timeout_secs: 10,
+            disable_capabilities: false,
+            disable_paths: false,
+            disable_seccomp: false,
+            dns: DnsConfig::default(),
+            hosts_entries: vec![],
+            ports: vec![],
+            local_config: String::new(),
+            system_config: String::new(),
+        }
+    }
+
+    #[test]
+    fn caps_default_retain_remove() {
+        let mut iso = Isolators::default();
+        assert_eq!(capability_set(&iso, &rc()).unwrap().len(), 14);
+        iso.caps_remove = Some(vec!["mknod".into(), "CAP_KILL".into()]);
+        let v = capability_set(&iso, &rc()).unwrap();
+        assert_eq!(v.len(), 12);
+        assert!(!v.contains(&"CAP_MKNOD".to_string()));
+        iso.caps_retain = Some(vec!["CAP_NET_ADMIN".into()]);
+        assert!(capability_set(&iso, &rc()).is_err());
+        iso.caps_remove = None;
+        assert_eq!(capability_set(&iso, &rc()).unwrap(), vec!["CAP_NET_ADMIN"]);
+        iso.caps_retain = Some(vec!["CAP_BOGUS".into()]);
+        assert!(capability_set(&iso, &rc())
+            .unwrap_err()
+            .to_string()
+            .contains("unknown capability"));
+        let mut r = rc();
+        r.disable_capabilities = true;
+        assert!(capability_set(&Isolators::default(), &r).unwrap().len() > 30);
+    }
+
+    #[test]
+    fn seccomp_modes() {
+        let iso = Isolators::default();
+        let s = seccomp_json(&iso, &rc()).unwrap().unwrap();
+        assert_eq!(s["defaultAction"], "SCMP_ACT_KILL_PROCESS");
+        assert_eq!(s["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
+        let names = s["syscalls"][0]["names"].as_array().unwrap();
+        assert!(names.iter().any(|n| n == "read"));
+        assert!(!names.iter().any(|n| n == "mount"));
+
+        let mut iso = Isolators {
+            seccomp: Some(Seccomp {
+                mode: SeccompMode::Remove,
+                errno: Some("ENOTSUP".into()),
+                syscalls: vec!["mkdir".into(), "@docker/default-blacklist".into()],
+            }),
+            ..Default::default()
+        };
+        let s = seccomp_json(&iso, &rc()).unwrap().unwrap();
+        assert_eq!(s["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(s["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(s["syscalls"][0]["errnoRet"], 95);
+
+        iso.seccomp = Some(Seccomp {
+            mode: SeccompMode::Retain,
+            errno: None,
+            syscalls: vec!["@appc.io/all".into()],
+        });
+        assert!(seccomp_json(&iso, &rc()).unwrap().is_none());
+        let mut r = rc();
+        r.disable_seccomp = true;
+        assert!(seccomp_json(&Isolators::default(), &r).unwrap().is_none());
+        iso.seccomp = Some(Seccomp {
+            mode: SeccompMode::Retain,
+            errno: Some("EBOGUS".into()),
+            syscalls: vec!["read".into()],
+        });
+        assert!(seccomp_json(&iso, &rc()).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The pod sandbox: a tiny pause/reaper that is PID 1 of the pod's new pid namespace and holds
+//! its net/ipc/uts/mnt/cgroup namespaces, which every app joins by `/proc/<pid>/ns/*` path.
+//!
+//! PID 1 of a pid namespace takes the namespace down with it: when the sandbox dies (it has
+//! PR_SET_PDEATHSIG = SIGKILL, so also when stage1 dies), the kernel kills every app.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+use stage1_abi::{NetConfig, RuntimeConfig};
+
+use crate::{sys, Error};
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// Host PID of the pause process.
+    pub pid: Pid,
+    /// Whether the pod has its own network namespace.
+    pub own_net: bool,
+    /// Whether the pod has its own IPC namespace.
+    pub own_ipc: bool,
+}
+
+impl Sandbox {
+    /// Namespace file of the sandbox, e.g. `/proc/<pid>/ns/net`.
+    pub fn ns_path(&self, ns: &str) -> String {
+        format!("/proc/{}/ns/{}", self.pid, ns)
+    }
+
+    /// Kill the sandbox (and with it every process in its pid namespace) and reap it.
+    pub fn kill(&self) {
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+    }
+}
+
+/// Which namespaces the sandbox creates for this runtime config.
+pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
+    let mut f = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWCGROUP;
+    match rc.ipc.as_str() {
+        "auto" | "private" | "" => f |= CloneFlags::CLONE_NEWIPC,
+        "parent" => {}
+        other => {
+            return Err(Error::Invalid(format!(
+                "invalid ipc mode {other:?} (expected auto, private or parent)"
+            )))
+        }
+    }
+    if !matches!(rc.net, NetConfig::Host) {
+        f |= CloneFlags::CLONE_NEWNET;
+    }
+    Ok(f)
+}
+
+/// Create the sandbox: clone the pause process into new namespaces, set the hostname and bring
+/// `lo` up inside, and wait until it reports ready.
+pub fn create(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
+    let flags = clone_flags(rc)?;
+    let own_net = flags.contains(CloneFlags::CLONE_NEWNET);
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
+    let hostname = rc.hostname.clone();
+    let mut wr = Some(wr);
+    let rd_raw = rd.as_raw_fd();
+    let child = Box::new(move || -> isize {
+        let _ = nix::unistd::close(rd_raw);
+        let w = wr.take();
+        pause_main(&hostname, own_net, w)
+    });
+    let pid = sys::clone_child(flags, child)
+        .map_err(|e| Error::Sys("creating the pod sandbox".into(), e))?;
+    // our copy of the write end was moved into the closure, which the parent drops here
+    let sb = Sandbox {
+        pid,
+        own_net,
+        own_ipc: flags.contains(CloneFlags::CLONE_NEWIPC),
+    };
+    let mut f = std::fs::File::from(rd);
+    let mut msg = String::new();
+    let _ = f.read_to_string(&mut msg);
+    if msg != "ok" {
+        sb.kill();
+        let _ = waitpid(pid, None);
+        let why = if msg.is_empty() {
+            "sandbox exited".to_string()
+        } else {
+            msg
+        };
+        return Err(Error::Sandbox(why));
+    }
+    Ok(sb)
+}
+
+fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let _ = nix::sys::prctl::set_name(c"rkt-pause");
+    let res = (|| -> Result<(), String> {
+        nix::unistd::sethostname(hostname).map_err(|e| format!("setting hostname: {e}"))?;
+        if own_net {
+            sys::loopback_up().map_err(|e| format!("bringing lo up: {e}"))?;
+        }
+        Ok(())
+    })();
+    if let Some(w) = wr {
+        let mut f = std::fs::File::from(w);
+        let _ = f.write_all(match &res {
+            Ok(()) => b"ok".as_slice(),
+            Err(e) => e.as_bytes(),
+        });
+    }
+    if res.is_err() {
+        return 1;
+    }
+    // close everything we inherited (stdio, the pod lock, signalfd…) except nothing
+    for fd in 0..1024 {
+        let _ = nix::unistd::close(fd);
+    }
+    // reap orphans forever; SIGTERM ends the sandbox
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    let _ = set.thread_set_mask();
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    if matches!(st, nix::sys::wait::WaitStatus::StillAlive) {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => return 0,
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! PodManifest app + RuntimeConfig → OCI runtime spec (`config.json` of the app's bundle).
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use stage1_abi::{App, RuntimeConfig};
+
+use crate::isolation::{self, MASKED_PATHS, READONLY_PATHS};
+use crate::Error;
+
+/// Everything about the pod an app spec needs besides the app itself.
+#[derive(Debug, Clone)]
+pub struct SpecInput<'a> {
+    /// The app.
+    pub app: &'a App,
+    /// Runtime parameters.
+    pub rc: &'a RuntimeConfig,
+    /// Absolute path of the app's rootfs.
+    pub rootfs: &'a Path,
+    /// Resolved uid/gid.
+    pub uid: u32,
+    /// Resolved gid.
+    pub gid: u32,
+    /// Namespace paths of the sandbox to join: (oci type, path).
+    pub join_ns: Vec<(&'static str, String)>,
+    /// Extra mounts (volumes, /etc files), OCI JSON objects.
+    pub mounts: Vec<Value>,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: String,
+}
+
+/// Build the OCI spec JSON for one app.
+pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
+    let app = inp.app;
+    let caps = isolation::capability_set(&app.isolators, inp.rc)?;
+    let seccomp = isolation::seccomp_json(&app.isolators, inp.rc)?;
+    let mut env: Vec<String> = app
+        .environment
+        .iter()
+        .filter(|(k, _)| k != "AC_APP_NAME")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.push(format!("AC_APP_NAME={}", app.name));
+    if app.exec.is_empty() {
+        return Err(Error::Invalid(format!(
+            "app {:?} has nothing to execute",
+            app.name
+        )));
+    }
+    let root = inp.uid == 0;
+    let mut capsj = json!({ "bounding": caps });
+    if root {
+        capsj["effective"] = json!(caps);
+        capsj["permitted"] = json!(caps);
+    }
+    let mut process = json!({
+        "terminal": false,
+        "user": {
+            "uid": inp.uid,
+            "gid": inp.gid,
+            "additionalGids": app.supplementary_gids,
+        },
+        "args": app.exec,
+        "env": env,
+        "cwd": if app.working_dir.is_empty() { "/" } else { app.working_dir.as_str() },
+        "capabilities": capsj,
+    });
+    if !root && seccomp.is_some() {
+        process["noNewPrivileges"] = json!(true);
+    }
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+    ];
+    let app_mounts_sys = inp.mounts.iter().any(|m| {
+        m["destination"]
+            .as_str()
+            .is_some_and(|d| d == "/sys" || d.starts_with("/sys/"))
+    });
+    if !app_mounts_sys {
+        let mut opts = vec!["nosuid", "noexec", "nodev"];
+        if !inp.rc.disable_paths {
+            opts.push("ro");
+        }
+        mounts.push(
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                           "options": opts}),
+        );
+    }
+    mounts.extend(inp.mounts.iter().cloned());
+
+    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
+    for (t, p) in &inp.join_ns {
+        namespaces.push(json!({"type": t, "path": p}));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": inp.cgroups_path,
+        "rootfsPropagation": "slave",
+    });
+    if !inp.rc.disable_paths {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(s) = seccomp {
+        linux["seccomp"] = s;
+    }
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": inp.rootfs, "readonly": app.readonly_rootfs},
+        "process": process,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {"rkt.app": app.name},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stage1_abi::{DnsConfig, ImageRef, Isolators, NetConfig};
+
+    #[test]
+    fn spec_parses_as_oci() {
+        let app = App {
+            name: "a".into(),
+            image: ImageRef {
+                id: "sha256:00".into(),
+                name: "bb".into(),
+            },
+            exec: vec!["/bin/true".into()],
+            user: "1000".into(),
+            group: "1000".into(),
+            supplementary_gids: vec![5, 6],
+            working_dir: "/tmp".into(),
+            environment: vec![("A".into(), "1".into())],
+            mounts: vec![],
+            readonly_rootfs: true,
+            isolators: Isolators::default(),
+            ports: vec![],
+        };
+        let rc = RuntimeConfig {
+            net: NetConfig::None,
+            hostname: "h".into(),
+            interactive: false,
+            ipc: "auto".into(),
+            stop_timeout_secs: 1,
+            disable_capabilities: false,
+            disable_paths: false,
+            disable_seccomp: false,
+            dns: DnsConfig::default(),
+            hosts_entries: vec![],
+            ports: vec![],
+            local_config: String::new(),
+            system_config: String::new(),
+        };
+        let inp = SpecInput {
+            app: &app,
+            rc: &rc,
+            rootfs: Path::new("/tmp/r"),
+            uid: 1000,
+            gid: 1000,
+            join_ns: vec![("network", "/proc/1/ns/net".into())],
+            mounts: vec![],
+            cgroups_path: String::new(),
+        };
+        let v = build(&inp).unwrap();
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        assert!(v["process"]["capabilities"].get("effective").is_none());
+        assert_eq!(v["process"]["env"][1], "AC_APP_NAME=a");
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+        assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+    }
+}

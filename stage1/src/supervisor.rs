@@ -1,0 +1,292 @@
+//! `rkt-stage1 run`: set the pod up, start its apps, supervise them on one thread (signalfd +
+//! poll), tear down and return the pod's exit code.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use stage1_abi::{exit, paths, read_json, PodManifest, RuntimeConfig};
+
+use crate::apps::{self, AppProc, PodCtx};
+use crate::cgroups::PodCgroups;
+use crate::sandbox::{self, Sandbox};
+use crate::Error;
+
+/// Why the pod is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// An app failed with this exit code.
+    Failed(i32),
+    /// stage1 got SIGTERM/SIGINT/SIGHUP.
+    Requested,
+}
+
+/// The running pod.
+pub struct Pod {
+    pod_dir: PathBuf,
+    pod: PodManifest,
+    rc: RuntimeConfig,
+    sandbox: Option<Sandbox>,
+    cgroups: Option<PodCgroups>,
+    apps: Vec<AppProc>,
+    sfd: SignalFd,
+    stop: Option<Stop>,
+    kill_at: Option<Instant>,
+    killed: bool,
+}
+
+/// Keep the inherited pod lock fd open (it is, as long as nobody closes it) and make sure it is
+/// not inherited by anything stage1 execs.
+fn check_lock_fd() -> Result<(), Error> {
+    let Ok(v) = std::env::var(stage1_abi::env::LOCK_FD) else {
+        tracing::warn!(
+            "{} not set: running without the pod lock",
+            stage1_abi::env::LOCK_FD
+        );
+        return Ok(());
+    };
+    let fd: i32 = v.parse().map_err(|_| {
+        Error::Invalid(format!(
+            "{}={v:?} is not a file descriptor",
+            stage1_abi::env::LOCK_FD
+        ))
+    })?;
+    if !Path::new(&format!("/proc/self/fd/{fd}")).exists() {
+        return Err(Error::Invalid(format!("pod lock fd {fd} is not open")));
+    }
+    Ok(())
+}
+
+/// Run the pod whose dir is the current directory. Returns the pod's exit code.
+pub fn run() -> Result<i32, Error> {
+    let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+    let pod: PodManifest = read_json(&pod_dir.join(paths::POD_MANIFEST))?;
+    pod.validate()?;
+    let rc: RuntimeConfig = read_json(&pod_dir.join(paths::RUNTIME_CONFIG))?;
+    if rc.interactive && pod.apps.len() > 1 {
+        return Err(Error::Invalid(
+            "interactive mode only works with one app".into(),
+        ));
+    }
+    check_lock_fd()?;
+    write_file(
+        &pod_dir.join(paths::PID),
+        &format!("{}\n", std::process::id()),
+    )?;
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| Error::Sys("becoming child subreaper".into(), e))?;
+
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| Error::Sys("blocking signals".into(), e))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Sys("creating signalfd".into(), e))?;
+    std::fs::create_dir_all(pod_dir.join(paths::STATUS_DIR))
+        .map_err(|e| Error::io(&pod_dir.join(paths::STATUS_DIR), e))?;
+
+    let mut p = Pod {
+        pod_dir,
+        pod,
+        rc,
+        sandbox: None,
+        cgroups: None,
+        apps: Vec::new(),
+        sfd,
+        stop: None,
+        kill_at: None,
+        killed: false,
+    };
+    let res = p.setup().and_then(|()| p.supervise());
+    let td = p.teardown();
+    let code = res?;
+    if let Err(e) = td {
+        tracing::warn!("teardown: {e}");
+    }
+    Ok(code)
+}
+
+fn write_file(p: &Path, s: &str) -> Result<(), Error> {
+    std::fs::write(p, s).map_err(|e| Error::io(p, e))
+}
+
+/// Network set-up of the sandbox's network namespace. `host` and `none` need nothing more
+/// (`lo` is up); CNI networks are configured here once the networking issue lands (until then a
+/// CNI request gets the same netns with only `lo`).
+pub fn setup_network(_sandbox_pid: Pid, _rc: &RuntimeConfig) -> Result<(), Error> {
+    Ok(())
+}
+
+impl Pod {
+    fn setup(&mut self) -> Result<(), Error> {
+        let cg = PodCgroups::create(&self.pod.uuid, &self.pod_dir.join(paths::CGROUPS))?;
+        self.cgroups = Some(cg);
+        let sb = sandbox::create(&self.rc)?;
+        write_file(
+            &self.pod_dir.join(paths::SANDBOX_PID),
+            &format!("{}\n", sb.pid),
+        )?;
+        let sb_pid = sb.pid;
+        self.sandbox = Some(sb);
+        setup_network(sb_pid, &self.rc)?;
+        crate::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
+        for i in 0..self.pod.apps.len() {
+            self.start_app(i)?;
+        }
+        write_file(&self.pod_dir.join(paths::READY), "")?;
+        Ok(())
+    }
+
+    /// Start the app at index `i` of the manifest.
+    fn start_app(&mut self, i: usize) -> Result<(), Error> {
+        let (Some(sandbox), Some(cgroups)) = (&self.sandbox, &self.cgroups) else {
+            return Err(Error::Invalid("pod not set up".into()));
+        };
+        let ctx = PodCtx {
+            pod_dir: &self.pod_dir,
+            pod: &self.pod,
+            rc: &self.rc,
+            sandbox,
+            cgroups,
+        };
+        let a = apps::start_app(&ctx, &self.pod.apps[i])?;
+        tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
+        self.apps.push(a);
+        Ok(())
+    }
+
+    fn begin_stop(&mut self, why: Stop) {
+        if self.stop.is_some() {
+            return;
+        }
+        self.stop = Some(why);
+        self.kill_at = Some(Instant::now() + Duration::from_secs(self.rc.stop_timeout_secs));
+        for a in self.apps.iter().filter(|a| a.running()) {
+            let _ = nix::sys::signal::kill(a.pid, Signal::SIGTERM);
+        }
+    }
+
+    fn kill_all(&mut self) {
+        self.killed = true;
+        for a in self.apps.iter().filter(|a| a.running()) {
+            let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
+        }
+        // whatever else lives in the pod's pid namespace dies with its PID 1
+        if let Some(sb) = &self.sandbox {
+            sb.kill();
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let st = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(st) => st,
+            };
+            let (pid, code, sig) = match st {
+                WaitStatus::Exited(p, c) => (p, c, None),
+                WaitStatus::Signaled(p, s, _) => (p, exit::from_signal(s as i32), Some(s as i32)),
+                _ => continue,
+            };
+            if self.sandbox.as_ref().is_some_and(|s| s.pid == pid) {
+                tracing::debug!("sandbox exited");
+                if let Some(sb) = self.sandbox.as_mut() {
+                    sb.pid = Pid::from_raw(0);
+                }
+                continue;
+            }
+            let stopping = self.stop.is_some();
+            let Some(a) = self.apps.iter_mut().find(|a| a.pid == pid && a.running()) else {
+                continue;
+            };
+            tracing::debug!(app = %a.status.app, code, "app exited");
+            a.finish(code, sig, stopping);
+            if code != 0 && !stopping {
+                self.begin_stop(Stop::Failed(code));
+            }
+        }
+    }
+
+    fn supervise(&mut self) -> Result<i32, Error> {
+        loop {
+            self.reap();
+            if self.apps.iter().all(|a| !a.running()) {
+                break;
+            }
+            let timeout = match (self.kill_at, self.killed) {
+                (Some(t), false) => {
+                    let left = t.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.kill_all();
+                        continue;
+                    }
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => PollTimeout::NONE,
+            };
+            let fd: BorrowedFd<'_> = self.sfd.as_fd();
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::Sys("polling signals".into(), e)),
+            }
+            while let Ok(Some(si)) = self.sfd.read_signal() {
+                if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
+                    Signal::try_from(si.ssi_signo as i32)
+                {
+                    tracing::debug!("stop requested");
+                    self.begin_stop(Stop::Requested);
+                }
+            }
+        }
+        Ok(match self.stop {
+            Some(Stop::Failed(c)) => c,
+            _ => 0,
+        })
+    }
+
+    fn teardown(&mut self) -> Result<(), Error> {
+        if let Some(sb) = self.sandbox.take() {
+            if sb.pid.as_raw() > 0 {
+                sb.kill();
+                let _ = waitpid(sb.pid, None);
+            }
+        }
+        for a in self.apps.iter_mut().filter(|a| a.running()) {
+            let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
+            let _ = waitpid(a.pid, None);
+            a.finish(exit::from_signal(Signal::SIGKILL as i32), Some(9), true);
+        }
+        let state = self.pod_dir.join(paths::STATE_DIR);
+        let _ = std::fs::remove_dir_all(&state);
+        match self.cgroups.take() {
+            Some(cg) => cg.remove(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `rkt-stage1 gc`: remove what a dead stage1 left (cgroups and their processes). Idempotent.
+pub fn gc() -> Result<(), Error> {
+    let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+    crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS))?;
+    let state = pod_dir.join(paths::STATE_DIR);
+    match std::fs::remove_dir_all(&state) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&state, e)),
+    }
+}

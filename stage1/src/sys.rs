@@ -1,0 +1,51 @@
+//! The few raw syscalls stage1 needs that nix does not wrap safely.
+#![allow(unsafe_code)]
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// clone(2) a child running `f` in new namespaces `flags`; SIGCHLD on exit.
+pub fn clone_child(flags: CloneFlags, f: Box<dyn FnMut() -> isize + '_>) -> nix::Result<Pid> {
+    let mut stack = vec![0u8; 256 * 1024];
+    // SAFETY: stage1 is single-threaded, so the child does not inherit locks held by other
+    // threads; the stack outlives the call (clone without CLONE_VM copies the address space,
+    // the child runs on its copy of `stack`).
+    unsafe {
+        nix::sched::clone(
+            f,
+            &mut stack,
+            flags,
+            Some(nix::sys::signal::Signal::SIGCHLD as i32),
+        )
+    }
+}
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the fd is owned right below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor we exclusively own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we pass, which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled ifru_flags for SIOCGIFFLAGS; union access of that member.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we pass.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

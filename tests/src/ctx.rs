@@ -45,7 +45,10 @@ impl TestCtx {
         let mut c = Command::new(crate::rkt_bin());
         c.arg(format!("--dir={}", self.dir().display()))
             .arg(format!("--local-config={}", self.local_config().display()))
-            .arg(format!("--system-config={}", self.system_config().display()));
+            .arg(format!(
+                "--system-config={}",
+                self.system_config().display()
+            ));
         c
     }
 

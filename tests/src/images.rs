@@ -260,7 +260,8 @@ pub fn push_with(image: &OciImage, addr: &str, repo_tag: &str, creds: Option<&st
     if let Some(cr) = creds {
         c.arg(format!("--dest-creds={cr}"));
     }
-    c.arg(image.oci_ref()).arg(format!("docker://{addr}/{repo_tag}"));
+    c.arg(image.oci_ref())
+        .arg(format!("docker://{addr}/{repo_tag}"));
     crate::run_ok(&mut c);
 }
 
@@ -272,10 +273,19 @@ pub fn push(image: &OciImage, addr: &str, repo_tag: &str) {
 /// Write the image as an archive with skopeo: `kind` is `oci-archive` or `docker-archive`.
 pub fn archive(image: &OciImage, kind: &str, file: &Path) {
     let dest = match kind {
-        "docker-archive" => format!("docker-archive:{}:rkt-test/{}:latest", file.display(), image.tag),
+        "docker-archive" => format!(
+            "docker-archive:{}:rkt-test/{}:latest",
+            file.display(),
+            image.tag
+        ),
         _ => format!("{kind}:{}:{}", file.display(), image.tag),
     };
-    crate::run_ok(Command::new("skopeo").args(["copy", "-q"]).arg(image.oci_ref()).arg(dest));
+    crate::run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(image.oci_ref())
+            .arg(dest),
+    );
 }
 
 /// Unpack an image's layers (no whiteout handling: for the plain busybox rootfs used to test

@@ -72,7 +72,13 @@ pub fn verifier_path() -> &'static Path {
             let tmp = target_dir().join(format!("rkt-verifier.tmp.{}", std::process::id()));
             let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
             let st = Command::new(rustc)
-                .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static"])
+                .args([
+                    "--edition",
+                    "2021",
+                    "-O",
+                    "-C",
+                    "target-feature=+crt-static",
+                ])
                 .args(["-C", "strip=symbols", "-o"])
                 .arg(&tmp)
                 .arg(&src)

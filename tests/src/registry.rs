@@ -54,10 +54,26 @@ impl Registry {
             let mut started = false;
             for _attempt in 0..5 {
                 let addr = free_addr();
-                let cfg = reg.dir.path().join(if tls { "tls.yml" } else { "http.yml" });
-                fs::write(&cfg, config(&storage, &addr, tls.then(|| reg.dir.path()), auth.as_deref()))
-                    .expect("write registry config");
-                let mut child = spawn_tied(&cfg, &reg.dir.path().join(if tls { "tls.log" } else { "http.log" }));
+                let cfg = reg
+                    .dir
+                    .path()
+                    .join(if tls { "tls.yml" } else { "http.yml" });
+                fs::write(
+                    &cfg,
+                    config(
+                        &storage,
+                        &addr,
+                        tls.then(|| reg.dir.path()),
+                        auth.as_deref(),
+                    ),
+                )
+                .expect("write registry config");
+                let mut child = spawn_tied(
+                    &cfg,
+                    &reg.dir
+                        .path()
+                        .join(if tls { "tls.log" } else { "http.log" }),
+                );
                 match wait_up(&addr, tls, &reg.ca_file(), &mut child) {
                     Ok(()) => {
                         reg.children.push(child);
@@ -191,7 +207,10 @@ fn spawn_tied(cfg: &Path, log: &Path) -> Child {
 
 fn kill_group(c: &mut Child) {
     let pgid = c.id() as i32;
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = c.wait();
 }
 

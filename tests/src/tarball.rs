@@ -145,7 +145,10 @@ pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
 
 fn set_link(_b: &mut tar::Builder<Vec<u8>>, h: &mut tar::Header, target: &str) {
     let bytes = target.as_bytes();
-    assert!(bytes.len() <= 100, "link target too long for the test tar writer");
+    assert!(
+        bytes.len() <= 100,
+        "link target too long for the test tar writer"
+    );
     let old = h.as_old_mut();
     old.linkname = [0; 100];
     old.linkname[..bytes.len()].copy_from_slice(bytes);
@@ -284,7 +287,11 @@ impl Default for ImageSpec {
 pub fn write_image(layout: &Path, tag: &str, layers: &[Vec<u8>], spec: &ImageSpec) -> OciImage {
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).expect("create layout");
-    fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
     let put = |data: &[u8]| -> String {
         let d = digest(data);
         let p = blobs.join(d.trim_start_matches("sha256:"));

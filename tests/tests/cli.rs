@@ -13,7 +13,11 @@ fn no_subcommand_exits_2_with_help() {
 #[test]
 fn unknown_insecure_option_exits_254_naming_it() {
     let ctx = TestCtx::new();
-    let out = ctx.rkt().args(["--insecure-options=image,bogus", "version"]).output().unwrap();
+    let out = ctx
+        .rkt()
+        .args(["--insecure-options=image,bogus", "version"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(254));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bogus"), "{err}");
@@ -24,8 +28,19 @@ fn unknown_insecure_option_exits_254_naming_it() {
 fn every_insecure_option_alias_is_accepted() {
     let ctx = TestCtx::new();
     for v in [
-        "none", "image", "tls", "ondisk", "http", "pubkey", "capabilities", "paths", "seccomp",
-        "all-fetch", "all-run", "all", "image,tls",
+        "none",
+        "image",
+        "tls",
+        "ondisk",
+        "http",
+        "pubkey",
+        "capabilities",
+        "paths",
+        "seccomp",
+        "all-fetch",
+        "all-run",
+        "all",
+        "image,tls",
     ] {
         let st = ctx
             .rkt()
@@ -44,7 +59,10 @@ fn version_reports_features() {
     let out = ctx.rkt().arg("version").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let s = String::from_utf8_lossy(&out.stdout);
-    let features = s.lines().find(|l| l.starts_with("Features:")).expect("Features line");
+    let features = s
+        .lines()
+        .find(|l| l.starts_with("Features:"))
+        .expect("Features line");
     // This host has overlayfs and seccomp; the cgroup flags follow /proc/self/mountinfo.
     assert!(features.contains("+OVERLAY"), "{features}");
     assert!(features.contains("SECCOMP"), "{features}");
@@ -60,10 +78,21 @@ fn config_merges_local_over_system() {
         std::fs::create_dir_all(root.join("paths.d")).unwrap();
         std::fs::write(root.join("paths.d/p.json"), body).unwrap();
     };
-    w(ctx.system_config(), r#"{"rktKind":"paths","rktVersion":"v1","data":"/a","stage1-images":"/s"}"#);
-    w(ctx.local_config(), r#"{"rktKind":"paths","rktVersion":"v1","data":"/b"}"#);
+    w(
+        ctx.system_config(),
+        r#"{"rktKind":"paths","rktVersion":"v1","data":"/a","stage1-images":"/s"}"#,
+    );
+    w(
+        ctx.local_config(),
+        r#"{"rktKind":"paths","rktVersion":"v1","data":"/b"}"#,
+    );
     let out = ctx.rkt().arg("config").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["paths"]["data"], "/b");
     assert_eq!(v["paths"]["stage1Images"], "/s");

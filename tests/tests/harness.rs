@@ -10,12 +10,20 @@ fn sha256(b: &[u8]) -> String {
 
 fn curl(url: &str, extra: &[&str]) -> Vec<u8> {
     let out = Command::new("curl")
-        .args(["-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-fsS",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .args(extra)
         .arg(url)
         .output()
         .expect("curl");
-    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -25,13 +33,21 @@ fn registry_serves_skopeo_pushed_image_by_digest_over_http_and_tls() {
     let img = images::busybox();
     images::push(img, reg.http_addr(), "harness/busybox:v1");
     let m = curl(
-        &format!("http://{}/v2/harness/busybox/manifests/{}", reg.http_addr(), img.manifest_digest),
+        &format!(
+            "http://{}/v2/harness/busybox/manifests/{}",
+            reg.http_addr(),
+            img.manifest_digest
+        ),
         &[],
     );
     assert_eq!(sha256(&m), img.manifest_digest);
     let layer = &img.layers[0];
     let blob = curl(
-        &format!("http://{}/v2/harness/busybox/blobs/{}", reg.http_addr(), layer.digest),
+        &format!(
+            "http://{}/v2/harness/busybox/blobs/{}",
+            reg.http_addr(),
+            layer.digest
+        ),
         &[],
     );
     assert_eq!(sha256(&blob), layer.digest);
@@ -69,23 +85,38 @@ fn registry_with_basic_auth_refuses_anonymous_and_accepts_credentials() {
     };
     assert_eq!(code(&[]), "401");
     assert_eq!(code(&["-u", "alice:s3cret"]), "200");
-    images::push_with(images::busybox(), reg.http_addr(), "auth/bb:latest", Some("alice:s3cret"));
+    images::push_with(
+        images::busybox(),
+        reg.http_addr(),
+        "auth/bb:latest",
+        Some("alice:s3cret"),
+    );
 }
 
 #[test]
 fn image_builder_is_reproducible() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let (ba, bb) = (images::build_busybox(a.path()), images::build_busybox(b.path()));
+    let (ba, bb) = (
+        images::build_busybox(a.path()),
+        images::build_busybox(b.path()),
+    );
     assert_eq!(ba.manifest_digest, bb.manifest_digest);
     assert_eq!(ba.layers, bb.layers);
-    let (wa, wb) = (images::build_whiteout(a.path()), images::build_whiteout(b.path()));
+    let (wa, wb) = (
+        images::build_whiteout(a.path()),
+        images::build_whiteout(b.path()),
+    );
     assert_eq!(wa.manifest_digest, wb.manifest_digest);
     assert_eq!(wa.layers.len(), 4);
     // The busybox layer is shared, byte for byte.
     assert_eq!(wa.layers[0], ba.layers[0]);
     // And the layout is valid for an external reader: skopeo inspects it.
-    let out = run_ok(Command::new("skopeo").args(["inspect", "--raw"]).arg(wa.oci_ref()));
+    let out = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(wa.oci_ref()),
+    );
     assert_eq!(sha256(out.as_bytes()), wa.manifest_digest);
 }
 
@@ -137,7 +168,11 @@ fn verifier_reports_from_inside_unshare_chroot() {
             .arg(format!("--mount-proc={}/proc", rootfs.display()))
             .arg("chroot")
             .arg(&rootfs)
-            .args(["/bin/sh", "-c", "hostname verifier-test && exec /usr/bin/rkt-verifier"]),
+            .args([
+                "/bin/sh",
+                "-c",
+                "hostname verifier-test && exec /usr/bin/rkt-verifier",
+            ]),
     );
     let v: serde_json::Value = serde_json::from_str(&out).expect("verifier prints JSON");
     assert_eq!(v["pid"], 1, "PID 1 of the new pid namespace");
@@ -145,8 +180,15 @@ fn verifier_reports_from_inside_unshare_chroot() {
     assert_eq!(v["hostname"], "verifier-test");
     assert_eq!(v["cwd"], "/");
     let host_pidns = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    assert_ne!(v["namespaces"]["pid"], host_pidns.to_string_lossy().as_ref());
-    assert!(v["mounts"].as_array().unwrap().iter().any(|m| m["target"] == "/proc"));
+    assert_ne!(
+        v["namespaces"]["pid"],
+        host_pidns.to_string_lossy().as_ref()
+    );
+    assert!(v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["target"] == "/proc"));
     // Probes: exit code and write checks.
     let st = Command::new("chroot")
         .arg(&rootfs)
@@ -168,8 +210,16 @@ fn test_ctx_drop_kills_processes_and_unmounts() {
     let ctx = TestCtx::new();
     let mnt = ctx.root().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    run_ok(Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(&mnt));
-    let mut child = Command::new("sleep").arg("600").current_dir(&mnt).spawn().unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&mnt),
+    );
+    let mut child = Command::new("sleep")
+        .arg("600")
+        .current_dir(&mnt)
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let root = ctx.root().to_path_buf();
     assert_eq!(rkt_tests::cleanup::mounts_under(&root).len(), 1);
@@ -178,5 +228,8 @@ fn test_ctx_drop_kills_processes_and_unmounts() {
     assert!(rkt_tests::cleanup::mounts_under(&root).is_empty());
     assert!(!root.exists(), "the context dir is removed");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z "), "sleep still alive");
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "sleep still alive"
+    );
 }

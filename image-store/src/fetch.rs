@@ -1,0 +1,331 @@
+//! Fetching: pull policies, the signature-policy stage, and committing a prepared image —
+//! its layers in parallel (bounded), skipping those already stored, then the index row.
+
+use crate::error::{io_err, Error, Result};
+use crate::index::{BlobRow, ImageRow, LayerRow};
+use crate::layer::{fetch_layer, write_blob};
+use crate::manifest::{Descriptor, OCI_CONFIG};
+use crate::registry::{Registry, RegistryOptions};
+use crate::source::{self, Blobs, Prepared, Source};
+use crate::store::{now_ns, ImageId, Paths, Store};
+use futures_util::{StreamExt, TryStreamExt};
+use rustix::fs::FlockOperation;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Layers fetched at once.
+const PARALLEL_LAYERS: usize = 3;
+
+/// rkt's `--pull-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Use the store when the image is there, else fetch (default of run/prepare).
+    #[default]
+    New,
+    /// Always ask the remote (default of fetch); layers already stored are not downloaded.
+    Update,
+    /// Store only.
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "new" => Ok(PullPolicy::New),
+            "update" => Ok(PullPolicy::Update),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(Error::Invalid {
+                what: "pull policy".into(),
+                reason: format!("{other:?} is not one of new, update, never"),
+            }),
+        }
+    }
+}
+
+/// How to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// When to contact the remote.
+    pub pull_policy: PullPolicy,
+    /// `--insecure-options=image`: no signature verification.
+    pub insecure_image: bool,
+    /// `--insecure-options=tls`.
+    pub insecure_tls: bool,
+    /// `--insecure-options=http`.
+    pub allow_http: bool,
+    /// rkt config dirs, lowest precedence first (system, local, user).
+    pub config_dirs: Vec<PathBuf>,
+    /// Draw progress bars on stderr (the caller decides: only when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// The signature-policy stage of the pipeline. Until trust keys exist, like rkt: an image whose
+/// signature cannot be verified is refused unless `--insecure-options=image`.
+fn verify_signature(kind: &'static str, opts: &FetchOptions) -> Result<()> {
+    if opts.insecure_image {
+        return Ok(());
+    }
+    Err(Error::Unverified(kind))
+}
+
+impl Store {
+    /// Fetch an image according to `opts.pull_policy` and return its id.
+    pub fn fetch(&self, image: &str, opts: &FetchOptions) -> Result<ImageId> {
+        let _span = tracing::debug_span!("fetch", image).entered();
+        let src = source::classify(image)?;
+        let found = |s: &str| -> Result<ImageId> {
+            match self.lookup(s)? {
+                Some(id) => {
+                    self.index.borrow().touch(&id, now_ns())?;
+                    tracing::debug!("using image from local store for image name {s}");
+                    Ok(ImageId(id))
+                }
+                None => Err(Error::NotInStore(s.to_string())),
+            }
+        };
+        match src {
+            Source::Id(s) => match self.lookup(&s)? {
+                Some(id) => Ok(ImageId(id)),
+                None => Err(Error::NotFound(s)),
+            },
+            Source::Name(s) => found(&s),
+            Source::Registry(r) => {
+                let name = r.to_string();
+                if opts.pull_policy != PullPolicy::Update {
+                    match found(&name) {
+                        Err(Error::NotInStore(_)) if opts.pull_policy == PullPolicy::New => {}
+                        other => return other,
+                    }
+                }
+                verify_signature("docker", opts)?;
+                self.fetch_registry(&r, opts)
+            }
+            Source::OciLayout { path, tag } => {
+                verify_signature("oci", opts)?;
+                let name = match &tag {
+                    Some(t) => format!("oci:{}:{t}", path.display()),
+                    None => format!("oci:{}", path.display()),
+                };
+                let p = source::oci::prepare(&path, tag.as_deref(), name)?;
+                self.import(p, opts, None)
+            }
+            Source::OciArchive { path, tag } => {
+                verify_signature("oci", opts)?;
+                let name = match &tag {
+                    Some(t) => format!("oci-archive:{}:{t}", path.display()),
+                    None => format!("oci-archive:{}", path.display()),
+                };
+                let p = source::archive::prepare_oci(&self.paths, &path, tag.as_deref(), name)?;
+                self.import(p, opts, None)
+            }
+            Source::DockerArchive { path } => {
+                verify_signature("docker", opts)?;
+                let p = source::archive::prepare_docker(&self.paths, &path)?;
+                self.import(p, opts, None)
+            }
+            Source::Aci(path) => {
+                verify_signature("aci", opts)?;
+                tracing::debug!("using image from file {}", path.display());
+                source::aci::import(self, &path)
+            }
+        }
+    }
+
+    /// Resolve an image to an id with pull-policy semantics (`new`: the store first).
+    pub fn resolve(&self, image: &str, opts: &FetchOptions) -> Result<ImageId> {
+        self.fetch(image, opts)
+    }
+
+    fn runtime() -> Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
+    }
+
+    fn fetch_registry(
+        &self,
+        r: &crate::reference::Reference,
+        opts: &FetchOptions,
+    ) -> Result<ImageId> {
+        tracing::debug!("remote fetching from URL \"docker://{r}\"");
+        let registry = Registry::new(RegistryOptions {
+            insecure_skip_tls_verify: opts.insecure_tls,
+            allow_http: opts.allow_http,
+            config_dirs: opts.config_dirs.clone(),
+            platform: None,
+        })?;
+        let rt = Self::runtime()?;
+        let prepared = rt.block_on(source::registry::prepare(&registry, r))?;
+        self.import(prepared, opts, Some(&rt))
+    }
+
+    /// Commit a prepared image: missing layers through the pipeline, then blobs, then the index.
+    pub(crate) fn import(
+        &self,
+        p: Prepared,
+        opts: &FetchOptions,
+        rt: Option<&tokio::runtime::Runtime>,
+    ) -> Result<ImageId> {
+        let _ = opts;
+        let id = p.manifest_digest.clone();
+        // Layers to fetch: each distinct diff id not already extracted.
+        let mut seen = HashSet::new();
+        let mut todo: Vec<(Descriptor, String)> = Vec::new();
+        for (desc, diff) in p.layers.iter().zip(&p.diff_ids) {
+            if !seen.insert(diff.clone()) {
+                continue;
+            }
+            if self.paths.layer(diff)?.is_dir() && self.paths.blob(&desc.digest)?.is_file() {
+                tracing::debug!(layer = %diff, "layer already stored");
+                continue;
+            }
+            todo.push((desc.clone(), diff.clone()));
+        }
+        if !todo.is_empty() {
+            let own;
+            let rt = match rt {
+                Some(rt) => rt,
+                None => {
+                    own = Self::runtime()?;
+                    &own
+                }
+            };
+            let blobs = std::sync::Arc::new(p.blobs);
+            let paths = self.paths.clone();
+            let handle = rt.handle().clone();
+            rt.block_on(async {
+                futures_util::stream::iter(todo.into_iter().map(|(desc, diff)| {
+                    let paths = paths.clone();
+                    let blobs = blobs.clone();
+                    let handle = handle.clone();
+                    async move {
+                        let reader = open_blob(&handle, &blobs, &desc)?;
+                        tokio::task::spawn_blocking(move || layer_job(&paths, &desc, &diff, reader))
+                            .await
+                            .map_err(|e| Error::Internal(format!("layer task: {e}")))?
+                    }
+                }))
+                .buffer_unordered(PARALLEL_LAYERS)
+                .try_collect::<Vec<LayerRow>>()
+                .await
+            })?;
+        }
+        // Manifest and config blobs (verified when prepared).
+        write_blob(&self.paths, &p.manifest_digest, &p.manifest_bytes)?;
+        write_blob(&self.paths, &p.config_digest, &p.config_bytes)?;
+        let layers: Vec<LayerRow> = p
+            .layers
+            .iter()
+            .zip(&p.diff_ids)
+            .map(|(d, diff)| LayerRow {
+                diff_id: diff.clone(),
+                blob_digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                size: d.size,
+            })
+            .collect();
+        let mut blobs: Vec<BlobRow> = p
+            .layers
+            .iter()
+            .map(|d| BlobRow {
+                digest: d.digest.clone(),
+                size: d.size,
+                media_type: d.media_type.clone(),
+            })
+            .collect();
+        blobs.push(BlobRow {
+            digest: p.manifest_digest.clone(),
+            size: p.manifest_bytes.len() as u64,
+            media_type: p.manifest_media_type.clone(),
+        });
+        blobs.push(BlobRow {
+            digest: p.config_digest.clone(),
+            size: p.config_bytes.len() as u64,
+            media_type: OCI_CONFIG.into(),
+        });
+        let size = blobs.iter().map(|b| b.size).sum();
+        let now = now_ns();
+        let row = ImageRow {
+            id: id.clone(),
+            name: p.name.clone(),
+            kind: "oci".into(),
+            manifest_digest: p.manifest_digest.clone(),
+            manifest_media_type: p.manifest_media_type.clone(),
+            config_digest: p.config_digest.clone(),
+            size,
+            import_time: now,
+            last_used: now,
+        };
+        self.insert_locked(&row, &layers, &blobs)?;
+        tracing::debug!(%id, source = p.source_kind, "image stored");
+        Ok(ImageId(id))
+    }
+
+    /// Write index rows holding the index lock (`cas/index.lock`) exclusively.
+    pub(crate) fn insert_locked(
+        &self,
+        row: &ImageRow,
+        layers: &[LayerRow],
+        blobs: &[BlobRow],
+    ) -> Result<()> {
+        let lock_path = self.paths.cas.join("index.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("opening lock", &lock_path))?;
+        rustix::fs::flock(&f, FlockOperation::LockExclusive).map_err(|e| Error::Io {
+            what: "locking",
+            path: lock_path.clone(),
+            source: e.into(),
+        })?;
+        // The row goes in only if every layer is really there.
+        for l in layers {
+            if !self.paths.layer(&l.diff_id)?.is_dir() {
+                return Err(Error::Layer {
+                    digest: l.blob_digest.clone(),
+                    reason: "layer vanished before the image was recorded".into(),
+                });
+            }
+        }
+        self.index.borrow_mut().insert_image(row, layers, blobs)
+    }
+}
+
+fn layer_job(
+    paths: &Paths,
+    desc: &Descriptor,
+    diff: &str,
+    reader: Box<dyn Read + Send>,
+) -> Result<LayerRow> {
+    let _span = tracing::debug_span!("layer", digest = %desc.digest).entered();
+    fetch_layer(paths, desc, diff, reader)
+}
+
+fn open_blob(
+    handle: &tokio::runtime::Handle,
+    blobs: &Blobs,
+    desc: &Descriptor,
+) -> Result<Box<dyn Read + Send>> {
+    match blobs {
+        Blobs::Dir(dir) => {
+            let p = dir.join(crate::digest::sha256_hex(&desc.digest)?);
+            let f = std::fs::File::open(&p).map_err(io_err("opening blob", &p))?;
+            Ok(Box::new(f))
+        }
+        Blobs::Files(map) => {
+            let p = map
+                .get(&desc.digest)
+                .ok_or_else(|| Error::Internal(format!("no file for blob {}", desc.digest)))?;
+            let f = std::fs::File::open(p).map_err(io_err("opening blob", p))?;
+            Ok(Box::new(f))
+        }
+        Blobs::Registry(rb) => Ok(source::registry::reader(handle, rb, &desc.digest)),
+    }
+}

@@ -2,7 +2,9 @@
 //! `--seccomp`, capability lists, `K=V` environment entries and env files, app names.
 //! Pure functions; no I/O except [`read_env_file`].
 
-use stage1_abi::{MountPoint, Seccomp, SeccompMode, Volume, VolumeKind};
+use stage1_abi::{
+    MountPoint, NetConfig, NetRequest, PortForward, Seccomp, SeccompMode, Volume, VolumeKind,
+};
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -434,6 +436,72 @@ pub fn default_app_name(image: &str) -> Result<String> {
     Ok(name)
 }
 
+/// `--net`: `host`, `none`, or `NAME[:K=V;K=V],…` CNI networks (bare `--net` = `default`).
+pub fn parse_net(value: &str) -> Result<NetConfig> {
+    match value {
+        "host" => return Ok(NetConfig::Host),
+        "none" => return Ok(NetConfig::None),
+        _ => {}
+    }
+    let mut nets = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, args) = item.split_once(':').unwrap_or((item, ""));
+        if name == "host" || name == "none" {
+            return Err(bad(
+                "--net",
+                value,
+                format!("{name:?} cannot be combined with other networks"),
+            ));
+        }
+        check_acname(name).map_err(|e| bad("--net", value, e))?;
+        let mut pairs = Vec::new();
+        for kv in args.split(';').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| bad("--net", value, format!("{kv:?} is not KEY=VALUE")))?;
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        if nets.iter().any(|n: &NetRequest| n.name == name) {
+            return Err(bad("--net", value, format!("network {name:?} given twice")));
+        }
+        nets.push(NetRequest {
+            name: name.to_string(),
+            args: pairs,
+        });
+    }
+    if nets.is_empty() {
+        return Err(bad("--net", value, "no network given"));
+    }
+    Ok(NetConfig::Cni(nets))
+}
+
+/// `--port NAME:[HOSTIP:]HOSTPORT`.
+pub fn parse_port(value: &str) -> Result<PortForward> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let (name, host_ip, port) = match parts.as_slice() {
+        [n, p] => (*n, None, *p),
+        [n, ip, p] => (*n, Some(ip.to_string()), *p),
+        _ => return Err(bad("--port", value, "expected NAME:[HOSTIP:]HOSTPORT")),
+    };
+    if name.is_empty() {
+        return Err(bad("--port", value, "missing port name"));
+    }
+    if let Some(ip) = &host_ip {
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| bad("--port", value, format!("{ip:?} is not an IP address")))?;
+    }
+    let host_port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad("--port", value, format!("{port:?} is not a port number")))?;
+    Ok(PortForward {
+        name: name.to_string(),
+        host_ip,
+        host_port,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +662,27 @@ mod tests {
         assert!(check_acname("Web").is_err());
         assert!(check_acname("a--b").is_err());
         assert!(check_acname("-a").is_err());
+    }
+    #[test]
+    fn nets_and_ports() {
+        assert_eq!(parse_net("host").unwrap(), NetConfig::Host);
+        assert_eq!(parse_net("none").unwrap(), NetConfig::None);
+        let NetConfig::Cni(n) = parse_net("default,mynet:IP=10.1.2.3;X=y").unwrap() else {
+            panic!()
+        };
+        assert_eq!(n.len(), 2);
+        assert_eq!(
+            n[1].args,
+            vec![("IP".into(), "10.1.2.3".into()), ("X".into(), "y".into())]
+        );
+        assert!(parse_net("host,default").is_err());
+        assert!(parse_net("a,a").is_err());
+        let p = parse_port("80-tcp:127.0.0.1:8080").unwrap();
+        assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(p.host_port, 8080);
+        assert_eq!(parse_port("http:80").unwrap().host_port, 80);
+        assert!(parse_port("http").is_err());
+        assert!(parse_port("http:x:80").is_err());
+        assert!(parse_port("http:0").is_err());
     }
 }

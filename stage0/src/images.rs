@@ -31,6 +31,10 @@ pub struct ResolveOptions {
     pub insecure_tls: bool,
     /// `--insecure-options=http`.
     pub allow_http: bool,
+    /// rkt config dirs, lowest precedence first (for auth, certs, registries).
+    pub config_dirs: Vec<PathBuf>,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
 }
 
 /// An image's name and id as stored.

@@ -29,6 +29,15 @@ pub struct RunOptions {
     pub debug: bool,
 }
 
+/// rkt's root-only commands refuse to run otherwise.
+pub fn require_root() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::usage("cannot run as unprivileged user"))
+    }
+}
+
 /// The stage1 binary: `--stage1-path` if given, else the `stage1` config `location`, else
 /// `rkt-stage1` next to the running `rkt` binary. Checked to be an executable file.
 pub fn find_stage1(explicit: Option<&Path>, configured: Option<&str>) -> Result<PathBuf> {

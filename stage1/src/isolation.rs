@@ -73,7 +73,9 @@ pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>
         ));
     }
     if rc.disable_capabilities {
-        let mut all: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
+        // every capability stage1 itself may pass on
+        let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+        let mut all: Vec<String> = bounding.into_iter().map(|c| c.to_string()).collect();
         all.sort();
         return Ok(all);
     }

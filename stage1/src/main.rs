@@ -3,13 +3,16 @@
 
 fn main() {
     let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
+    // libcontainer logs every failure on its way up at error level, several lines per error;
+    // stage1 reports the one-line cause itself, so it is only shown with --debug
+    let filter = if debug {
+        "debug"
+    } else {
+        "warn,libcontainer=off,libcgroups=off"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(if debug {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::WARN
-        })
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .without_time()
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -492,4 +492,6 @@ fn map_docker_media_types(m: &mut ImageManifest) {
 }
 
 #[cfg(test)]
+mod live_tests;
+#[cfg(test)]
 mod tests;

@@ -52,6 +52,10 @@ pub enum Command {
     /// Generate shell completions or man pages
     #[command(hide = true)]
     Docs(DocsArgs),
+    /// Fetch images into the store; prints one image id per image
+    Fetch(crate::cmd::image::FetchArgs),
+    /// Operate on images in the store
+    Image(crate::cmd::image::ImageArgs),
 }
 
 /// `rkt config`.

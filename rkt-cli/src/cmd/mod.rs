@@ -2,6 +2,7 @@
 
 mod config;
 mod docs;
+pub mod image;
 mod version;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -27,5 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Version => version::run(&ctx),
         Command::Config(a) => config::run(&ctx, &a),
         Command::Docs(a) => docs::run(&a),
+        Command::Fetch(a) => image::fetch(&ctx, &a),
+        Command::Image(a) => image::run(&ctx, &a),
     }
 }

@@ -384,3 +384,31 @@ fn remove_one(dir: &Path) -> Result<(), Error> {
         }
     }
 }
+
+/// Move the calling process into the cgroups of process `pid` (every v1 hierarchy, or the
+/// unified one on pure v2 hosts).
+pub fn join_cgroups_of(pid: nix::unistd::Pid) -> Result<(), Error> {
+    let p = format!("/proc/{pid}/cgroup");
+    let theirs = fs::read_to_string(&p).map_err(|e| Error::io(Path::new(&p), e))?;
+    let mounts = parse_mounts()?;
+    let any_v1 = mounts.iter().any(|m| !m.3);
+    let me = std::process::id().to_string();
+    for line in theirs.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(c), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let ctrls: Vec<&str> = c.split(',').filter(|s| !s.is_empty()).collect();
+        let m = mounts.iter().find(|(_, _, mc, unified)| {
+            if ctrls.is_empty() {
+                *unified && !any_v1
+            } else {
+                !*unified && ctrls.iter().all(|x| mc.iter().any(|y| y == x))
+            }
+        });
+        let Some((mp, root, _, _)) = m else { continue };
+        let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
+        write_cg(&join_rel(mp, rel), "cgroup.procs", &me)?;
+    }
+    Ok(())
+}

@@ -49,3 +49,10 @@ pub fn loopback_up() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// fork(2).
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: stage1 is single-threaded, so fork cannot leave another thread's lock held in the
+    // child; the child only sets credentials and execs (or exits).
+    unsafe { nix::unistd::fork() }
+}

@@ -100,13 +100,20 @@ fn layout(dir: &Path, tag: &str, arches: &[&str]) -> (Vec<u8>, Vec<String>) {
     let mut entries = Vec::new();
     for arch in arches {
         let mut tar = tar::Builder::new(Vec::new());
-        let data = format!("hello from {arch}\n").repeat(5000);
+        // Text plus 150 KB that does not compress, so layers are big enough to cut mid-way.
+        let mut data = format!("hello from {arch}\n").repeat(5000).into_bytes();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ arch.len() as u64;
+        data.extend((0..150_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        }));
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        tar.append_data(&mut h, "hello.txt", data.as_bytes())
-            .unwrap();
+        tar.append_data(&mut h, "hello.txt", &data[..]).unwrap();
         let raw = tar.into_inner().unwrap();
         let diff_id = sha(&raw);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -494,4 +501,67 @@ async fn mirror_then_origin() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("origin.invalid:5000"), "{e}");
+}
+
+/// A TCP proxy to `upstream` that cuts every connection after `limit` bytes sent back.
+fn flaky_proxy(upstream: String, limit: usize) -> String {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(down) = conn else { break };
+            let Ok(up) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut d2, mut u2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut d2, &mut u2);
+                let _ = u2.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut up, mut down) = (up, down);
+                let (mut sent, mut buf) = (0, [0u8; 4096]);
+                while sent < limit {
+                    let n = match up.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n.min(limit - sent),
+                    };
+                    if down.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = down.shutdown(Shutdown::Both);
+                let _ = up.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry and skopeo"]
+async fn broken_blob_download_resumes_with_range() {
+    let w = world();
+    assert!(w.layer.len() > 140_000, "layer {} bytes", w.layer.len());
+    let proxy = flaky_proxy(w.http.addr.clone(), 40_000);
+    let reg = registry(RegistryOptions {
+        allow_http: true,
+        ..Default::default()
+    });
+    let r = Reference::parse(&format!("{proxy}/bb:v1")).unwrap();
+    let img = reg.resolve(&r).await.unwrap();
+    assert_eq!(img.endpoint, proxy);
+    let ld = img.manifest.layers()[0].digest().to_string();
+    let got: Vec<bytes::Bytes> = reg
+        .blob_stream(&img, &ld, 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(sha(&got.concat()), ld);
+    assert_eq!(got.concat(), w.layer);
 }

@@ -56,6 +56,13 @@ pub enum Command {
     Fetch(crate::cmd::image::FetchArgs),
     /// Operate on images in the store
     Image(crate::cmd::image::ImageArgs),
+    /// Run images in a new pod (the rkt process becomes the pod)
+    Run(crate::cmd::run::RunArgs),
+    /// Prepare a pod for run-prepared; prints its UUID
+    Prepare(crate::cmd::run::PrepareArgs),
+    /// Run a prepared pod
+    #[command(name = "run-prepared")]
+    RunPrepared(crate::cmd::run::RunPreparedArgs),
 }
 
 /// `rkt config`.

@@ -408,26 +408,47 @@ pub fn sanitize_acname(s: &str) -> String {
 
 /// rkt's default app name: the sanitized last path component of the image name, without
 /// transport prefix, tag or digest (`docker://busybox:1.36` → `busybox`,
-/// `127.0.0.1:5000/x/redis@sha256:…` → `redis`).
+/// `127.0.0.1:5000/x/redis@sha256:…` → `redis`). For OCI layouts and archives
+/// (`oci:PATH[:REF]`), a reference that names something (`busybox`, `x/redis:7`) gives the
+/// name; a bare version (`latest`, `1.36`, `v2`) or none falls back to the file name.
 pub fn default_app_name(image: &str) -> Result<String> {
-    let mut s = image;
-    for p in [
-        "docker://",
-        "oci-archive:",
-        "oci:",
-        "docker-archive:",
-        "file://",
-    ] {
-        if let Some(rest) = s.strip_prefix(p) {
-            s = rest;
-            break;
+    let last_component = |s: &str| -> String {
+        let s = s.split('@').next().unwrap_or(s).trim_end_matches('/');
+        let last = s.rsplit('/').next().unwrap_or(s);
+        let last = last.split(':').next().unwrap_or(last);
+        let last = [".aci", ".tar.gz", ".tgz", ".tar"]
+            .iter()
+            .find_map(|ext| last.strip_suffix(ext))
+            .unwrap_or(last);
+        sanitize_acname(last)
+    };
+    let layout = ["oci:", "oci-archive:"]
+        .iter()
+        .find_map(|p| image.strip_prefix(p));
+    let name = if let Some(rest) = layout {
+        let (path, reference) = match rest.split_once(':') {
+            Some((p, r)) => (p, Some(r)),
+            None => (rest, None),
+        };
+        let versionish = |r: &str| {
+            r == "latest"
+                || r.starts_with(|c: char| c.is_ascii_digit())
+                || (r.starts_with('v') && r[1..].starts_with(|c: char| c.is_ascii_digit()))
+        };
+        match reference {
+            Some(r) if !r.is_empty() && !versionish(r) => last_component(r),
+            _ => last_component(path),
         }
-    }
-    let s = s.split('@').next().unwrap_or(s).trim_end_matches('/');
-    let last = s.rsplit('/').next().unwrap_or(s);
-    let last = last.split(':').next().unwrap_or(last);
-    let last = last.strip_suffix(".aci").unwrap_or(last);
-    let name = sanitize_acname(last);
+    } else {
+        let mut s = image;
+        for p in ["docker://", "docker-archive:", "file://"] {
+            if let Some(rest) = s.strip_prefix(p) {
+                s = rest;
+                break;
+            }
+        }
+        last_component(s)
+    };
     if name.is_empty() {
         return Err(Error::usage(format!(
             "cannot derive an app name from image {image:?}; use --name"
@@ -657,6 +678,21 @@ mod tests {
             "bb-layout"
         );
         assert_eq!(default_app_name("/tmp/etcd.aci").unwrap(), "etcd");
+        assert_eq!(default_app_name("oci:/tmp/oci:busybox").unwrap(), "busybox");
+        assert_eq!(default_app_name("oci:/tmp/bb:v1.2").unwrap(), "bb");
+        assert_eq!(default_app_name("oci:/tmp/bb").unwrap(), "bb");
+        assert_eq!(
+            default_app_name("oci-archive:/a/redis.tar:docker.io/library/redis:7").unwrap(),
+            "redis"
+        );
+        assert_eq!(
+            default_app_name("oci-archive:/a/b.tar:latest").unwrap(),
+            "b"
+        );
+        assert_eq!(
+            default_app_name("docker-archive:/a/nginx.tar").unwrap(),
+            "nginx"
+        );
         assert!(default_app_name("docker://___").is_err());
         assert!(check_acname("web-1").is_ok());
         assert!(check_acname("Web").is_err());

@@ -21,6 +21,7 @@ pub mod mount;
 pub mod pods;
 pub mod prepare;
 pub mod run;
+pub mod store;
 
 use std::path::PathBuf;
 

@@ -104,6 +104,9 @@ pub fn run_prepared(
     }
     let result = (|| {
         let manifest: PodManifest = stage1_abi::read_json(&pod.path().join(paths::POD_MANIFEST))?;
+        if run.runtime.interactive && manifest.apps.len() > 1 {
+            return Err(Error::usage("interactive option only supports one image"));
+        }
         let mounted = prepare::mount_apps(mounter, &pod.path(), &manifest)?;
         let err = exec_stage1(&pod, run);
         prepare::unmount_all(mounter, &mounted);

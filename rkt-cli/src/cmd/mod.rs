@@ -3,6 +3,7 @@
 mod config;
 mod docs;
 pub mod image;
+pub mod run;
 mod version;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -30,5 +31,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Docs(a) => docs::run(&a),
         Command::Fetch(a) => image::fetch(&ctx, &a),
         Command::Image(a) => image::run(&ctx, &a),
+        Command::Run(a) => run::run(&ctx, &a),
+        Command::Prepare(a) => run::prepare(&ctx, &a),
+        Command::RunPrepared(a) => run::run_prepared(&ctx, &a),
     }
 }

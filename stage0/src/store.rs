@@ -1,0 +1,82 @@
+//! [`Images`] for the real image store (`image_store::Store`): the one place stage0 touches the
+//! store's API.
+
+use image_store::{FetchOptions, ImageId, Store};
+use std::path::{Path, PathBuf};
+
+use crate::images::{ImageConfig, ImageError, ImageMeta, Images, PullPolicy, ResolveOptions};
+use crate::{Error, Result};
+
+/// The image store of a data dir, seen through [`Images`].
+pub struct StoreImages {
+    store: Store,
+}
+
+impl StoreImages {
+    /// Open the store of data dir `data_dir` (`--dir`).
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let store = Store::open(data_dir).map_err(|e| Error::Image(e.to_string()))?;
+        Ok(StoreImages { store })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn id(s: &str) -> ImageId {
+    ImageId(s.to_string())
+}
+
+impl Images for StoreImages {
+    fn resolve(&self, image: &str, opts: &ResolveOptions) -> Result<String, ImageError> {
+        let fo = FetchOptions {
+            pull_policy: match opts.pull_policy {
+                PullPolicy::New => image_store::PullPolicy::New,
+                PullPolicy::Update => image_store::PullPolicy::Update,
+                PullPolicy::Never => image_store::PullPolicy::Never,
+            },
+            insecure_image: opts.insecure_image,
+            insecure_tls: opts.insecure_tls,
+            allow_http: opts.allow_http,
+            config_dirs: opts.config_dirs.clone(),
+            progress: opts.progress,
+        };
+        Ok(self.store.resolve(image, &fo)?.0)
+    }
+
+    fn meta(&self, id: &str) -> Result<ImageMeta, ImageError> {
+        let info = self.store.image(id)?;
+        Ok(ImageMeta {
+            id: info.id.0,
+            name: info.name,
+        })
+    }
+
+    fn layer_dirs(&self, image: &str) -> Result<Vec<PathBuf>, ImageError> {
+        Ok(self.store.layer_dirs(&id(image))?)
+    }
+
+    fn config(&self, image: &str) -> Result<ImageConfig, ImageError> {
+        let c = self.store.config(&id(image))?;
+        Ok(ImageConfig {
+            entrypoint: c.entrypoint,
+            cmd: c.cmd,
+            env: c.env,
+            user: c.user,
+            working_dir: c.working_dir,
+            volumes: c.volumes,
+            exposed_ports: c.exposed_ports,
+            labels: c.labels,
+        })
+    }
+
+    fn pin(&self, image: &str, uuid: &str) -> Result<(), ImageError> {
+        Ok(self.store.pin(&id(image), uuid)?)
+    }
+
+    fn unpin(&self, uuid: &str) -> Result<(), ImageError> {
+        Ok(self.store.unpin(uuid)?)
+    }
+}

@@ -1,0 +1,279 @@
+//! `rkt run` / `rkt prepare` / `rkt run-prepared` end to end: the stage0 half (pod dirs,
+//! manifest, overlay mounts, exec of stage1) with the real store and stage1.
+
+use rkt_tests::{cleanup, images, TestCtx};
+use std::process::Output;
+
+fn bb() -> String {
+    images::busybox().oci_ref()
+}
+
+fn rkt(ctx: &TestCtx, args: &[&str]) -> Output {
+    ctx.rkt()
+        .arg("--insecure-options=image")
+        .args(args)
+        .output()
+        .expect("spawn rkt")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Pod dirs in a phase.
+fn pods_in(ctx: &TestCtx, phase: &str) -> Vec<String> {
+    match std::fs::read_dir(ctx.dir().join("pods").join(phase)) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+fn assert_nothing_left(ctx: &TestCtx) {
+    for phase in [
+        "embryo",
+        "prepare",
+        "prepared",
+        "run",
+        "exited-garbage",
+        "garbage",
+    ] {
+        assert!(
+            pods_in(ctx, phase).is_empty(),
+            "pod left in {phase}: {:?}",
+            pods_in(ctx, phase)
+        );
+    }
+    assert!(
+        cleanup::mounts_under(&ctx.dir()).is_empty(),
+        "mounts left: {:?}",
+        cleanup::mounts_under(&ctx.dir())
+    );
+}
+
+fn one_line_254(o: &Output, want: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(254), "stderr: {err}");
+    assert!(err.contains(want), "want {want:?} in {err:?}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+}
+
+#[test]
+fn run_true_exits_0_and_false_exits_1() {
+    let ctx = TestCtx::new();
+    let o = rkt(&ctx, &["run", "--net=host", &bb(), "--exec", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = rkt(&ctx, &["run", "--net=host", &bb(), "--exec", "/bin/false"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // the exited pods stay in run/ (for status/gc) and are unlocked
+    assert_eq!(pods_in(&ctx, "run").len(), 2);
+}
+
+#[test]
+fn app_args_reach_the_app_and_env_precedence_holds() {
+    let ctx = TestCtx::new();
+    let envfile = ctx.root().join("env");
+    std::fs::write(&envfile, "# comment\nFROM_FILE=file\nOVER=file\n").unwrap();
+    let o = ctx
+        .rkt()
+        .arg("--insecure-options=image")
+        .env("HOST_ONLY", "host")
+        .args([
+            "run",
+            "--inherit-env",
+            "--set-env-file",
+            envfile.to_str().unwrap(),
+            "--set-env=OVER=setenv",
+            "--set-env=APPOVER=setenv",
+            &bb(),
+            "--environment=APPOVER=app",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo $HOST_ONLY $FROM_FILE $OVER $APPOVER $AC_APP_NAME; exit 5",
+            "---",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "host file setenv app busybox");
+}
+
+#[test]
+fn uuid_file_and_pod_dir_contents() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("uuid");
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            "--uuid-file-save",
+            uf.to_str().unwrap(),
+            &bb(),
+            "--name=first",
+            "--exec=/bin/true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let pod = ctx.dir().join("pods/run").join(uuid.trim());
+    for f in ["pod", "pod-created", "runtime.json", "apps/first/image"] {
+        assert!(pod.join(f).exists(), "{f} missing in {}", pod.display());
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.join("pod")).unwrap()).unwrap();
+    assert_eq!(m["apps"][0]["name"], "first");
+    let rc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(rc["hostname"], format!("rkt-{}", uuid.trim()));
+    // the overlay is mounted at apps/first/rootfs until gc
+    let rootfs = pod.join("apps/first/rootfs");
+    assert!(
+        cleanup::mounts_under(&ctx.dir())
+            .iter()
+            .any(|m| m == &rootfs),
+        "rootfs not mounted"
+    );
+    assert!(rootfs.join("bin/busybox").exists());
+}
+
+#[test]
+fn bad_input_exits_254_and_leaves_nothing() {
+    let ctx = TestCtx::new();
+    let b = bb();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run"], "must provide at least one image"),
+        (
+            vec!["run", "--", "x"],
+            "an image is required before any app arguments",
+        ),
+        (
+            vec!["run", &b, "--", "a", "---", "--", "b"],
+            "only one set of app arguments allowed per image",
+        ),
+        (vec!["run", &b, &b], "multiple apps with name busybox"),
+        (
+            vec!["run", &b, "--mount", "volume=nope,target=/x"],
+            "dangling mount point",
+        ),
+        (
+            vec!["run", "--volume=v,kind=host,source=/nonexistent/src", &b],
+            "No such file or directory",
+        ),
+        (
+            vec!["run", "--interactive", &b, &b, "--name=two"],
+            "interactive option only supports one image",
+        ),
+        (vec!["run", "docker://127.0.0.1:1/nope:latest"], ""),
+        (vec!["run", &b, "--memory=lots"], "invalid --memory"),
+        (
+            vec!["run-prepared", "ffffffff"],
+            "no matches found for \"ffffffff\"",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = rkt(&ctx, &args);
+        one_line_254(&o, want);
+        assert_nothing_left(&ctx);
+    }
+}
+
+#[test]
+fn missing_stage1_fails_before_creating_a_pod() {
+    let ctx = TestCtx::new();
+    let o = rkt(
+        &ctx,
+        &["run", "--stage1-path=/nonexistent/rkt-stage1", &bb()],
+    );
+    one_line_254(&o, "/nonexistent/rkt-stage1");
+    assert_nothing_left(&ctx);
+}
+
+#[test]
+fn prepare_then_run_prepared_once() {
+    let ctx = TestCtx::new();
+    let o = rkt(
+        &ctx,
+        &[
+            "prepare",
+            "--quiet",
+            &bb(),
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "exit 7",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let uuid = stdout(&o).trim().to_string();
+    assert_eq!(uuid.len(), 36, "{uuid}");
+    assert_eq!(pods_in(&ctx, "prepared"), vec![uuid.clone()]);
+    // a prepared pod holds no mounts
+    assert!(cleanup::mounts_under(&ctx.dir()).is_empty());
+    let o = rkt(&ctx, &["run-prepared", &uuid[..8]]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(pods_in(&ctx, "run"), vec![uuid.clone()]);
+    let o = rkt(&ctx, &["run-prepared", &uuid]);
+    one_line_254(&o, &format!("pod \"{uuid}\" is not prepared"));
+}
+
+#[test]
+fn only_one_of_two_racing_run_prepared_wins() {
+    let ctx = TestCtx::new();
+    let o = rkt(
+        &ctx,
+        &["prepare", "--quiet", &bb(), "--exec=/bin/sleep", "--", "1"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let uuid = stdout(&o).trim().to_string();
+    let spawn = || {
+        ctx.rkt()
+            .arg("--insecure-options=image")
+            .args(["run-prepared", &uuid])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(0)), "{codes:?}");
+    assert!(codes.contains(&Some(254)), "{codes:?}");
+    let loser = if a.status.code() == Some(254) { &a } else { &b };
+    assert!(
+        stderr(loser).contains("is not prepared"),
+        "{}",
+        stderr(loser)
+    );
+}
+
+#[test]
+fn image_volume_and_host_volume_mounts() {
+    let ctx = TestCtx::new();
+    let host = ctx.root().join("hostvol");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("hello"), "from host\n").unwrap();
+    let vol = format!("data,kind=host,source={}", host.display());
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            "--volume",
+            &vol,
+            &bb(),
+            "--mount=volume=data,target=/mnt/data",
+            "--exec=/bin/cat",
+            "--",
+            "/mnt/data/hello",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from host\n");
+}

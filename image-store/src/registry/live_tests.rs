@@ -565,3 +565,74 @@ async fn broken_blob_download_resumes_with_range() {
     assert_eq!(sha(&got.concat()), ld);
     assert_eq!(got.concat(), w.layer);
 }
+
+/// Not a check, a figure: blob_stream throughput over loopback for a 128 MiB blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; needs docker-registry and curl"]
+async fn blob_stream_throughput() {
+    let tmp = tempfile::tempdir().unwrap();
+    let http = start(tmp.path(), "bench", None, None);
+    let blob: Vec<u8> = (0..128u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let d = sha(&blob);
+    let f = tmp.path().join("blob");
+    std::fs::write(&f, &blob).unwrap();
+    // Monolithic upload: POST then PUT with the digest.
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .arg(format!("http://{}/v2/bench/blobs/uploads/", http.addr))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_string();
+    let loc = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    run(Command::new("curl")
+        .args([
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", f.display()))
+        .arg(format!("{loc}{sep}digest={d}")));
+    let reg = registry(RegistryOptions {
+        allow_http: true,
+        ..Default::default()
+    });
+    let img = ResolvedImage {
+        reference: Reference::parse(&format!("{}/bench:x", http.addr)).unwrap(),
+        endpoint: http.addr.clone(),
+        manifest_digest: String::new(),
+        manifest_media_type: String::new(),
+        manifest_bytes: vec![],
+        manifest: serde_json::from_str(r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#).unwrap(),
+        config_bytes: vec![],
+        config: serde_json::from_str(r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#).unwrap(),
+    };
+    let t0 = Instant::now();
+    let n = reg
+        .blob_stream(&img, &d, 0)
+        .await
+        .unwrap()
+        .try_fold(0usize, |n, b| async move { Ok(n + b.len()) })
+        .await
+        .unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(n, blob.len());
+    eprintln!(
+        "blob_stream: {} MiB in {secs:.2}s = {:.0} MiB/s",
+        n >> 20,
+        (n >> 20) as f64 / secs
+    );
+}

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 /// rkt — a daemonless, pod-native container runtime: the `rkt run` process is the pod.
 #[derive(Debug, Parser)]
-#[command(name = "rkt", version, propagate_version = true, infer_subcommands = true)]
+#[command(
+    name = "rkt",
+    version,
+    propagate_version = true,
+    infer_subcommands = true
+)]
 pub struct Cli {
     /// Options every command takes.
     #[command(flatten)]

@@ -523,6 +523,43 @@ pub fn parse_port(value: &str) -> Result<PortForward> {
     })
 }
 
+/// A Go-style duration (`30m`, `1h30m`, `10s`, `500ms`, `1.5h`, `0`), as rkt's flags took.
+pub fn parse_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
+    let v = value.trim();
+    if v == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = v;
+    if rest.is_empty() {
+        return Err(bad(flag, value, "empty duration"));
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| bad(flag, value, "missing unit (h, m, s, ms)"))?;
+        let num: f64 = rest[..n]
+            .parse()
+            .map_err(|_| bad(flag, value, "not a duration"))?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..u] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            other => return Err(bad(flag, value, format!("unknown unit {other:?}"))),
+        };
+        total += num * secs;
+        rest = &rest[u..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,5 +757,20 @@ mod tests {
         assert!(parse_port("http").is_err());
         assert!(parse_port("http:x:80").is_err());
         assert!(parse_port("http:0").is_err());
+    }
+
+    #[test]
+    fn durations_go_style() {
+        use std::time::Duration;
+        let d = |v| parse_duration("--grace-period", v).unwrap();
+        assert_eq!(d("30m"), Duration::from_secs(1800));
+        assert_eq!(d("1h30m"), Duration::from_secs(5400));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("0s"), Duration::ZERO);
+        assert_eq!(d("1.5h"), Duration::from_secs(5400));
+        for b in ["", "10", "5x", "m"] {
+            assert!(parse_duration("--x", b).is_err(), "{b}");
+        }
     }
 }

@@ -8,12 +8,14 @@
 //! * [`manifest`] turns images + flags into the pod manifest (a `stage1-abi` type);
 //! * [`pods`] is the pod directory state machine (phases, locks, UUID lookup);
 //! * [`prepare`] creates a pod (embryo → prepare → prepared|run) with its overlay mounts;
-//! * [`run`] writes the runtime parameters and execs stage1.
+//! * [`run`] writes the runtime parameters and execs stage1;
+//! * [`status`] and [`gc`] observe, stop, remove and garbage-collect pods.
 #![deny(unsafe_code)]
 
 pub mod apps;
 pub mod config;
 pub mod flags;
+pub mod gc;
 pub mod host;
 pub mod images;
 pub mod manifest;
@@ -21,6 +23,7 @@ pub mod mount;
 pub mod pods;
 pub mod prepare;
 pub mod run;
+pub mod status;
 pub mod store;
 
 use std::path::PathBuf;

@@ -1,0 +1,451 @@
+//! Ending and removing pods: `rkt stop`, `rkt rm`, `rkt gc`.
+//!
+//! Removal of a pod (rm, gc sweep) always goes: lock it exclusively (skip/refuse if someone
+//! holds it) → move it to `exited-garbage/` (it ran) or `garbage/` (it never ran) → run
+//! `rkt-stage1 gc` in it when it ran (cgroups, network, libcontainer state) → unmount
+//! everything under it, deepest first, lazily if busy → unpin its images → delete it. Every
+//! step tolerates having been done already, so a crash anywhere is finished by the next gc.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use stage1_abi::{paths, Stage1Command};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::images::Images;
+use crate::mount::{mount_points, HostMounter, Mounter};
+use crate::pods::{LockedPod, Phase, Pods, State};
+use crate::{Error, Result};
+
+/// What `stop` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The signal was sent.
+    Signalled,
+    /// The pod had already exited.
+    AlreadyStopped,
+}
+
+/// `rkt stop`: SIGTERM (SIGKILL with `force`) to the pod's stage1. Returns once sent.
+pub fn stop(pods: &Pods, uuid_arg: &str, force: bool) -> Result<(String, StopOutcome)> {
+    let entry = pods.find(uuid_arg)?;
+    let uuid = entry.uuid;
+    // stage1 writes `pid` right after it starts; give a just-started pod a moment.
+    for _ in 0..20 {
+        let Some((phase, state)) = pods.state(&uuid)? else {
+            return Err(Error::NoMatch(uuid_arg.to_string()));
+        };
+        match state {
+            State::Running => {}
+            State::Exited | State::ExitedGarbage | State::ExitedDeleting => {
+                return Ok((uuid, StopOutcome::AlreadyStopped))
+            }
+            _ => {
+                return Err(Error::PodState {
+                    uuid,
+                    what: "not running".into(),
+                })
+            }
+        }
+        let pid_file = pods.path(phase, &uuid).join(paths::PID);
+        if let Some(pid) = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let sig = if force {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            };
+            return match kill(Pid::from_raw(pid), sig) {
+                Ok(()) => Ok((uuid, StopOutcome::Signalled)),
+                Err(nix::errno::Errno::ESRCH) => Ok((uuid, StopOutcome::AlreadyStopped)),
+                Err(e) => Err(Error::io("signalling pod process of", &pid_file, e.into())),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Error::PodState {
+        uuid,
+        what: "running but has no pid file".into(),
+    })
+}
+
+/// What removal needs besides the pod dir.
+pub struct Remover<'a> {
+    /// The stage1 binary for its `gc` entry point (None: skip, clean cgroups here).
+    pub stage1: Option<PathBuf>,
+    /// The image store, to drop the pod's pins (None: leave them; image gc checks pods).
+    pub images: Option<&'a dyn Images>,
+    /// Mount operations.
+    pub mounter: &'a dyn Mounter,
+}
+
+impl Default for Remover<'_> {
+    fn default() -> Self {
+        Remover {
+            stage1: None,
+            images: None,
+            mounter: &HostMounter,
+        }
+    }
+}
+
+/// Mount points at or under `dir` in `/proc/self/mountinfo`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = mount_points(&mi)
+        .into_iter()
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v.dedup();
+    v
+}
+
+impl Remover<'_> {
+    /// Tear down and delete a pod this process holds locked (in `exited-garbage/` or
+    /// `garbage/`).
+    pub fn remove(&self, pod: LockedPod) -> Result<()> {
+        let dir = pod.path();
+        let uuid = pod.uuid().to_string();
+        if pod.phase() == Phase::ExitedGarbage {
+            self.stage1_gc(&dir);
+        }
+        remove_cgroups(&dir);
+        for m in mounts_under(&dir) {
+            if let Err(e) = self.mounter.unmount(&m) {
+                tracing::warn!("pod {uuid}: unmounting {}: {e}", m.display());
+            }
+        }
+        if let Some(images) = self.images {
+            if let Err(e) = images.unpin(&uuid) {
+                tracing::warn!("pod {uuid}: unpinning images: {e}");
+            }
+        }
+        let res = fs::remove_dir_all(&dir).or_else(|e| {
+            // a mount that appeared meanwhile (propagation): detach and retry once
+            for m in mounts_under(&dir) {
+                let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+            }
+            fs::remove_dir_all(&dir).map_err(|_| e)
+        });
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing pod dir", &dir, e)),
+        }
+    }
+
+    fn stage1_gc(&self, dir: &Path) {
+        let Some(s1) = &self.stage1 else { return };
+        let st = std::process::Command::new(s1)
+            .args(Stage1Command::Gc.to_args())
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .status();
+        match st {
+            Ok(s) if s.success() => {}
+            Ok(s) => tracing::warn!("{} gc in {}: {s}", s1.display(), dir.display()),
+            Err(e) => tracing::warn!("{} gc in {}: {e}", s1.display(), dir.display()),
+        }
+    }
+}
+
+/// Remove the cgroup dirs stage1 listed (deepest first); those already gone are fine.
+fn remove_cgroups(dir: &Path) {
+    let Ok(list) = fs::read_to_string(dir.join(paths::CGROUPS)) else {
+        return;
+    };
+    let mut cgs: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    cgs.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for cg in cgs {
+        if let Err(e) = fs::remove_dir(cg) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing cgroup {cg}: {e}");
+            }
+        }
+    }
+}
+
+/// `rkt rm`: remove one pod in any non-running state. Returns its UUID.
+pub fn rm(pods: &Pods, uuid_arg: &str, remover: &Remover<'_>) -> Result<String> {
+    let entry = pods.find(uuid_arg)?;
+    let uuid = entry.uuid;
+    let state_err = |uuid: &str, what: &str| Error::PodState {
+        uuid: uuid.to_string(),
+        what: what.into(),
+    };
+    let Some((phase, state)) = pods.state(&uuid)? else {
+        return Err(Error::NoMatch(uuid_arg.to_string()));
+    };
+    match state {
+        State::Running => return Err(state_err(&uuid, "currently running")),
+        State::Preparing | State::Embryo => {
+            return Err(state_err(&uuid, "currently being prepared"))
+        }
+        State::Deleting | State::ExitedDeleting => {
+            return Err(state_err(&uuid, "currently being deleted"))
+        }
+        _ => {}
+    }
+    let mut pod = match pods.lock(phase, &uuid) {
+        Ok(p) => p,
+        Err(Error::PodState { .. }) => return Err(state_err(&uuid, "locked by another process")),
+        Err(Error::NoMatch(_)) => return Err(Error::NoMatch(uuid_arg.to_string())),
+        Err(e) => return Err(e),
+    };
+    let to = if phase == Phase::Run || phase == Phase::ExitedGarbage {
+        Phase::ExitedGarbage
+    } else {
+        Phase::Garbage
+    };
+    if pod.phase() != to {
+        pod.transition(to)?;
+    }
+    remover.remove(pod)?;
+    Ok(uuid)
+}
+
+/// `rkt gc` options.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// `--grace-period` (30m): how long exited pods stay in `exited-garbage/`.
+    pub grace_period: Duration,
+    /// `--expire-prepared` (24h): prepared pods older than this are collected.
+    pub expire_prepared: Duration,
+    /// `--mark-only`: only move exited pods to `exited-garbage/`.
+    pub mark_only: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace_period: Duration::from_secs(30 * 60),
+            expire_prepared: Duration::from_secs(24 * 3600),
+            mark_only: false,
+        }
+    }
+}
+
+/// What `rkt gc` did, for the CLI to print.
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    /// Exited pods moved to `exited-garbage/`.
+    pub marked: Vec<String>,
+    /// Pods deleted.
+    pub collected: Vec<String>,
+    /// Pods in `exited-garbage/` kept (still within the grace period).
+    pub within_grace: Vec<String>,
+    /// Failures (the pod stays for the next gc).
+    pub errors: Vec<String>,
+}
+
+/// How long an unlocked embryo must exist before gc takes it for a crashed `rkt run` (an
+/// embryo is unlocked only for the instant between mkdir and flock).
+const EMBRYO_AGE: Duration = Duration::from_secs(5);
+
+fn age(p: &Path) -> Duration {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(p) else {
+        return Duration::ZERO;
+    };
+    let ctime = SystemTime::UNIX_EPOCH
+        + Duration::new(u64::try_from(m.ctime()).unwrap_or(0), m.ctime_nsec() as u32);
+    SystemTime::now()
+        .duration_since(ctime)
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Lock a pod without waiting; `None` when busy or gone.
+fn try_lock(pods: &Pods, phase: Phase, uuid: &str) -> Option<LockedPod> {
+    pods.lock(phase, uuid).ok()
+}
+
+/// `rkt gc`: mark exited pods, expire old prepared pods, sweep garbage. Cost is proportional
+/// to the pods present in the phase dirs it reads, never to pods ever run.
+pub fn gc(pods: &Pods, opts: &GcOptions, remover: &Remover<'_>) -> Result<GcReport> {
+    let mut r = GcReport::default();
+    let err =
+        |r: &mut GcReport, uuid: &str, e: Error| r.errors.push(format!("pod {uuid:?}: {e}"));
+    // 1. mark
+    for uuid in pods.list_phase(Phase::Run)? {
+        if let Some(mut p) = try_lock(pods, Phase::Run, &uuid) {
+            match p.transition(Phase::ExitedGarbage) {
+                Ok(()) => r.marked.push(uuid),
+                Err(Error::PodState { .. }) => {}
+                Err(e) => err(&mut r, &uuid, e),
+            }
+        }
+    }
+    for uuid in pods.list_phase(Phase::Prepare)? {
+        if let Some(mut p) = try_lock(pods, Phase::Prepare, &uuid) {
+            if let Err(e) = p.transition(Phase::Garbage) {
+                if !matches!(e, Error::PodState { .. }) {
+                    err(&mut r, &uuid, e);
+                }
+            }
+        }
+    }
+    for uuid in pods.list_phase(Phase::Embryo)? {
+        if age(&pods.path(Phase::Embryo, &uuid)) < EMBRYO_AGE {
+            continue;
+        }
+        if let Some(mut p) = try_lock(pods, Phase::Embryo, &uuid) {
+            let _ = p.transition(Phase::Garbage);
+        }
+    }
+    if opts.mark_only {
+        return Ok(r);
+    }
+    // 2. expire prepared pods
+    for uuid in pods.list_phase(Phase::Prepared)? {
+        if age(&pods.path(Phase::Prepared, &uuid)) < opts.expire_prepared {
+            continue;
+        }
+        if let Some(mut p) = try_lock(pods, Phase::Prepared, &uuid) {
+            if let Err(e) = p.transition(Phase::Garbage) {
+                if !matches!(e, Error::PodState { .. }) {
+                    err(&mut r, &uuid, e);
+                }
+            }
+        }
+    }
+    // 3. sweep exited garbage past the grace period
+    for uuid in pods.list_phase(Phase::ExitedGarbage)? {
+        if age(&pods.path(Phase::ExitedGarbage, &uuid)) < opts.grace_period {
+            r.within_grace.push(uuid);
+            continue;
+        }
+        let Some(p) = try_lock(pods, Phase::ExitedGarbage, &uuid) else {
+            continue;
+        };
+        match remover.remove(p) {
+            Ok(()) => r.collected.push(uuid),
+            Err(e) => err(&mut r, &uuid, e),
+        }
+    }
+    // 4. garbage goes now
+    for uuid in pods.list_phase(Phase::Garbage)? {
+        let Some(p) = try_lock(pods, Phase::Garbage, &uuid) else {
+            continue;
+        };
+        match remover.remove(p) {
+            Ok(()) => r.collected.push(uuid),
+            Err(e) => err(&mut r, &uuid, e),
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mount::fake::FakeMounter;
+
+    const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+    const C: &str = "cccccccc-0000-4000-8000-000000000003";
+    const D: &str = "dddddddd-0000-4000-8000-000000000004";
+
+    fn pod_in(pods: &Pods, uuid: &str, phase: Phase) -> LockedPod {
+        let mut p = pods.create(uuid).unwrap();
+        if phase != Phase::Prepare {
+            p.transition(phase).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn gc_marks_sweeps_and_respects_locks_and_grace() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(d.path());
+        let m = FakeMounter::default();
+        let remover = Remover {
+            mounter: &m,
+            ..Default::default()
+        };
+        pod_in(&pods, A, Phase::Run).unlock(); // exited
+        let running = pod_in(&pods, B, Phase::Run); // running (locked)
+        pod_in(&pods, C, Phase::Prepare).unlock(); // aborted prepare
+        pod_in(&pods, D, Phase::Prepared).unlock(); // fresh prepared
+        let r = gc(&pods, &GcOptions::default(), &remover).unwrap();
+        assert_eq!(r.marked, vec![A.to_string()]);
+        assert_eq!(r.within_grace, vec![A.to_string()]);
+        assert_eq!(r.collected, vec![C.to_string()]);
+        assert_eq!(pods.locate(A), Some(Phase::ExitedGarbage));
+        assert_eq!(pods.locate(B), Some(Phase::Run));
+        assert_eq!(pods.locate(C), None);
+        assert_eq!(pods.locate(D), Some(Phase::Prepared));
+        let now = GcOptions {
+            grace_period: Duration::ZERO,
+            expire_prepared: Duration::ZERO,
+            mark_only: false,
+        };
+        let r = gc(&pods, &now, &remover).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(pods.locate(A), None);
+        assert_eq!(pods.locate(D), None);
+        assert_eq!(pods.locate(B), Some(Phase::Run));
+        drop(running);
+        let r = gc(
+            &pods,
+            &GcOptions {
+                mark_only: true,
+                ..now
+            },
+            &remover,
+        )
+        .unwrap();
+        assert_eq!(r.marked, vec![B.to_string()]);
+        assert_eq!(pods.locate(B), Some(Phase::ExitedGarbage));
+    }
+
+    #[test]
+    fn rm_refuses_running_and_removes_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(d.path());
+        let remover = Remover::default();
+        let running = pod_in(&pods, A, Phase::Run);
+        let e = rm(&pods, "aaaa", &remover).unwrap_err();
+        assert_eq!(e.to_string(), format!("pod \"{A}\" is currently running"));
+        drop(running);
+        assert_eq!(rm(&pods, "aaaa", &remover).unwrap(), A);
+        assert_eq!(pods.locate(A), None);
+        pod_in(&pods, B, Phase::Prepared).unlock();
+        assert_eq!(rm(&pods, B, &remover).unwrap(), B);
+        assert!(rm(&pods, B, &remover).is_err());
+        let preparing = pod_in(&pods, C, Phase::Prepare);
+        assert!(rm(&pods, C, &remover)
+            .unwrap_err()
+            .to_string()
+            .contains("being prepared"));
+        drop(preparing);
+    }
+
+    #[test]
+    fn stop_reports_states() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(d.path());
+        pod_in(&pods, A, Phase::Run).unlock();
+        assert_eq!(
+            stop(&pods, A, false).unwrap().1,
+            StopOutcome::AlreadyStopped
+        );
+        pod_in(&pods, B, Phase::Prepared).unlock();
+        assert_eq!(
+            stop(&pods, B, false).unwrap_err().to_string(),
+            format!("pod \"{B}\" is not running")
+        );
+        // a running pod whose process is gone counts as stopped
+        let p = pod_in(&pods, C, Phase::Run);
+        fs::write(p.path().join("pid"), "999999999\n").unwrap();
+        assert_eq!(stop(&pods, C, true).unwrap().1, StopOutcome::AlreadyStopped);
+    }
+}

@@ -96,6 +96,24 @@ fn config_merges_local_over_system() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["paths"]["data"], "/b");
     assert_eq!(v["paths"]["stage1Images"], "/s");
+    // Credentials show without their secret; mirrors show as configured.
+    std::fs::create_dir_all(ctx.local_config().join("auth.d")).unwrap();
+    std::fs::write(
+        ctx.local_config().join("auth.d/a.json"),
+        r#"{"rktKind":"dockerAuth","rktVersion":"v1","registries":["127.0.0.1:5000"],"credentials":{"user":"alice","password":"hunter2"}}"#,
+    )
+    .unwrap();
+    let out = ctx.rkt().arg("config").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("hunter2"), "password leaked: {text}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["auth"][0]["user"], "alice");
     // A broken file is a 254 naming it.
     w(ctx.local_config(), "{not json");
     let out = ctx.rkt().arg("config").output().unwrap();

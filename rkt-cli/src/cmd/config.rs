@@ -1,4 +1,5 @@
-//! `rkt config`: the merged configuration as JSON.
+//! `rkt config`: the merged configuration as JSON — stage0's kinds (paths, stage1) and the image
+//! store's (auth without secrets, registry mirrors).
 
 use super::Ctx;
 use crate::args::ConfigArgs;
@@ -10,6 +11,12 @@ pub fn run(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<i32> {
         user: ctx.global.user_config.clone(),
     };
     let cfg = stage0::config::load(&dirs)?;
-    crate::output::print_json(&cfg, a.pretty_print)?;
+    let roots: Vec<std::path::PathBuf> = dirs.in_order().iter().map(|p| p.to_path_buf()).collect();
+    let auth = image_store::config::load_auth(&roots)?;
+    let mirrors = image_store::config::load_mirrors(&roots)?;
+    let mut v = serde_json::to_value(&cfg)?;
+    v["auth"] = serde_json::to_value(auth.view())?;
+    v["mirrors"] = serde_json::to_value(&mirrors)?;
+    crate::output::print_json(&v, a.pretty_print)?;
     Ok(0)
 }

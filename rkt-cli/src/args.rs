@@ -68,6 +68,19 @@ pub enum Command {
     /// Run a prepared pod
     #[command(name = "run-prepared")]
     RunPrepared(crate::cmd::run::RunPreparedArgs),
+    /// List pods
+    List(crate::cmd::pods::ListArgs),
+    /// Show the status of a pod
+    Status(crate::cmd::pods::StatusArgs),
+    /// Stop running pods
+    Stop(crate::cmd::pods::StopArgs),
+    /// Remove pods that are not running
+    Rm(crate::cmd::pods::RmArgs),
+    /// Garbage-collect exited and abandoned pods
+    Gc(crate::cmd::pods::GcArgs),
+    /// Print a pod's manifest
+    #[command(name = "cat-manifest")]
+    CatManifest(crate::cmd::pods::CatManifestArgs),
 }
 
 /// `rkt config`.

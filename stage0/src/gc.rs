@@ -272,8 +272,7 @@ fn try_lock(pods: &Pods, phase: Phase, uuid: &str) -> Option<LockedPod> {
 /// to the pods present in the phase dirs it reads, never to pods ever run.
 pub fn gc(pods: &Pods, opts: &GcOptions, remover: &Remover<'_>) -> Result<GcReport> {
     let mut r = GcReport::default();
-    let err =
-        |r: &mut GcReport, uuid: &str, e: Error| r.errors.push(format!("pod {uuid:?}: {e}"));
+    let err = |r: &mut GcReport, uuid: &str, e: Error| r.errors.push(format!("pod {uuid:?}: {e}"));
     // 1. mark
     for uuid in pods.list_phase(Phase::Run)? {
         if let Some(mut p) = try_lock(pods, Phase::Run, &uuid) {

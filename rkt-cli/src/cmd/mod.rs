@@ -3,6 +3,7 @@
 mod config;
 mod docs;
 pub mod image;
+pub mod pods;
 pub mod run;
 mod version;
 
@@ -34,5 +35,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(&ctx, &a),
         Command::Prepare(a) => run::prepare(&ctx, &a),
         Command::RunPrepared(a) => run::run_prepared(&ctx, &a),
+        Command::List(a) => pods::list(&ctx, &a),
+        Command::Status(a) => pods::status(&ctx, &a),
+        Command::Stop(a) => pods::stop(&ctx, &a),
+        Command::Rm(a) => pods::rm(&ctx, &a),
+        Command::Gc(a) => pods::gc(&ctx, &a),
+        Command::CatManifest(a) => pods::cat_manifest(&ctx, &a),
     }
 }

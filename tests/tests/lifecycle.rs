@@ -1,0 +1,266 @@
+//! Pod lifecycle without a daemon: prepare, run-prepared, list, status, stop, rm, gc,
+//! cat-manifest — states after each transition, outputs, exit codes, and leak checks.
+
+use rkt_tests::{cleanup, images, TestCtx};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bb() -> String {
+    images::busybox().oci_ref()
+}
+
+fn rkt(ctx: &TestCtx, args: &[&str]) -> Output {
+    ctx.rkt()
+        .arg("--insecure-options=image")
+        .args(args)
+        .output()
+        .expect("spawn rkt")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", err(&o));
+    out(&o)
+}
+
+fn status_field(ctx: &TestCtx, uuid: &str, key: &str) -> Option<String> {
+    let o = rkt(ctx, &["status", uuid]);
+    out(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// Start a long-running pod in the background; returns the child and the pod UUID once the
+/// pod is running. The caller waits for the child; TestCtx's Drop kills it if a test panics.
+#[allow(clippy::zombie_processes)]
+fn start_sleeper(ctx: &TestCtx, secs: &str) -> (Child, String) {
+    let uf = ctx.root().join(format!(
+        "uuid-{}",
+        std::process::id() as u64 + rand_suffix()
+    ));
+    let mut child = ctx
+        .rkt()
+        .arg("--insecure-options=image")
+        .args(["run", "--uuid-file-save"])
+        .arg(&uf)
+        .args([&bb(), "--exec=/bin/sleep", "--", secs])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(u) = std::fs::read_to_string(&uf) {
+            let u = u.trim().to_string();
+            if status_field(ctx, &u, "state").as_deref() == Some("running")
+                && status_field(ctx, &u, "pid").is_some()
+            {
+                return (child, u);
+            }
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pod did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+fn assert_no_leaks(ctx: &TestCtx) {
+    assert!(
+        cleanup::mounts_under(&ctx.dir()).is_empty(),
+        "mounts left: {:?}",
+        cleanup::mounts_under(&ctx.dir())
+    );
+    assert!(
+        cleanup::pod_dirs(&ctx.dir()).is_empty(),
+        "pod dirs left: {:?}",
+        cleanup::pod_dirs(&ctx.dir())
+    );
+}
+
+#[test]
+fn prepared_pod_lists_shows_status_and_manifest_then_rm() {
+    let ctx = TestCtx::new();
+    let uuid = ok(rkt(&ctx, &["prepare", "--quiet", &bb(), "--name=web"]))
+        .trim()
+        .to_string();
+    let list = ok(rkt(&ctx, &["list", "--no-legend"]));
+    assert!(
+        list.contains(&uuid[..8]) && list.contains("prepared"),
+        "{list}"
+    );
+    assert!(list.contains("web"), "{list}");
+    assert_eq!(
+        status_field(&ctx, &uuid, "state").as_deref(),
+        Some("prepared")
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&ok(rkt(&ctx, &["cat-manifest", &uuid[..6]]))).unwrap();
+    assert_eq!(m["apps"][0]["name"], "web");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(rkt(&ctx, &["list", "--format=json"]))).unwrap();
+    assert_eq!(json[0]["name"], uuid.as_str());
+    assert_eq!(json[0]["state"], "prepared");
+    assert_eq!(json[0]["app_names"][0], "web");
+    // stop of a pod that is not running fails
+    let o = rkt(&ctx, &["stop", &uuid]);
+    assert_eq!(o.status.code(), Some(254), "{}", err(&o));
+    assert!(err(&o).contains("is not running"), "{}", err(&o));
+    assert_eq!(ok(rkt(&ctx, &["rm", &uuid])).trim(), format!("{uuid:?}"));
+    assert_no_leaks(&ctx);
+}
+
+#[test]
+fn run_stop_status_rm_gc_as_a_systemd_unit_would() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = start_sleeper(&ctx, "300");
+    let uf = ctx.root().join("unit-uuid");
+    std::fs::write(&uf, &uuid).unwrap();
+    let uf_s = format!("--uuid-file={}", uf.display());
+    assert_eq!(
+        status_field(&ctx, &uuid, "exited").as_deref(),
+        Some("false")
+    );
+    // running pods cannot be removed
+    let o = rkt(&ctx, &["rm", &uf_s]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(
+        err(&o).contains(&format!("pod \"{uuid}\" is currently running")),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(ok(rkt(&ctx, &["stop", &uf_s])).trim(), format!("{uuid:?}"));
+    ok(rkt(&ctx, &["status", "--wait=20s", &uf_s]));
+    let st = child.wait().unwrap();
+    assert!(st.code().is_some(), "rkt run ended: {st:?}");
+    assert_eq!(
+        status_field(&ctx, &uuid, "state").as_deref(),
+        Some("exited")
+    );
+    assert_eq!(status_field(&ctx, &uuid, "exited").as_deref(), Some("true"));
+    // stopping again is fine
+    let o = ok(rkt(&ctx, &["stop", &uuid]));
+    assert!(o.contains("is already stopped"), "{o}");
+    // gc marks, keeps within grace, then collects with grace 0
+    let o = rkt(&ctx, &["gc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("moving pod \"{uuid}\" to garbage")),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        err(&o).contains("still within grace period (30m0s)"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(
+        status_field(&ctx, &uuid, "state").as_deref(),
+        Some("exited garbage")
+    );
+    let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
+    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    assert!(
+        o.contains(&format!("Garbage collecting pod \"{uuid}\"")),
+        "{o}"
+    );
+    assert_no_leaks(&ctx);
+    for cg in cgroups {
+        assert!(!cg.exists(), "cgroup left: {}", cg.display());
+    }
+}
+
+#[test]
+fn kill_9_of_rkt_run_is_cleaned_by_gc() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = start_sleeper(&ctx, "300");
+    child.kill().unwrap(); // SIGKILL to the rkt run process (= stage1)
+    child.wait().unwrap();
+    let start = Instant::now();
+    while status_field(&ctx, &uuid, "state").as_deref() != Some("exited") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pod still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
+    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    assert!(o.contains(&uuid), "{o}");
+    assert_no_leaks(&ctx);
+    for cg in cgroups {
+        assert!(!cg.exists(), "cgroup left: {}", cg.display());
+    }
+}
+
+#[test]
+fn uuid_errors_are_rkts() {
+    let ctx = TestCtx::new();
+    let o = rkt(&ctx, &["status", "abcdef"]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(
+        err(&o).contains("no matches found for \"abcdef\""),
+        "{}",
+        err(&o)
+    );
+    let o = rkt(&ctx, &["cat-manifest", ""]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(err(&o).contains("UUID cannot be empty"), "{}", err(&o));
+    let o = rkt(&ctx, &["status", "--uuid-file=/nonexistent/uuid"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    // ambiguous: two pods whose UUIDs share the empty-ish prefix of one hex digit is likely
+    // with 17 pods; make it certain by preparing until two share a first digit.
+    let mut seen = std::collections::HashMap::new();
+    let prefix = loop {
+        let u = ok(rkt(&ctx, &["prepare", "--quiet", &bb()]))
+            .trim()
+            .to_string();
+        let c = u[..1].to_string();
+        if seen.insert(c.clone(), u).is_some() {
+            break c;
+        }
+    };
+    let o = rkt(&ctx, &["status", &prefix]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(err(&o).contains("ambiguous uuid, 2 matches"), "{}", err(&o));
+    ok(rkt(&ctx, &["gc", "--expire-prepared=0s"]));
+    assert_no_leaks(&ctx);
+}
+
+#[test]
+fn aborted_prepare_is_collected() {
+    let ctx = TestCtx::new();
+    // an unlocked pod in prepare/ is what a killed `rkt prepare` leaves
+    let uuid = ok(rkt(&ctx, &["prepare", "--quiet", &bb()]))
+        .trim()
+        .to_string();
+    let pods = ctx.dir().join("pods");
+    std::fs::rename(
+        pods.join("prepared").join(&uuid),
+        pods.join("prepare").join(&uuid),
+    )
+    .unwrap();
+    assert_eq!(
+        status_field(&ctx, &uuid, "state").as_deref(),
+        Some("aborted prepare")
+    );
+    let o = ok(rkt(&ctx, &["gc"]));
+    assert!(o.contains(&uuid), "{o}");
+    assert_no_leaks(&ctx);
+}

@@ -70,12 +70,25 @@ pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Cgroup dirs that pods under `root` recorded in their `cgroups` files (stage1 ABI).
+/// Cgroup dirs that pods under `root` recorded in their `cgroups` files (stage1 ABI). Only
+/// paths that name the recording pod's UUID count: a shared parent such as `/rkt` is never
+/// ours to kill or remove, since other tests' pods live below it.
 pub fn cgroups_of_pods(root: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     for pod in pod_dirs(root) {
+        let uuid = pod
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if uuid.len() < 8 {
+            continue;
+        }
         if let Ok(s) = fs::read_to_string(pod.join("cgroups")) {
-            v.extend(s.lines().filter(|l| !l.is_empty()).map(PathBuf::from));
+            v.extend(
+                s.lines()
+                    .filter(|l| l.starts_with("/sys/fs/cgroup/") && l.contains(uuid.as_str()))
+                    .map(PathBuf::from),
+            );
         }
     }
     v.sort_by_key(|p| p.components().count());

@@ -183,28 +183,10 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App) -> Result<AppProc, Error> {
 
     let state = pod_dir.join(paths::STATE_DIR);
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
-    ctx.cgroups.enter_app(&app.name)?;
-    let built = (|| {
-        let mut b = ContainerBuilder::new(app.name.clone(), SyscallType::default())
-            .with_root_path(&state)?
-            .with_executor(RktExecutor);
-        if !ctx.rc.interactive {
-            let null = std::fs::File::open("/dev/null")
-                .map_err(libcontainer::error::LibcontainerError::OtherIO)?;
-            b = b.with_stdin(null);
-        }
-        b.as_init(&bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-    })();
-    let back = ctx.cgroups.enter_pod();
-    let mut container = built.map_err(|e| app_err(&app.name, chain(&e)))?;
-    back?;
-    let pid = container
-        .pid()
-        .ok_or_else(|| app_err(&app.name, "container has no pid"))?;
-    let kill = |e: Error| {
+    let pid = create_in_helper(ctx, app, &state, &bundle)?;
+    // the helper has exited: the app's process is stage1's child now, so its parent-death
+    // signal (set right before exec) ties it to stage1
+    let fail = |e: Error| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
         e
@@ -212,15 +194,15 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App) -> Result<AppProc, Error> {
     if let Some(adj) = app.isolators.oom_score_adj {
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).map_err(|e| {
-            kill(app_err(
+            fail(app_err(
                 &app.name,
                 format!("setting oom_score_adj to {adj}: {e}"),
             ))
         })?;
     }
-    container
-        .start()
-        .map_err(|e| kill(app_err(&app.name, chain(&e))))?;
+    libcontainer::container::Container::load(state.join(&app.name))
+        .and_then(|mut c| c.start())
+        .map_err(|e| fail(app_err(&app.name, chain(&e))))?;
     status.pid = Some(pid.as_raw());
     status.started_ns = Some(now_ns());
     write_json_atomic(&status_path, &status)?;
@@ -229,4 +211,146 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App) -> Result<AppProc, Error> {
         status,
         status_path,
     })
+}
+
+/// Create the app's container (its process waits for "start") from a short-lived helper child.
+///
+/// libcontainer puts the app into the caller's cgroups (stage1 passes an empty `cgroupsPath` on
+/// v1 so that each hierarchy keeps its own nesting) and, when creation fails, kills everything
+/// in the caller's cgroups. So the helper, not stage1, moves into the app's cgroups and runs
+/// libcontainer; the app's process is re-parented to stage1 (a child subreaper). The helper
+/// reports `ok <pid>` or the error through a pipe; libcontainer's own error log line is captured
+/// into the same pipe for the case where its clean-up kills the helper. As a bonus stage1 never
+/// runs libcontainer code itself, which keeps its resident memory small.
+fn create_in_helper(
+    ctx: &PodCtx<'_>,
+    app: &App,
+    state: &Path,
+    bundle: &Path,
+) -> Result<Pid, Error> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Sys("creating helper pipe".into(), e))?;
+    match crate::sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let out = std::sync::Mutex::new(std::fs::File::from(wr));
+            let code = helper_main(ctx, app, state, bundle, out);
+            std::process::exit(code);
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            // read up to the verdict, not to EOF: the app's process holds a copy of the pipe
+            // until it execs
+            let mut msg = String::new();
+            let mut r = std::io::BufReader::new(std::fs::File::from(rd));
+            loop {
+                let mut line = String::new();
+                match std::io::BufRead::read_line(&mut r, &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let verdict = line.starts_with("ok ") || line.starts_with("err: ");
+                        msg.push_str(&line);
+                        if verdict {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            parse_helper_output(&msg).map_err(|m| app_err(&app.name, m))
+        }
+    }
+}
+
+fn parse_helper_output(msg: &str) -> Result<Pid, String> {
+    for l in msg.lines() {
+        if let Some(p) = l
+            .strip_prefix("ok ")
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            return Ok(Pid::from_raw(p));
+        }
+    }
+    if let Some(e) = msg.lines().rev().find_map(|l| l.strip_prefix("err: ")) {
+        return Err(e.to_string());
+    }
+    // killed by libcontainer's clean-up: use its log line, minus its wrapping
+    let last = msg.lines().rev().find(|l| !l.trim().is_empty());
+    Err(match last {
+        Some(l) => l
+            .rsplit(" : ")
+            .next()
+            .unwrap_or(l)
+            .trim_start_matches("failed to run container process ")
+            .trim()
+            .to_string(),
+        None => "creating the container failed (run with --debug for details)".to_string(),
+    })
+}
+
+fn helper_main(
+    ctx: &PodCtx<'_>,
+    app: &App,
+    state: &Path,
+    bundle: &Path,
+    out: std::sync::Mutex<std::fs::File>,
+) -> i32 {
+    use std::io::Write;
+    let log = out
+        .lock()
+        .ok()
+        .and_then(|f| f.try_clone().ok())
+        .map(std::sync::Mutex::new);
+    let res = match log {
+        Some(log) => {
+            let sub = tracing_subscriber::fmt()
+                .with_writer(log)
+                .with_ansi(false)
+                .with_level(false)
+                .with_target(false)
+                .without_time()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "off,libcontainer::container::builder_impl=error",
+                ))
+                .finish();
+            tracing::subscriber::with_default(sub, || create_and_start(ctx, app, state, bundle))
+        }
+        None => create_and_start(ctx, app, state, bundle),
+    };
+    let line = match &res {
+        Ok(pid) => format!("ok {pid}\n"),
+        Err(e) => format!("err: {e}\n"),
+    };
+    if let Ok(mut f) = out.lock() {
+        let _ = f.write_all(line.as_bytes());
+    }
+    i32::from(res.is_err())
+}
+
+fn create_and_start(
+    ctx: &PodCtx<'_>,
+    app: &App,
+    state: &Path,
+    bundle: &Path,
+) -> Result<Pid, String> {
+    ctx.cgroups
+        .enter_app(&app.name)
+        .map_err(|e| e.to_string())?;
+    let mut b = ContainerBuilder::new(app.name.clone(), SyscallType::default())
+        .with_root_path(state)
+        .map_err(|e| chain(&e))?
+        .with_executor(RktExecutor);
+    if !ctx.rc.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        b = b.with_stdin(null);
+    }
+    let container = b
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| chain(&e))?;
+    container
+        .pid()
+        .ok_or_else(|| "container has no pid".to_string())
 }

@@ -262,7 +262,16 @@ impl Pod {
         if let Some(sb) = self.sandbox.take() {
             if sb.pid.as_raw() > 0 {
                 sb.kill();
-                let _ = waitpid(sb.pid, None);
+                // the dying PID 1 waits until every process of its namespace is reaped, and
+                // some of those are stage1's children (apps, libcontainer's processes): reap
+                // everything until the sandbox itself is gone
+                loop {
+                    match waitpid(Pid::from_raw(-1), None) {
+                        Ok(st) if st.pid() == Some(sb.pid) => break,
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => break,
+                    }
+                }
             }
         }
         for a in self.apps.iter_mut().filter(|a| a.running()) {

@@ -38,6 +38,7 @@ fn enter_runs_confined_like_the_app() {
     p.wait_ready(Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(100));
     let app_pid = p.status("a").pid.unwrap();
+    eprintln!("status: {:?} alive={}", p.status("a"), pid_alive(app_pid));
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_rkt-stage1"))
         .args(["enter", "--app=a", "--", "sh", "-c"])
         .arg(

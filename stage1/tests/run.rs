@@ -242,10 +242,12 @@ fn sigkill_to_stage1_leaves_no_app_alive() {
     );
     p.spawn();
     p.wait_ready(T);
-    let pids: Vec<i32> = ["a", "b"]
+    let mut pids: Vec<i32> = ["a", "b"]
         .iter()
         .map(|a| p.status(a).pid.unwrap())
         .collect();
+    let sb = std::fs::read_to_string(p.path().join("sandbox-pid")).unwrap();
+    pids.push(sb.trim().parse().unwrap());
     for pid in &pids {
         assert!(pid_alive(*pid));
     }

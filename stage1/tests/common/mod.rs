@@ -132,6 +132,10 @@ impl Pod {
             .arg("run")
             .current_dir(self.path())
             .env(env::LOCK_FD, f.as_raw_fd().to_string())
+            .env(
+                env::DEBUG,
+                std::env::var("STAGE1_TEST_DEBUG").unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -81,6 +81,8 @@ pub enum Command {
     /// Print a pod's manifest
     #[command(name = "cat-manifest")]
     CatManifest(crate::cmd::pods::CatManifestArgs),
+    /// Run a command in a running pod's app, confined like the app
+    Enter(crate::cmd::pods::EnterArgs),
 }
 
 /// `rkt config`.

@@ -14,6 +14,7 @@
 
 pub mod apps;
 pub mod config;
+pub mod enter;
 pub mod flags;
 pub mod gc;
 pub mod host;

@@ -41,5 +41,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Rm(a) => pods::rm(&ctx, &a),
         Command::Gc(a) => pods::gc(&ctx, &a),
         Command::CatManifest(a) => pods::cat_manifest(&ctx, &a),
+        Command::Enter(a) => pods::enter(&ctx, &a),
     }
 }

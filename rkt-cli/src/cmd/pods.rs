@@ -103,6 +103,23 @@ pub struct CatManifestArgs {
     pub pretty_print: bool,
 }
 
+/// `rkt enter`.
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    /// the app to enter (needed when the pod has several)
+    #[arg(long)]
+    pub app: Option<String>,
+    /// the running pod (any unique UUID prefix)
+    pub uuid: String,
+    /// command and arguments (default /bin/bash, else /bin/sh)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub cmd: Vec<String>,
+}
+
 fn pods(ctx: &Ctx) -> Pods {
     Pods::new(&ctx.global.dir)
 }
@@ -469,7 +486,8 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<i32> {
     Ok(if failed { 254 } else { 0 })
 }
 
-fn remover(ctx: &Ctx) -> (Option<PathBuf>, Option<stage0::store::StoreImages>) {
+/// The stage1 binary from config or next to rkt, if there is one.
+fn stage1_of(ctx: &Ctx) -> Option<PathBuf> {
     let cfg = stage0::config::load(&stage0::config::ConfigDirs {
         system: ctx.global.system_config.clone(),
         local: ctx.global.local_config.clone(),
@@ -477,13 +495,16 @@ fn remover(ctx: &Ctx) -> (Option<PathBuf>, Option<stage0::store::StoreImages>) {
     })
     .ok();
     let location = cfg.and_then(|c| c.stage1.location);
-    let stage1 = stage0::run::find_stage1(None, location.as_deref()).ok();
+    stage0::run::find_stage1(None, location.as_deref()).ok()
+}
+
+fn remover(ctx: &Ctx) -> (Option<PathBuf>, Option<stage0::store::StoreImages>) {
     let images = if ctx.global.dir.join("cas").is_dir() {
         stage0::store::StoreImages::open(&ctx.global.dir).ok()
     } else {
         None
     };
-    (stage1, images)
+    (stage1_of(ctx), images)
 }
 
 /// `rkt rm`.
@@ -558,6 +579,20 @@ pub fn cat_manifest(ctx: &Ctx, a: &CatManifestArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| anyhow::anyhow!("pod {:?} has no readable manifest", p.uuid))?;
     print_json(&m, a.pretty_print)?;
     Ok(0)
+}
+
+/// `rkt enter`: on success this process becomes the command (its exit code is rkt's).
+pub fn enter(ctx: &Ctx, a: &EnterArgs) -> anyhow::Result<i32> {
+    stage0::run::require_root()?;
+    let plan = stage0::enter::plan(&pods(ctx), &a.uuid, a.app.as_deref(), &a.cmd)?;
+    let stage1 = match stage1_of(ctx) {
+        Some(s) => s,
+        None => stage0::run::find_stage1(None, None)?,
+    };
+    if plan.default_cmd {
+        eprintln!("no command specified, assuming {:?}", plan.cmd[0]);
+    }
+    match stage0::enter::exec(&plan, &stage1)? {}
 }
 
 #[cfg(test)]

@@ -141,6 +141,9 @@ impl Remover<'_> {
 
     fn stage1_gc(&self, dir: &Path) {
         let Some(s1) = &self.stage1 else { return };
+        if !stage1_left_something(dir) {
+            return; // stage1 tore down itself: spare a process per pod
+        }
         let st = std::process::Command::new(s1)
             .args(Stage1Command::Gc.to_args())
             .current_dir(dir)
@@ -152,6 +155,18 @@ impl Remover<'_> {
             Err(e) => tracing::warn!("{} gc in {}: {e}", s1.display(), dir.display()),
         }
     }
+}
+
+/// Whether a stage1 that ran in `dir` left state its `gc` entry point must clean: a listed
+/// cgroup that still exists, its libcontainer state dir, or network state.
+fn stage1_left_something(dir: &Path) -> bool {
+    let cgroups = fs::read_to_string(dir.join(paths::CGROUPS)).unwrap_or_default();
+    cgroups
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && Path::new(l).exists())
+        || dir.join(paths::STATE_DIR).exists()
+        || dir.join(paths::NET_INFO).exists()
 }
 
 /// Remove the cgroup dirs stage1 listed (deepest first); those already gone are fine.

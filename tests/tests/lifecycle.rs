@@ -345,3 +345,97 @@ fn enter_case(app_flags: &[&str]) {
     assert_eq!(o.status.code(), Some(254));
     assert!(err(&o).contains("is not running"), "{}", err(&o));
 }
+
+#[test]
+fn gc_of_1000_exited_pods_takes_seconds() {
+    let ctx = TestCtx::new();
+    let run = ctx.dir().join("pods/run");
+    for i in 0..1000u32 {
+        let d = run.join(format!("{i:08x}-0000-4000-8000-000000000000"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("pod-created"), "").unwrap();
+    }
+    let start = Instant::now();
+    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    let took = start.elapsed();
+    assert_eq!(o.lines().count(), 1000, "{o}");
+    assert!(
+        took < Duration::from_secs(10),
+        "gc of 1000 pods took {took:?}"
+    );
+    assert_no_leaks(&ctx);
+}
+
+/// `RKT_SOAK_SECS` (default 6) of 20 parallel `rkt run`s with `rkt gc` and `rkt image gc` loops:
+/// every pod's exit code arrives, the loops see no error, nothing leaks.
+#[test]
+fn parallel_runs_with_gc_loops_account_for_every_pod() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let secs: u64 = std::env::var("RKT_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let ctx = TestCtx::new();
+    ok(rkt(&ctx, &["fetch", &bb()])); // warm the store
+    let stop = AtomicBool::new(false);
+    let errors = Mutex::new(Vec::<String>::new());
+    let runs = Mutex::new(0u32);
+    std::thread::scope(|s| {
+        for args in [
+            vec!["gc", "--grace-period=0s"],
+            vec!["image", "gc", "--grace-period=0s"],
+        ] {
+            let (ctx, stop, errors) = (&ctx, &stop, &errors);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let o = rkt(ctx, &args);
+                    if !o.status.success() {
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{args:?}: {}", err(&o)));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        for t in 0..20u32 {
+            let (ctx, errors, runs) = (&ctx, &errors, &runs);
+            s.spawn(move || {
+                let mut n = 0u32;
+                while Instant::now() < deadline {
+                    let code = (t + n) % 7;
+                    let script = format!("exit {code}");
+                    let o = rkt(ctx, &["run", &bb(), "--exec=/bin/sh", "--", "-c", &script]);
+                    if o.status.code() != Some(code as i32) {
+                        errors.lock().unwrap().push(format!(
+                            "run {t}/{n}: want {code}, got {:?}: {}",
+                            o.status.code(),
+                            err(&o)
+                        ));
+                    }
+                    *runs.lock().unwrap() += 1;
+                    n += 1;
+                }
+            });
+        }
+        // the run threads end at the deadline; then stop the loops
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(*runs.lock().unwrap() > 20);
+    ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    assert_no_leaks(&ctx);
+}

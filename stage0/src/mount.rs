@@ -20,6 +20,9 @@ pub trait Mounter {
     fn is_mounted(&self, target: &Path) -> io::Result<bool>;
 }
 
+/// Mount data must fit in one page.
+const MAX_MOUNT_DATA: usize = 4096;
+
 /// Overlay mount data for the given dirs. Paths containing `,` or `:` cannot be passed to
 /// overlayfs; they are rejected.
 pub fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Result<String> {
@@ -92,26 +95,48 @@ impl Mounter for HostMounter {
         target: &Path,
     ) -> io::Result<()> {
         use nix::mount::{mount, MsFlags};
+        let mount_with = |data: &str| {
+            mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data),
+            )
+            .map_err(io::Error::from)
+        };
         let data = overlay_options(lower, upper, work)?;
-        // The kernel takes at most one page of mount data.
-        if data.len() >= 4096 {
+        if data.len() < MAX_MOUNT_DATA {
+            return mount_with(&data);
+        }
+        // The kernel takes at most one page of mount data: name the layers through short
+        // symlinks `l/<n>` next to the upper dir (as Docker's overlay2 does) and mount from
+        // there with relative paths.
+        let base = upper.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let links = base.join("l");
+        if links.exists() {
+            std::fs::remove_dir_all(&links)?;
+        }
+        std::fs::create_dir(&links)?;
+        let mut rel = Vec::with_capacity(lower.len());
+        for (i, l) in lower.iter().enumerate() {
+            std::os::unix::fs::symlink(std::path::absolute(l)?, links.join(i.to_string()))?;
+            rel.push(PathBuf::from(format!("l/{i}")));
+        }
+        let abs = |p: &Path| std::path::absolute(p);
+        let short = overlay_options(&rel, &abs(upper)?, &abs(work)?)?;
+        if short.len() >= MAX_MOUNT_DATA {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "overlay options too long ({} bytes, {} layers)",
-                    data.len(),
-                    lower.len()
-                ),
+                format!("overlay options too long ({} layers)", lower.len()),
             ));
         }
-        mount(
-            Some("overlay"),
-            target,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .map_err(io::Error::from)
+        let parent = base;
+        let cwd = std::env::current_dir()?;
+        std::env::set_current_dir(&parent)?;
+        let res = mount_with(&short);
+        std::env::set_current_dir(cwd)?;
+        res
     }
 
     fn unmount(&self, target: &Path) -> io::Result<()> {
@@ -201,5 +226,34 @@ mod tests {
             mount_points(mi),
             vec![PathBuf::from("/mnt/a b"), PathBuf::from("/x")]
         );
+    }
+    /// Root only: an image with more layers than fit in one page of absolute paths mounts.
+    #[test]
+    fn many_layers_mount() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let layers_dir = d.path().join("cas/layers");
+        let mut lower = Vec::new();
+        for i in 0..200 {
+            let l = layers_dir.join(format!("{i:0>64}"));
+            std::fs::create_dir_all(&l).unwrap();
+            std::fs::write(l.join(format!("f{i}")), "x").unwrap();
+            lower.push(l);
+        }
+        let app = d.path().join("apps/a");
+        let (up, wk, mnt) = (app.join("upper"), app.join("work"), app.join("rootfs"));
+        for x in [&up, &wk, &mnt] {
+            std::fs::create_dir_all(x).unwrap();
+        }
+        assert!(overlay_options(&lower, &up, &wk).unwrap().len() > MAX_MOUNT_DATA);
+        let cwd = std::env::current_dir().unwrap();
+        HostMounter.mount_overlay(&lower, &up, &wk, &mnt).unwrap();
+        assert_eq!(std::env::current_dir().unwrap(), cwd);
+        assert!(mnt.join("f0").exists() && mnt.join("f199").exists());
+        assert!(HostMounter.is_mounted(&mnt).unwrap());
+        HostMounter.unmount(&mnt).unwrap();
+        assert!(!HostMounter.is_mounted(&mnt).unwrap());
     }
 }

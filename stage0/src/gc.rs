@@ -115,6 +115,9 @@ impl Remover<'_> {
             self.stage1_gc(&dir);
         }
         remove_cgroups(&dir);
+        if pod.phase() == Phase::ExitedGarbage {
+            remove_named_cgroups(&uuid);
+        }
         for m in mounts_under(&dir) {
             if let Err(e) = self.mounter.unmount(&m) {
                 tracing::warn!("pod {uuid}: unmounting {}: {e}", m.display());
@@ -167,6 +170,63 @@ fn stage1_left_something(dir: &Path) -> bool {
         .any(|l| !l.is_empty() && Path::new(l).exists())
         || dir.join(paths::STATE_DIR).exists()
         || dir.join(paths::NET_INFO).exists()
+}
+
+/// Cgroup mount points of this host (v1 hierarchies and cgroup2).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+                .flatten()
+        })
+        .collect()
+}
+
+/// Remove a cgroup dir and its children, deepest first, killing processes still in them.
+fn remove_cgroup_tree(dir: &Path) {
+    let children: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in children {
+        remove_cgroup_tree(&c);
+    }
+    for attempt in 0..20 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if attempt == 19 => {
+                tracing::warn!("removing cgroup {}: {e}", dir.display());
+                return;
+            }
+            Err(_) => {
+                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Remove `<hierarchy>/rkt/<uuid>` in every hierarchy: stage1's pod cgroup when it does not
+/// nest under the caller's, found by name even if stage1 died before listing it.
+fn remove_named_cgroups(uuid: &str) {
+    for mp in cgroup_mounts() {
+        let d = mp.join("rkt").join(uuid);
+        if d.is_dir() {
+            remove_cgroup_tree(&d);
+        }
+    }
 }
 
 /// Remove the cgroup dirs stage1 listed (deepest first); those already gone are fine.
@@ -262,10 +322,6 @@ pub struct GcReport {
     pub errors: Vec<String>,
 }
 
-/// How long an unlocked embryo must exist before gc takes it for a crashed `rkt run` (an
-/// embryo is unlocked only for the instant between mkdir and flock).
-const EMBRYO_AGE: Duration = Duration::from_secs(5);
-
 fn age(p: &Path) -> Duration {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = fs::metadata(p) else {
@@ -307,12 +363,11 @@ pub fn gc(pods: &Pods, opts: &GcOptions, remover: &Remover<'_>) -> Result<GcRepo
             }
         }
     }
-    for uuid in pods.list_phase(Phase::Embryo)? {
-        if age(&pods.path(Phase::Embryo, &uuid)) < EMBRYO_AGE {
-            continue;
-        }
-        if let Some(mut p) = try_lock(pods, Phase::Embryo, &uuid) {
-            let _ = p.transition(Phase::Garbage);
+    if let Some(_no_creators) = pods.lock_embryos()? {
+        for uuid in pods.list_phase(Phase::Embryo)? {
+            if let Some(mut p) = try_lock(pods, Phase::Embryo, &uuid) {
+                let _ = p.transition(Phase::Garbage);
+            }
         }
     }
     if opts.mark_only {
@@ -419,6 +474,17 @@ mod tests {
         .unwrap();
         assert_eq!(r.marked, vec![B.to_string()]);
         assert_eq!(pods.locate(B), Some(Phase::ExitedGarbage));
+    }
+
+    #[test]
+    fn a_dead_creators_embryo_is_collected_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(d.path());
+        pods.ensure_dirs().unwrap();
+        fs::create_dir(pods.path(Phase::Embryo, A)).unwrap();
+        let r = gc(&pods, &GcOptions::default(), &Remover::default()).unwrap();
+        assert_eq!(r.collected, vec![A.to_string()]);
+        assert_eq!(pods.locate(A), None);
     }
 
     #[test]

@@ -277,8 +277,13 @@ impl Pods {
 
     /// Create a new pod: mkdir `embryo/<uuid>` (0750), lock it exclusively, rename it to
     /// `prepare/<uuid>`. The returned handle holds the lock.
+    ///
+    /// A creator holds a shared lock on the `embryo/` phase dir for the few syscalls a pod
+    /// spends there, so gc (which takes it exclusively, see [`Pods::lock_embryos`]) knows that
+    /// any embryo it sees then was left by a creator that died.
     pub fn create(&self, uuid: &str) -> Result<LockedPod> {
         self.ensure_dirs()?;
+        let _creating = self.embryo_dir_lock(FlockArg::LockShared)?;
         let embryo = self.path(Phase::Embryo, uuid);
         fs::DirBuilder::new()
             .mode(0o750)
@@ -303,6 +308,29 @@ impl Pods {
             return Err(e);
         }
         Ok(pod)
+    }
+
+    fn embryo_dir_lock(&self, arg: FlockArg) -> Result<Flock<File>> {
+        let d = self.phase_dir(Phase::Embryo);
+        let f = File::open(&d).map_err(|e| Error::io("opening pods dir", &d, e))?;
+        Flock::lock(f, arg).map_err(|(_, e)| Error::io("locking pods dir", &d, e.into()))
+    }
+
+    /// For gc: wait (up to about a second) until no pod is being created and hold that off.
+    /// While the returned guard lives, every dir in `embryo/` is a crashed creator's leftover.
+    /// `None` when creators kept the dir busy.
+    pub fn lock_embryos(&self) -> Result<Option<Flock<File>>> {
+        self.ensure_dirs()?;
+        for _ in 0..100 {
+            match self.embryo_dir_lock(FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(Some(l)),
+                Err(Error::Io { source, .. })
+                    if source.raw_os_error() == Some(Errno::EWOULDBLOCK as i32) => {}
+                Err(e) => return Err(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(None)
     }
 
     /// Lock an existing pod exclusively without waiting. Errors with `PodState{what: busy}`

@@ -83,6 +83,8 @@ pub enum Command {
     CatManifest(crate::cmd::pods::CatManifestArgs),
     /// Run a command in a running pod's app, confined like the app
     Enter(crate::cmd::pods::EnterArgs),
+    /// Export an exited pod's app as an OCI image archive
+    Export(crate::cmd::pods::ExportArgs),
 }
 
 /// `rkt config`.

@@ -15,6 +15,7 @@
 pub mod apps;
 pub mod config;
 pub mod enter;
+pub mod export;
 pub mod flags;
 pub mod gc;
 pub mod host;

@@ -516,3 +516,74 @@ fn kill_9_at_any_moment_then_gc_cleans_fully() {
     let o = rkt(&ctx, &["image", "verify", &bb()]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
+
+#[test]
+fn export_an_exited_pod_and_run_the_result() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("uuid");
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &format!("--uuid-file-save={}", uf.display()),
+            &bb(),
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo exported > /hello; mkdir -p /data/sub; ln -s /hello /data/link",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let out_file = ctx.root().join("pod.oci.tar");
+    ok(rkt(
+        &ctx,
+        &["export", uuid.trim(), out_file.to_str().unwrap()],
+    ));
+    // exists → refused without --overwrite
+    let o = rkt(&ctx, &["export", uuid.trim(), out_file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(254));
+    ok(rkt(
+        &ctx,
+        &[
+            "export",
+            "--overwrite",
+            uuid.trim(),
+            out_file.to_str().unwrap(),
+        ],
+    ));
+    let img = format!("oci-archive:{}", out_file.display());
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &img,
+            "--name=again",
+            "--exec=/bin/cat",
+            "--",
+            "/data/link",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "exported\n");
+    // a running pod cannot be exported
+    let (mut child, running) = start_sleeper(&ctx, "300");
+    let o = rkt(
+        &ctx,
+        &[
+            "export",
+            &running,
+            ctx.root().join("x.tar").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(254));
+    assert!(
+        err(&o).contains("only exited pods can be exported"),
+        "{}",
+        err(&o)
+    );
+    ok(rkt(&ctx, &["stop", "--force", &running]));
+    child.wait().unwrap();
+    ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    assert_no_leaks(&ctx);
+}

@@ -42,5 +42,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Gc(a) => pods::gc(&ctx, &a),
         Command::CatManifest(a) => pods::cat_manifest(&ctx, &a),
         Command::Enter(a) => pods::enter(&ctx, &a),
+        Command::Export(a) => pods::export(&ctx, &a),
     }
 }

@@ -120,6 +120,21 @@ pub struct EnterArgs {
     pub cmd: Vec<String>,
 }
 
+/// `rkt export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// the app to export (needed when the pod has several)
+    #[arg(long)]
+    pub app: Option<String>,
+    /// replace an existing output file
+    #[arg(long)]
+    pub overwrite: bool,
+    /// the exited pod (any unique UUID prefix)
+    pub uuid: String,
+    /// output OCI image archive (import with `rkt fetch oci-archive:FILE`)
+    pub file: PathBuf,
+}
+
 fn pods(ctx: &Ctx) -> Pods {
     Pods::new(&ctx.global.dir)
 }
@@ -593,6 +608,24 @@ pub fn enter(ctx: &Ctx, a: &EnterArgs) -> anyhow::Result<i32> {
         eprintln!("no command specified, assuming {:?}", plan.cmd[0]);
     }
     match stage0::enter::exec(&plan, &stage1)? {}
+}
+
+/// `rkt export`.
+pub fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
+    stage0::run::require_root()?;
+    let images = stage0::store::StoreImages::open(&ctx.global.dir)?;
+    stage0::export::export(
+        &pods(ctx),
+        &images,
+        &HostMounter,
+        &stage0::export::ExportRequest {
+            uuid: a.uuid.clone(),
+            app: a.app.clone(),
+            out: a.file.clone(),
+            overwrite: a.overwrite,
+        },
+    )?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Creating a pod: validate → allocate UUID → resolve images → `embryo/` → lock → `prepare/` →
-//! write `pod`, `pod-created`, per-app dirs → mount each app's rootfs as overlayfs.
+//! write `pod`, `pod-created`, per-app dirs → mount each app's rootfs as overlayfs. Empty
+//! volumes' dirs (`volumes/<name>`, with mode, owner and Docker-style pre-population) are
+//! stage1's to create, at start.
 //!
 //! Failure policy: every check that needs no pod dir runs before one exists, so bad input leaves
 //! nothing. A failure after the pod dir exists unmounts what was mounted, unpins the images,
@@ -8,9 +10,9 @@
 //! removes. No pod is ever left visible half-mounted by a live rkt.
 
 use serde::{Deserialize, Serialize};
-use stage1_abi::{paths, PodManifest, VolumeKind};
+use stage1_abi::{paths, PodManifest};
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::images::{Images, ResolveOptions};
@@ -217,19 +219,6 @@ impl<'a> PreparingPod<'a> {
             let rec_path = dir.join(paths::app_dir(&app.name)).join(APP_IMAGE_FILE);
             stage1_abi::write_json_atomic(&rec_path, &rec)?;
         }
-        for v in &self.manifest.volumes {
-            if let VolumeKind::Empty { mode, uid, gid, .. } = &v.kind {
-                let d = dir.join(paths::volume_dir(&v.name));
-                mkdir(&d, 0o755)?;
-                fs::set_permissions(&d, fs::Permissions::from_mode(*mode))
-                    .map_err(|e| Error::io("setting mode of volume dir", &d, e))?;
-                let meta = fs::metadata(&d).map_err(|e| Error::io("stat", &d, e))?;
-                if (meta.uid(), meta.gid()) != (*uid, *gid) {
-                    std::os::unix::fs::chown(&d, Some(*uid), Some(*gid))
-                        .map_err(|e| Error::io("setting owner of volume dir", &d, e))?;
-                }
-            }
-        }
         for (app, layers) in self.manifest.apps.iter().zip(layers) {
             let rootfs = mount_app(self.mounter, &dir, &app.name, layers)?;
             self.mounted.push(rootfs);
@@ -361,7 +350,6 @@ mod tests {
         assert!(dir.join("pod").is_file() && dir.join("pod-created").is_file());
         assert!(dir.join("apps/busybox/image").is_file());
         assert!(dir.join("apps/nolayers/empty").is_dir());
-        assert!(dir.join("volumes/busybox-volume-data").is_dir());
         assert_eq!(imgs.pins.borrow().len(), 2);
         let uuid = pod.finish_prepare().unwrap();
         assert_eq!(uuid, U);

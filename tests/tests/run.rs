@@ -277,3 +277,165 @@ fn image_volume_and_host_volume_mounts() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from host\n");
 }
+
+/// An image with Entrypoint/Cmd/Env/User/WorkingDir/Volumes/ExposedPorts, built once.
+fn configured_image() -> String {
+    use rkt_tests::tarball::{tar_bytes, write_image, Entry, ImageSpec};
+    static IMG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMG.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("rkt-run-img-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let mut entries = images::busybox_entries();
+        entries.push(Entry::dir("srv"));
+        entries.push(Entry::dir("data"));
+        entries.push(Entry::file("data/seed", "seeded\n"));
+        let spec = ImageSpec {
+            env: vec![
+                "PATH=/bin:/sbin".into(),
+                "IMG=image".into(),
+                "OVER=image".into(),
+            ],
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: vec!["echo $IMG $OVER $(pwd) $(id -u):$(id -g)".into()],
+            working_dir: "/srv".into(),
+            user: Some("1000:1000".into()),
+            volumes: vec!["/data".into()],
+            exposed_ports: vec!["80/tcp".into()],
+        };
+        let img = write_image(
+            &dir.join("oci"),
+            "configured",
+            &[tar_bytes(&entries)],
+            &spec,
+        );
+        img.oci_ref()
+    })
+    .clone()
+}
+
+#[test]
+fn oci_config_maps_like_docker_run() {
+    let ctx = TestCtx::new();
+    let img = configured_image();
+    let uf = ctx.root().join("u");
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            "--set-env=OVER=setenv",
+            &format!("--uuid-file-save={}", uf.display()),
+            &img,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "image setenv /srv 1000:1000\n");
+    // the manifest carries the implicit volume and the named port
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&stdout(&rkt(&ctx, &["cat-manifest", uuid.trim()]))).unwrap();
+    assert_eq!(m["apps"][0]["ports"][0]["name"], "80-tcp");
+    assert_eq!(m["apps"][0]["mounts"][0]["target"], "/data");
+    // args after -- replace Cmd, keep Entrypoint; the image VOLUME is pre-populated
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &img,
+            "--",
+            "cat /data/seed",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "seeded\n");
+    // --user/--group/--supplementary-gids/--working-dir override the image
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &img,
+            "--user=0",
+            "--group=0",
+            "--supplementary-gids=5,6",
+            "--working-dir=/tmp",
+            "--",
+            "echo $(pwd) $(id -u) $(id -G)",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "/tmp 0 0 5 6\n");
+}
+
+#[test]
+fn volumes_readonly_rootfs_and_hostname() {
+    let ctx = TestCtx::new();
+    let host = ctx.root().join("ro");
+    std::fs::create_dir_all(&host).unwrap();
+    let ro = format!("ro,kind=host,source={},readOnly=true", host.display());
+    let script = "stat -c %a /e; touch /ro/x 2>/dev/null && echo ro-writable; \
+                  touch /rootfile 2>/dev/null && echo rootfs-writable; \
+                  touch /e/ok && echo empty-writable; hostname";
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            "--hostname=podhost",
+            "--volume=e,kind=empty,mode=0700",
+            "--volume",
+            &ro,
+            "--mount=volume=e,target=/e",
+            &bb(),
+            "--mount=volume=ro,target=/ro",
+            "--readonly-rootfs",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "700\nempty-writable\npodhost\n");
+}
+
+#[test]
+fn caps_and_seccomp_flags_reach_the_app() {
+    let ctx = TestCtx::new();
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &bb(),
+            "--caps-retain=CAP_NET_ADMIN,CAP_KILL",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "grep CapBnd /proc/self/status",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // CAP_KILL = 5, CAP_NET_ADMIN = 12
+    assert_eq!(
+        stdout(&o).split_whitespace().nth(1),
+        Some("0000000000001020")
+    );
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &bb(),
+            "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "mkdir /tmp/x 2>&1; echo done",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Operation not permitted"),
+        "{}",
+        stdout(&o)
+    );
+}

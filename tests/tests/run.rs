@@ -339,15 +339,7 @@ fn oci_config_maps_like_docker_run() {
     assert_eq!(m["apps"][0]["ports"][0]["name"], "80-tcp");
     assert_eq!(m["apps"][0]["mounts"][0]["target"], "/data");
     // args after -- replace Cmd, keep Entrypoint; the image VOLUME is pre-populated
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &img,
-            "--",
-            "cat /data/seed",
-        ],
-    );
+    let o = rkt(&ctx, &["run", &img, "--", "cat /data/seed"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "seeded\n");
     // --user/--group/--supplementary-gids/--working-dir override the image
@@ -437,5 +429,92 @@ fn caps_and_seccomp_flags_reach_the_app() {
         stdout(&o).contains("Operation not permitted"),
         "{}",
         stdout(&o)
+    );
+}
+
+#[test]
+fn exit_codes_pass_through_including_signals() {
+    let ctx = TestCtx::new();
+    for (script, want) in [
+        ("exit 0", 0),
+        ("exit 5", 5),
+        ("kill -9 $$", 137),
+        ("kill -15 $$", 143),
+    ] {
+        let o = rkt(&ctx, &["run", &bb(), "--exec=/bin/sh", "--", "-c", script]);
+        assert_eq!(o.status.code(), Some(want), "{script}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn one_failing_app_stops_the_pod_with_its_code() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("u");
+    let start = std::time::Instant::now();
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &format!("--uuid-file-save={}", uf.display()),
+            &bb(),
+            "--name=sleeper",
+            "--exec=/bin/sleep",
+            "--",
+            "300",
+            "---",
+            &bb(),
+            "--name=failer",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "sleep 0.3; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let st = stdout(&rkt(&ctx, &["status", uuid.trim()]));
+    assert!(st.contains("app-failer=3"), "{st}");
+    assert!(st.contains("app-sleeper=0"), "{st}");
+}
+
+#[test]
+fn sigterm_to_rkt_run_stops_the_pod_within_the_timeout() {
+    let ctx = TestCtx::new();
+    let mut child = ctx
+        .rkt()
+        .arg("--insecure-options=image")
+        .args([
+            "run",
+            "--stop-timeout=2",
+            &bb(),
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "trap '' TERM; echo up; sleep 300",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "up\n");
+    let t = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    let took = t.elapsed();
+    assert!(st.code().is_some(), "{st:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < std::time::Duration::from_secs(8),
+        "stopped after {took:?}"
     );
 }

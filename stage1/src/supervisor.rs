@@ -38,7 +38,13 @@ pub struct Pod {
     stop: Option<Stop>,
     kill_at: Option<Instant>,
     killed: bool,
+    /// When to drop set-up code from the resident set (see [`crate::sys::pageout_file_mappings`]).
+    pageout_at: Option<Instant>,
 }
+
+/// A pod that still runs this long after it became ready is a long-running one: stage1 then
+/// lets the kernel reclaim its set-up code. Short pods never pay for re-reading it.
+const PAGEOUT_AFTER: Duration = Duration::from_secs(1);
 
 /// Keep the inherited pod lock fd open (it is, as long as nobody closes it) and make sure it is
 /// not inherited by anything stage1 execs.
@@ -108,6 +114,7 @@ pub fn run() -> Result<i32, Error> {
         stop: None,
         kill_at: None,
         killed: false,
+        pageout_at: None,
     };
     let res = p.setup().and_then(|()| p.supervise());
     let td = p.teardown();
@@ -146,6 +153,7 @@ impl Pod {
             self.start_app(i)?;
         }
         write_file(&self.pod_dir.join(paths::READY), "")?;
+        self.pageout_at = Some(Instant::now() + PAGEOUT_AFTER);
         Ok(())
     }
 
@@ -225,17 +233,28 @@ impl Pod {
             if self.apps.iter().all(|a| !a.running()) {
                 break;
             }
-            let timeout = match (self.kill_at, self.killed) {
-                (Some(t), false) => {
-                    let left = t.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        self.kill_all();
-                        continue;
-                    }
+            let now = Instant::now();
+            if let (Some(t), false) = (self.kill_at, self.killed) {
+                if t <= now {
+                    self.kill_all();
+                    continue;
+                }
+            }
+            if self.pageout_at.is_some_and(|t| t <= now) {
+                self.pageout_at = None;
+                crate::sys::pageout_file_mappings();
+            }
+            let next = [self.kill_at.filter(|_| !self.killed), self.pageout_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match next {
+                Some(t) => {
+                    let left = t.saturating_duration_since(now);
                     PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
                         .unwrap_or(PollTimeout::MAX)
                 }
-                _ => PollTimeout::NONE,
+                None => PollTimeout::NONE,
             };
             let fd: BorrowedFd<'_> = self.sfd.as_fd();
             let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];

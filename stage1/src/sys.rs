@@ -56,3 +56,34 @@ pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
     // child; the child only sets credentials and execs (or exits).
     unsafe { nix::unistd::fork() }
 }
+
+/// Ask the kernel to reclaim the file-backed pages of this process (its binary and libraries)
+/// with MADV_PAGEOUT: set-up code that never runs again leaves the resident set. Reclaim never
+/// loses data (modified private pages are only swapped, if at all), and pages still needed fault
+/// back in. Errors are ignored: this is only about memory use.
+pub fn pageout_file_mappings() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(_perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3);
+        if !path.is_some_and(|p| p.starts_with('/')) {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: MADV_PAGEOUT is advisory: it changes no mapping and loses no data, so any
+        // range of our own address space is fine.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_PAGEOUT);
+        }
+    }
+}

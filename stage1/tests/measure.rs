@@ -25,7 +25,7 @@ fn rss_and_start_time() {
     let mut p = Pod::new(vec![app("a", &["/bin/sleep", "1000"])], vec![], runtime());
     p.spawn();
     p.wait_ready(Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(1500));
     let pid = p.child.as_ref().unwrap().id();
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     for l in st
@@ -33,6 +33,13 @@ fn rss_and_start_time() {
         .filter(|l| l.starts_with("VmRSS") || l.starts_with("RssAnon") || l.starts_with("RssFile"))
     {
         println!("stage1 {l}");
+    }
+    if let Ok(script) = std::env::var("STAGE1_SMAPS") {
+        let o = std::process::Command::new(script)
+            .arg(pid.to_string())
+            .output()
+            .unwrap();
+        println!("{}", String::from_utf8_lossy(&o.stdout));
     }
     let sb = std::fs::read_to_string(p.path().join("sandbox-pid")).unwrap();
     let st = std::fs::read_to_string(format!("/proc/{}/status", sb.trim())).unwrap();

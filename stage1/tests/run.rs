@@ -112,7 +112,7 @@ fn failing_app_stops_the_others() {
 #[test]
 fn apps_share_uts_net_ipc_pid_but_not_mount_ns() {
     let (out, v, m) = out_volume();
-    let script = "for n in uts net ipc pid mnt cgroup; do echo $n $(readlink /proc/self/ns/$n); done > /out/$AC_APP_NAME; hostname >> /out/$AC_APP_NAME";
+    let script = "for n in uts net ipc pid mnt cgroup; do echo $n $(readlink /proc/self/ns/$n); done > /out/$AC_APP_NAME; hostname >> /out/$AC_APP_NAME; sleep 1";
     let mut a = sh("a", script);
     let mut b = sh("b", script);
     a.mounts.push(m.clone());
@@ -209,6 +209,8 @@ fn sigterm_stops_the_pod_within_the_timeout() {
     );
     p.spawn();
     p.wait_ready(T);
+    // let the shell install its trap first
+    std::thread::sleep(Duration::from_millis(300));
     let pid = p.child.as_ref().unwrap().id() as i32;
     let t0 = Instant::now();
     nix::sys::signal::kill(

@@ -128,7 +128,9 @@ impl Pod {
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkt-stage1"))
+        let bin = std::env::var("STAGE1_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rkt-stage1").to_string());
+        let child = Command::new(bin)
             .arg("run")
             .current_dir(self.path())
             .env(env::LOCK_FD, f.as_raw_fd().to_string())

@@ -183,7 +183,9 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App) -> Result<AppProc, Error> {
 
     let state = pod_dir.join(paths::STATE_DIR);
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
+    tracing::debug!(app = %app.name, "bundle written");
     let pid = create_in_helper(ctx, app, &state, &bundle)?;
+    tracing::debug!(app = %app.name, %pid, "container created");
     // the helper has exited: the app's process is stage1's child now, so its parent-death
     // signal (set right before exec) ties it to stage1
     let fail = |e: Error| {
@@ -301,8 +303,10 @@ fn helper_main(
         .ok()
         .and_then(|f| f.try_clone().ok())
         .map(std::sync::Mutex::new);
+    let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
     let res = match log {
-        Some(log) => {
+        // with --debug libcontainer logs go to stderr as everything else
+        Some(log) if !debug => {
             let sub = tracing_subscriber::fmt()
                 .with_writer(log)
                 .with_ansi(false)
@@ -315,7 +319,7 @@ fn helper_main(
                 .finish();
             tracing::subscriber::with_default(sub, || create_and_start(ctx, app, state, bundle))
         }
-        None => create_and_start(ctx, app, state, bundle),
+        _ => create_and_start(ctx, app, state, bundle),
     };
     let line = match &res {
         Ok(pid) => format!("ok {pid}\n"),

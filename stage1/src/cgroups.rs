@@ -3,9 +3,9 @@
 //!
 //! Per v1 hierarchy the pod cgroup nests under stage1's own cgroup of that hierarchy when that is
 //! not the root (a systemd unit, a delegated subtree), else it is `/rkt/<uuid>`. libcontainer
-//! only takes one path for all v1 hierarchies, so stage1 moves *itself* into the app's cgroups
-//! while libcontainer creates the app (an empty `cgroupsPath` means "the caller's cgroups") and
-//! back into the pod cgroups right after.
+//! only takes one path for all v1 hierarchies, so the helper process that creates an app moves
+//! itself into the app's cgroups first (an empty `cgroupsPath` means "the caller's cgroups").
+//! stage1 and the sandbox stay in the caller's cgroups; the pod cgroup holds the apps.
 
 use std::fs;
 use std::io::Write;
@@ -20,6 +20,7 @@ use crate::Error;
 #[derive(Debug, Clone)]
 struct Hierarchy {
     /// Host dir of stage1's original cgroup in this hierarchy.
+    #[allow(dead_code)]
     own_dir: PathBuf,
     /// Host dir of the pod cgroup.
     pod_dir: PathBuf,
@@ -27,6 +28,10 @@ struct Hierarchy {
     controllers: Vec<String>,
     unified: bool,
 }
+
+/// v1 hierarchies the pod gets cgroups in (rkt used cpu, cpuset, memory and name=systemd).
+/// Each one costs a mkdir and a task migration per app, so the others are left alone.
+const USED_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "name=systemd"];
 
 /// The pod's cgroups. Dropping does nothing: call [`PodCgroups::remove`] at teardown.
 #[derive(Debug)]
@@ -148,6 +153,9 @@ impl PodCgroups {
             } else {
                 own_dir.join(format!("rkt-{uuid}"))
             };
+            if !unified && !ctrls.iter().any(|c| USED_CONTROLLERS.contains(&c.as_str())) {
+                continue;
+            }
             let controllers = if unified { vec![] } else { ctrls };
             hier.push(Hierarchy {
                 own_dir,
@@ -180,7 +188,6 @@ impl PodCgroups {
                 enable_v2_controllers(&h.pod_dir);
             }
         }
-        this.enter_pod()?;
         Ok(this)
     }
 
@@ -272,16 +279,8 @@ impl PodCgroups {
         Ok(())
     }
 
-    /// Move stage1 into the pod cgroups.
-    pub fn enter_pod(&self) -> Result<(), Error> {
-        if self.is_unified() {
-            // v2: no internal processes in a cgroup with controllers enabled; stay put
-            return Ok(());
-        }
-        self.move_self(|h| h.pod_dir.clone())
-    }
-
-    /// Move stage1 into the app's cgroups (v1), so libcontainer puts the app there.
+    /// Move the calling process (stage1's helper) into the app's cgroups (v1), so libcontainer
+    /// puts the app there.
     pub fn enter_app(&self, app: &str) -> Result<(), Error> {
         if self.is_unified() {
             return Ok(());
@@ -289,17 +288,8 @@ impl PodCgroups {
         self.move_self(|h| h.pod_dir.join(app))
     }
 
-    /// Move stage1 back where it started.
-    pub fn leave(&self) -> Result<(), Error> {
-        if self.is_unified() {
-            return Ok(());
-        }
-        self.move_self(|h| h.own_dir.clone())
-    }
-
-    /// Move stage1 out, kill what is left and remove every cgroup recorded.
+    /// Kill what is left and remove every cgroup recorded.
     pub fn remove(&self) -> Result<(), Error> {
-        let _ = self.leave();
         remove_listed(&self.list_file)
     }
 }
@@ -380,7 +370,7 @@ fn remove_one(dir: &Path) -> Result<(), Error> {
                     dir.display()
                 )))
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
 }

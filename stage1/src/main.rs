@@ -10,11 +10,15 @@ fn main() {
     } else {
         "warn,libcontainer=off,libcgroups=off"
     };
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .without_time()
-        .init();
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    if debug {
+        fmt.with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        fmt.without_time().init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match stage1_abi::Stage1Command::from_args(&args) {
         Ok(cmd) => match stage1::dispatch(&cmd) {

@@ -138,9 +138,12 @@ pub fn setup_network(_sandbox_pid: Pid, _rc: &RuntimeConfig) -> Result<(), Error
 
 impl Pod {
     fn setup(&mut self) -> Result<(), Error> {
+        tracing::debug!("setting up the pod");
         let cg = PodCgroups::create(&self.pod.uuid, &self.pod_dir.join(paths::CGROUPS))?;
         self.cgroups = Some(cg);
+        tracing::debug!("cgroups created");
         let sb = sandbox::create(&self.rc)?;
+        tracing::debug!(pid = %sb.pid, "sandbox created");
         write_file(
             &self.pod_dir.join(paths::SANDBOX_PID),
             &format!("{}\n", sb.pid),
@@ -278,6 +281,7 @@ impl Pod {
     }
 
     fn teardown(&mut self) -> Result<(), Error> {
+        tracing::debug!("tearing down");
         if let Some(sb) = self.sandbox.take() {
             if sb.pid.as_raw() > 0 {
                 sb.kill();
@@ -300,10 +304,12 @@ impl Pod {
         }
         let state = self.pod_dir.join(paths::STATE_DIR);
         let _ = std::fs::remove_dir_all(&state);
-        match self.cgroups.take() {
+        let r = match self.cgroups.take() {
             Some(cg) => cg.remove(),
             None => Ok(()),
-        }
+        };
+        tracing::debug!("torn down");
+        r
     }
 }
 

@@ -16,6 +16,14 @@ fn rss_and_start_time() {
         assert_eq!(code(&st), 0, "{e}");
     }
     times.sort();
+    if std::env::var("STAGE1_TEST_DEBUG").is_ok() {
+        let mut p = Pod::new(vec![app("a", &["/bin/true"])], vec![], runtime());
+        let (_st, _o, e) = p.run(Duration::from_secs(10));
+        let keep = ["DEBUG", "INFO", "ERROR"];
+        for l in e.lines().filter(|l| keep.iter().any(|k| l.contains(k))) {
+            println!("{l}");
+        }
+    }
     println!(
         "/bin/true pod: median {:?} min {:?}",
         times[times.len() / 2],

@@ -40,10 +40,22 @@ pub struct StatusArgs {
     #[arg(long = "uuid-file", conflicts_with = "uuid")]
     pub uuid_file: Option<PathBuf>,
     /// wait for the pod to exit: true, false or a timeout such as 10s
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     pub wait: String,
     /// wait for the pod to be ready: true, false or a timeout such as 10s
-    #[arg(long = "wait-ready", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    #[arg(
+        long = "wait-ready",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     pub wait_ready: String,
     /// output format: json or json-pretty
     #[arg(long, value_enum, default_value = "")]

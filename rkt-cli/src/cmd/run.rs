@@ -85,7 +85,13 @@ pub struct PodPrepareArgs {
 pub struct PodRuntimeArgs {
     /// network: host, none, or NAME[:K=V;K=V],… CNI networks. Default host: CNI networking
     /// is not implemented yet
-    #[arg(long, default_value = "host", num_args = 0..=1, default_missing_value = "default")]
+    #[arg(
+        long,
+        default_value = "host",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "default"
+    )]
     pub net: String,
     /// pod hostname (default rkt-<uuid>)
     #[arg(long)]

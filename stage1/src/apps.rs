@@ -358,3 +358,25 @@ fn create_and_start(
         .pid()
         .ok_or_else(|| "container has no pid".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_verdicts() {
+        assert_eq!(parse_helper_output("ok 42\n").unwrap(), Pid::from_raw(42));
+        assert_eq!(
+            parse_helper_output("noise\nerr: setting oom_score_adj to -5: denied\n").unwrap_err(),
+            "setting oom_score_adj to -5: denied"
+        );
+        // killed by libcontainer's clean-up after logging its error
+        let log = "failed to run container process exec process failed with error error in \
+                   executing process : executable \"/bin/nope\" not found\n";
+        assert_eq!(
+            parse_helper_output(log).unwrap_err(),
+            "executable \"/bin/nope\" not found"
+        );
+        assert!(parse_helper_output("").unwrap_err().contains("--debug"));
+    }
+}

@@ -185,7 +185,13 @@ impl PodCgroups {
                 }
             }
             if h.unified {
-                enable_v2_controllers(&h.pod_dir);
+                // each new level must pass the controllers down to the next one
+                if let Some(first) = created.first().and_then(|d| d.parent()) {
+                    enable_v2_controllers(first);
+                }
+                for d in &created {
+                    enable_v2_controllers(d);
+                }
             }
         }
         Ok(this)

@@ -142,3 +142,39 @@ fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stage1_abi::DnsConfig;
+
+    fn rc(net: NetConfig, ipc: &str) -> RuntimeConfig {
+        RuntimeConfig {
+            net,
+            hostname: "h".into(),
+            interactive: false,
+            ipc: ipc.into(),
+            stop_timeout_secs: 1,
+            disable_capabilities: false,
+            disable_paths: false,
+            disable_seccomp: false,
+            dns: DnsConfig::default(),
+            hosts_entries: vec![],
+            ports: vec![],
+            local_config: String::new(),
+            system_config: String::new(),
+        }
+    }
+
+    #[test]
+    fn namespaces_follow_net_and_ipc() {
+        let f = clone_flags(&rc(NetConfig::Host, "parent")).unwrap();
+        assert!(!f.contains(CloneFlags::CLONE_NEWNET));
+        assert!(!f.contains(CloneFlags::CLONE_NEWIPC));
+        assert!(f.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS));
+        let f = clone_flags(&rc(NetConfig::None, "auto")).unwrap();
+        assert!(f.contains(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC));
+        let e = clone_flags(&rc(NetConfig::None, "bogus")).unwrap_err();
+        assert!(e.to_string().contains("invalid ipc mode"));
+    }
+}

@@ -587,3 +587,50 @@ fn export_an_exited_pod_and_run_the_result() {
     ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
     assert_no_leaks(&ctx);
 }
+
+#[test]
+fn gc_succeeds_after_an_admin_unmounted_the_rootfs() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("u");
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &format!("--uuid-file-save={}", uf.display()),
+            &bb(),
+            "--exec=/bin/true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let mounts = cleanup::mounts_under(&ctx.dir());
+    assert!(!mounts.is_empty());
+    for m in &mounts {
+        nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    assert!(o.contains(uuid.trim()), "{o}");
+    assert_no_leaks(&ctx);
+}
+
+#[test]
+fn entered_process_gets_the_apps_seccomp_filter() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = start_sleeper_with(
+        &ctx,
+        &[
+            "--user=1000",
+            "--group=1000",
+            "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
+        ],
+        "300",
+    );
+    let o = rkt(
+        &ctx,
+        &["enter", &uuid, "/bin/sh", "-c", "mkdir /tmp/x 2>&1; true"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("Operation not permitted"), "{}", out(&o));
+    ok(rkt(&ctx, &["stop", &uuid]));
+    child.wait().unwrap();
+}

@@ -137,7 +137,7 @@ fn try_exec(pod: &LockedPod, run: &RunOptions) -> Result<Infallible> {
     if rc.hostname.is_empty() {
         rc.hostname = format!("rkt-{}", pod.uuid());
     }
-    stage1_abi::write_json_atomic(&dir.join(paths::RUNTIME_CONFIG), &rc)?;
+    prepare::write_json(&dir.join(paths::RUNTIME_CONFIG), &rc)?;
 
     let fd = pod.lock_fd();
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))

@@ -518,3 +518,32 @@ fn sigterm_to_rkt_run_stops_the_pod_within_the_timeout() {
         "stopped after {took:?}"
     );
 }
+
+#[test]
+fn run_from_a_registry_then_from_the_store() {
+    let ctx = TestCtx::new();
+    let reg = rkt_tests::registry::shared();
+    images::push(images::busybox(), reg.http_addr(), "stage0/busybox:run");
+    let img = format!("docker://{}/stage0/busybox:run", reg.http_addr());
+    let run = |extra: &[&str]| {
+        ctx.rkt()
+            .arg("--insecure-options=image,http")
+            .arg("run")
+            .args(extra)
+            .args([
+                img.as_str(),
+                "--exec=/bin/sh",
+                "--",
+                "-c",
+                "echo $AC_APP_NAME",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "busybox\n");
+    // now cached: --pull-policy=never works
+    let o = run(&["--pull-policy=never"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -78,13 +78,7 @@ impl<'a> Preparer<'a> {
     pub fn prepare(&self, opts: &PrepareOptions) -> Result<PreparingPod<'a>> {
         let req = &opts.request;
         req.check()?;
-        let uuid = opts
-            .uuid
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if let Some(f) = &opts.uuid_file_save {
-            fs::write(f, &uuid).map_err(|e| Error::io("writing uuid file", f, e))?;
-        }
+        let uuid = self.new_uuid(opts)?;
         let mut resolved = Vec::new();
         let mut layers = Vec::new();
         for app in &req.apps {
@@ -99,9 +93,63 @@ impl<'a> Preparer<'a> {
             resolved.push(ResolvedImage { meta, config });
         }
         let manifest = manifest::build(&uuid, req, &resolved, &opts.host_env)?;
+        self.create(manifest, &layers)
+    }
 
+    /// `--pod-manifest`: prepare a pod from a given manifest (the format `rkt cat-manifest`
+    /// prints). Each app's image is resolved by its `id` if set, else its `name`; the UUID is
+    /// always a new one. `opts.request` is ignored.
+    pub fn prepare_manifest(
+        &self,
+        mut manifest: PodManifest,
+        opts: &PrepareOptions,
+    ) -> Result<PreparingPod<'a>> {
+        manifest.validate()?;
+        for v in &manifest.volumes {
+            if let stage1_abi::VolumeKind::Host { source, .. } = &v.kind {
+                fs::metadata(source).map_err(|e| {
+                    Error::usage(format!("host volume {:?}: source {source:?}: {e}", v.name))
+                })?;
+            }
+        }
+        let uuid = self.new_uuid(opts)?;
+        manifest.uuid = uuid;
+        let mut layers = Vec::new();
+        for app in &mut manifest.apps {
+            let img_err = |e: crate::images::ImageError| Error::Image(e.to_string());
+            let wanted = if app.image.id.is_empty() {
+                &app.image.name
+            } else {
+                &app.image.id
+            };
+            let id = self
+                .images
+                .resolve(wanted, &opts.resolve)
+                .map_err(img_err)?;
+            let meta = self.images.meta(&id).map_err(img_err)?;
+            app.image.id = meta.id;
+            if app.image.name.is_empty() {
+                app.image.name = meta.name;
+            }
+            layers.push(self.images.layer_dirs(&id).map_err(img_err)?);
+        }
+        self.create(manifest, &layers)
+    }
+
+    fn new_uuid(&self, opts: &PrepareOptions) -> Result<String> {
+        let uuid = opts
+            .uuid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Some(f) = &opts.uuid_file_save {
+            fs::write(f, &uuid).map_err(|e| Error::io("writing uuid file", f, e))?;
+        }
+        Ok(uuid)
+    }
+
+    fn create(&self, manifest: PodManifest, layers: &[Vec<PathBuf>]) -> Result<PreparingPod<'a>> {
         let pods = Pods::new(self.data_dir);
-        let pod = pods.create(&uuid)?;
+        let pod = pods.create(&manifest.uuid)?;
         let mut p = PreparingPod {
             pod: Some(pod),
             manifest,
@@ -109,7 +157,7 @@ impl<'a> Preparer<'a> {
             images: self.images,
             mounter: self.mounter,
         };
-        p.populate(&layers)?;
+        p.populate(layers)?;
         Ok(p)
     }
 }
@@ -442,5 +490,29 @@ mod tests {
         drop(pod);
         assert!(m.mounted.borrow().is_empty());
         assert_eq!(Pods::new(&data).locate(U), None);
+    }
+
+    #[test]
+    fn a_pod_manifest_is_prepared_with_a_new_uuid_and_resolved_images() {
+        let (d, imgs) = setup();
+        let m = FakeMounter::default();
+        let data = d.path().join("data");
+        let p = Preparer {
+            data_dir: &data,
+            images: &imgs,
+            mounter: &m,
+        };
+        let first = p.prepare(&opts("busybox")).unwrap();
+        let mut man = first.manifest().clone();
+        first.finish_prepare().unwrap();
+        man.apps[0].image.id.clear();
+        let mut o = opts("");
+        o.uuid = Some("22222222-2222-4333-8444-555555555555".into());
+        let pod = p.prepare_manifest(man.clone(), &o).unwrap();
+        assert_eq!(pod.uuid(), "22222222-2222-4333-8444-555555555555");
+        assert!(pod.manifest().apps[0].image.id.starts_with("sha256:"));
+        drop(pod);
+        man.apps.clear();
+        assert!(p.prepare_manifest(man, &o).is_err());
     }
 }

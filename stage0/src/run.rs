@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mount::Mounter;
 use crate::pods::{LockedPod, Phase, Pods};
-use crate::prepare::{self, PrepareOptions, Preparer};
+use crate::prepare::{self, PrepareOptions, Preparer, PreparingPod};
 use crate::{Error, Result};
 
 /// File name of the stage1 binary, looked up next to the `rkt` binary by default.
@@ -68,7 +68,16 @@ pub fn find_stage1(explicit: Option<&Path>, configured: Option<&str>) -> Result<
 /// `rkt run`: prepare a new pod, move it to `run/` and exec stage1. Returns only on failure,
 /// after undoing the pod.
 pub fn run(preparer: &Preparer<'_>, opts: &PrepareOptions, run: &RunOptions) -> Result<Infallible> {
-    let pod = preparer.prepare(opts)?.into_running()?;
+    run_pod(preparer.prepare(opts)?, run)
+}
+
+/// Move a freshly prepared pod to `run/` and exec stage1. Returns only on failure, after
+/// undoing the pod.
+pub fn run_pod(pod: PreparingPod<'_>, run: &RunOptions) -> Result<Infallible> {
+    if run.runtime.interactive && pod.manifest().apps.len() > 1 {
+        return Err(Error::usage("interactive option only supports one image"));
+    }
+    let pod = pod.into_running()?;
     let err = exec_stage1(pod.locked(), run);
     drop(pod); // unmount, unpin, delete
     Err(err)

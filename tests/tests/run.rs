@@ -547,3 +547,38 @@ fn run_from_a_registry_then_from_the_store() {
     let o = run(&["--pull-policy=never"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn pod_manifest_round_trips_through_cat_manifest() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("u");
+    let o = rkt(
+        &ctx,
+        &[
+            "prepare",
+            "--quiet",
+            &format!("--uuid-file-save={}", uf.display()),
+            &bb(),
+            "--name=again",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo from-manifest $AC_APP_NAME; exit 6",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let man = ctx.root().join("pod.json");
+    let o = rkt(&ctx, &["cat-manifest", uuid.trim()]);
+    std::fs::write(&man, &o.stdout).unwrap();
+    let pm = format!("--pod-manifest={}", man.display());
+    let o = rkt(&ctx, &["run", &pm]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from-manifest again\n");
+    let o = rkt(&ctx, &["prepare", &pm]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = rkt(&ctx, &["run", &pm, &bb()]);
+    one_line_254(&o, "conflicting flags set with --pod-manifest (see --help)");
+    let o = rkt(&ctx, &["run", &pm, "--set-env=A=b"]);
+    one_line_254(&o, "conflicting flags set with --pod-manifest");
+}

@@ -78,6 +78,10 @@ pub struct PodPrepareArgs {
     /// when to fetch images
     #[arg(long = "pull-policy", value_enum, default_value = "new")]
     pub pull_policy: PullPolicyArg,
+    /// prepare the pod from this manifest (the JSON `rkt cat-manifest` prints) instead of
+    /// images and app flags
+    #[arg(long = "pod-manifest", value_name = "FILE")]
+    pub pod_manifest: Option<PathBuf>,
 }
 
 /// Flags of one start of a pod (run and run-prepared).
@@ -191,6 +195,34 @@ fn app_sections(images: &[String]) -> anyhow::Result<Vec<AppArgs>> {
     Ok(parse_apps(images)?)
 }
 
+/// `--pod-manifest`: the manifest, after rkt's conflict check (no images, volumes, mounts,
+/// environment flags or pull policy other than `new` with it).
+fn pod_manifest(
+    p: &PodPrepareArgs,
+    images: &[String],
+    ports: &[String],
+) -> anyhow::Result<Option<stage1_abi::PodManifest>> {
+    let Some(f) = &p.pod_manifest else {
+        return Ok(None);
+    };
+    if !images.is_empty()
+        || !p.volume.is_empty()
+        || !p.mount.is_empty()
+        || !ports.is_empty()
+        || p.inherit_env
+        || !p.set_env.is_empty()
+        || !p.set_env_file.is_empty()
+        || p.pull_policy != PullPolicyArg::New
+    {
+        anyhow::bail!("conflicting flags set with --pod-manifest (see --help)");
+    }
+    let mut m: stage1_abi::PodManifest = stage1_abi::read_json(f)?;
+    if m.abi_version == 0 {
+        m.abi_version = stage1_abi::ABI_VERSION;
+    }
+    Ok(Some(m))
+}
+
 fn pod_request(p: &PodPrepareArgs, apps: Vec<AppArgs>) -> anyhow::Result<PodRequest> {
     let mut req = PodRequest {
         apps,
@@ -298,6 +330,19 @@ fn open_images(ctx: &Ctx) -> anyhow::Result<stage0::store::StoreImages> {
 /// `rkt run`: returns only on failure (on success this process becomes stage1).
 pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
     stage0::run::require_root()?;
+    if let Some(m) = pod_manifest(&a.prep, &a.images, &a.rt.port)? {
+        let opts = prepare_options(ctx, &a.prep, vec![])?;
+        let run = run_options(ctx, &a.rt)?;
+        let images = open_images(ctx)?;
+        let preparer = Preparer {
+            data_dir: &ctx.global.dir,
+            images: &images,
+            mounter: &HostMounter,
+        };
+        let pod = preparer.prepare_manifest(m, &opts)?;
+        let res = stage0::run::run_pod(pod, &run);
+        match res? {}
+    }
     let apps = app_sections(&a.images)?;
     if a.rt.interactive && apps.len() > 1 {
         anyhow::bail!("interactive option only supports one image");
@@ -317,17 +362,27 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
 /// `rkt prepare`: prints the UUID.
 pub fn prepare(ctx: &Ctx, a: &PrepareArgs) -> anyhow::Result<i32> {
     stage0::run::require_root()?;
-    let apps = app_sections(&a.images)?;
+    let manifest = pod_manifest(&a.prep, &a.images, &[])?;
+    let apps = match manifest {
+        Some(_) => vec![],
+        None => app_sections(&a.images)?,
+    };
     let mut opts = prepare_options(ctx, &a.prep, apps)?;
     opts.resolve.progress &= !a.quiet;
-    opts.request.check()?;
+    if manifest.is_none() {
+        opts.request.check()?;
+    }
     let images = open_images(ctx)?;
     let preparer = Preparer {
         data_dir: &ctx.global.dir,
         images: &images,
         mounter: &HostMounter,
     };
-    let uuid = preparer.prepare(&opts)?.finish_prepare()?;
+    let pod = match manifest {
+        Some(m) => preparer.prepare_manifest(m, &opts)?,
+        None => preparer.prepare(&opts)?,
+    };
+    let uuid = pod.finish_prepare()?;
     println!("{uuid}");
     Ok(0)
 }

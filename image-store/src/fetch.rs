@@ -15,8 +15,14 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// Layers fetched at once.
-const PARALLEL_LAYERS: usize = 3;
+/// Layers fetched at once (`RKT_FETCH_JOBS` overrides, for measurements).
+fn parallel_layers() -> usize {
+    std::env::var("RKT_FETCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3)
+}
 
 /// rkt's `--pull-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -210,7 +216,7 @@ impl Store {
                             .map_err(|e| Error::Internal(format!("layer task: {e}")))?
                     }
                 }))
-                .buffer_unordered(PARALLEL_LAYERS)
+                .buffer_unordered(parallel_layers())
                 .try_collect::<Vec<LayerRow>>()
                 .await
             })?;

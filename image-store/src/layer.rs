@@ -1,6 +1,11 @@
 //! The per-layer pipeline, in one pass over the bytes: hash (and keep) the blob as received,
 //! decompress, hash the tar (diff id), extract safely into `cas/tmp`, verify, then rename the
 //! blob and the layer directory into place.
+//!
+//! Nothing is fsynced: an fsync per blob tripled the wall time of a fetch here (ext4
+//! data=ordered flushes everything dirty), extracted files are not synced either, and a blob or
+//! layer damaged by a crash is found by `rkt image verify` (layers are repaired from their blob;
+//! a bad blob means fetching the image again).
 
 use crate::digest::{sha256_hex, HashingReader};
 use crate::error::{io_err, Error, Result};
@@ -141,7 +146,6 @@ pub(crate) fn fetch_layer(
         path: tmp_blob.clone(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_err("syncing", &tmp_blob))?;
     drop(file);
     commit_blob(&tmp_blob, &final_blob)?;
     commit_dir(&tmp_dir, &final_dir)?;
@@ -188,7 +192,6 @@ pub(crate) fn write_blob(paths: &Paths, digest: &str, bytes: &[u8]) -> Result<()
     let guard = TmpGuard(vec![tmp.clone()]);
     let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
     f.write_all(bytes).map_err(io_err("writing", &tmp))?;
-    f.sync_all().map_err(io_err("syncing", &tmp))?;
     commit_blob(&tmp, &dst)?;
     drop(guard);
     Ok(())

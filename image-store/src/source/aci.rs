@@ -74,7 +74,6 @@ pub(crate) fn import(store: &Store, path: &Path) -> Result<ImageId> {
         path: tmp_blob.clone(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_err("syncing", &tmp_blob))?;
     drop(file);
     let manifest_digest = crate::digest::sha256_of(&manifest_bytes);
     commit_blob(&tmp_blob, &paths.blob(&diff_id)?)?;

@@ -273,7 +273,6 @@ impl<'a> PreparingPod<'a> {
                 .pin(&app.image.id, &uuid)
                 .map_err(|e| Error::Image(e.to_string()))?;
         }
-        write_json(&dir.join(paths::POD_MANIFEST), &self.manifest)?;
         let created = dir.join(paths::POD_CREATED);
         fs::write(&created, b"").map_err(|e| Error::io("writing", &created, e))?;
         for (app, layers) in self.manifest.apps.iter().zip(layers) {
@@ -290,7 +289,8 @@ impl<'a> PreparingPod<'a> {
             let rootfs = mount_app(self.mounter, &dir, &app.name, layers)?;
             self.mounted.push(rootfs);
         }
-        Ok(())
+        adopt_image_volume_attrs(&dir, &mut self.manifest);
+        write_json(&dir.join(paths::POD_MANIFEST), &self.manifest)
     }
 
     /// `rkt prepare`: unmount (prepared pods hold no mounts; `run-prepared` mounts), move to
@@ -318,6 +318,34 @@ impl<'a> PreparingPod<'a> {
     /// The locked pod (for the exec of stage1).
     pub fn locked(&self) -> &LockedPod {
         self.pod.as_ref().expect("pod present until finished")
+    }
+}
+
+/// Docker semantics for implicit volumes from an image `VOLUME`: the volume dir gets the mode
+/// and owner the path has in the image (read from the mounted rootfs; a path that is missing or
+/// a symlink keeps the defaults).
+fn adopt_image_volume_attrs(pod_dir: &Path, manifest: &mut PodManifest) {
+    use std::os::unix::fs::MetadataExt;
+    for v in &mut manifest.volumes {
+        let stage1_abi::VolumeKind::Empty {
+            mode,
+            uid,
+            gid,
+            populate_from: Some((app, path)),
+        } = &mut v.kind
+        else {
+            continue;
+        };
+        let p = pod_dir
+            .join(paths::app_rootfs(app))
+            .join(path.trim_start_matches('/'));
+        if let Ok(md) = fs::symlink_metadata(&p) {
+            if md.is_dir() {
+                *mode = md.mode() & 0o7777;
+                *uid = md.uid();
+                *gid = md.gid();
+            }
+        }
     }
 }
 

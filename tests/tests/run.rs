@@ -290,7 +290,7 @@ fn configured_image() -> String {
             .keep();
         let mut entries = images::busybox_entries();
         entries.push(Entry::dir("srv"));
-        entries.push(Entry::dir("data"));
+        entries.push(Entry::dir("data").owner(1000, 1000).mode(0o750));
         entries.push(Entry::file("data/seed", "seeded\n"));
         let spec = ImageSpec {
             env: vec![
@@ -339,9 +339,9 @@ fn oci_config_maps_like_docker_run() {
     assert_eq!(m["apps"][0]["ports"][0]["name"], "80-tcp");
     assert_eq!(m["apps"][0]["mounts"][0]["target"], "/data");
     // args after -- replace Cmd, keep Entrypoint; the image VOLUME is pre-populated
-    let o = rkt(&ctx, &["run", &img, "--", "cat /data/seed"]);
+    let o = rkt(&ctx, &["run", &img, "--", "cat /data/seed; stat -c '%u:%g %a' /data; touch /data/new && echo rw"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "seeded\n");
+    assert_eq!(stdout(&o), "seeded\n1000:1000 750\nrw\n");
     // --user/--group/--supplementary-gids/--working-dir override the image
     let o = rkt(
         &ctx,

@@ -4,12 +4,17 @@
 //! The pieces, in the order `rkt run` uses them:
 //! * [`apps`] parses rkt's per-app argument grammar (`IMG [flags] [-- args ---] IMG …`);
 //! * [`flags`] parses the values of the pod and app flags (volumes, mounts, quantities, seccomp);
-//! * [`images`] is the narrow view stage0 has of the image store;
+//! * [`images`] is the narrow view stage0 has of the image store ([`store`] implements it for
+//!   `image_store::Store`; unit tests use a fake);
 //! * [`manifest`] turns images + flags into the pod manifest (a `stage1-abi` type);
 //! * [`pods`] is the pod directory state machine (phases, locks, UUID lookup);
 //! * [`prepare`] creates a pod (embryo → prepare → prepared|run) with its overlay mounts;
 //! * [`run`] writes the runtime parameters and execs stage1;
-//! * [`status`] and [`gc`] observe, stop, remove and garbage-collect pods.
+//! * [`status`] and [`gc`] observe, stop, remove and garbage-collect pods;
+//! * [`enter`] and [`export`] run a command in a running app and export an exited one.
+//!
+//! Syscalls go through nix's safe wrappers (flock, mount, execve), so this crate has no
+//! `unsafe` at all. The on-disk state machine is described in `docs/pod-lifecycle.md`.
 #![deny(unsafe_code)]
 
 pub mod apps;

@@ -177,7 +177,7 @@ impl Store {
         opts: &FetchOptions,
         rt: Option<&tokio::runtime::Runtime>,
     ) -> Result<ImageId> {
-        let _ = opts;
+        let progress = std::sync::Arc::new(crate::progress::Progress::new(opts.progress));
         let id = p.manifest_digest.clone();
         // Layers to fetch: each distinct diff id not already extracted.
         let mut seen = HashSet::new();
@@ -209,8 +209,13 @@ impl Store {
                     let paths = paths.clone();
                     let blobs = blobs.clone();
                     let handle = handle.clone();
+                    let progress = progress.clone();
                     async move {
-                        let reader = open_blob(&handle, &blobs, &desc)?;
+                        let reader = progress.wrap(
+                            &desc.digest,
+                            desc.size,
+                            open_blob(&handle, &blobs, &desc)?,
+                        );
                         tokio::task::spawn_blocking(move || layer_job(&paths, &desc, &diff, reader))
                             .await
                             .map_err(|e| Error::Internal(format!("layer task: {e}")))?

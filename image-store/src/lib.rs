@@ -21,6 +21,7 @@ mod gc;
 mod index;
 mod layer;
 mod manifest;
+mod progress;
 mod render;
 mod source;
 mod store;

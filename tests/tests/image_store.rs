@@ -561,3 +561,44 @@ fn killed_fetch_leaves_only_tmp_debris_for_gc() {
     let id = fetch_full(&ctx, &format!("{}/{r}:v1", reg.http_addr()));
     assert!(id.starts_with("sha256:"));
 }
+
+#[test]
+fn gc_waits_for_an_in_progress_fetch() {
+    let reg = registry::shared();
+    let d = tempfile::tempdir().unwrap();
+    let big = tar_bytes(&[Entry::file("big", images::prng_bytes(11, 48 << 20))]);
+    let img = write_image(d.path(), "big", &[big], &ImageSpec::default());
+    let r = repo("gcwait");
+    images::push(&img, reg.http_addr(), &format!("{r}:v1"));
+    let ctx = TestCtx::new();
+    let fetch = ctx
+        .rkt()
+        .arg(INSECURE)
+        .args(["fetch", "--full", &format!("{}/{r}:v1", reg.http_addr())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tmp = ctx.dir().join("cas/tmp");
+    let start = std::time::Instant::now();
+    while count(&tmp) == 0 && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // gc (default grace period) must not pull the fetch's work from under it.
+    let gc = out(ctx.rkt().args(["image", "gc", "--format=json"]));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let f = fetch.wait_with_output().unwrap();
+    assert!(f.status.success(), "{}", stderr(&f));
+    assert_eq!(
+        String::from_utf8_lossy(&f.stdout).trim(),
+        img.manifest_digest()
+    );
+    let gc: serde_json::Value = serde_json::from_slice(&gc.stdout).unwrap();
+    assert_eq!(gc["removed_layers"], 0, "{gc}");
+    assert_eq!(list_json(&ctx).len(), 1);
+    let layer = ctx
+        .dir()
+        .join("cas/layers")
+        .join(img.layers[0].diff_id.trim_start_matches("sha256:"));
+    assert!(layer.join("big").is_file());
+}

@@ -339,7 +339,15 @@ fn oci_config_maps_like_docker_run() {
     assert_eq!(m["apps"][0]["ports"][0]["name"], "80-tcp");
     assert_eq!(m["apps"][0]["mounts"][0]["target"], "/data");
     // args after -- replace Cmd, keep Entrypoint; the image VOLUME is pre-populated
-    let o = rkt(&ctx, &["run", &img, "--", "cat /data/seed; stat -c '%u:%g %a' /data; touch /data/new && echo rw"]);
+    let o = rkt(
+        &ctx,
+        &[
+            "run",
+            &img,
+            "--",
+            "cat /data/seed; stat -c '%u:%g %a' /data; touch /data/new && echo rw",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "seeded\n1000:1000 750\nrw\n");
     // --user/--group/--supplementary-gids/--working-dir override the image

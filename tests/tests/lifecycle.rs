@@ -634,3 +634,38 @@ fn entered_process_gets_the_apps_seccomp_filter() {
     ok(rkt(&ctx, &["stop", &uuid]));
     child.wait().unwrap();
 }
+
+#[test]
+fn gc_succeeds_while_another_mount_namespace_holds_the_rootfs() {
+    let ctx = TestCtx::new();
+    let o = rkt(&ctx, &["run", &bb(), "--exec=/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // a private copy of the host's mounts, taken while the pod's overlay is mounted
+    let mut holder = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let mi = format!("/proc/{}/mountinfo", holder.id());
+    let data = ctx.dir().display().to_string();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&mi)
+        .unwrap_or_default()
+        .contains(&data)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "namespace not set up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = rkt(&ctx, &["gc", "--grace-period=0s"]);
+    let still = std::fs::read_to_string(&mi).unwrap_or_default();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_no_leaks(&ctx);
+    assert!(
+        !still.contains(&data),
+        "the other namespace kept the pod's mounts"
+    );
+}

@@ -602,3 +602,64 @@ fn gc_waits_for_an_in_progress_fetch() {
         .join(img.layers[0].diff_id.trim_start_matches("sha256:"));
     assert!(layer.join("big").is_file());
 }
+
+#[test]
+fn basic_auth_from_auth_d() {
+    let reg = registry::Registry::start(registry::RegistryOptions {
+        basic_auth: Some(("rkt".into(), "s3cret".into())),
+    });
+    images::push_with(
+        images::busybox(),
+        reg.http_addr(),
+        "auth/bb:v1",
+        Some("rkt:s3cret"),
+    );
+    let ctx = TestCtx::new();
+    let image = format!("docker://{}/auth/bb:v1", reg.http_addr());
+    let o = out(ctx.rkt().arg(INSECURE).args(["fetch", &image]));
+    assert_eq!(o.status.code(), Some(254));
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let auth = ctx.local_config().join("auth.d");
+    std::fs::create_dir_all(&auth).unwrap();
+    std::fs::write(
+        auth.join("test.json"),
+        format!(
+            r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{}"],"credentials":{{"user":"rkt","password":"s3cret"}}}}"#,
+            reg.http_addr()
+        ),
+    )
+    .unwrap();
+    let id = fetch_full(&ctx, &image);
+    assert_eq!(id, images::busybox().manifest_digest());
+}
+
+#[test]
+fn mirrors_from_registries_d() {
+    let reg = registry::shared();
+    let r = repo("mirrored");
+    images::push(images::busybox(), reg.http_addr(), &format!("{r}:v1"));
+    let ctx = TestCtx::new();
+    let d = ctx.local_config().join("registries.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("mirror.toml"),
+        format!(
+            "[[mirror]]\nregistry = \"registry.invalid\"\nendpoints = [\"http://{}\"]\n",
+            reg.http_addr()
+        ),
+    )
+    .unwrap();
+    let image = format!("docker://registry.invalid/{r}:v1");
+    let id = fetch_full(&ctx, &image);
+    assert_eq!(id, images::busybox().manifest_digest());
+    // Recorded under the name asked for, found again by it.
+    assert_eq!(
+        list_json(&ctx)[0]["name"],
+        format!("registry.invalid/{r}:v1")
+    );
+    let never = run_ok(
+        ctx.rkt()
+            .args(["fetch", "--full", "--pull-policy=never", &image]),
+    );
+    assert_eq!(never.trim(), id);
+}

@@ -135,13 +135,14 @@ pub fn find(pods: &Pods, arg: &str) -> Result<PodInfo> {
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// `status --wait`: poll until the pod is no longer preparing/running. `Ok(false)` on timeout.
+/// `status --wait`: poll until the pod has finished (as rkt: a prepared pod is waited for
+/// until it has run). `Ok(false)` on timeout.
 pub fn wait_finished(pods: &Pods, uuid: &str, timeout: Option<Duration>) -> Result<bool> {
     let start = Instant::now();
     loop {
         match pods.state(uuid)? {
             None => return Ok(true),
-            Some((_, State::Running | State::Preparing | State::Embryo)) => {}
+            Some((_, State::Running | State::Preparing | State::Embryo | State::Prepared)) => {}
             Some(_) => return Ok(true),
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {

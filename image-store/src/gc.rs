@@ -49,6 +49,11 @@ impl Store {
                 report.removed_images.push(ImageId(img.id));
             }
         }
+        for id in self.index.borrow().hidden()? {
+            if !self.index.borrow().is_pinned(&id)? {
+                report.removed_images.push(ImageId(id));
+            }
+        }
         for id in &report.removed_images {
             tracing::debug!(%id, "removing image");
             self.index.borrow_mut().remove_image(&id.0)?;

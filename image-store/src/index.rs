@@ -19,7 +19,9 @@ CREATE TABLE images (
     config_digest TEXT NOT NULL,
     size INTEGER NOT NULL,
     import_time INTEGER NOT NULL,
-    last_used INTEGER NOT NULL
+    last_used INTEGER NOT NULL,
+    -- removed by `image rm` while pinned: kept for its pods, invisible otherwise
+    hidden INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE names (
     name TEXT PRIMARY KEY,
@@ -179,7 +181,7 @@ impl Index {
             .unwrap_or(false);
         if exists {
             tx.execute(
-                "UPDATE images SET name = ?2, last_used = ?3 WHERE id = ?1",
+                "UPDATE images SET name = ?2, last_used = ?3, hidden = 0 WHERE id = ?1",
                 params![img.id, img.name, img.last_used],
             )?;
         } else {
@@ -238,9 +240,9 @@ impl Index {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        let mut st = self
-            .conn
-            .prepare("SELECT id FROM images WHERE id LIKE ?1 ESCAPE '\\' ORDER BY id")?;
+        let mut st = self.conn.prepare(
+            "SELECT id FROM images WHERE hidden = 0 AND id LIKE ?1 ESCAPE '\\' ORDER BY id",
+        )?;
         let rows = st.query_map([format!("{escaped}%")], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -255,13 +257,33 @@ impl Index {
             .optional()?)
     }
 
-    /// All images.
+    /// All visible images.
     pub(crate) fn list(&self) -> Result<Vec<ImageRow>> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {IMAGE_COLS} FROM images ORDER BY import_time"
+            "SELECT {IMAGE_COLS} FROM images WHERE hidden = 0 ORDER BY import_time"
         ))?;
         let rows = st.query_map([], image_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Images removed while pinned.
+    pub(crate) fn hidden(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM images WHERE hidden = 1")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Hide an image (`image rm` of a pinned image): no names, not listed, kept for its pods.
+    pub(crate) fn hide_image(&mut self, id: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE images SET hidden = 1 WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM names WHERE image_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Layers of an image, bottom first.

@@ -284,11 +284,19 @@ impl Store {
     }
 
     /// Remove an image from the index (its layers and blobs go at the next `gc` if unused).
+    /// An image a pod has pinned only loses its names and leaves `image list`; its layers stay
+    /// until the pod unpins it.
     pub fn remove(&self, id_or_name: &str) -> Result<ImageId> {
         let id = self
             .lookup(id_or_name)?
             .ok_or_else(|| Error::NotFound(id_or_name.to_string()))?;
-        self.index.borrow_mut().remove_image(&id)?;
+        let pinned = self.index.borrow().is_pinned(&id)?;
+        if pinned {
+            // A pod still uses it: hide it now, GC removes it once unpinned.
+            self.index.borrow_mut().hide_image(&id)?;
+        } else {
+            self.index.borrow_mut().remove_image(&id)?;
+        }
         Ok(ImageId(id))
     }
 

@@ -252,3 +252,26 @@ fn pull_policy_never_and_new() {
     let e = s.fetch("127.0.0.1:1/nothing:here", &o).unwrap_err();
     assert!(e.to_string().contains("not found in the store"), "{e}");
 }
+
+#[test]
+fn rm_of_a_pinned_image_keeps_its_layers_until_unpinned() {
+    let d = tempfile::tempdir().unwrap();
+    let lay = d.path().join("lay");
+    layout(&lay, &layers()[..1], false);
+    let s = Store::open(&d.path().join("data")).unwrap();
+    let name = format!("oci:{}:v1", lay.display());
+    let id = s.fetch(&name, &insecure()).unwrap();
+    s.pin(&id, "pod-a").unwrap();
+    assert_eq!(s.remove(&name).unwrap(), id);
+    assert!(s.list().unwrap().is_empty());
+    assert!(s.image(&name).is_err());
+    let r = s.gc(std::time::Duration::ZERO).unwrap();
+    assert!(r.removed_images.is_empty());
+    // The pod still gets its layers by id.
+    assert_eq!(s.layer_dirs(&id).unwrap().len(), 1);
+    s.unpin("pod-a").unwrap();
+    let r = s.gc(std::time::Duration::from_secs(3600)).unwrap();
+    assert_eq!(r.removed_images, vec![id.clone()]);
+    assert_eq!(r.removed_layers, 1);
+    assert!(s.layer_dirs(&id).is_err());
+}

@@ -196,3 +196,42 @@ pub(crate) fn write_blob(paths: &Paths, digest: &str, bytes: &[u8]) -> Result<()
     drop(guard);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("f").unwrap();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, &b"hello"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn gzip_zstd_and_plain_give_the_same_diff_id() {
+        let t = tar();
+        let want = crate::digest::sha256_of(&t);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&t).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&t[..], 3).unwrap();
+        assert_eq!(sniff(&gz), Compression::Gzip);
+        assert_eq!(sniff(&zs), Compression::Zstd);
+        assert_eq!(sniff(&t), Compression::None);
+        for blob in [gz, zs, t.clone()] {
+            let (n, diff, size) = decompress_with(&blob[..], |r| {
+                let mut a = tar::Archive::new(r);
+                Ok(a.entries().unwrap().count())
+            })
+            .unwrap();
+            assert_eq!((n, diff.as_str(), size), (1, want.as_str(), t.len() as u64));
+        }
+    }
+}

@@ -157,6 +157,7 @@ fn confine_and_exec(
             return format!("loading seccomp filter: {e}");
         }
     }
+    sys::default_sigpipe();
     match nix::unistd::execve(prog, argv, envp) {
         Err(e) => format!("executing {prog:?}: {e}"),
         Ok(never) => match never {},

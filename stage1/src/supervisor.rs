@@ -139,9 +139,16 @@ pub fn setup_network(_sandbox_pid: Pid, _rc: &RuntimeConfig) -> Result<(), Error
 impl Pod {
     fn setup(&mut self) -> Result<(), Error> {
         tracing::debug!("setting up the pod");
-        let cg = PodCgroups::create(&self.pod.uuid, &self.pod_dir.join(paths::CGROUPS))?;
-        self.cgroups = Some(cg);
-        tracing::debug!("cgroups created");
+        let cg = self.cgroups.insert(PodCgroups::create(
+            &self.pod.uuid,
+            &self.pod_dir.join(paths::CGROUPS),
+        )?);
+        // helpers move into the app cgroups (slow on v1) while the sandbox is built
+        let mut helpers = Vec::new();
+        for a in &self.pod.apps {
+            helpers.push(apps::prepare_app(&self.pod_dir, &self.rc, cg, a)?);
+        }
+        tracing::debug!("cgroups created, helpers forked");
         let sb = sandbox::create(&self.rc)?;
         tracing::debug!(pid = %sb.pid, "sandbox created");
         write_file(
@@ -152,16 +159,16 @@ impl Pod {
         self.sandbox = Some(sb);
         setup_network(sb_pid, &self.rc)?;
         crate::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
-        for i in 0..self.pod.apps.len() {
-            self.start_app(i)?;
+        for (i, h) in helpers.into_iter().enumerate() {
+            self.start_app(i, h)?;
         }
         write_file(&self.pod_dir.join(paths::READY), "")?;
         self.pageout_at = Some(Instant::now() + PAGEOUT_AFTER);
         Ok(())
     }
 
-    /// Start the app at index `i` of the manifest.
-    fn start_app(&mut self, i: usize) -> Result<(), Error> {
+    /// Start the app at index `i` of the manifest with its prepared helper.
+    fn start_app(&mut self, i: usize, helper: crate::helper::Helper) -> Result<(), Error> {
         let (Some(sandbox), Some(cgroups)) = (&self.sandbox, &self.cgroups) else {
             return Err(Error::Invalid("pod not set up".into()));
         };
@@ -172,7 +179,7 @@ impl Pod {
             sandbox,
             cgroups,
         };
-        let a = apps::start_app(&ctx, &self.pod.apps[i])?;
+        let a = apps::start_app(&ctx, &self.pod.apps[i], helper)?;
         tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
         self.apps.push(a);
         Ok(())

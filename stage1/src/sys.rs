@@ -87,3 +87,31 @@ pub fn pageout_file_mappings() {
         }
     }
 }
+
+/// Close every fd of this process except stdio and `keep`.
+pub fn close_fds_except(keep: &[i32]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
+/// Restore the default SIGPIPE disposition (the Rust runtime ignores SIGPIPE, and an ignored
+/// signal stays ignored across exec: apps must get the default).
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL runs no handler code; nothing else touches signal dispositions
+    // in the single-threaded process about to exec.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
+}

@@ -178,3 +178,32 @@ fn bad_input_is_a_clear_254_with_nothing_left_behind() {
     assert_eq!(code(&st), 254, "{e}");
     assert!(e.contains("interactive"), "{e}");
 }
+
+#[test]
+fn hosts_entries_and_dns() {
+    let out = tempfile::tempdir().unwrap();
+    let mut a = app(
+        "a",
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /etc/hosts > /out/hosts; cat /etc/resolv.conf > /out/resolv",
+        ],
+    );
+    a.mounts = vec![mp("out", "/out", false)];
+    let mut rc = runtime();
+    rc.hosts_entries = vec!["10.1.2.3=db.example".into()];
+    rc.dns.servers = vec!["9.9.9.9".into()];
+    rc.dns.search = vec!["example.com".into()];
+    let mut p = Pod::new(vec![a], vec![host_vol("out", out.path(), false)], rc);
+    // the image has its own /etc/hosts: --hosts-entry overrides it
+    std::fs::write(p.path().join("apps/a/rootfs/etc/hosts"), "1.1.1.1 image\n").unwrap();
+    let (st, _o, e) = p.run(T);
+    assert_eq!(code(&st), 0, "stderr: {e}");
+    let hosts = std::fs::read_to_string(out.path().join("hosts")).unwrap();
+    assert!(hosts.contains("10.1.2.3\tdb.example"), "{hosts}");
+    assert!(!hosts.contains("image"), "{hosts}");
+    let resolv = std::fs::read_to_string(out.path().join("resolv")).unwrap();
+    assert!(resolv.contains("nameserver 9.9.9.9"), "{resolv}");
+    assert!(resolv.contains("search example.com"), "{resolv}");
+}

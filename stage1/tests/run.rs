@@ -312,6 +312,12 @@ fn caps_seccomp_and_no_new_privs() {
     assert_eq!(u64::from_str_radix(&r["CapEff"], 16).unwrap(), default_mask);
     assert_eq!(r["Seccomp"], "2");
     assert_eq!(r["NoNewPrivs"], "0");
+    // a clean signal state: nothing blocked (stage1's signalfd set), SIGPIPE not ignored
+    assert_eq!(u64::from_str_radix(&r["SigBlk"], 16).unwrap(), 0);
+    assert_eq!(
+        u64::from_str_radix(&r["SigIgn"], 16).unwrap() & (1 << 12),
+        0
+    );
     let u = proc_status(out.path(), "user");
     assert_eq!(u64::from_str_radix(&u["CapBnd"], 16).unwrap(), default_mask);
     assert_eq!(u64::from_str_radix(&u["CapEff"], 16).unwrap(), 0);

@@ -1,0 +1,284 @@
+//! The helper child that creates one app's container with libcontainer.
+//!
+//! libcontainer puts the app into the caller's cgroups (stage1 passes an empty `cgroupsPath` on
+//! v1 so that each hierarchy keeps its own nesting) and, when creation fails, kills everything
+//! in the caller's cgroups. So a helper, not stage1, moves into the app's cgroups and runs
+//! libcontainer; the app's process ends up a child of stage1 (a child subreaper) once the
+//! helper exits. Moving a task between v1 cgroups waits for an RCU grace period (~13 ms here),
+//! so helpers are forked early — right after the cgroups exist — and migrate while stage1
+//! builds the sandbox and the bundles; [`Helper::create`] then says "go".
+//!
+//! Protocol: stage1 writes one byte to the `go` pipe; the helper answers `ok <pid>` or
+//! `err: <message>` on the verdict pipe. libcontainer's own error log line is captured into the
+//! verdict pipe too, for when its clean-up kills the helper before it can answer. As a bonus
+//! stage1 never runs libcontainer's creation code itself, which keeps its resident memory small.
+
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::apps::chain;
+use crate::cgroups::PodCgroups;
+use crate::{sys, Error};
+
+/// What the helper needs to create the container.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// App (and container id).
+    pub app: String,
+    /// libcontainer state root.
+    pub state: PathBuf,
+    /// The app's bundle dir (config.json written before "go").
+    pub bundle: PathBuf,
+    /// Give the app stage1's stdin.
+    pub interactive: bool,
+}
+
+/// A forked helper waiting for "go".
+#[derive(Debug)]
+pub struct Helper {
+    app: String,
+    pid: Pid,
+    go: Option<std::fs::File>,
+    verdict: Option<std::fs::File>,
+}
+
+impl Helper {
+    /// Fork a helper for `job`; it moves into the app's cgroups right away.
+    pub fn spawn(cgroups: &PodCgroups, job: Job) -> Result<Helper, Error> {
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| Error::Sys("creating helper pipe".into(), e))
+        };
+        let (go_rd, go_wr) = pipe()?;
+        let (v_rd, v_wr) = pipe()?;
+        let parent = nix::unistd::getpid();
+        match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
+            nix::unistd::ForkResult::Child => {
+                drop(go_wr);
+                drop(v_rd);
+                let code = helper_main(cgroups, &job, parent, go_rd, v_wr);
+                std::process::exit(code);
+            }
+            nix::unistd::ForkResult::Parent { child } => Ok(Helper {
+                app: job.app,
+                pid: child,
+                go: Some(go_wr.into()),
+                verdict: Some(v_rd.into()),
+            }),
+        }
+    }
+
+    /// Let the helper create the container; returns the app's host PID. The app's process
+    /// waits for libcontainer's "start".
+    pub fn create(mut self) -> Result<Pid, Error> {
+        if let Some(mut go) = self.go.take() {
+            let _ = go.write_all(b"g");
+        }
+        // read up to the verdict, not to EOF: the app's process holds a copy of the pipe until
+        // it execs
+        let mut msg = String::new();
+        if let Some(v) = self.verdict.take() {
+            let mut r = std::io::BufReader::new(v);
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let verdict = line.starts_with("ok ") || line.starts_with("err: ");
+                        msg.push_str(&line);
+                        if verdict {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        self.pid = Pid::from_raw(0);
+        parse_verdict(&msg).map_err(|msg| Error::App {
+            app: self.app.clone(),
+            msg,
+        })
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // not used: closing "go" makes it exit
+        self.go.take();
+        self.verdict.take();
+        if self.pid.as_raw() > 0 {
+            let _ = nix::sys::wait::waitpid(self.pid, None);
+        }
+    }
+}
+
+fn parse_verdict(msg: &str) -> Result<Pid, String> {
+    for l in msg.lines() {
+        if let Some(p) = l
+            .strip_prefix("ok ")
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            return Ok(Pid::from_raw(p));
+        }
+    }
+    if let Some(e) = msg.lines().rev().find_map(|l| l.strip_prefix("err: ")) {
+        return Err(e.to_string());
+    }
+    // killed by libcontainer's clean-up: use its log line, minus its wrapping
+    let last = msg.lines().rev().find(|l| !l.trim().is_empty());
+    Err(match last {
+        Some(l) => l
+            .rsplit(" : ")
+            .next()
+            .unwrap_or(l)
+            .trim_start_matches("failed to run container process ")
+            .trim()
+            .to_string(),
+        None => "creating the container failed (run with --debug for details)".to_string(),
+    })
+}
+
+fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdict: OwnedFd) -> i32 {
+    // never outlive stage1, never hold its pod lock or other fds
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        return 1;
+    }
+    sys::close_fds_except(&[go.as_raw_fd(), verdict.as_raw_fd()]);
+    let out = std::fs::File::from(verdict);
+    let say = |line: String| {
+        let _ = (&out).write_all(line.as_bytes());
+    };
+    if let Err(e) = cgroups.enter_app(&job.app) {
+        say(format!("err: {e}\n"));
+        return 1;
+    }
+    let mut b = [0u8; 1];
+    match std::fs::File::from(go).read(&mut b) {
+        Ok(1) => {}
+        _ => return 0, // stage1 gave up on this app
+    }
+    let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
+    let res = match out.try_clone() {
+        // with --debug libcontainer logs go to stderr as everything else
+        Ok(log) if !debug => {
+            let sub = tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(log))
+                .with_ansi(false)
+                .with_level(false)
+                .with_target(false)
+                .without_time()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "off,libcontainer::container::builder_impl=error",
+                ))
+                .finish();
+            tracing::subscriber::with_default(sub, || create(job))
+        }
+        _ => create(job),
+    };
+    match &res {
+        Ok(pid) => say(format!("ok {pid}\n")),
+        Err(e) => say(format!("err: {e}\n")),
+    }
+    i32::from(res.is_err())
+}
+
+fn create(job: &Job) -> Result<Pid, String> {
+    let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
+        .with_root_path(&job.state)
+        .map_err(|e| chain(&e))?
+        .with_executor(RktExecutor);
+    if !job.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        b = b.with_stdin(null);
+    }
+    let container = b
+        .as_init(&job.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| chain(&e))?;
+    container
+        .pid()
+        .ok_or_else(|| "container has no pid".to_string())
+}
+
+/// Runs inside the app's init right before exec: tie the app to stage1's life and give it a
+/// clean signal mask (stage1 blocks the signals it reads from its signalfd).
+#[derive(Clone)]
+struct RktExecutor;
+
+impl Executor for RktExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+        sys::default_sigpipe();
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let Some(arg0) = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .and_then(|a| a.first())
+        else {
+            return Err(ExecutorValidationError::ArgValidationError(
+                "no command to execute".into(),
+            ));
+        };
+        let found = if arg0.contains('/') {
+            Path::new(arg0).exists()
+        } else {
+            let path = spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.env().as_ref())
+                .and_then(|e| {
+                    e.iter()
+                        .find_map(|v| v.strip_prefix("PATH=").map(str::to_string))
+                })
+                .unwrap_or_else(|| {
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+                });
+            path.split(':').any(|d| Path::new(d).join(arg0).exists())
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(ExecutorValidationError::ArgValidationError(format!(
+                "executable {arg0:?} not found in the app's root filesystem"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(parse_verdict("ok 42\n").unwrap(), Pid::from_raw(42));
+        assert_eq!(
+            parse_verdict("noise\nerr: setting oom_score_adj to -5: denied\n").unwrap_err(),
+            "setting oom_score_adj to -5: denied"
+        );
+        // killed by libcontainer's clean-up after logging its error
+        let log = "failed to run container process exec process failed with error error in \
+                   executing process : executable \"/bin/nope\" not found\n";
+        assert_eq!(
+            parse_verdict(log).unwrap_err(),
+            "executable \"/bin/nope\" not found"
+        );
+        assert!(parse_verdict("").unwrap_err().contains("--debug"));
+    }
+}

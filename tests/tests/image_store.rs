@@ -663,3 +663,58 @@ fn mirrors_from_registries_d() {
     );
     assert_eq!(never.trim(), id);
 }
+
+/// A copy of the busybox layout whose tag `multi` is an image index: linux/s390x first, then
+/// the host's platform (both entries point at busybox's manifest).
+fn multi_platform_layout() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let lay = d.path().join("multi");
+    let bb = images::busybox();
+    run_ok(Command::new("cp").arg("-a").arg(bb.layout_dir()).arg(&lay));
+    let msize = std::fs::metadata(bb.blob_path(bb.manifest_digest()))
+        .unwrap()
+        .len();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let entry = |a: &str| {
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": bb.manifest_digest(), "size": msize, "platform": {"os": "linux", "architecture": a}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("s390x"), entry(arch)]})
+    .to_string();
+    let digest = tarball::digest(index.as_bytes());
+    std::fs::write(
+        lay.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        &index,
+    )
+    .unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest, "size": index.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(lay.join("index.json"), top.to_string()).unwrap();
+    (d, lay)
+}
+
+#[test]
+fn image_index_picks_the_host_platform() {
+    let (_d, lay) = multi_platform_layout();
+    let ctx = TestCtx::new();
+    let id = fetch_full(&ctx, &format!("oci:{}:multi", lay.display()));
+    assert_eq!(id, images::busybox().manifest_digest());
+    // Through a registry too.
+    let reg = registry::shared();
+    let r = repo("multi");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:multi", lay.display()))
+            .arg(format!("docker://{}/{r}:v1", reg.http_addr())),
+    );
+    let ctx2 = TestCtx::new();
+    let id2 = fetch_full(&ctx2, &format!("{}/{r}:v1", reg.http_addr()));
+    assert_eq!(id2, images::busybox().manifest_digest());
+}

@@ -63,7 +63,12 @@ pub(crate) fn prepare(dir: &Path, tag: Option<&str>, name: String) -> Result<Pre
             .iter()
             .find(tagged)
             .cloned()
-            .ok_or_else(|| Error::NotFound(format!("{}:{t}", dir.display())))?,
+            .ok_or_else(|| {
+                invalid(
+                    &format!("OCI layout {}", dir.display()),
+                    format!("no image tagged {t:?}"),
+                )
+            })?,
         None if index.manifests.len() == 1 => index.manifests[0].clone(),
         None => {
             return Err(invalid(

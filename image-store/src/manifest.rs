@@ -250,6 +250,8 @@ struct AciManifest {
     labels: Vec<AciNameValue>,
     #[serde(default)]
     app: Option<AciApp>,
+    #[serde(default)]
+    dependencies: Vec<serde_json::Value>,
 }
 
 /// Parse an appc image manifest: `(name with version, config)`.
@@ -260,6 +262,12 @@ pub(crate) fn parse_aci_manifest(bytes: &[u8]) -> Result<(String, ImageConfig)> 
             "aci manifest",
             format!("acKind is {:?}, not \"ImageManifest\"", m.ac_kind),
         ));
+    }
+    if !m.dependencies.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "aci {:?} with dependencies (appc discovery is not supported)",
+            m.name
+        )));
     }
     let labels: BTreeMap<String, String> =
         m.labels.into_iter().map(|l| (l.name, l.value)).collect();
@@ -359,6 +367,12 @@ mod tests {
         assert_eq!(cfg.exposed_ports, vec!["5000/tcp"]);
         let bad =
             br#"{"acKind":"ImageManifest","name":"x","labels":[{"name":"arch","value":"amd64"}]}"#;
+        let deps = br#"{"acKind":"ImageManifest","name":"x","labels":[{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}],
+            "dependencies":[{"imageName":"example.com/base"}]}"#;
+        assert!(parse_aci_manifest(deps)
+            .unwrap_err()
+            .to_string()
+            .contains("dependencies"));
         assert!(parse_aci_manifest(bad)
             .unwrap_err()
             .to_string()

@@ -54,6 +54,10 @@ test-unit: ## unit tests of every crate
 test-integration: build ## integration tests: real binaries as root, local registry, pods
 	$(CARGO) test --workspace --test '*' -- --test-threads=$(TEST_THREADS)
 
+.PHONY: soak
+soak: build ## long concurrency soak: 20 parallel pods with gc and image gc loops for 5 minutes
+	RKT_SOAK_SECS=$${RKT_SOAK_SECS:-300} $(CARGO) test -p rkt-tests --test lifecycle parallel_runs -- --nocapture
+
 .PHONY: bench
 bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps` first)
 	@scripts/bench.sh

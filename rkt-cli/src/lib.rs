@@ -24,13 +24,23 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::USAGE,
-                _ => exit::RKT_FAILURE,
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    exit::USAGE
+                }
+                _ => {
+                    // One line naming what is wrong, as for every other rkt-side error.
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("invalid arguments");
+                    eprintln!("rkt: {}", first.trim_start_matches("error: "));
+                    exit::RKT_FAILURE
+                }
             };
-            let _ = e.print();
-            return code;
         }
     };
     init_logging(cli.global.debug);

@@ -120,3 +120,17 @@ fn config_merges_local_over_system() {
     assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("p.json"));
 }
+
+#[test]
+fn usage_errors_are_one_line_254() {
+    let ctx = TestCtx::new();
+    let out = ctx
+        .rkt()
+        .args(["version", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+}

@@ -162,6 +162,21 @@ fn net_host_shares_the_host_netns() {
 }
 
 #[test]
+fn ipc_parent_shares_the_host_ipc_ns() {
+    let (out, v, m) = out_volume();
+    let mut a = sh("a", "readlink /proc/self/ns/ipc > /out/ipc");
+    a.mounts.push(m);
+    let mut rc = runtime();
+    rc.ipc = "parent".into();
+    let mut p = Pod::new(vec![a], vec![v], rc);
+    let (st, _o, e) = p.run(T);
+    assert_eq!(code(&st), 0, "stderr: {e}");
+    let got = std::fs::read_to_string(out.path().join("ipc")).unwrap();
+    let host = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_eq!(got.trim(), host.to_string_lossy());
+}
+
+#[test]
 fn orphans_are_reaped() {
     let mut p = Pod::new(
         vec![sh(

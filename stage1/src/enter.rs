@@ -88,26 +88,38 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
     let envp = env.iter().map(|s| cstr(s)).collect::<Result<Vec<_>, _>>()?;
     let cwd = process.cwd().clone();
 
-    // joining a pid namespace applies to children only
+    // joining a pid namespace applies to children only; a close-on-exec pipe carries the
+    // child's error back if it fails before exec
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Sys("creating enter pipe".into(), e))?;
     match sys::fork().map_err(|e| Error::Sys("fork".into(), e))? {
         nix::unistd::ForkResult::Child => {
+            drop(rd);
             let err = confine_and_exec(&spec, &cwd, &prog_c, &argv, &envp);
-            // only reached on failure; the parent reports our exit status
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("stage1: enter: {err}\n").as_bytes(),
-            );
+            let _ = std::io::Write::write_all(&mut std::fs::File::from(wr), err.as_bytes());
             std::process::exit(exit::RKT_FAILURE);
         }
-        nix::unistd::ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, c)) => return Ok(c),
-                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(exit::from_signal(s as i32)),
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::fs::File::from(rd), &mut err);
+            let code = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break c,
+                    Ok(WaitStatus::Signaled(_, s, _)) => break exit::from_signal(s as i32),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
+                }
+            };
+            if err.is_empty() {
+                Ok(code)
+            } else {
+                Err(Error::App {
+                    app: app.to_string(),
+                    msg: err,
+                })
             }
-        },
+        }
     }
 }
 
@@ -122,6 +134,14 @@ fn confine_and_exec(
     let Some(process) = spec.process() else {
         return "no process in app spec".into();
     };
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let nnp = process.no_new_privileges() == Some(true);
+    // as libcontainer: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes first
+    if let (Some(s), false) = (seccomp, nnp) {
+        if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
+            return format!("loading seccomp filter: {e}");
+        }
+    }
     let user = process.user();
     let gids: Vec<Gid> = user
         .additional_gids()
@@ -147,14 +167,14 @@ fn confine_and_exec(
     if let Err(e) = nix::unistd::chdir(cwd) {
         return format!("changing to {}: {e}", cwd.display());
     }
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         if let Err(e) = nix::sys::prctl::set_no_new_privs() {
             return format!("setting no_new_privs: {e}");
         }
-    }
-    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
-            return format!("loading seccomp filter: {e}");
+        if let Some(s) = seccomp {
+            if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
+                return format!("loading seccomp filter: {e}");
+            }
         }
     }
     sys::default_sigpipe();

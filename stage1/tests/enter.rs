@@ -93,3 +93,39 @@ fn enter_runs_confined_like_the_app() {
     assert_eq!(code(&st.status), 254);
     assert!(String::from_utf8_lossy(&st.stderr).contains("nope"));
 }
+
+#[test]
+fn enter_root_app_and_missing_command() {
+    let mut p = Pod::new(vec![app("a", &["/bin/sleep", "100"])], vec![], runtime());
+    p.spawn();
+    p.wait_ready(Duration::from_secs(20));
+    // a root app: the seccomp filter is loaded while still privileged
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_rkt-stage1"))
+        .args([
+            "enter",
+            "--app=a",
+            "--",
+            "grep",
+            "Seccomp:",
+            "/proc/self/status",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&st.status),
+        0,
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(String::from_utf8_lossy(&st.stdout).contains('2'));
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_rkt-stage1"))
+        .args(["enter", "--app=a", "--", "/bin/nope"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert_eq!(code(&st.status), 254, "{err}");
+    assert!(err.contains("/bin/nope"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

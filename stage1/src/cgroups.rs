@@ -29,9 +29,35 @@ struct Hierarchy {
     unified: bool,
 }
 
-/// v1 hierarchies the pod gets cgroups in (rkt used cpu, cpuset, memory and name=systemd).
-/// Each one costs a mkdir and a task migration per app, so the others are left alone.
-const USED_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "pids", "name=systemd"];
+/// v1 hierarchies the pod gets cgroups in (rkt used cpu, cpuset, memory and name=systemd; the
+/// devices controller enforces the device allow-list). Each one costs a mkdir and a task
+/// migration per app, so the others are left alone.
+const USED_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "devices",
+    "name=systemd",
+];
+
+/// Device access of apps (v1 devices controller), as rkt's `DevicePolicy=closed` plus the
+/// standard devices and Docker's "mknod anything, use only these" rules.
+pub const DEVICE_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",    // null
+    "c 1:5 rwm",    // zero
+    "c 1:7 rwm",    // full
+    "c 1:8 rwm",    // random
+    "c 1:9 rwm",    // urandom
+    "c 5:0 rwm",    // tty
+    "c 5:1 rwm",    // console
+    "c 5:2 rwm",    // ptmx
+    "c 136:* rwm",  // pts
+    "c 10:200 rwm", // tun
+];
 
 /// The pod's cgroups. Dropping does nothing: call [`PodCgroups::remove`] at teardown.
 #[derive(Debug)]
@@ -237,6 +263,12 @@ impl PodCgroups {
                     write_cg(&d, "cpu.weight", &w.to_string())?;
                 }
                 continue;
+            }
+            if h.controllers.iter().any(|c| c == "devices") {
+                write_cg(&d, "devices.deny", "a")?;
+                for rule in DEVICE_ALLOW {
+                    write_cg(&d, "devices.allow", rule)?;
+                }
             }
             if h.controllers.iter().any(|c| c == "memory") {
                 if let Some(m) = iso.memory_limit {

@@ -416,6 +416,31 @@ fn masked_and_readonly_paths() {
 }
 
 #[test]
+fn devices_are_closed_except_the_standard_ones() {
+    let (out, v, m) = out_volume();
+    let mut a = sh(
+        "a",
+        "mknod /tmp/blk b 7 0 && echo mknod-ok > /out/r; head -c1 /tmp/blk > /dev/null 2>> /out/r; \
+         echo x > /dev/null && echo null-ok >> /out/r; ls /dev > /out/dev",
+    );
+    a.mounts.push(m);
+    let mut p = Pod::new(vec![a], vec![v], runtime());
+    let (st, _o, e) = p.run(T);
+    assert_eq!(code(&st), 0, "stderr: {e}");
+    let r = std::fs::read_to_string(out.path().join("r")).unwrap();
+    assert!(r.contains("mknod-ok"), "{r}");
+    assert!(
+        r.contains("not permitted"),
+        "block device must not open: {r}"
+    );
+    assert!(r.contains("null-ok"), "{r}");
+    let dev = std::fs::read_to_string(out.path().join("dev")).unwrap();
+    for d in ["null", "zero", "urandom", "pts", "shm"] {
+        assert!(dev.lines().any(|l| l == d), "/dev lacks {d}: {dev}");
+    }
+}
+
+#[test]
 fn memory_and_cpu_limits_land_in_the_app_cgroup() {
     let mut a = app("a", &["/bin/sleep", "100"]);
     a.isolators = Isolators {

@@ -61,6 +61,19 @@ fn fetch_speed() {
     }
     let ctx = TestCtx::new();
     let img = format!("docker://{}/bench/large:latest", reg.http_addr());
+    // BENCH_PERF=FILE: also record one fetch with `perf record -g`.
+    if let Some(out) = std::env::var_os("BENCH_PERF") {
+        let c = TestCtx::new();
+        let cmd = c.rkt();
+        run_ok(
+            Command::new("perf")
+                .args(["record", "-g", "-o"])
+                .arg(&out)
+                .arg(cmd.get_program())
+                .args(cmd.get_args())
+                .args(["--insecure-options=image,http", "fetch", &img]),
+        );
+    }
     let rkt = time("rkt fetch (empty store)", || {
         run_ok(
             ctx.rkt()

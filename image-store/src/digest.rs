@@ -32,6 +32,8 @@ pub(crate) struct HashingReader<R, W = io::Sink> {
     sink: W,
     hasher: Sha256,
     count: u64,
+    /// The first error the inner reader returned (a network failure, say).
+    source_error: Option<String>,
 }
 
 impl<R: Read> HashingReader<R, io::Sink> {
@@ -49,6 +51,7 @@ impl<R: Read, W: Write> HashingReader<R, W> {
             sink,
             hasher: Sha256::new(),
             count: 0,
+            source_error: None,
         }
     }
 
@@ -57,6 +60,11 @@ impl<R: Read, W: Write> HashingReader<R, W> {
         let mut buf = vec![0u8; 64 * 1024];
         while self.read(&mut buf)? != 0 {}
         Ok(())
+    }
+
+    /// The first error the inner reader returned, if any.
+    pub(crate) fn source_error(&self) -> Option<&str> {
+        self.source_error.as_deref()
     }
 
     /// `(sha256:<hex>, byte count, sink)`.
@@ -71,7 +79,15 @@ impl<R: Read, W: Write> HashingReader<R, W> {
 
 impl<R: Read, W: Write> Read for HashingReader<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted && self.source_error.is_none() {
+                    self.source_error = Some(e.to_string());
+                }
+                return Err(e);
+            }
+        };
         self.hasher.update(&buf[..n]);
         self.sink.write_all(&buf[..n])?;
         self.count += n as u64;

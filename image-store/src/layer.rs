@@ -112,6 +112,9 @@ pub(crate) fn fetch_layer(
     // Whatever happened, finish reading the blob: a digest mismatch explains most failures
     // (a corrupted gzip stream, a truncated tar) better than the decompressor's error.
     let drained = raw.drain();
+    if let Some(e) = raw.source_error() {
+        return Err(layer_err(format!("reading blob: {e}")));
+    }
     let (digest, size, sink) = raw.finish();
     let blob_ok = digest == desc.digest && size == desc.size;
     if !blob_ok {

@@ -89,6 +89,7 @@ pub fn write_status(path: &Path, st: &AppStatus) -> Result<(), Error> {
 /// limits) and fork the helper that will create its container (see [`crate::helper`]).
 pub fn prepare_app(
     pod_dir: &Path,
+    uuid: &str,
     rc: &RuntimeConfig,
     cgroups: &PodCgroups,
     app: &App,
@@ -100,6 +101,7 @@ pub fn prepare_app(
         cgroups,
         Job {
             app: app.name.clone(),
+            uuid: uuid.to_string(),
             state,
             bundle: pod_dir.join(paths::app_dir(&app.name)).join("bundle"),
             interactive: rc.interactive,
@@ -145,6 +147,7 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc,
         join_ns,
         mounts,
         cgroups_path: ctx.cgroups.libcontainer_path(&app.name),
+        device_rules: ctx.cgroups.is_unified(),
     })
     .map_err(|e| app_err(&app.name, e))?;
     let cfg = bundle.join("config.json");

@@ -29,19 +29,6 @@ struct Hierarchy {
     unified: bool,
 }
 
-/// v1 hierarchies the pod gets cgroups in (rkt used cpu, cpuset, memory and name=systemd; the
-/// devices controller enforces the device allow-list). Each one costs a mkdir and a task
-/// migration per app, so the others are left alone.
-const USED_CONTROLLERS: &[&str] = &[
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "pids",
-    "devices",
-    "name=systemd",
-];
-
 /// Device access of apps (v1 devices controller), as rkt's `DevicePolicy=closed` plus the
 /// standard devices and Docker's "mknod anything, use only these" rules.
 pub const DEVICE_ALLOW: &[&str] = &[
@@ -179,9 +166,10 @@ impl PodCgroups {
             } else {
                 own_dir.join(format!("rkt-{uuid}"))
             };
-            if !unified && !ctrls.iter().any(|c| USED_CONTROLLERS.contains(&c.as_str())) {
-                continue;
-            }
+            // every v1 hierarchy, without exception: libcontainer's clean-up after a failed
+            // create kills every process in the creating helper's cgroups, so the helper must
+            // sit in the app's private cgroup in all of them (never in a shared one such as
+            // the root of an unused hierarchy)
             let controllers = if unified { vec![] } else { ctrls };
             hier.push(Hierarchy {
                 own_dir,
@@ -391,7 +379,7 @@ fn remove_one(dir: &Path) -> Result<(), Error> {
         }
         if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
             for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                if p as u32 != std::process::id() {
+                if p > 0 && p as u32 != std::process::id() {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(p),
                         nix::sys::signal::Signal::SIGKILL,

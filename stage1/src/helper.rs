@@ -32,6 +32,8 @@ use crate::{sys, Error};
 pub struct Job {
     /// App (and container id).
     pub app: String,
+    /// Pod UUID (the app's cgroups are named after it).
+    pub uuid: String,
     /// libcontainer state root.
     pub state: PathBuf,
     /// The app's bundle dir (config.json written before "go").
@@ -125,6 +127,7 @@ fn parse_verdict(msg: &str) -> Result<Pid, String> {
         if let Some(p) = l
             .strip_prefix("ok ")
             .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0)
         {
             return Ok(Pid::from_raw(p));
         }
@@ -157,7 +160,11 @@ fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdic
     let say = |line: String| {
         let _ = (&out).write_all(line.as_bytes());
     };
-    if let Err(e) = cgroups.enter_app(&job.app) {
+    if let Err(e) = cgroups
+        .enter_app(&job.app)
+        .map_err(|e| e.to_string())
+        .and_then(|()| check_private_cgroups(&job.uuid, &job.app))
+    {
         say(format!("err: {e}\n"));
         return 1;
     }
@@ -189,6 +196,32 @@ fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdic
         Err(e) => say(format!("err: {e}\n")),
     }
     i32::from(res.is_err())
+}
+
+/// libcontainer's clean-up after a failed create SIGKILLs every process in the caller's v1
+/// cgroups: refuse to run it unless every v1 cgroup of this process is the app's own.
+fn check_private_cgroups(uuid: &str, app: &str) -> Result<(), String> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+    check_cgroup_lines(&cg, uuid, app)
+}
+
+fn check_cgroup_lines(cg: &str, uuid: &str, app: &str) -> Result<(), String> {
+    for line in cg.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if ctrls.is_empty() {
+            continue; // unified: libcontainer gets an explicit path there
+        }
+        let suffix = format!("/{app}");
+        if !(path.contains(uuid) && path.ends_with(&suffix)) {
+            return Err(format!(
+                "refusing to create the container from cgroup {ctrls}:{path} (not the app's own)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn create(job: &Job) -> Result<Pid, String> {
@@ -280,5 +313,18 @@ mod tests {
             "executable \"/bin/nope\" not found"
         );
         assert!(parse_verdict("").unwrap_err().contains("--debug"));
+        assert!(parse_verdict("ok 0\n").is_err());
+    }
+
+    #[test]
+    fn private_cgroup_check() {
+        let u = "1234-abcd";
+        let ok =
+            "9:memory:/process_api/x/rkt-1234-abcd/web\n4:cpu,cpuacct:/rkt/1234-abcd/web\n0::/\n";
+        assert!(check_cgroup_lines(ok, u, "web").is_ok());
+        let shared = "9:memory:/process_api/x/rkt-1234-abcd/web\n6:freezer:/\n";
+        assert!(check_cgroup_lines(shared, u, "web")
+            .unwrap_err()
+            .contains("freezer:/"));
     }
 }

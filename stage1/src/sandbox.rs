@@ -34,7 +34,10 @@ impl Sandbox {
 
     /// Kill the sandbox (and with it every process in its pid namespace) and reap it.
     pub fn kill(&self) {
-        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        // pid 0 (already reaped) would mean "my process group"
+        if self.pid.as_raw() > 0 {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        }
     }
 }
 

@@ -27,6 +27,31 @@ pub struct SpecInput<'a> {
     pub mounts: Vec<Value>,
     /// `linux.cgroupsPath`.
     pub cgroups_path: String,
+    /// Let libcontainer enforce the device allow-list (cgroup v2: an eBPF program). On v1
+    /// stage1 writes the devices cgroup itself.
+    pub device_rules: bool,
+}
+
+/// [`crate::cgroups::DEVICE_ALLOW`] as OCI `linux.resources.devices`.
+fn device_rules() -> Value {
+    let mut v = vec![json!({"allow": false, "access": "rwm"})];
+    for rule in crate::cgroups::DEVICE_ALLOW {
+        let mut it = rule.split_whitespace();
+        let (Some(t), Some(mm), Some(access)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let mut r = json!({"allow": true, "type": t, "access": access});
+        if let Some((ma, mi)) = mm.split_once(':') {
+            if let Ok(n) = ma.parse::<i64>() {
+                r["major"] = json!(n);
+            }
+            if let Ok(n) = mi.parse::<i64>() {
+                r["minor"] = json!(n);
+            }
+        }
+        v.push(r);
+    }
+    Value::Array(v)
 }
 
 /// Build the OCI spec JSON for one app.
@@ -114,6 +139,9 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
     }
+    if inp.device_rules {
+        linux["resources"] = json!({ "devices": device_rules() });
+    }
     Ok(json!({
         "ociVersion": "1.0.2",
         "root": {"path": inp.rootfs, "readonly": app.readonly_rootfs},
@@ -172,6 +200,7 @@ mod tests {
             join_ns: vec![("network", "/proc/1/ns/net".into())],
             mounts: vec![],
             cgroups_path: String::new(),
+            device_rules: true,
         };
         let v = build(&inp).unwrap();
         assert_eq!(v["process"]["noNewPrivileges"], true);
@@ -180,5 +209,16 @@ mod tests {
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
         assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        let linux = spec.linux().as_ref().unwrap();
+        let devs = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert!(!devs[0].allow());
+        assert_eq!(devs[3].major(), Some(1));
+        assert_eq!(devs[3].minor(), Some(3));
     }
 }

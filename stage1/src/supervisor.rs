@@ -146,7 +146,13 @@ impl Pod {
         // helpers move into the app cgroups (slow on v1) while the sandbox is built
         let mut helpers = Vec::new();
         for a in &self.pod.apps {
-            helpers.push(apps::prepare_app(&self.pod_dir, &self.rc, cg, a)?);
+            helpers.push(apps::prepare_app(
+                &self.pod_dir,
+                &self.pod.uuid,
+                &self.rc,
+                cg,
+                a,
+            )?);
         }
         tracing::debug!("cgroups created, helpers forked");
         let sb = sandbox::create(&self.rc)?;
@@ -191,14 +197,22 @@ impl Pod {
         }
         self.stop = Some(why);
         self.kill_at = Some(Instant::now() + Duration::from_secs(self.rc.stop_timeout_secs));
-        for a in self.apps.iter().filter(|a| a.running()) {
+        for a in self
+            .apps
+            .iter()
+            .filter(|a| a.running() && a.pid.as_raw() > 0)
+        {
             let _ = nix::sys::signal::kill(a.pid, Signal::SIGTERM);
         }
     }
 
     fn kill_all(&mut self) {
         self.killed = true;
-        for a in self.apps.iter().filter(|a| a.running()) {
+        for a in self
+            .apps
+            .iter()
+            .filter(|a| a.running() && a.pid.as_raw() > 0)
+        {
             let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
         }
         // whatever else lives in the pod's pid namespace dies with its PID 1

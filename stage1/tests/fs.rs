@@ -149,9 +149,20 @@ fn bad_input_is_a_clear_254_with_nothing_left_behind() {
         assert!(!c.exists(), "{}", c.display());
     }
 
-    // executable missing in the image
+    // executable missing in the image: libcontainer's clean-up kills the processes of the
+    // creating process's cgroups; a process outside the pod must survive it
+    let mut sentinel = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let mut p = Pod::new(vec![app("a", &["/bin/nope"])], vec![], runtime());
     let (st, _o, e) = p.run(T);
+    assert!(
+        sentinel.try_wait().unwrap().is_none(),
+        "a process outside the pod was killed"
+    );
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
     assert_eq!(code(&st), 254, "{e}");
     assert!(e.contains("/bin/nope"), "{e}");
     for c in p.cgroup_list() {

@@ -245,6 +245,31 @@ mod tests {
     }
 
     #[test]
+    fn later_entries_replace_earlier_ones() {
+        let (d, r) = run(|b| {
+            file(b, "a", b"file");
+            dir(b, "a/");
+            file(b, "a/x", b"x");
+            dir(b, "b/");
+            file(b, "b/old", b"o");
+            file(b, "b", b"now a file");
+            link(b, "c", EntryType::Symlink, "one");
+            link(b, "c", EntryType::Symlink, "two");
+            file(b, "d", b"1");
+            file(b, "d", b"2");
+            link(b, "e", EntryType::Link, "d");
+            link(b, "e", EntryType::Link, "a/x");
+        });
+        r.unwrap();
+        let root = d.path().join("root");
+        assert!(root.join("a/x").is_file());
+        assert_eq!(std::fs::read(root.join("b")).unwrap(), b"now a file");
+        assert_eq!(std::fs::read_link(root.join("c")).unwrap(), Path::new("two"));
+        assert_eq!(std::fs::read(root.join("d")).unwrap(), b"2");
+        assert_eq!(std::fs::read(root.join("e")).unwrap(), b"x");
+    }
+
+    #[test]
     fn dotdot_entry_is_refused() {
         let (d, r) = run(|b| file(b, "../escaped", b"x"));
         let e = r.unwrap_err().to_string();

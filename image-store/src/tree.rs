@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 /// What an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +91,12 @@ fn errno(e: Errno) -> io::Error {
 /// A tree being written.
 pub(crate) struct Tree {
     root_path: PathBuf,
-    root: OwnedFd,
+    root: Rc<OwnedFd>,
     whiteouts: Whiteouts,
     /// Directories whose mtime is set at the end (children change it).
     dir_times: Vec<(Vec<OsString>, i64)>,
     /// Last parent directory opened, reused while entries stay in one directory.
-    cache: Option<(Vec<OsString>, OwnedFd)>,
+    cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
 }
 
 impl Tree {
@@ -113,7 +114,7 @@ impl Tree {
         })?;
         Ok(Tree {
             root_path: root.to_path_buf(),
-            root: fd,
+            root: Rc::new(fd),
             whiteouts,
             dir_times: Vec::new(),
             cache: None,
@@ -132,18 +133,14 @@ impl Tree {
 
     /// Open the directory at `comps` (relative to the root) without following any symlink,
     /// creating missing directories (0755, root-owned) when `create` is set.
-    fn walk(&mut self, comps: &[OsString], create: bool) -> Result<OwnedFd> {
+    fn walk(&mut self, comps: &[OsString], create: bool) -> Result<Rc<OwnedFd>> {
         if let Some((c, fd)) = &self.cache {
             if c.as_slice() == comps {
-                return fd.try_clone().map_err(|e| {
-                    self.io("duplicating fd", comps)(Errno::from_io_error(&e).unwrap_or(Errno::IO))
-                });
+                return Ok(fd.clone());
             }
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut cur = self.root.try_clone().map_err(|e| {
-            self.io("duplicating fd", &[])(Errno::from_io_error(&e).unwrap_or(Errno::IO))
-        })?;
+        let mut cur = self.root.clone();
         for (i, c) in comps.iter().enumerate() {
             let next = match rfs::openat(&cur, c.as_os_str(), flags, Mode::empty()) {
                 Ok(fd) => fd,
@@ -164,12 +161,28 @@ impl Tree {
                 }
                 Err(e) => return Err(self.io("opening directory", &comps[..=i])(e)),
             };
-            cur = next;
+            cur = Rc::new(next);
         }
-        if let Ok(dup) = cur.try_clone() {
-            self.cache = Some((comps.to_vec(), dup));
-        }
+        self.cache = Some((comps.to_vec(), cur.clone()));
         Ok(cur)
+    }
+
+    /// Run `make` to create `name` in `dir`; if something is in the way, remove it and retry.
+    fn create<T>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        what: &'static str,
+        comps: &[OsString],
+        mut make: impl FnMut() -> Result<T, Errno>,
+    ) -> Result<T> {
+        match make() {
+            Err(Errno::EXIST) => {
+                self.clear(dir, name, false)?;
+                make().map_err(self.io(what, comps))
+            }
+            r => r.map_err(self.io(what, comps)),
+        }
     }
 
     /// Remove whatever is at `name` in `dir` (recursively), unless it is a directory and
@@ -227,9 +240,15 @@ impl Tree {
         let dir = self.walk(parent, true)?;
         match kind {
             Kind::Dir => {
-                if !self.clear(&dir, name, true)? {
-                    rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
-                        .map_err(self.io("creating directory", &comps))?;
+                match rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        if !self.clear(&dir, name, true)? {
+                            rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
+                                .map_err(self.io("creating directory", &comps))?;
+                        }
+                    }
+                    Err(e) => return Err(self.io("creating directory", &comps)(e)),
                 }
                 let fd = rfs::openat(
                     &dir,
@@ -242,18 +261,18 @@ impl Tree {
                 self.dir_times.push((comps.clone(), meta.mtime));
             }
             Kind::File => {
-                self.clear(&dir, name, false)?;
-                let fd = rfs::openat(
-                    &dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(self.io("creating file", &comps))?;
+                let fd = self.create(&dir, name, "creating file", &comps, || {
+                    rfs::openat(
+                        &*dir,
+                        name,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                })?;
                 let mut f = File::from(fd);
                 copy(content, &mut f).map_err(|source| Error::Io {
                     what: "writing file",
@@ -265,9 +284,9 @@ impl Tree {
                 rfs::futimens(&fd, &times(meta.mtime)).map_err(self.io("setting times", &comps))?;
             }
             Kind::Symlink(target) => {
-                self.clear(&dir, name, false)?;
-                rfs::symlinkat(target.as_os_str(), &dir, name)
-                    .map_err(self.io("creating symlink", &comps))?;
+                self.create(&dir, name, "creating symlink", &comps, || {
+                    rfs::symlinkat(target.as_os_str(), &*dir, name)
+                })?;
                 self.set_at_meta(&dir, name, meta, &comps, true)?;
             }
             Kind::Hardlink(target) => {
@@ -287,45 +306,52 @@ impl Tree {
                 }
                 // The parent may have been dropped from the cache by walk(tparent).
                 let dir = self.walk(parent, true)?;
-                self.clear(&dir, name, false)?;
-                rfs::linkat(&tdir, tname.as_os_str(), &dir, name, AtFlags::empty()).map_err(
-                    |e| match e {
-                        Errno::NOENT | Errno::PERM => unsafe_entry(
+                self.create(&dir, name, "creating hardlink", &comps, || {
+                    rfs::linkat(&*tdir, tname.as_os_str(), &*dir, name, AtFlags::empty())
+                })
+                .map_err(|e| match e {
+                    Error::Io { source, .. }
+                        if matches!(
+                            Errno::from_io_error(&source),
+                            Some(Errno::NOENT) | Some(Errno::PERM)
+                        ) =>
+                    {
+                        unsafe_entry(
                             path,
                             format!("hardlink target {target:?} is not a file in the layer"),
-                        ),
-                        e => self.io("creating hardlink", &comps)(e),
-                    },
-                )?;
+                        )
+                    }
+                    e => e,
+                })?;
             }
             Kind::Char(ma, mi) | Kind::Block(ma, mi) => {
-                self.clear(&dir, name, false)?;
                 let ft = if matches!(kind, Kind::Char(..)) {
                     FileType::CharacterDevice
                 } else {
                     FileType::BlockDevice
                 };
-                rfs::mknodat(
-                    &dir,
-                    name,
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    rfs::makedev(*ma, *mi),
-                )
-                .map_err(self.io("creating device", &comps))?;
+                self.create(&dir, name, "creating device", &comps, || {
+                    rfs::mknodat(
+                        &*dir,
+                        name,
+                        ft,
+                        Mode::from_raw_mode(0o600),
+                        rfs::makedev(*ma, *mi),
+                    )
+                })?;
                 self.set_at_meta(&dir, name, meta, &comps, false)?;
             }
             Kind::Fifo => {
-                self.clear(&dir, name, false)?;
-                rfs::mknodat(&dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                    .map_err(self.io("creating fifo", &comps))?;
+                self.create(&dir, name, "creating fifo", &comps, || {
+                    rfs::mknodat(&*dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+                })?;
                 self.set_at_meta(&dir, name, meta, &comps, false)?;
             }
             Kind::Whiteout => match self.whiteouts {
                 Whiteouts::Overlay => {
-                    self.clear(&dir, name, false)?;
-                    rfs::mknodat(&dir, name, FileType::CharacterDevice, Mode::empty(), 0)
-                        .map_err(self.io("creating whiteout", &comps))?;
+                    self.create(&dir, name, "creating whiteout", &comps, || {
+                        rfs::mknodat(&*dir, name, FileType::CharacterDevice, Mode::empty(), 0)
+                    })?;
                 }
                 Whiteouts::Apply => {
                     self.clear(&dir, name, false)?;

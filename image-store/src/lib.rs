@@ -6,6 +6,18 @@
 //! `cas/index.db` (sqlite, WAL), `cas/blobs/sha256/<hex>` (verified blobs as received),
 //! `cas/layers/<diffid-hex>/` (extracted layers in overlay format), `cas/tmp/` (work in
 //! progress), `locks/store` (shared by users of the store, exclusive for image GC).
+//!
+//! Concurrency: a [`Store`] holds `locks/store` shared for its whole life (one `Store` per
+//! process); [`Store::gc`] converts it to exclusive, so GC never runs while another process
+//! fetches or prepares a pod. Index writes take `cas/index.lock` exclusively; sqlite runs in
+//! WAL mode with a busy timeout. Layers and blobs are written under `cas/tmp` and renamed into
+//! place; the image row is written last, so a killed fetch leaves only `cas/tmp` debris (removed
+//! by the next GC). Pods [`Store::pin`] their images; GC keeps pinned images and their layers,
+//! and `image rm` of a pinned image only hides it until it is unpinned.
+//!
+//! Security: every layer is hashed as received and after decompression (digest, size and
+//! diff id must match), then extracted with `openat(O_NOFOLLOW)` walks (`tree`), so no entry
+//! can write outside the layer, through a symlink, or hardlink a file outside it.
 #![deny(unsafe_code)]
 
 pub mod config;

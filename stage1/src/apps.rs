@@ -94,7 +94,7 @@ pub fn prepare_app(
     cgroups: &PodCgroups,
     app: &App,
 ) -> Result<Helper, Error> {
-    cgroups.create_app(&app.name, &app.isolators)?;
+    cgroups.create_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
     Helper::spawn(
@@ -172,6 +172,9 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc,
         let _ = nix::sys::wait::waitpid(pid, None);
         e
     };
+    ctx.cgroups
+        .apply_limits(&app.name, &app.isolators)
+        .map_err(|e| fail(app_err(&app.name, e)))?;
     if let Some(adj) = app.isolators.oom_score_adj {
         let p = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).map_err(|e| {

@@ -225,8 +225,8 @@ impl PodCgroups {
         self.hier.iter().all(|h| h.unified)
     }
 
-    /// Create the app's cgroups and apply its limits.
-    pub fn create_app(&self, app: &str, iso: &Isolators) -> Result<(), Error> {
+    /// Create the app's cgroups (device allow-list included; limits come later).
+    pub fn create_app(&self, app: &str) -> Result<(), Error> {
         for h in &self.hier {
             let d = h.pod_dir.join(app);
             let mut created = Vec::new();
@@ -238,6 +238,21 @@ impl PodCgroups {
             if h.controllers.iter().any(|c| c == "cpuset") {
                 init_cpuset(&d)?;
             }
+            if h.controllers.iter().any(|c| c == "devices") {
+                write_cg(&d, "devices.deny", "a")?;
+                for rule in DEVICE_ALLOW {
+                    write_cg(&d, "devices.allow", rule)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the app's resource limits. Called once the app's process exists and before it
+    /// starts, so that the limits bind the app and not the set-up machinery.
+    pub fn apply_limits(&self, app: &str, iso: &Isolators) -> Result<(), Error> {
+        for h in &self.hier {
+            let d = h.pod_dir.join(app);
             if h.unified {
                 if let Some(m) = iso.memory_limit {
                     write_cg(&d, "memory.max", &m.to_string())?;
@@ -251,12 +266,6 @@ impl PodCgroups {
                     write_cg(&d, "cpu.weight", &w.to_string())?;
                 }
                 continue;
-            }
-            if h.controllers.iter().any(|c| c == "devices") {
-                write_cg(&d, "devices.deny", "a")?;
-                for rule in DEVICE_ALLOW {
-                    write_cg(&d, "devices.allow", rule)?;
-                }
             }
             if h.controllers.iter().any(|c| c == "memory") {
                 if let Some(m) = iso.memory_limit {

@@ -493,6 +493,15 @@ fn memory_and_cpu_limits_land_in_the_app_cgroup() {
 }
 
 #[test]
+fn small_memory_limit_binds_the_app_not_the_set_up() {
+    let mut a = sh("a", "cat /proc/self/cgroup > /dev/null");
+    a.isolators.memory_limit = Some(12 << 20);
+    let mut p = Pod::new(vec![a], vec![], runtime());
+    let (st, _o, e) = p.run(T);
+    assert_eq!(code(&st), 0, "stderr: {e}");
+}
+
+#[test]
 fn negative_oom_score_adj_is_a_clear_error() {
     let mut a = app("a", &["/bin/sleep", "100"]);
     a.isolators.oom_score_adj = Some(-500);

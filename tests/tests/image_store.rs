@@ -206,6 +206,14 @@ fn oci_layout_archive_and_docker_archive_imports() {
     images::archive(img, "docker-archive", &da);
     let did = fetch_full(&ctx2, &format!("docker-archive:{}", da.display()));
     assert!(did.starts_with("sha256:"));
+    // skopeo's FILE:REF form names the same archive.
+    assert_eq!(
+        fetch_full(
+            &ctx2,
+            &format!("docker-archive:{}:rkt-test/busybox:latest", da.display())
+        ),
+        did
+    );
     // Same layer content: still one extracted layer.
     assert_eq!(count(&ctx2.dir().join("cas/layers")), 1);
     // A re-import of a docker archive is stable.

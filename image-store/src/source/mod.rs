@@ -32,11 +32,21 @@ pub(crate) enum Source {
     Name(String),
 }
 
-/// Split `PATH[:TAG]`: a final `:x` is a tag when `x` contains no `/`.
+/// Split `PATH[:TAG]`. The first prefix (up to a `:`) that exists is the path and the rest the
+/// tag (which may itself contain `:` and `/`, as `docker-archive:FILE:REPO:TAG` and OCI ref
+/// names do); when nothing exists, a final `:x` without `/` is taken as the tag.
 fn path_and_tag(s: &str) -> (PathBuf, Option<String>) {
+    if Path::new(s).exists() {
+        return (PathBuf::from(s), None);
+    }
+    for (i, _) in s.match_indices(':') {
+        if i > 0 && Path::new(&s[..i]).exists() && i + 1 < s.len() {
+            return (PathBuf::from(&s[..i]), Some(s[i + 1..].to_string()));
+        }
+    }
     if let Some(i) = s.rfind(':') {
         let tag = &s[i + 1..];
-        if !tag.is_empty() && !tag.contains('/') && !Path::new(s).exists() {
+        if !tag.is_empty() && !tag.contains('/') {
             return (PathBuf::from(&s[..i]), Some(tag.to_string()));
         }
     }
@@ -136,6 +146,27 @@ pub(crate) struct Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_and_tags() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("a.tar");
+        std::fs::write(&f, b"").unwrap();
+        let fs = f.to_str().unwrap();
+        assert_eq!(path_and_tag(fs), (f.clone(), None));
+        assert_eq!(
+            path_and_tag(&format!("{fs}:rkt-test/bb:latest")),
+            (f.clone(), Some("rkt-test/bb:latest".into()))
+        );
+        assert_eq!(
+            path_and_tag("/nonexistent/x:v1"),
+            ("/nonexistent/x".into(), Some("v1".into()))
+        );
+        assert_eq!(
+            path_and_tag("/nonexistent/x"),
+            ("/nonexistent/x".into(), None)
+        );
+    }
 
     #[test]
     fn classification() {

@@ -264,7 +264,10 @@ mod tests {
         let root = d.path().join("root");
         assert!(root.join("a/x").is_file());
         assert_eq!(std::fs::read(root.join("b")).unwrap(), b"now a file");
-        assert_eq!(std::fs::read_link(root.join("c")).unwrap(), Path::new("two"));
+        assert_eq!(
+            std::fs::read_link(root.join("c")).unwrap(),
+            Path::new("two")
+        );
         assert_eq!(std::fs::read(root.join("d")).unwrap(), b"2");
         assert_eq!(std::fs::read(root.join("e")).unwrap(), b"x");
     }

@@ -7,12 +7,14 @@ pub mod args;
 pub mod cmd;
 pub mod insecure;
 pub mod output;
+mod sys;
 
 use clap::Parser;
 use stage1_abi::exit;
 
 /// Entry point of the `rkt` binary; returns the process exit code.
 pub fn main() -> i32 {
+    sys::default_sigpipe();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.len() == 1 {
         // rkt with no subcommand: help on stderr, usage error.

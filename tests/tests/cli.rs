@@ -134,3 +134,20 @@ fn usage_errors_are_one_line_254() {
     assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
     assert!(err.contains("--no-such-flag"), "{err}");
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let ctx = TestCtx::new();
+    let mut child = ctx
+        .rkt()
+        .arg("--help")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, as with `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

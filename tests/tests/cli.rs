@@ -141,7 +141,7 @@ fn closed_stdout_is_not_a_panic() {
     let ctx = TestCtx::new();
     let mut child = ctx
         .rkt()
-        .arg("--help")
+        .arg("version")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -282,7 +282,6 @@ fn enter_runs_commands_confined_like_the_app() {
 }
 
 #[test]
-#[ignore = "stage1 bug: enter into a root app fails loading its seccomp filter (no no_new_privs, CAP_SYS_ADMIN already dropped)"]
 fn enter_a_root_app() {
     enter_case(&[]);
 }

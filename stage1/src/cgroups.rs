@@ -186,13 +186,14 @@ impl PodCgroups {
             list_file: list_file.to_path_buf(),
         };
         for h in &this.hier {
-            let mut created = Vec::new();
-            let r = mkdir_p(&h.pod_dir, &mut created);
-            // the pod dir is recorded (never shared parents such as /rkt)
-            if created.last() == Some(&h.pod_dir) {
+            // Write-ahead: the pod dir is recorded before it exists, so a stage1 killed between
+            // mkdir and record leaves nothing `rkt gc` cannot find. Only the pod's own dir is
+            // recorded, never shared parents such as /rkt; removal ignores missing dirs.
+            if !h.pod_dir.exists() {
                 this.record(&h.pod_dir)?;
             }
-            r?;
+            let mut created = Vec::new();
+            mkdir_p(&h.pod_dir, &mut created)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
                 for d in &created {
                     init_cpuset(d)?;
@@ -229,12 +230,12 @@ impl PodCgroups {
     pub fn create_app(&self, app: &str) -> Result<(), Error> {
         for h in &self.hier {
             let d = h.pod_dir.join(app);
-            let mut created = Vec::new();
-            let r = mkdir_p(&d, &mut created);
-            for c in &created {
-                self.record(c)?;
+            // Write-ahead, as for the pod dir.
+            if !d.exists() {
+                self.record(&d)?;
             }
-            r?;
+            let mut created = Vec::new();
+            mkdir_p(&d, &mut created)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
                 init_cpuset(&d)?;
             }

@@ -80,6 +80,10 @@ pub struct Remover<'a> {
     pub images: Option<&'a dyn Images>,
     /// Mount operations.
     pub mounter: &'a dyn Mounter,
+    /// Mount points of this mount namespace, read once per remover: re-reading
+    /// `/proc/self/mountinfo` per pod made a sweep quadratic in the number of pods, since every
+    /// exited pod still has its overlay mounted (rkt#3960).
+    pub mount_table: std::cell::OnceCell<Vec<PathBuf>>,
 }
 
 impl Default for Remover<'_> {
@@ -88,17 +92,24 @@ impl Default for Remover<'_> {
             stage1: None,
             images: None,
             mounter: &HostMounter,
+            mount_table: std::cell::OnceCell::new(),
         }
     }
 }
 
 /// Mount points at or under `dir` in `/proc/self/mountinfo`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<PathBuf> = mount_points(&mi)
-        .into_iter()
+    filter_under(&mount_points(&mi), dir)
+}
+
+/// The entries of `table` at or under `dir`, deepest first.
+fn filter_under(table: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut v: Vec<PathBuf> = table
+        .iter()
         .filter(|p| p.starts_with(&dir))
+        .cloned()
         .collect();
     v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     v.dedup();
@@ -118,7 +129,10 @@ impl Remover<'_> {
         if pod.phase() == Phase::ExitedGarbage {
             remove_named_cgroups(&uuid);
         }
-        for m in mounts_under(&dir) {
+        let table = self.mount_table.get_or_init(|| {
+            mount_points(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+        });
+        for m in filter_under(table, &dir) {
             if let Err(e) = self.mounter.unmount(&m) {
                 tracing::warn!("pod {uuid}: unmounting {}: {e}", m.display());
             }
@@ -172,18 +186,21 @@ fn stage1_left_something(dir: &Path) -> bool {
         || dir.join(paths::NET_INFO).exists()
 }
 
-/// Cgroup mount points of this host (v1 hierarchies and cgroup2).
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    mi.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| pre.split(' ').nth(4).map(PathBuf::from))
-                .flatten()
-        })
-        .collect()
+/// Cgroup mount points of this host (v1 hierarchies and cgroup2), read once per process.
+fn cgroup_mounts() -> &'static [PathBuf] {
+    static M: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        mi.lines()
+            .filter_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                let fstype = post.split(' ').next()?;
+                (fstype == "cgroup" || fstype == "cgroup2")
+                    .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+                    .flatten()
+            })
+            .collect()
+    })
 }
 
 /// Remove a cgroup dir and its children, deepest first, killing processes still in them.

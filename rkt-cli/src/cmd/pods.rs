@@ -543,6 +543,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> anyhow::Result<i32> {
         stage1,
         images: images.as_ref().map(|i| i as &dyn stage0::images::Images),
         mounter: &HostMounter,
+        ..Default::default()
     };
     let pods = pods(ctx);
     let mut failed = false;
@@ -571,6 +572,7 @@ pub fn gc(ctx: &Ctx, a: &GcArgs) -> anyhow::Result<i32> {
         stage1,
         images: images.as_ref().map(|i| i as &dyn stage0::images::Images),
         mounter: &HostMounter,
+        ..Default::default()
     };
     let rep = stage0::gc::gc(&pods(ctx), &opts, &r)?;
     for u in &rep.marked {

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Remove every podman image named `*/bench/large*` by id: the registry's port changes per
+/// run, so removing by this run's name alone would only untag an image an earlier run left.
+const PODMAN_RMI_LARGE: &str = "podman images --format '{{.ID}} {{.Repository}}' | awk '$2 ~ /bench\\/large/ {print $1}' | sort -u | xargs -r podman rmi -f >/dev/null 2>&1";
+
 /// One command to time, with untimed set-up and clean-up shell snippets.
 struct Case {
     name: String,
@@ -124,6 +128,20 @@ impl Bench {
 
     /// Measure cases interleaved and print a table section.
     fn group(&mut self, title: &str, unit_note: &str, cases: Vec<Case>, runs: usize) {
+        let warmup = self.warmup;
+        self.group_w(title, unit_note, cases, runs, warmup);
+    }
+
+    /// Like [`Bench::group`] with an explicit warm-up count (0 for one-shot commands such as
+    /// `rkt gc`, whose warm-up would consume what the timed run measures).
+    fn group_w(
+        &mut self,
+        title: &str,
+        unit_note: &str,
+        cases: Vec<Case>,
+        runs: usize,
+        warmup: usize,
+    ) {
         self.line(&format!("\n### {title}\n"));
         if !unit_note.is_empty() {
             self.line(&format!("{unit_note}\n"));
@@ -132,13 +150,13 @@ impl Bench {
         self.line("|---|---:|---:|---:|---:|---:|");
         let mut samples: Vec<Vec<f64>> = vec![vec![]; cases.len()];
         let mut errors: Vec<Option<String>> = vec![None; cases.len()];
-        for round in 0..(self.warmup + runs) {
+        for round in 0..(warmup + runs) {
             for (i, c) in cases.iter().enumerate() {
                 if errors[i].is_some() {
                     continue;
                 }
                 match time_once(c) {
-                    Ok(ms) if round >= self.warmup => samples[i].push(ms),
+                    Ok(ms) if round >= warmup => samples[i].push(ms),
                     Ok(_) => {}
                     Err(e) => errors[i] = Some(e.to_string()),
                 }
@@ -197,6 +215,14 @@ fn have(cmd: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// `BENCH_GROUPS=1,3` runs only those groups (default: all).
+fn want(group: u32) -> bool {
+    match std::env::var("BENCH_GROUPS") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').any(|g| g.trim() == group.to_string()),
+        _ => true,
+    }
 }
 
 fn main() -> Result<()> {
@@ -268,94 +294,103 @@ fn main() -> Result<()> {
         .is_ok();
 
     // 1. warm start -> exit of /bin/true
-    let mut cases = vec![Case::new(
-        "rkt run --net=host",
-        format!("{rkt} run --net=host {img} --exec=/bin/true"),
-    )];
-    if crun_ok {
-        cases.push(
-            Case::new(
-                "crun run",
-                format!(
-                    "{} exec crun run -b {}/bundle bench-crun",
-                    ns.display(),
-                    work.display()
-                ),
-            )
-            .cleanup(format!(
-                "{} exec crun delete -f bench-crun 2>/dev/null; true",
-                ns.display()
-            )),
-        );
-    }
-    if have("runc") {
-        cases.push(
-            Case::new(
-                "runc run",
-                format!("runc run -b {}/bundle bench-runc", work.display()),
-            )
-            .cleanup("runc delete -f bench-runc 2>/dev/null; true"),
-        );
-    }
-    if podman_ok {
-        cases.push(Case::new(
-            "podman run --rm --network none",
-            format!("podman run --rm --network none --tls-verify=false {addr}/bench/busybox true"),
-        ));
-    }
-    cases.push(Case::new(
-        "floor: unshare + chroot",
-        format!(
-            "unshare -m -p -f -n -u -i --mount-proc={r}/proc chroot {r} /bin/true",
-            r = rootfs.display()
-        ),
-    ));
-    b.group(
-        "1. warm start → exit of /bin/true (image cached)",
-        "targets: rkt ≤ 1.0× crun, ≤ 0.1× podman",
-        cases,
-        runs,
-    );
-    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
-
-    // 2. default network
-    let mut cases = vec![
-        Case::new(
-            "rkt run (default net)",
-            format!("{rkt} run {img} --exec=/bin/true"),
-        ),
-        Case::new(
-            "rkt-host run --net=host (reference)",
+    if want(1) {
+        let mut cases = vec![Case::new(
+            "rkt run --net=host",
             format!("{rkt} run --net=host {img} --exec=/bin/true"),
-        ),
-    ];
-    cases[1].ours = false;
-    if podman_ok {
+        )];
+        if crun_ok {
+            cases.push(
+                Case::new(
+                    "crun run",
+                    format!(
+                        "{} exec crun run -b {}/bundle bench-crun",
+                        ns.display(),
+                        work.display()
+                    ),
+                )
+                .cleanup(format!(
+                    "{} exec crun delete -f bench-crun 2>/dev/null; true",
+                    ns.display()
+                )),
+            );
+        }
+        if have("runc") {
+            cases.push(
+                Case::new(
+                    "runc run",
+                    format!("runc run -b {}/bundle bench-runc", work.display()),
+                )
+                .cleanup("runc delete -f bench-runc 2>/dev/null; true"),
+            );
+        }
+        if podman_ok {
+            cases.push(Case::new(
+                "podman run --rm --network none",
+                format!(
+                    "podman run --rm --network none --tls-verify=false {addr}/bench/busybox true"
+                ),
+            ));
+        }
         cases.push(Case::new(
-            "podman run --rm (default net)",
-            format!("podman run --rm --tls-verify=false {addr}/bench/busybox true"),
+            "floor: unshare + chroot",
+            format!(
+                "unshare -m -p -f -n -u -i --mount-proc={r}/proc chroot {r} /bin/true",
+                r = rootfs.display()
+            ),
         ));
+        b.group(
+            "1. warm start → exit of /bin/true (image cached)",
+            "targets: rkt ≤ 1.0× crun, ≤ 0.1× podman",
+            cases,
+            runs,
+        );
+        let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
     }
-    b.group(
-        "2. warm start with the default network",
-        "target: the default network adds ≤ 30 ms over --net=host",
-        cases,
-        runs,
-    );
-    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
-
-    if !quick {
+    // 2. default network
+    if want(2) {
+        let mut cases = vec![
+            Case::new(
+                "rkt run (default net)",
+                format!("{rkt} run {img} --exec=/bin/true"),
+            ),
+            Case::new(
+                "rkt-host run --net=host (reference)",
+                format!("{rkt} run --net=host {img} --exec=/bin/true"),
+            ),
+        ];
+        cases[1].ours = false;
+        if podman_ok {
+            cases.push(Case::new(
+                "podman run --rm (default net)",
+                format!("podman run --rm --tls-verify=false {addr}/bench/busybox true"),
+            ));
+        }
+        b.group(
+            "2. warm start with the default network",
+            "target: the default network adds ≤ 30 ms over --net=host",
+            cases,
+            runs,
+        );
+        let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+    }
+    if !quick && (want(3) || want(4) || want(5)) {
         pull_groups(&mut b, &oci, &reg)?;
     }
-    memory_group(&mut b, &rkt, &img, &rootfs, podman_ok, &addr)?;
-    if !quick {
+    if want(6) {
+        memory_group(&mut b, &rkt, &img, &rootfs, podman_ok, &addr)?;
+    }
+    if !quick && want(7) {
         many_pods_group(&mut b, &rkt, &img, crun_ok, podman_ok, &addr, &ns)?;
+    }
+    if !quick && want(8) {
         thousand_pods_group(&mut b, &img)?;
     }
 
     // Clean up podman/crun leftovers.
     if podman_ok {
         let _ = sh("podman rm -af -t 0 >/dev/null 2>&1; true");
+        let _ = sh(&format!("{PODMAN_RMI_LARGE}; true"));
     }
     let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
     drop(reg);
@@ -393,7 +428,7 @@ fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<(
         "rkt fetch (empty store)",
         format!("{rkt} fetch docker://{addr}/bench/large:latest >/dev/null"),
     )
-    .setup(format!("rm -rf {}", pull_data.display()))];
+    .setup(format!("rm -rf {}; sync", pull_data.display()))];
     if have("podman") {
         cases.push(
             Case::new(
@@ -401,7 +436,7 @@ fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<(
                 format!("podman pull -q --tls-verify=false {addr}/bench/large:latest >/dev/null"),
             )
             .setup(format!(
-                "podman rmi -i -f {addr}/bench/large:latest >/dev/null 2>&1; true"
+                "{PODMAN_RMI_LARGE}; sync"
             )),
         );
     }
@@ -410,7 +445,7 @@ fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<(
             "skopeo copy to oci dir",
             format!("skopeo copy -q --src-tls-verify=false docker://{addr}/bench/large:latest oci:{w}/skopeo-oci:large"),
         )
-        .setup(format!("rm -rf {w}/skopeo-oci")),
+        .setup(format!("rm -rf {w}/skopeo-oci; sync")),
     );
     cases.push(Case::new(
         "floor: download only (curl)",
@@ -440,14 +475,15 @@ fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<(
         format!("{rkt} fetch docker://{addr}/bench/large-shared:latest >/dev/null"),
     )
     .setup(format!(
-        "rm -rf {d}; {rkt} fetch docker://{addr}/bench/large:latest >/dev/null",
+        "rm -rf {d}; {rkt} fetch docker://{addr}/bench/large:latest >/dev/null; sync",
         d = pull_data.display()
     ))];
-    b.group(
+    b.group_w(
         "4. incremental pull (image sharing 4 of 5 layers)",
         "",
         cases,
         3,
+        1,
     );
 
     // 5. prepare time: large vs busybox
@@ -607,16 +643,39 @@ fn thousand_pods_group(b: &mut Bench, img: &str) -> Result<()> {
         "for i in $(seq 500); do {rkt} run --net=host {img} --exec=/bin/true >/dev/null & {rkt} run --net=host {img} --exec=/bin/true >/dev/null; wait; done"
     ))
     .context("running 1,000 pods")?;
+    let count = |rkt: &str| -> usize {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!("{rkt} list --format=json"))
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let before = count(&rkt);
+    let cases = vec![Case::new("rkt list", format!("{rkt} list >/dev/null"))];
+    b.group(
+        &format!("8a. rkt list with {before} exited pods"),
+        "",
+        cases,
+        b.runs,
+    );
     let cases = vec![Case::new(
-        "rkt list (1,000 exited pods)",
-        format!("{rkt} list >/dev/null"),
-    )];
-    b.group("8a. rkt list with 1,000 exited pods", "", cases, b.runs);
-    let cases = vec![Case::new(
-        "rkt gc (1,000 exited pods)",
+        "rkt gc",
         format!("{rkt} gc --grace-period=0s >/dev/null"),
     )];
-    b.group("8b. rkt gc of 1,000 exited pods", "", cases, 1);
+    b.group_w(
+        &format!("8b. rkt gc of {before} exited pods (one run, no warm-up)"),
+        "",
+        cases,
+        1,
+        0,
+    );
+    let after = count(&rkt);
+    b.line(&format!(
+        "\npods listed before gc: {before}; after: {after}"
+    ));
     Ok(())
 }
 

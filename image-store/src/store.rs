@@ -134,7 +134,23 @@ impl Store {
             path: lock_path.clone(),
             source: e.into(),
         })?;
+        // Open the index under `cas/index.lock`: on a fresh store, switching the database to WAL
+        // and the first migration can fail with "database is locked" (SQLITE_BUSY without the
+        // busy handler) when two rkt processes start at once.
+        let index_lock_path = cas.join("index.lock");
+        let index_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&index_lock_path)
+            .map_err(io_err("opening lock", &index_lock_path))?;
+        rustix::fs::flock(&index_lock, FlockOperation::LockExclusive).map_err(|e| Error::Io {
+            what: "locking",
+            path: index_lock_path.clone(),
+            source: e.into(),
+        })?;
         let index = Index::open(&cas.join("index.db"))?;
+        drop(index_lock);
         Ok(Store {
             paths: Paths { cas, locks },
             index: RefCell::new(index),

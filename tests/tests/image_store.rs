@@ -726,3 +726,31 @@ fn image_index_picks_the_host_platform() {
     let id2 = fetch_full(&ctx2, &format!("{}/{r}:v1", reg.http_addr()));
     assert_eq!(id2, images::busybox().manifest_digest());
 }
+
+/// Several rkt processes opening a fresh store at once all succeed (switching the new index to
+/// WAL and migrating it used to fail with "database is locked" for the loser).
+#[test]
+fn concurrent_first_open_of_a_fresh_store() {
+    for _round in 0..5 {
+        let ctx = TestCtx::new();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                ctx.rkt()
+                    .args(["image", "list", "--no-legend"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -435,9 +435,7 @@ fn pull_groups(b: &mut Bench, _oci: &Path, reg: &registry::Registry) -> Result<(
                 "podman pull",
                 format!("podman pull -q --tls-verify=false {addr}/bench/large:latest >/dev/null"),
             )
-            .setup(format!(
-                "{PODMAN_RMI_LARGE}; sync"
-            )),
+            .setup(format!("{PODMAN_RMI_LARGE}; sync")),
         );
     }
     cases.push(

@@ -2,7 +2,6 @@
 //! an image's config and its extracted layer dirs, and pin images to pods so image GC keeps
 //! them. The real implementation wraps `image_store::Store`; unit tests use a fake.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Boxed error of an image-store call; its message is shown to the user as is.
@@ -46,26 +45,9 @@ pub struct ImageMeta {
     pub name: String,
 }
 
-/// The parts of an image config stage0 maps into the pod manifest (OCI names).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImageConfig {
-    /// `Entrypoint`.
-    pub entrypoint: Vec<String>,
-    /// `Cmd`.
-    pub cmd: Vec<String>,
-    /// `Env` as `K=V`.
-    pub env: Vec<String>,
-    /// `User` (`uid[:gid]` or names).
-    pub user: String,
-    /// `WorkingDir`.
-    pub working_dir: String,
-    /// `Volumes` (paths).
-    pub volumes: Vec<String>,
-    /// `ExposedPorts` (`80/tcp`, `53/udp`, `8080`).
-    pub exposed_ports: Vec<String>,
-    /// `Labels`.
-    pub labels: BTreeMap<String, String>,
-}
+/// The parts of an image config stage0 maps into the pod manifest: the image store's plain type,
+/// so the store adapter and the test fake speak the same struct.
+pub use image_store::ImageConfig;
 
 /// What stage0 needs from the image store.
 pub trait Images {
@@ -87,6 +69,7 @@ pub trait Images {
 pub(crate) mod fake {
     use super::*;
     use std::cell::RefCell;
+    use std::collections::BTreeMap;
 
     type Entry = (String, ImageConfig, Vec<PathBuf>);
 

@@ -59,17 +59,7 @@ impl Images for StoreImages {
     }
 
     fn config(&self, image: &str) -> Result<ImageConfig, ImageError> {
-        let c = self.store.config(&id(image))?;
-        Ok(ImageConfig {
-            entrypoint: c.entrypoint,
-            cmd: c.cmd,
-            env: c.env,
-            user: c.user,
-            working_dir: c.working_dir,
-            volumes: c.volumes,
-            exposed_ports: c.exposed_ports,
-            labels: c.labels,
-        })
+        Ok(self.store.config(&id(image))?)
     }
 
     fn pin(&self, image: &str, uuid: &str) -> Result<(), ImageError> {

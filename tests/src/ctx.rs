@@ -52,6 +52,27 @@ impl TestCtx {
         c
     }
 
+    /// Run `rkt --insecure-options=image ARGS…` in this context and collect its output
+    /// (signature verification is the trust issue's; digests are always verified).
+    pub fn rkt_output(&self, args: &[&str]) -> std::process::Output {
+        self.rkt()
+            .arg("--insecure-options=image")
+            .args(args)
+            .output()
+            .expect("spawn rkt")
+    }
+
+    /// UUIDs of the pods in a phase dir (`run`, `prepared`, …) of this context's data dir.
+    pub fn pods_in(&self, phase: &str) -> Vec<String> {
+        match std::fs::read_dir(self.dir().join("pods").join(phase)) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => vec![],
+        }
+    }
+
     /// Trust a registry CA for `host:port` the containers' way: `certs.d/HOST:PORT/ca.crt`
     /// under the local config.
     pub fn trust_ca(&self, addr: &str, ca_file: &Path) {

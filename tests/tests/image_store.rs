@@ -3,7 +3,7 @@
 //! whiteout rendering, pull policies, list/rm/gc/export/verify, concurrency and killed fetches.
 
 use rkt_tests::tarball::{self, tar_bytes, write_image, Entry, ImageSpec, OciImage};
-use rkt_tests::{images, registry, run_ok, TestCtx};
+use rkt_tests::{images, registry, run_ok, stderr, TestCtx};
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -14,10 +14,6 @@ const INSECURE: &str = "--insecure-options=image,http";
 
 fn out(c: &mut Command) -> Output {
     c.output().unwrap_or_else(|e| panic!("spawning {c:?}: {e}"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn fetch_full(ctx: &TestCtx, image: &str) -> String {

@@ -1,7 +1,7 @@
 //! Pod lifecycle without a daemon: prepare, run-prepared, list, status, stop, rm, gc,
 //! cat-manifest — states after each transition, outputs, exit codes, and leak checks.
 
-use rkt_tests::{cleanup, images, TestCtx};
+use rkt_tests::{cleanup, images, stderr, stdout, TestCtx};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,30 +9,14 @@ fn bb() -> String {
     images::busybox().oci_ref()
 }
 
-fn rkt(ctx: &TestCtx, args: &[&str]) -> Output {
-    ctx.rkt()
-        .arg("--insecure-options=image")
-        .args(args)
-        .output()
-        .expect("spawn rkt")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn ok(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", err(&o));
-    out(&o)
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    stdout(&o)
 }
 
 fn status_field(ctx: &TestCtx, uuid: &str, key: &str) -> Option<String> {
-    let o = rkt(ctx, &["status", uuid]);
-    out(&o)
+    let o = ctx.rkt_output(&["status", uuid]);
+    stdout(&o)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
 }
@@ -69,7 +53,8 @@ fn start_sleeper_with(ctx: &TestCtx, app_flags: &[&str], secs: &str) -> (Child, 
             let u = u.trim().to_string();
             if status_field(ctx, &u, "state").as_deref() == Some("running")
                 && status_field(ctx, &u, "pid").is_some()
-                && rkt(ctx, &["status", "--wait-ready=10s", &u])
+                && ctx
+                    .rkt_output(&["status", "--wait-ready=10s", &u])
                     .status
                     .success()
             {
@@ -108,10 +93,10 @@ fn assert_no_leaks(ctx: &TestCtx) {
 #[test]
 fn prepared_pod_lists_shows_status_and_manifest_then_rm() {
     let ctx = TestCtx::new();
-    let uuid = ok(rkt(&ctx, &["prepare", "--quiet", &bb(), "--name=web"]))
+    let uuid = ok(ctx.rkt_output(&["prepare", "--quiet", &bb(), "--name=web"]))
         .trim()
         .to_string();
-    let list = ok(rkt(&ctx, &["list", "--no-legend"]));
+    let list = ok(ctx.rkt_output(&["list", "--no-legend"]));
     assert!(
         list.contains(&uuid[..8]) && list.contains("prepared"),
         "{list}"
@@ -122,18 +107,21 @@ fn prepared_pod_lists_shows_status_and_manifest_then_rm() {
         Some("prepared")
     );
     let m: serde_json::Value =
-        serde_json::from_str(&ok(rkt(&ctx, &["cat-manifest", &uuid[..6]]))).unwrap();
+        serde_json::from_str(&ok(ctx.rkt_output(&["cat-manifest", &uuid[..6]]))).unwrap();
     assert_eq!(m["apps"][0]["name"], "web");
     let json: serde_json::Value =
-        serde_json::from_str(&ok(rkt(&ctx, &["list", "--format=json"]))).unwrap();
+        serde_json::from_str(&ok(ctx.rkt_output(&["list", "--format=json"]))).unwrap();
     assert_eq!(json[0]["name"], uuid.as_str());
     assert_eq!(json[0]["state"], "prepared");
     assert_eq!(json[0]["app_names"][0], "web");
     // stop of a pod that is not running fails
-    let o = rkt(&ctx, &["stop", &uuid]);
-    assert_eq!(o.status.code(), Some(254), "{}", err(&o));
-    assert!(err(&o).contains("is not running"), "{}", err(&o));
-    assert_eq!(ok(rkt(&ctx, &["rm", &uuid])).trim(), format!("{uuid:?}"));
+    let o = ctx.rkt_output(&["stop", &uuid]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+    assert_eq!(
+        ok(ctx.rkt_output(&["rm", &uuid])).trim(),
+        format!("{uuid:?}")
+    );
     assert_no_leaks(&ctx);
 }
 
@@ -149,15 +137,18 @@ fn run_stop_status_rm_gc_as_a_systemd_unit_would() {
         Some("false")
     );
     // running pods cannot be removed
-    let o = rkt(&ctx, &["rm", &uf_s]);
+    let o = ctx.rkt_output(&["rm", &uf_s]);
     assert_eq!(o.status.code(), Some(254));
     assert!(
-        err(&o).contains(&format!("pod \"{uuid}\" is currently running")),
+        stderr(&o).contains(&format!("pod \"{uuid}\" is currently running")),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    assert_eq!(ok(rkt(&ctx, &["stop", &uf_s])).trim(), format!("{uuid:?}"));
-    ok(rkt(&ctx, &["status", "--wait=20s", &uf_s]));
+    assert_eq!(
+        ok(ctx.rkt_output(&["stop", &uf_s])).trim(),
+        format!("{uuid:?}")
+    );
+    ok(ctx.rkt_output(&["status", "--wait=20s", &uf_s]));
     let st = child.wait().unwrap();
     assert!(st.code().is_some(), "rkt run ended: {st:?}");
     assert_eq!(
@@ -166,27 +157,27 @@ fn run_stop_status_rm_gc_as_a_systemd_unit_would() {
     );
     assert_eq!(status_field(&ctx, &uuid, "exited").as_deref(), Some("true"));
     // stopping again is fine
-    let o = ok(rkt(&ctx, &["stop", &uuid]));
+    let o = ok(ctx.rkt_output(&["stop", &uuid]));
     assert!(o.contains("is already stopped"), "{o}");
     // gc marks, keeps within grace, then collects with grace 0
-    let o = rkt(&ctx, &["gc"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&["gc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains(&format!("moving pod \"{uuid}\" to garbage")),
+        stderr(&o).contains(&format!("moving pod \"{uuid}\" to garbage")),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(
-        err(&o).contains("still within grace period (30m0s)"),
+        stderr(&o).contains("still within grace period (30m0s)"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert_eq!(
         status_field(&ctx, &uuid, "state").as_deref(),
         Some("exited garbage")
     );
     let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
-    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert!(
         o.contains(&format!("Garbage collecting pod \"{uuid}\"")),
         "{o}"
@@ -212,7 +203,7 @@ fn kill_9_of_rkt_run_is_cleaned_by_gc() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
-    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert!(o.contains(&uuid), "{o}");
     assert_no_leaks(&ctx);
     for cg in cgroups {
@@ -223,23 +214,27 @@ fn kill_9_of_rkt_run_is_cleaned_by_gc() {
 #[test]
 fn uuid_errors_are_rkts() {
     let ctx = TestCtx::new();
-    let o = rkt(&ctx, &["status", "abcdef"]);
+    let o = ctx.rkt_output(&["status", "abcdef"]);
     assert_eq!(o.status.code(), Some(254));
     assert!(
-        err(&o).contains("no matches found for \"abcdef\""),
+        stderr(&o).contains("no matches found for \"abcdef\""),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    let o = rkt(&ctx, &["cat-manifest", ""]);
+    let o = ctx.rkt_output(&["cat-manifest", ""]);
     assert_eq!(o.status.code(), Some(254));
-    assert!(err(&o).contains("UUID cannot be empty"), "{}", err(&o));
-    let o = rkt(&ctx, &["status", "--uuid-file=/nonexistent/uuid"]);
-    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        stderr(&o).contains("UUID cannot be empty"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ctx.rkt_output(&["status", "--uuid-file=/nonexistent/uuid"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // ambiguous: two pods whose UUIDs share the empty-ish prefix of one hex digit is likely
     // with 17 pods; make it certain by preparing until two share a first digit.
     let mut seen = std::collections::HashMap::new();
     let prefix = loop {
-        let u = ok(rkt(&ctx, &["prepare", "--quiet", &bb()]))
+        let u = ok(ctx.rkt_output(&["prepare", "--quiet", &bb()]))
             .trim()
             .to_string();
         let c = u[..1].to_string();
@@ -247,10 +242,14 @@ fn uuid_errors_are_rkts() {
             break c;
         }
     };
-    let o = rkt(&ctx, &["status", &prefix]);
+    let o = ctx.rkt_output(&["status", &prefix]);
     assert_eq!(o.status.code(), Some(254));
-    assert!(err(&o).contains("ambiguous uuid, 2 matches"), "{}", err(&o));
-    ok(rkt(&ctx, &["gc", "--expire-prepared=0s"]));
+    assert!(
+        stderr(&o).contains("ambiguous uuid, 2 matches"),
+        "{}",
+        stderr(&o)
+    );
+    ok(ctx.rkt_output(&["gc", "--expire-prepared=0s"]));
     assert_no_leaks(&ctx);
 }
 
@@ -258,7 +257,7 @@ fn uuid_errors_are_rkts() {
 fn aborted_prepare_is_collected() {
     let ctx = TestCtx::new();
     // an unlocked pod in prepare/ is what a killed `rkt prepare` leaves
-    let uuid = ok(rkt(&ctx, &["prepare", "--quiet", &bb()]))
+    let uuid = ok(ctx.rkt_output(&["prepare", "--quiet", &bb()]))
         .trim()
         .to_string();
     let pods = ctx.dir().join("pods");
@@ -271,7 +270,7 @@ fn aborted_prepare_is_collected() {
         status_field(&ctx, &uuid, "state").as_deref(),
         Some("aborted prepare")
     );
-    let o = ok(rkt(&ctx, &["gc"]));
+    let o = ok(ctx.rkt_output(&["gc"]));
     assert!(o.contains(&uuid), "{o}");
     assert_no_leaks(&ctx);
 }
@@ -289,9 +288,9 @@ fn enter_a_root_app() {
 fn enter_case(app_flags: &[&str]) {
     let ctx = TestCtx::new();
     let (mut child, uuid) = start_sleeper_with(&ctx, app_flags, "300");
-    let o = rkt(&ctx, &["enter", &uuid, "/bin/sh", "-c", "echo hi; exit 3"]);
-    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
-    assert_eq!(out(&o), "hi\n");
+    let o = ctx.rkt_output(&["enter", &uuid, "/bin/sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\n");
     // default command: /bin/bash if the image has it, else /bin/sh
     let mut c = ctx
         .rkt()
@@ -308,13 +307,13 @@ fn enter_case(app_flags: &[&str]) {
         .write_all(b"echo in-shell; exit 4\n")
         .unwrap();
     let o = c.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(
-        err(&o).contains("no command specified, assuming"),
+        stderr(&o).contains("no command specified, assuming"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    assert_eq!(out(&o), "in-shell\n");
+    assert_eq!(stdout(&o), "in-shell\n");
     // the entered process has the app's capability bounding set
     let app_pid: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
@@ -334,15 +333,15 @@ fn enter_case(app_flags: &[&str]) {
             .map(str::to_string)
     };
     let app_bnd = bnd(&std::fs::read_to_string(format!("/proc/{app_pid}/status")).unwrap());
-    let o = rkt(&ctx, &["enter", &uuid, "/bin/cat", "/proc/self/status"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert_eq!(bnd(&out(&o)), app_bnd);
+    let o = ctx.rkt_output(&["enter", &uuid, "/bin/cat", "/proc/self/status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(bnd(&stdout(&o)), app_bnd);
     // not running → error
-    ok(rkt(&ctx, &["stop", &uuid]));
+    ok(ctx.rkt_output(&["stop", &uuid]));
     child.wait().unwrap();
-    let o = rkt(&ctx, &["enter", &uuid, "/bin/true"]);
+    let o = ctx.rkt_output(&["enter", &uuid, "/bin/true"]);
     assert_eq!(o.status.code(), Some(254));
-    assert!(err(&o).contains("is not running"), "{}", err(&o));
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
 }
 
 #[test]
@@ -355,7 +354,7 @@ fn gc_of_1000_exited_pods_takes_seconds() {
         std::fs::write(d.join("pod-created"), "").unwrap();
     }
     let start = Instant::now();
-    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     let took = start.elapsed();
     assert_eq!(o.lines().count(), 1000, "{o}");
     assert!(
@@ -376,7 +375,7 @@ fn parallel_runs_with_gc_loops_account_for_every_pod() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
     let ctx = TestCtx::new();
-    ok(rkt(&ctx, &["fetch", &bb()])); // warm the store
+    ok(ctx.rkt_output(&["fetch", &bb()])); // warm the store
     let stop = AtomicBool::new(false);
     let errors = Mutex::new(Vec::<String>::new());
     let runs = Mutex::new(0u32);
@@ -388,12 +387,12 @@ fn parallel_runs_with_gc_loops_account_for_every_pod() {
             let (ctx, stop, errors) = (&ctx, &stop, &errors);
             s.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let o = rkt(ctx, &args);
+                    let o = ctx.rkt_output(&args);
                     if !o.status.success() {
                         errors
                             .lock()
                             .unwrap()
-                            .push(format!("{args:?}: {}", err(&o)));
+                            .push(format!("{args:?}: {}", stderr(&o)));
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -407,12 +406,12 @@ fn parallel_runs_with_gc_loops_account_for_every_pod() {
                 while Instant::now() < deadline {
                     let code = (t + n) % 7;
                     let script = format!("exit {code}");
-                    let o = rkt(ctx, &["run", &bb(), "--exec=/bin/sh", "--", "-c", &script]);
+                    let o = ctx.rkt_output(&["run", &bb(), "--exec=/bin/sh", "--", "-c", &script]);
                     if o.status.code() != Some(code as i32) {
                         errors.lock().unwrap().push(format!(
                             "run {t}/{n}: want {code}, got {:?}: {}",
                             o.status.code(),
-                            err(&o)
+                            stderr(&o)
                         ));
                     }
                     *runs.lock().unwrap() += 1;
@@ -435,7 +434,7 @@ fn parallel_runs_with_gc_loops_account_for_every_pod() {
         &errors[..errors.len().min(5)]
     );
     assert!(*runs.lock().unwrap() > 20);
-    ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert_no_leaks(&ctx);
 }
 
@@ -467,7 +466,7 @@ fn cgroups_named(uuids: &[String]) -> Vec<std::path::PathBuf> {
 #[test]
 fn kill_9_at_any_moment_then_gc_cleans_fully() {
     let ctx = TestCtx::new();
-    ok(rkt(&ctx, &["fetch", &bb()]));
+    ok(ctx.rkt_output(&["fetch", &bb()]));
     let mut uuids = Vec::new();
     for (i, delay) in [0u64, 1, 3, 5, 10, 20, 40, 80, 150, 300].iter().enumerate() {
         for cmd in ["run", "prepare"] {
@@ -504,86 +503,71 @@ fn kill_9_at_any_moment_then_gc_cleans_fully() {
     let _ = g.wait();
     // pods killed while apps started may need a moment for the kernel to drop their locks
     std::thread::sleep(Duration::from_millis(200));
-    let o = rkt(&ctx, &["gc", "--grace-period=0s", "--expire-prepared=0s"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_no_leaks(&ctx);
     assert!(
         cgroups_named(&uuids).is_empty(),
         "cgroups left: {:?}",
         cgroups_named(&uuids)
     );
-    let o = rkt(&ctx, &["image", "verify", &bb()]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&["image", "verify", &bb()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]
 fn export_an_exited_pod_and_run_the_result() {
     let ctx = TestCtx::new();
     let uf = ctx.root().join("uuid");
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &format!("--uuid-file-save={}", uf.display()),
-            &bb(),
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo exported > /hello; mkdir -p /data/sub; ln -s /hello /data/link",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&[
+        "run",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo exported > /hello; mkdir -p /data/sub; ln -s /hello /data/link",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let uuid = std::fs::read_to_string(&uf).unwrap();
     let out_file = ctx.root().join("pod.oci.tar");
-    ok(rkt(
-        &ctx,
-        &["export", uuid.trim(), out_file.to_str().unwrap()],
-    ));
+    ok(ctx.rkt_output(&["export", uuid.trim(), out_file.to_str().unwrap()]));
     // exists → refused without --overwrite
-    let o = rkt(&ctx, &["export", uuid.trim(), out_file.to_str().unwrap()]);
+    let o = ctx.rkt_output(&["export", uuid.trim(), out_file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(254));
-    ok(rkt(
-        &ctx,
-        &[
-            "export",
-            "--overwrite",
-            uuid.trim(),
-            out_file.to_str().unwrap(),
-        ],
-    ));
+    ok(ctx.rkt_output(&[
+        "export",
+        "--overwrite",
+        uuid.trim(),
+        out_file.to_str().unwrap(),
+    ]));
     let img = format!("oci-archive:{}", out_file.display());
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &img,
-            "--name=again",
-            "--exec=/bin/cat",
-            "--",
-            "/data/link",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert_eq!(out(&o), "exported\n");
+    let o = ctx.rkt_output(&[
+        "run",
+        &img,
+        "--name=again",
+        "--exec=/bin/cat",
+        "--",
+        "/data/link",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "exported\n");
     // a running pod cannot be exported
     let (mut child, running) = start_sleeper(&ctx, "300");
-    let o = rkt(
-        &ctx,
-        &[
-            "export",
-            &running,
-            ctx.root().join("x.tar").to_str().unwrap(),
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "export",
+        &running,
+        ctx.root().join("x.tar").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(254));
     assert!(
-        err(&o).contains("only exited pods can be exported"),
+        stderr(&o).contains("only exited pods can be exported"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    ok(rkt(&ctx, &["stop", "--force", &running]));
+    ok(ctx.rkt_output(&["stop", "--force", &running]));
     child.wait().unwrap();
-    ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert_no_leaks(&ctx);
 }
 
@@ -591,23 +575,20 @@ fn export_an_exited_pod_and_run_the_result() {
 fn gc_succeeds_after_an_admin_unmounted_the_rootfs() {
     let ctx = TestCtx::new();
     let uf = ctx.root().join("u");
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &format!("--uuid-file-save={}", uf.display()),
-            &bb(),
-            "--exec=/bin/true",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&[
+        "run",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--exec=/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mounts = cleanup::mounts_under(&ctx.dir());
     assert!(!mounts.is_empty());
     for m in &mounts {
         nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
     let uuid = std::fs::read_to_string(&uf).unwrap();
-    let o = ok(rkt(&ctx, &["gc", "--grace-period=0s"]));
+    let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert!(o.contains(uuid.trim()), "{o}");
     assert_no_leaks(&ctx);
 }
@@ -624,21 +605,22 @@ fn entered_process_gets_the_apps_seccomp_filter() {
         ],
         "300",
     );
-    let o = rkt(
-        &ctx,
-        &["enter", &uuid, "/bin/sh", "-c", "mkdir /tmp/x 2>&1; true"],
+    let o = ctx.rkt_output(&["enter", &uuid, "/bin/sh", "-c", "mkdir /tmp/x 2>&1; true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Operation not permitted"),
+        "{}",
+        stdout(&o)
     );
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert!(out(&o).contains("Operation not permitted"), "{}", out(&o));
-    ok(rkt(&ctx, &["stop", &uuid]));
+    ok(ctx.rkt_output(&["stop", &uuid]));
     child.wait().unwrap();
 }
 
 #[test]
 fn gc_succeeds_while_another_mount_namespace_holds_the_rootfs() {
     let ctx = TestCtx::new();
-    let o = rkt(&ctx, &["run", &bb(), "--exec=/bin/true"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = ctx.rkt_output(&["run", &bb(), "--exec=/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // a private copy of the host's mounts, taken while the pod's overlay is mounted
     let mut holder = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sleep", "60"])
@@ -657,11 +639,11 @@ fn gc_succeeds_while_another_mount_namespace_holds_the_rootfs() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let o = rkt(&ctx, &["gc", "--grace-period=0s"]);
+    let o = ctx.rkt_output(&["gc", "--grace-period=0s"]);
     let still = std::fs::read_to_string(&mi).unwrap_or_default();
     let _ = holder.kill();
     let _ = holder.wait();
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_no_leaks(&ctx);
     assert!(
         !still.contains(&data),

@@ -1,38 +1,11 @@
 //! `rkt run` / `rkt prepare` / `rkt run-prepared` end to end: the stage0 half (pod dirs,
 //! manifest, overlay mounts, exec of stage1) with the real store and stage1.
 
-use rkt_tests::{cleanup, images, TestCtx};
+use rkt_tests::{cleanup, images, stderr, stdout, TestCtx};
 use std::process::Output;
 
 fn bb() -> String {
     images::busybox().oci_ref()
-}
-
-fn rkt(ctx: &TestCtx, args: &[&str]) -> Output {
-    ctx.rkt()
-        .arg("--insecure-options=image")
-        .args(args)
-        .output()
-        .expect("spawn rkt")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Pod dirs in a phase.
-fn pods_in(ctx: &TestCtx, phase: &str) -> Vec<String> {
-    match std::fs::read_dir(ctx.dir().join("pods").join(phase)) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => vec![],
-    }
 }
 
 fn assert_nothing_left(ctx: &TestCtx) {
@@ -45,9 +18,9 @@ fn assert_nothing_left(ctx: &TestCtx) {
         "garbage",
     ] {
         assert!(
-            pods_in(ctx, phase).is_empty(),
+            ctx.pods_in(phase).is_empty(),
             "pod left in {phase}: {:?}",
-            pods_in(ctx, phase)
+            ctx.pods_in(phase)
         );
     }
     assert!(
@@ -67,12 +40,12 @@ fn one_line_254(o: &Output, want: &str) {
 #[test]
 fn run_true_exits_0_and_false_exits_1() {
     let ctx = TestCtx::new();
-    let o = rkt(&ctx, &["run", "--net=host", &bb(), "--exec", "/bin/true"]);
+    let o = ctx.rkt_output(&["run", "--net=host", &bb(), "--exec", "/bin/true"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = rkt(&ctx, &["run", "--net=host", &bb(), "--exec", "/bin/false"]);
+    let o = ctx.rkt_output(&["run", "--net=host", &bb(), "--exec", "/bin/false"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // the exited pods stay in run/ (for status/gc) and are unlocked
-    assert_eq!(pods_in(&ctx, "run").len(), 2);
+    assert_eq!(ctx.pods_in("run").len(), 2);
 }
 
 #[test]
@@ -109,17 +82,14 @@ fn app_args_reach_the_app_and_env_precedence_holds() {
 fn uuid_file_and_pod_dir_contents() {
     let ctx = TestCtx::new();
     let uf = ctx.root().join("uuid");
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            "--uuid-file-save",
-            uf.to_str().unwrap(),
-            &bb(),
-            "--name=first",
-            "--exec=/bin/true",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        "--uuid-file-save",
+        uf.to_str().unwrap(),
+        &bb(),
+        "--name=first",
+        "--exec=/bin/true",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let uuid = std::fs::read_to_string(&uf).unwrap();
     let pod = ctx.dir().join("pods/run").join(uuid.trim());
@@ -178,7 +148,7 @@ fn bad_input_exits_254_and_leaves_nothing() {
         ),
     ];
     for (args, want) in cases {
-        let o = rkt(&ctx, &args);
+        let o = ctx.rkt_output(&args);
         one_line_254(&o, want);
         assert_nothing_left(&ctx);
     }
@@ -187,10 +157,7 @@ fn bad_input_exits_254_and_leaves_nothing() {
 #[test]
 fn missing_stage1_fails_before_creating_a_pod() {
     let ctx = TestCtx::new();
-    let o = rkt(
-        &ctx,
-        &["run", "--stage1-path=/nonexistent/rkt-stage1", &bb()],
-    );
+    let o = ctx.rkt_output(&["run", "--stage1-path=/nonexistent/rkt-stage1", &bb()]);
     one_line_254(&o, "/nonexistent/rkt-stage1");
     assert_nothing_left(&ctx);
 }
@@ -198,38 +165,32 @@ fn missing_stage1_fails_before_creating_a_pod() {
 #[test]
 fn prepare_then_run_prepared_once() {
     let ctx = TestCtx::new();
-    let o = rkt(
-        &ctx,
-        &[
-            "prepare",
-            "--quiet",
-            &bb(),
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "exit 7",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "prepare",
+        "--quiet",
+        &bb(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "exit 7",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let uuid = stdout(&o).trim().to_string();
     assert_eq!(uuid.len(), 36, "{uuid}");
-    assert_eq!(pods_in(&ctx, "prepared"), vec![uuid.clone()]);
+    assert_eq!(ctx.pods_in("prepared"), vec![uuid.clone()]);
     // a prepared pod holds no mounts
     assert!(cleanup::mounts_under(&ctx.dir()).is_empty());
-    let o = rkt(&ctx, &["run-prepared", &uuid[..8]]);
+    let o = ctx.rkt_output(&["run-prepared", &uuid[..8]]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert_eq!(pods_in(&ctx, "run"), vec![uuid.clone()]);
-    let o = rkt(&ctx, &["run-prepared", &uuid]);
+    assert_eq!(ctx.pods_in("run"), vec![uuid.clone()]);
+    let o = ctx.rkt_output(&["run-prepared", &uuid]);
     one_line_254(&o, &format!("pod \"{uuid}\" is not prepared"));
 }
 
 #[test]
 fn only_one_of_two_racing_run_prepared_wins() {
     let ctx = TestCtx::new();
-    let o = rkt(
-        &ctx,
-        &["prepare", "--quiet", &bb(), "--exec=/bin/sleep", "--", "1"],
-    );
+    let o = ctx.rkt_output(&["prepare", "--quiet", &bb(), "--exec=/bin/sleep", "--", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let uuid = stdout(&o).trim().to_string();
     let spawn = || {
@@ -261,19 +222,16 @@ fn image_volume_and_host_volume_mounts() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("hello"), "from host\n").unwrap();
     let vol = format!("data,kind=host,source={}", host.display());
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            "--volume",
-            &vol,
-            &bb(),
-            "--mount=volume=data,target=/mnt/data",
-            "--exec=/bin/cat",
-            "--",
-            "/mnt/data/hello",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        "--volume",
+        &vol,
+        &bb(),
+        "--mount=volume=data,target=/mnt/data",
+        "--exec=/bin/cat",
+        "--",
+        "/mnt/data/hello",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from host\n");
 }
@@ -321,49 +279,40 @@ fn oci_config_maps_like_docker_run() {
     let ctx = TestCtx::new();
     let img = configured_image();
     let uf = ctx.root().join("u");
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            "--set-env=OVER=setenv",
-            &format!("--uuid-file-save={}", uf.display()),
-            &img,
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        "--set-env=OVER=setenv",
+        &format!("--uuid-file-save={}", uf.display()),
+        &img,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "image setenv /srv 1000:1000\n");
     // the manifest carries the implicit volume and the named port
     let uuid = std::fs::read_to_string(&uf).unwrap();
     let m: serde_json::Value =
-        serde_json::from_str(&stdout(&rkt(&ctx, &["cat-manifest", uuid.trim()]))).unwrap();
+        serde_json::from_str(&stdout(&ctx.rkt_output(&["cat-manifest", uuid.trim()]))).unwrap();
     assert_eq!(m["apps"][0]["ports"][0]["name"], "80-tcp");
     assert_eq!(m["apps"][0]["mounts"][0]["target"], "/data");
     // args after -- replace Cmd, keep Entrypoint; the image VOLUME is pre-populated
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &img,
-            "--",
-            "cat /data/seed; stat -c '%u:%g %a' /data; touch /data/new && echo rw",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        &img,
+        "--",
+        "cat /data/seed; stat -c '%u:%g %a' /data; touch /data/new && echo rw",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "seeded\n1000:1000 750\nrw\n");
     // --user/--group/--supplementary-gids/--working-dir override the image
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &img,
-            "--user=0",
-            "--group=0",
-            "--supplementary-gids=5,6",
-            "--working-dir=/tmp",
-            "--",
-            "echo $(pwd) $(id -u) $(id -G)",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        &img,
+        "--user=0",
+        "--group=0",
+        "--supplementary-gids=5,6",
+        "--working-dir=/tmp",
+        "--",
+        "echo $(pwd) $(id -u) $(id -G)",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "/tmp 0 0 5 6\n");
 }
@@ -377,24 +326,21 @@ fn volumes_readonly_rootfs_and_hostname() {
     let script = "stat -c %a /e; touch /ro/x 2>/dev/null && echo ro-writable; \
                   touch /rootfile 2>/dev/null && echo rootfs-writable; \
                   touch /e/ok && echo empty-writable; hostname";
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            "--hostname=podhost",
-            "--volume=e,kind=empty,mode=0700",
-            "--volume",
-            &ro,
-            "--mount=volume=e,target=/e",
-            &bb(),
-            "--mount=volume=ro,target=/ro",
-            "--readonly-rootfs",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            script,
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        "--hostname=podhost",
+        "--volume=e,kind=empty,mode=0700",
+        "--volume",
+        &ro,
+        "--mount=volume=e,target=/e",
+        &bb(),
+        "--mount=volume=ro,target=/ro",
+        "--readonly-rootfs",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        script,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "700\nempty-writable\npodhost\n");
 }
@@ -402,36 +348,30 @@ fn volumes_readonly_rootfs_and_hostname() {
 #[test]
 fn caps_and_seccomp_flags_reach_the_app() {
     let ctx = TestCtx::new();
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &bb(),
-            "--caps-retain=CAP_NET_ADMIN,CAP_KILL",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "grep CapBnd /proc/self/status",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        &bb(),
+        "--caps-retain=CAP_NET_ADMIN,CAP_KILL",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "grep CapBnd /proc/self/status",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // CAP_KILL = 5, CAP_NET_ADMIN = 12
     assert_eq!(
         stdout(&o).split_whitespace().nth(1),
         Some("0000000000001020")
     );
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &bb(),
-            "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "mkdir /tmp/x 2>&1; echo done",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        &bb(),
+        "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "mkdir /tmp/x 2>&1; echo done",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("Operation not permitted"),
@@ -449,7 +389,7 @@ fn exit_codes_pass_through_including_signals() {
         ("kill -9 $$", 137),
         ("kill -15 $$", 143),
     ] {
-        let o = rkt(&ctx, &["run", &bb(), "--exec=/bin/sh", "--", "-c", script]);
+        let o = ctx.rkt_output(&["run", &bb(), "--exec=/bin/sh", "--", "-c", script]);
         assert_eq!(o.status.code(), Some(want), "{script}: {}", stderr(&o));
     }
 }
@@ -459,29 +399,26 @@ fn one_failing_app_stops_the_pod_with_its_code() {
     let ctx = TestCtx::new();
     let uf = ctx.root().join("u");
     let start = std::time::Instant::now();
-    let o = rkt(
-        &ctx,
-        &[
-            "run",
-            &format!("--uuid-file-save={}", uf.display()),
-            &bb(),
-            "--name=sleeper",
-            "--exec=/bin/sleep",
-            "--",
-            "300",
-            "---",
-            &bb(),
-            "--name=failer",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "sleep 0.3; exit 3",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "run",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--name=sleeper",
+        "--exec=/bin/sleep",
+        "--",
+        "300",
+        "---",
+        &bb(),
+        "--name=failer",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "sleep 0.3; exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
     let uuid = std::fs::read_to_string(&uf).unwrap();
-    let st = stdout(&rkt(&ctx, &["status", uuid.trim()]));
+    let st = stdout(&ctx.rkt_output(&["status", uuid.trim()]));
     assert!(st.contains("app-failer=3"), "{st}");
     assert!(st.contains("app-sleeper=0"), "{st}");
 }
@@ -560,33 +497,30 @@ fn run_from_a_registry_then_from_the_store() {
 fn pod_manifest_round_trips_through_cat_manifest() {
     let ctx = TestCtx::new();
     let uf = ctx.root().join("u");
-    let o = rkt(
-        &ctx,
-        &[
-            "prepare",
-            "--quiet",
-            &format!("--uuid-file-save={}", uf.display()),
-            &bb(),
-            "--name=again",
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo from-manifest $AC_APP_NAME; exit 6",
-        ],
-    );
+    let o = ctx.rkt_output(&[
+        "prepare",
+        "--quiet",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--name=again",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo from-manifest $AC_APP_NAME; exit 6",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let uuid = std::fs::read_to_string(&uf).unwrap();
     let man = ctx.root().join("pod.json");
-    let o = rkt(&ctx, &["cat-manifest", uuid.trim()]);
+    let o = ctx.rkt_output(&["cat-manifest", uuid.trim()]);
     std::fs::write(&man, &o.stdout).unwrap();
     let pm = format!("--pod-manifest={}", man.display());
-    let o = rkt(&ctx, &["run", &pm]);
+    let o = ctx.rkt_output(&["run", &pm]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert_eq!(stdout(&o), "from-manifest again\n");
-    let o = rkt(&ctx, &["prepare", &pm]);
+    let o = ctx.rkt_output(&["prepare", &pm]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = rkt(&ctx, &["run", &pm, &bb()]);
+    let o = ctx.rkt_output(&["run", &pm, &bb()]);
     one_line_254(&o, "conflicting flags set with --pod-manifest (see --help)");
-    let o = rkt(&ctx, &["run", &pm, "--set-env=A=b"]);
+    let o = ctx.rkt_output(&["run", &pm, "--set-env=A=b"]);
     one_line_254(&o, "conflicting flags set with --pod-manifest");
 }

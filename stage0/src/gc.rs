@@ -175,7 +175,8 @@ impl Remover<'_> {
 }
 
 /// Whether a stage1 that ran in `dir` left state its `gc` entry point must clean: a listed
-/// cgroup that still exists, its libcontainer state dir, or network state.
+/// cgroup that still exists, its libcontainer state dir, or networks not yet torn down (an
+/// unreadable net-info.json counts: better one process too many than a leaked address).
 fn stage1_left_something(dir: &Path) -> bool {
     let cgroups = fs::read_to_string(dir.join(paths::CGROUPS)).unwrap_or_default();
     cgroups
@@ -183,7 +184,13 @@ fn stage1_left_something(dir: &Path) -> bool {
         .map(str::trim)
         .any(|l| !l.is_empty() && Path::new(l).exists())
         || dir.join(paths::STATE_DIR).exists()
-        || dir.join(paths::NET_INFO).exists()
+        || match stage1_abi::read_json::<stage1_abi::NetInfo>(&dir.join(paths::NET_INFO)) {
+            Ok(info) => info.active,
+            Err(stage1_abi::AbiError::Io { source, .. }) => {
+                source.kind() != std::io::ErrorKind::NotFound
+            }
+            Err(_) => true,
+        }
 }
 
 /// Cgroup mount points of this host (v1 hierarchies and cgroup2), read once per process.

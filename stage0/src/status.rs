@@ -36,8 +36,8 @@ pub struct PodInfo {
     pub ready: bool,
     /// When gc marked it (ctime of the pod dir in `exited-garbage/`).
     pub gc_marked: Option<SystemTime>,
-    /// `net-info.json` as stage1 wrote it, if any.
-    pub networks: Option<serde_json::Value>,
+    /// The pod's networks as stage1 recorded them in `net-info.json` (empty for host/none).
+    pub networks: Vec<stage1_abi::NetAttachment>,
 }
 
 impl PodInfo {
@@ -88,9 +88,9 @@ pub fn pod_info(pods: &Pods, uuid: &str) -> Result<Option<PodInfo>> {
             }
         }
     }
-    let networks = fs::read(dir.join(paths::NET_INFO))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let networks = stage1_abi::read_json::<stage1_abi::NetInfo>(&dir.join(paths::NET_INFO))
+        .map(|i| i.networks)
+        .unwrap_or_default();
     Ok(Some(PodInfo {
         uuid: uuid.to_string(),
         phase,

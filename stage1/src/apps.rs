@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
-use stage1_abi::{now_ns, paths, App, AppStatus, PodManifest, RuntimeConfig};
+use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
 use crate::cgroups::PodCgroups;
 use crate::helper::{Helper, Job};
@@ -25,6 +25,8 @@ pub struct PodCtx<'a> {
     pub sandbox: &'a Sandbox,
     /// The pod's cgroups.
     pub cgroups: &'a PodCgroups,
+    /// Where the apps' resolv.conf comes from (flags or a CNI plugin), if anywhere.
+    pub dns: Option<&'a DnsConfig>,
 }
 
 /// A started app as the supervisor tracks it.
@@ -128,6 +130,7 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc,
         &bundle.join("files"),
         &rootfs,
         ctx.rc,
+        ctx.dns,
         app.readonly_rootfs,
     )?);
     let sb = ctx.sandbox;

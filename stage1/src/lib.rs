@@ -4,7 +4,8 @@
 //! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
 //! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
 //! (capabilities, seccomp, paths), [`user`] (user/group resolution), [`volumes`] (volumes and
-//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer), [`supervisor`] (the run loop, gc), [`enter`].
+//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer), [`network`] (CNI networks, iptables chains, netns), [`supervisor`] (the run loop, gc),
+//! [`enter`].
 #![deny(unsafe_code)]
 
 pub mod apps;
@@ -12,6 +13,7 @@ pub mod cgroups;
 pub mod enter;
 pub mod helper;
 pub mod isolation;
+pub mod network;
 pub mod sandbox;
 pub mod spec;
 pub mod supervisor;

@@ -33,6 +33,7 @@ pub struct Pod {
     rc: RuntimeConfig,
     sandbox: Option<Sandbox>,
     cgroups: Option<PodCgroups>,
+    net: Option<crate::network::PodNet>,
     apps: Vec<AppProc>,
     sfd: SignalFd,
     stop: Option<Stop>,
@@ -109,6 +110,7 @@ pub fn run() -> Result<i32, Error> {
         rc,
         sandbox: None,
         cgroups: None,
+        net: None,
         apps: Vec::new(),
         sfd,
         stop: None,
@@ -129,16 +131,10 @@ fn write_file(p: &Path, s: &str) -> Result<(), Error> {
     std::fs::write(p, s).map_err(|e| Error::io(p, e))
 }
 
-/// Network set-up of the sandbox's network namespace. `host` and `none` need nothing more
-/// (`lo` is up); CNI networks are configured here once the networking issue lands (until then a
-/// CNI request gets the same netns with only `lo`).
-pub fn setup_network(_sandbox_pid: Pid, _rc: &RuntimeConfig) -> Result<(), Error> {
-    Ok(())
-}
-
 impl Pod {
     fn setup(&mut self) -> Result<(), Error> {
         tracing::debug!("setting up the pod");
+        crate::network::validate(&self.pod, &self.rc)?;
         let cg = self.cgroups.insert(PodCgroups::create(
             &self.pod.uuid,
             &self.pod_dir.join(paths::CGROUPS),
@@ -163,7 +159,8 @@ impl Pod {
         )?;
         let sb_pid = sb.pid;
         self.sandbox = Some(sb);
-        setup_network(sb_pid, &self.rc)?;
+        self.net = crate::network::setup(&self.pod_dir, &self.pod, &self.rc, sb_pid)?;
+        tracing::debug!("network set up");
         crate::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
         for (i, h) in helpers.into_iter().enumerate() {
             self.start_app(i, h)?;
@@ -184,6 +181,7 @@ impl Pod {
             rc: &self.rc,
             sandbox,
             cgroups,
+            dns: crate::network::effective_dns(&self.rc, self.net.as_ref()),
         };
         let a = apps::start_app(&ctx, &self.pod.apps[i], helper)?;
         tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
@@ -325,19 +323,26 @@ impl Pod {
         }
         let state = self.pod_dir.join(paths::STATE_DIR);
         let _ = std::fs::remove_dir_all(&state);
+        // the netns stays bind-mounted until its networks are deleted, whether or not set-up
+        // finished (net-info.json says what was done)
+        let net = crate::network::teardown(&self.pod_dir);
+        self.net = None;
         let r = match self.cgroups.take() {
             Some(cg) => cg.remove(),
             None => Ok(()),
         };
         tracing::debug!("torn down");
-        r
+        r.and(net)
     }
 }
 
-/// `rkt-stage1 gc`: remove what a dead stage1 left (cgroups and their processes). Idempotent.
+/// `rkt-stage1 gc`: remove what a dead stage1 left (network, cgroups and their processes).
+/// Idempotent.
 pub fn gc() -> Result<(), Error> {
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+    let net = crate::network::teardown(&pod_dir);
     crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS))?;
+    net?;
     let state = pod_dir.join(paths::STATE_DIR);
     match std::fs::remove_dir_all(&state) {
         Ok(()) => Ok(()),

@@ -5,7 +5,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use stage1_abi::{paths, App, PodManifest, RuntimeConfig, VolumeKind};
+use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 
 use crate::user::resolve_in_root;
 use crate::Error;
@@ -118,16 +118,36 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
     Ok(out)
 }
 
+/// resolv.conf as rkt wrote it: `nameserver` lines, then `search`, `options`, `domain`.
+pub fn resolv_conf(d: &DnsConfig) -> String {
+    let mut s = String::new();
+    for n in &d.servers {
+        s.push_str(&format!("nameserver {n}\n"));
+    }
+    if !d.search.is_empty() {
+        s.push_str(&format!("search {}\n", d.search.join(" ")));
+    }
+    if !d.options.is_empty() {
+        s.push_str(&format!("options {}\n", d.options.join(" ")));
+    }
+    if let Some(dom) = &d.domain {
+        s.push_str(&format!("domain {dom}\n"));
+    }
+    s
+}
+
 const HOSTS_FALLBACK: &str =
     "127.0.0.1\tlocalhost localhost.domain localhost4 localhost4.localdomain4";
 const HOSTS_FALLBACK6: &str = "::1\tip6-localhost ip6-loopback localhost6 localhost6.localdomain6";
 
 /// Write the app's /etc files into `files_dir` and return their mounts; create the /etc/mtab
-/// symlink in the rootfs when it is missing.
+/// symlink in the rootfs when it is missing. `dns` is what resolv.conf comes from (see
+/// [`crate::network::effective_dns`]); None leaves the image's file alone.
 pub fn etc_mounts(
     files_dir: &Path,
     rootfs: &Path,
     rc: &RuntimeConfig,
+    dns: Option<&DnsConfig>,
     readonly_rootfs: bool,
 ) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
@@ -162,35 +182,18 @@ pub fn etc_mounts(
         out.push(bind("/etc/hosts", &p, false, false));
     }
 
-    let dns = &rc.dns;
-    if dns.servers.iter().any(|s| s == "host") {
-        out.push(bind(
-            "/etc/resolv.conf",
-            Path::new("/etc/resolv.conf"),
-            true,
-            false,
-        ));
-    } else if !dns.servers.iter().any(|s| s == "none")
-        && (!dns.servers.is_empty()
-            || !dns.search.is_empty()
-            || !dns.options.is_empty()
-            || dns.domain.is_some())
-    {
-        let mut s = String::new();
-        for n in &dns.servers {
-            s.push_str(&format!("nameserver {n}\n"));
+    if let Some(d) = dns {
+        if d.servers.iter().any(|s| s == "host") {
+            out.push(bind(
+                "/etc/resolv.conf",
+                Path::new("/etc/resolv.conf"),
+                true,
+                false,
+            ));
+        } else if !d.servers.iter().any(|s| s == "none") {
+            let p = write("resolv.conf", resolv_conf(d))?;
+            out.push(bind("/etc/resolv.conf", &p, false, false));
         }
-        if !dns.search.is_empty() {
-            s.push_str(&format!("search {}\n", dns.search.join(" ")));
-        }
-        if !dns.options.is_empty() {
-            s.push_str(&format!("options {}\n", dns.options.join(" ")));
-        }
-        if let Some(d) = &dns.domain {
-            s.push_str(&format!("domain {d}\n"));
-        }
-        let p = write("resolv.conf", s)?;
-        out.push(bind("/etc/resolv.conf", &p, false, false));
     }
 
     let mtab = resolve_in_root(rootfs, "/etc/mtab");

@@ -252,12 +252,23 @@ struct PodJson {
     user_labels: BTreeMap<String, String>,
 }
 
+/// rkt's JSON of one network (api v1 `NetInfo`).
 fn networks(p: &PodInfo) -> Vec<serde_json::Value> {
-    match &p.networks {
-        Some(serde_json::Value::Array(v)) => v.clone(),
-        Some(v) => vec![v.clone()],
-        None => vec![],
-    }
+    p.networks
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "netName": n.net_name,
+                "netConf": n.net_conf,
+                "pluginPath": n.plugin_path,
+                "ifName": n.if_name,
+                "ip": n.ip.clone().unwrap_or_default(),
+                "args": n.args,
+                "mask": n.mask.clone().unwrap_or_default(),
+                "hostIP": n.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 fn pod_json(p: &PodInfo) -> PodJson {
@@ -308,14 +319,11 @@ fn pod_json(p: &PodInfo) -> PodJson {
     }
 }
 
+/// `default:ip4=172.16.28.5, mynet:ip4=…` as rkt prints it.
 fn nets_text(p: &PodInfo) -> String {
-    networks(p)
+    p.networks
         .iter()
-        .filter_map(|n| {
-            let name = n.get("netName")?.as_str()?;
-            let ip = n.get("ip")?.as_str()?;
-            Some(format!("{name}:ip4={ip}"))
-        })
+        .filter_map(|n| Some(format!("{}:ip4={}", n.net_name, n.ip.as_deref()?)))
         .collect::<Vec<_>>()
         .join(", ")
 }

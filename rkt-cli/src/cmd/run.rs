@@ -87,11 +87,11 @@ pub struct PodPrepareArgs {
 /// Flags of one start of a pod (run and run-prepared).
 #[derive(Debug, Clone, Args)]
 pub struct PodRuntimeArgs {
-    /// network: host, none, or NAME[:K=V;K=V],… CNI networks. Default host: CNI networking
-    /// is not implemented yet
+    /// networks: host, none, all, or CNI networks NAME[:K=V;K=V],… (built-in: default,
+    /// default-restricted; others from <local-config>/net.d). Omitted or bare: default
     #[arg(
         long,
-        default_value = "host",
+        default_value = "default",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "default"

@@ -16,9 +16,11 @@
 #![deny(unsafe_code)]
 
 mod manifest;
+mod network;
 mod status;
 
 pub use manifest::*;
+pub use network::*;
 pub use status::*;
 
 use std::fs;
@@ -63,7 +65,8 @@ pub mod paths {
     pub const CGROUPS: &str = "cgroups";
     /// Written by stage1 once every app has been started (the "pod is ready" point).
     pub const READY: &str = "ready";
-    /// Network state saved by stage1 so gc can tear the network down without the process.
+    /// Network state ([`crate::NetInfo`]) saved by stage1 so `rkt list` can show the pod's
+    /// addresses and gc can tear the network down without the process.
     pub const NET_INFO: &str = "net-info.json";
 
     use std::path::PathBuf;

@@ -1,0 +1,358 @@
+//! Pod networking: the sandbox's network namespace attached to CNI networks (rkt's built-in
+//! `default` and `default-restricted`, or the user's `net.d` configurations), the pod's own
+//! iptables chains for masquerade and `--port`, and their teardown — at pod exit by stage1, or
+//! by `rkt gc` (through `rkt-stage1 gc`) when stage1 died.
+//!
+//! State is written ahead to `net-info.json` ([`NetInfo`]) before any plugin runs, and the
+//! namespace is bind-mounted at `/run/netns/rkt-<uuid>` (so `ip netns` sees it), which keeps it
+//! alive after the pod's processes are gone: DEL always runs in the namespace ADD ran in, so
+//! plugins can undo everything (address, veth, their iptables rules).
+
+pub mod cni;
+pub mod conf;
+pub mod nat;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+use stage1_abi::{paths, DnsConfig, NetAttachment, NetConfig, NetInfo, PodManifest, RuntimeConfig};
+
+use crate::Error;
+
+/// Where pod network namespaces are bind-mounted (`ip netns` looks there).
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// The bind mount of pod `uuid`'s network namespace.
+pub fn netns_path(uuid: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(format!("rkt-{uuid}"))
+}
+
+/// A pod's networks once they are up.
+#[derive(Debug, Clone)]
+pub struct PodNet {
+    /// What was saved to `net-info.json`.
+    pub info: NetInfo,
+    /// DNS settings a plugin returned (first network that returned any).
+    pub dns: Option<DnsConfig>,
+}
+
+fn user_net_dirs(rc: &RuntimeConfig) -> Vec<PathBuf> {
+    [&rc.system_config, &rc.local_config]
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("net.d"))
+        .collect()
+}
+
+fn plugin_dirs(rc: &RuntimeConfig) -> Vec<PathBuf> {
+    [&rc.local_config, &rc.system_config]
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("net.d").join("plugins"))
+        .collect()
+}
+
+fn save(pod_dir: &Path, info: &NetInfo) -> Result<(), Error> {
+    stage1_abi::write_json_atomic(&pod_dir.join(paths::NET_INFO), info).map_err(Error::from)
+}
+
+/// The `--port` forwards, resolved against the apps' exposed ports.
+fn forwards(
+    pod: &PodManifest,
+    rc: &RuntimeConfig,
+    pod_ip: Ipv4Addr,
+) -> Result<Vec<nat::Forward>, Error> {
+    let mut out = Vec::new();
+    for f in &rc.ports {
+        let port = pod
+            .apps
+            .iter()
+            .flat_map(|a| a.ports.iter())
+            .find(|p| p.name == f.name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = pod
+                    .apps
+                    .iter()
+                    .flat_map(|a| a.ports.iter().map(|p| p.name.as_str()))
+                    .collect();
+                Error::Invalid(format!(
+                    "--port {}: no app of the pod exposes a port named {:?} (exposed: {})",
+                    f.name,
+                    f.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
+        let host_ip = match &f.host_ip {
+            Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+                Error::Invalid(format!("--port {}: {ip:?} is not an IPv4 address", f.name))
+            })?),
+            None => None,
+        };
+        if !matches!(port.protocol.as_str(), "tcp" | "udp") {
+            return Err(Error::Invalid(format!(
+                "--port {}: protocol {:?} cannot be forwarded",
+                f.name, port.protocol
+            )));
+        }
+        out.push(nat::Forward {
+            protocol: port.protocol.clone(),
+            host_ip,
+            host_port: f.host_port,
+            pod_ip,
+            container_port: port.port,
+        });
+    }
+    Ok(out)
+}
+
+/// Check what can be checked before anything is created (`--port` names).
+pub fn validate(pod: &PodManifest, rc: &RuntimeConfig) -> Result<(), Error> {
+    match rc.net {
+        NetConfig::Cni(_) => forwards(pod, rc, Ipv4Addr::UNSPECIFIED).map(drop),
+        _ if !rc.ports.is_empty() => Err(Error::Invalid(
+            "--port needs a CNI network (not --net=host or --net=none)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// rkt's message for a requested address that is taken, from host-local's.
+fn plugin_error(net: &str, args: &str, e: &cni::PluginError) -> Error {
+    if e.msg.contains("requested IP address") && e.msg.contains("not available") {
+        if let Some(ip) = args.split(';').find_map(|kv| kv.strip_prefix("IP=")) {
+            return Error::Invalid(format!(
+                "requested IP address {ip:?} is not available in network: {net}"
+            ));
+        }
+    }
+    Error::Invalid(format!("network {net:?}: {e}"))
+}
+
+/// Attach the sandbox (PID `sandbox_pid`, already in its own network namespace) to the pod's
+/// CNI networks and install its iptables chains. `Ok(None)` for `host` and `none`. On error
+/// everything done so far is undone.
+pub fn setup(
+    pod_dir: &Path,
+    pod: &PodManifest,
+    rc: &RuntimeConfig,
+    sandbox_pid: Pid,
+) -> Result<Option<PodNet>, Error> {
+    let NetConfig::Cni(requests) = &rc.net else {
+        return Ok(None);
+    };
+    let attach = conf::resolve(requests, &conf::load_user(&user_net_dirs(rc))?)?;
+    let plugins = cni::Plugins::new(&plugin_dirs(rc));
+    let netns = netns_path(&pod.uuid);
+    let mut info = NetInfo {
+        netns: netns.display().to_string(),
+        networks: attach
+            .iter()
+            .enumerate()
+            .map(|(i, a)| NetAttachment {
+                net_name: a.conf.name.clone(),
+                net_conf: a.conf.source.clone(),
+                plugin_path: a.conf.plugins[0]["type"]
+                    .as_str()
+                    .and_then(|t| plugins.find(t).ok())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                if_name: format!("eth{i}"),
+                args: a.args.clone(),
+                conf: a.conf.to_json(),
+                ..Default::default()
+            })
+            .collect(),
+        // every chain this pod may get, written ahead so gc finds them whatever happens next
+        nat_chains: nat::chain_names(&pod.uuid).to_vec(),
+        active: true,
+    };
+    save(pod_dir, &info)?;
+    let res = attach_all(pod_dir, pod, rc, sandbox_pid, &plugins, &attach, &mut info);
+    match res {
+        Ok(dns) => Ok(Some(PodNet { info, dns })),
+        Err(e) => {
+            if let Err(t) = teardown(pod_dir) {
+                tracing::warn!("undoing the network set-up: {t}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn attach_all(
+    pod_dir: &Path,
+    pod: &PodManifest,
+    rc: &RuntimeConfig,
+    sandbox_pid: Pid,
+    plugins: &cni::Plugins,
+    attach: &[conf::Attach],
+    info: &mut NetInfo,
+) -> Result<Option<DnsConfig>, Error> {
+    bind_netns(sandbox_pid, Path::new(&info.netns)).map_err(|e| {
+        Error::Invalid(format!(
+            "bind-mounting the pod's netns at {}: {e}",
+            info.netns
+        ))
+    })?;
+    let mut dns = None;
+    let mut plan = nat::Plan::default();
+    let mut up: Vec<(bool, Ipv4Addr, Option<String>)> = Vec::new();
+    for (i, a) in attach.iter().enumerate() {
+        let inv = cni::Invocation {
+            container_id: &pod.uuid,
+            netns: &info.netns,
+            ifname: &info.networks[i].if_name,
+            args: &a.args,
+        };
+        let result = cni::add(plugins, &a.conf, &inv)
+            .map_err(|e| plugin_error(&a.conf.name, &a.args, &e))?;
+        let s = cni::summarize(&result);
+        let n = &mut info.networks[i];
+        n.ip = s.ip.map(|ip| ip.to_string());
+        n.mask = s.prefix.map(|p| cni::mask(p).to_string());
+        n.host_ip = s.gateway.map(|g| g.to_string());
+        n.result = Some(result);
+        save(pod_dir, info)?;
+        tracing::debug!(net = %a.conf.name, ip = ?s.ip, "network up");
+        if dns.is_none() && !s.nameservers.is_empty() {
+            dns = Some(DnsConfig {
+                servers: s.nameservers.clone(),
+                search: s.search.clone(),
+                options: s.options.clone(),
+                domain: s.domain.clone(),
+            });
+        }
+        if let Some(ip) = s.ip {
+            if a.conf.rkt_masquerade {
+                let subnet = a.conf.subnet().unwrap_or_else(|| format!("{ip}/32"));
+                plan.masquerade.push((ip, subnet));
+            }
+            up.push((a.conf.masquerades(), ip, s.host_if.clone()));
+        }
+    }
+    if !rc.ports.is_empty() {
+        // forwards go to the first network that masquerades, else the last one (as rkt)
+        let chosen = up.iter().find(|u| u.0).or(up.last()).cloned();
+        let (_, ip, host_if) = chosen.ok_or_else(|| {
+            Error::Invalid("--port: no network of the pod has an IPv4 address".into())
+        })?;
+        plan.forwards = forwards(pod, rc, ip)?;
+        // the host's 127.0.0.1 may only leave through the pod's link with route_localnet
+        if let Some(dev) = host_if {
+            let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
+            std::fs::write(&p, "1").map_err(|e| Error::io(Path::new(&p), e))?;
+        }
+    }
+    nat::apply(&pod.uuid, &plan)?;
+    Ok(dns)
+}
+
+/// Undo the pod's networking as `net-info.json` in `pod_dir` records it: iptables chains, CNI
+/// DEL of every network (last first), the netns bind mount. Idempotent; nothing to do without
+/// the file. Every step runs even if one fails; the first error is returned.
+pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
+    let file = pod_dir.join(paths::NET_INFO);
+    let mut info: NetInfo = match stage1_abi::read_json(&file) {
+        Ok(i) => i,
+        Err(stage1_abi::AbiError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !info.active {
+        return Ok(());
+    }
+    let uuid = pod_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut first: Option<Error> = None;
+    if let Err(e) = nat::remove(&info.nat_chains) {
+        tracing::warn!("removing the pod's iptables chains: {e}");
+        first.get_or_insert(e);
+    }
+    tracing::debug!("iptables chains removed");
+    let plugins = cni::Plugins::new(&[]);
+    for n in info.networks.iter().rev() {
+        let conf = match conf::NetworkConf::from_json(&n.conf, &n.net_conf) {
+            Ok(c) => c,
+            Err(e) => {
+                first.get_or_insert(e);
+                continue;
+            }
+        };
+        let inv = cni::Invocation {
+            container_id: &uuid,
+            netns: &info.netns,
+            ifname: &n.if_name,
+            args: &n.args,
+        };
+        if let Err(e) = cni::del(&plugins, &conf, &inv, n.result.as_ref()) {
+            first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
+        }
+    }
+    if let Err(e) = unbind_netns(Path::new(&info.netns)) {
+        tracing::warn!("removing {}: {e}", info.netns);
+        first.get_or_insert(Error::io(Path::new(&info.netns), e));
+    }
+    if first.is_none() {
+        info.active = false;
+        save(pod_dir, &info)?;
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Bind-mount the network namespace of `pid` at `path` (created; its dir too).
+fn bind_netns(pid: Pid, path: &Path) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let src = format!("/proc/{pid}/ns/net");
+    nix::mount::mount(
+        Some(src.as_str()),
+        path,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Undo [`bind_netns`]; fine when it is already gone.
+fn unbind_netns(path: &Path) -> std::io::Result<()> {
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The DNS configuration the app's resolv.conf comes from: the `--dns*` flags when given,
+/// else what a plugin returned; `--dns=none` wins over a plugin.
+pub fn effective_dns<'a>(rc: &'a RuntimeConfig, net: Option<&'a PodNet>) -> Option<&'a DnsConfig> {
+    let d = &rc.dns;
+    let flags = !d.servers.is_empty()
+        || !d.search.is_empty()
+        || !d.options.is_empty()
+        || d.domain.is_some();
+    if flags {
+        Some(d)
+    } else {
+        net.and_then(|n| n.dns.as_ref())
+    }
+}

@@ -114,6 +114,31 @@ pub fn prepare_app(
 /// Create and start `app` with its prepared `helper`. On error nothing of the app keeps
 /// running.
 pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc, Error> {
+    let c = create_app(ctx, app, helper)?;
+    finish_app(ctx, app, c)
+}
+
+/// An app whose helper is creating its container.
+#[derive(Debug)]
+pub struct Creating {
+    helper: Helper,
+    status: AppStatus,
+    status_path: PathBuf,
+}
+
+impl Creating {
+    /// Give up on the app: wait for the helper and kill what it created.
+    pub fn abandon(self) {
+        if let Ok(pid) = self.helper.wait_created() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// First half of [`start_app`]: write the app's bundle and let its helper create the container
+/// in the background ([`finish_app`] waits for it and starts the app).
+pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Creating, Error> {
     let pod_dir = ctx.pod_dir;
     let rootfs = pod_dir.join(paths::app_rootfs(&app.name));
     if !rootfs.is_dir() {
@@ -159,14 +184,31 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc,
     std::fs::write(&cfg, data).map_err(|e| Error::io(&cfg, e))?;
 
     let status_path = pod_dir.join(paths::app_status(&app.name));
-    let mut status = AppStatus {
+    let status = AppStatus {
         app: app.name.clone(),
         created_ns: Some(now_ns()),
         ..Default::default()
     };
     write_status(&status_path, &status)?;
     tracing::debug!(app = %app.name, "bundle written");
-    let pid = helper.create()?;
+    helper.go();
+    Ok(Creating {
+        helper,
+        status,
+        status_path,
+    })
+}
+
+/// Second half of [`start_app`]: wait until the container exists, apply the limits that need
+/// its PID, start it. On error nothing of the app keeps running.
+pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, Error> {
+    let Creating {
+        helper,
+        mut status,
+        status_path,
+    } = c;
+    let pod_dir = ctx.pod_dir;
+    let pid = helper.wait_created()?;
     tracing::debug!(app = %app.name, %pid, "container created");
     // the helper has exited: the app's process is stage1's child now, so its parent-death
     // signal (set right before exec) ties it to stage1

@@ -77,12 +77,23 @@ impl Helper {
         }
     }
 
-    /// Let the helper create the container; returns the app's host PID. The app's process
-    /// waits for libcontainer's "start".
-    pub fn create(mut self) -> Result<Pid, Error> {
+    /// Let the helper create the container (config.json must be written); it works while
+    /// stage1 does other things until [`Helper::wait_created`].
+    pub fn go(&mut self) {
         if let Some(mut go) = self.go.take() {
             let _ = go.write_all(b"g");
         }
+    }
+
+    /// [`Helper::go`] and [`Helper::wait_created`] in one.
+    pub fn create(mut self) -> Result<Pid, Error> {
+        self.go();
+        self.wait_created()
+    }
+
+    /// Wait for the helper's verdict; returns the app's host PID. The app's process waits for
+    /// libcontainer's "start".
+    pub fn wait_created(mut self) -> Result<Pid, Error> {
         // read up to the verdict, not to EOF: the app's process holds a copy of the pipe until
         // it execs
         let mut msg = String::new();

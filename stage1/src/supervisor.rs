@@ -127,6 +127,12 @@ pub fn run() -> Result<i32, Error> {
     Ok(code)
 }
 
+/// Whether any `--dns*` flag was given (then no plugin's DNS matters).
+fn dns_flags(rc: &RuntimeConfig) -> bool {
+    let d = &rc.dns;
+    !d.servers.is_empty() || !d.search.is_empty() || !d.options.is_empty() || d.domain.is_some()
+}
+
 fn write_file(p: &Path, s: &str) -> Result<(), Error> {
     std::fs::write(p, s).map_err(|e| Error::io(p, e))
 }
@@ -134,7 +140,7 @@ fn write_file(p: &Path, s: &str) -> Result<(), Error> {
 impl Pod {
     fn setup(&mut self) -> Result<(), Error> {
         tracing::debug!("setting up the pod");
-        crate::network::validate(&self.pod, &self.rc)?;
+        let netplan = crate::network::plan(&self.pod, &self.rc)?;
         let cg = self.cgroups.insert(PodCgroups::create(
             &self.pod.uuid,
             &self.pod_dir.join(paths::CGROUPS),
@@ -159,19 +165,59 @@ impl Pod {
         )?;
         let sb_pid = sb.pid;
         self.sandbox = Some(sb);
-        self.net = crate::network::setup(&self.pod_dir, &self.pod, &self.rc, sb_pid)?;
-        tracing::debug!("network set up");
+        // Plugins take a while (exec, netlink, a veth): unless one may return DNS settings the
+        // bundles need, the helpers create the containers meanwhile.
+        let overlap = netplan
+            .as_ref()
+            .is_some_and(|p| !p.may_return_dns() || dns_flags(&self.rc));
+        if let (Some(plan), false) = (&netplan, overlap) {
+            self.net = Some(crate::network::setup(
+                &self.pod_dir,
+                &self.pod,
+                &self.rc,
+                plan,
+                sb_pid,
+            )?);
+            tracing::debug!("network set up");
+        }
         crate::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
+        let mut creating = Vec::new();
         for (i, h) in helpers.into_iter().enumerate() {
-            self.start_app(i, h)?;
+            let c = self.with_ctx(|ctx, pod| apps::create_app(ctx, &pod.apps[i], h))?;
+            creating.push(c);
+        }
+        if let (Some(plan), true) = (&netplan, overlap) {
+            match crate::network::setup(&self.pod_dir, &self.pod, &self.rc, plan, sb_pid) {
+                Ok(n) => self.net = Some(n),
+                Err(e) => {
+                    creating.into_iter().for_each(apps::Creating::abandon);
+                    return Err(e);
+                }
+            }
+            tracing::debug!("network set up");
+        }
+        let mut creating = creating.into_iter();
+        for (i, c) in creating.by_ref().enumerate() {
+            let a = match self.with_ctx(|ctx, pod| apps::finish_app(ctx, &pod.apps[i], c)) {
+                Ok(a) => a,
+                Err(e) => {
+                    creating.for_each(apps::Creating::abandon);
+                    return Err(e);
+                }
+            };
+            tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
+            self.apps.push(a);
         }
         write_file(&self.pod_dir.join(paths::READY), "")?;
         self.pageout_at = Some(Instant::now() + PAGEOUT_AFTER);
         Ok(())
     }
 
-    /// Start the app at index `i` of the manifest with its prepared helper.
-    fn start_app(&mut self, i: usize, helper: crate::helper::Helper) -> Result<(), Error> {
+    /// Run `f` with what starting an app needs from the pod.
+    fn with_ctx<T>(
+        &self,
+        f: impl FnOnce(&PodCtx<'_>, &PodManifest) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let (Some(sandbox), Some(cgroups)) = (&self.sandbox, &self.cgroups) else {
             return Err(Error::Invalid("pod not set up".into()));
         };
@@ -183,10 +229,7 @@ impl Pod {
             cgroups,
             dns: crate::network::effective_dns(&self.rc, self.net.as_ref()),
         };
-        let a = apps::start_app(&ctx, &self.pod.apps[i], helper)?;
-        tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
-        self.apps.push(a);
-        Ok(())
+        f(&ctx, &self.pod)
     }
 
     fn begin_stop(&mut self, why: Stop) {

@@ -13,9 +13,13 @@ pub struct NetInfo {
     pub netns: String,
     /// The networks in interface order (`eth0`, `eth1`, …).
     pub networks: Vec<NetAttachment>,
-    /// iptables chains (nat table) rkt created for this pod (masquerade, port forwards).
+    /// iptables chains (nat table) this pod may get (masquerade, port forwards), written ahead
+    /// so gc can look for them whatever happened.
     #[serde(default)]
     pub nat_chains: Vec<String>,
+    /// What iptables-restore installed, recorded once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_installed: Option<NatRecord>,
     /// `true` from before the first CNI ADD until teardown finished: gc has work to do.
     pub active: bool,
 }
@@ -49,4 +53,14 @@ pub struct NetAttachment {
     /// The CNI result of ADD (the `prevResult` of DEL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+}
+
+/// The pod's own iptables rules as installed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NatRecord {
+    /// Chains created.
+    pub chains: Vec<String>,
+    /// Rules in built-in chains that jump to them, in iptables-save syntax (`POSTROUTING -s …`).
+    pub jumps: Vec<String>,
 }

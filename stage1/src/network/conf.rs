@@ -12,6 +12,8 @@ use crate::Error;
 pub const DEFAULT: &str = "default";
 /// Name of the built-in host-only network.
 pub const DEFAULT_RESTRICTED: &str = "default-restricted";
+/// `source` of the built-in networks.
+pub const BUILT_IN: &str = "built-in";
 /// The `--net` value that means every configured network.
 pub const ALL: &str = "all";
 
@@ -81,7 +83,7 @@ pub fn builtin(name: &str) -> Option<NetworkConf> {
     };
     Some(NetworkConf {
         name: name.to_string(),
-        source: "built-in".into(),
+        source: BUILT_IN.into(),
         cni_version: "1.0.0".into(),
         plugins: vec![json!({
             "type": "ptp",

@@ -110,15 +110,34 @@ fn forwards(
     Ok(out)
 }
 
-/// Check what can be checked before anything is created (`--port` names).
-pub fn validate(pod: &PodManifest, rc: &RuntimeConfig) -> Result<(), Error> {
-    match rc.net {
-        NetConfig::Cni(_) => forwards(pod, rc, Ipv4Addr::UNSPECIFIED).map(drop),
-        _ if !rc.ports.is_empty() => Err(Error::Invalid(
-            "--port needs a CNI network (not --net=host or --net=none)".into(),
-        )),
-        _ => Ok(()),
+/// The networks a pod will be attached to, resolved before anything is created.
+#[derive(Debug, Clone)]
+pub struct NetPlan {
+    attach: Vec<conf::Attach>,
+}
+
+impl NetPlan {
+    /// Whether a plugin may hand back DNS settings the apps' resolv.conf must wait for: rkt's
+    /// built-in networks never do.
+    pub fn may_return_dns(&self) -> bool {
+        self.attach.iter().any(|a| a.conf.source != conf::BUILT_IN)
     }
+}
+
+/// Resolve the pod's networks and check what can be checked before anything is created
+/// (network names and configurations, `--port` names). None for `host` and `none`.
+pub fn plan(pod: &PodManifest, rc: &RuntimeConfig) -> Result<Option<NetPlan>, Error> {
+    let NetConfig::Cni(requests) = &rc.net else {
+        if !rc.ports.is_empty() {
+            return Err(Error::Invalid(
+                "--port needs a CNI network (not --net=host or --net=none)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    forwards(pod, rc, Ipv4Addr::UNSPECIFIED)?;
+    let attach = conf::resolve(requests, &conf::load_user(&user_net_dirs(rc))?)?;
+    Ok(Some(NetPlan { attach }))
 }
 
 /// rkt's message for a requested address that is taken, from host-local's.
@@ -133,19 +152,17 @@ fn plugin_error(net: &str, args: &str, e: &cni::PluginError) -> Error {
     Error::Invalid(format!("network {net:?}: {e}"))
 }
 
-/// Attach the sandbox (PID `sandbox_pid`, already in its own network namespace) to the pod's
-/// CNI networks and install its iptables chains. `Ok(None)` for `host` and `none`. On error
-/// everything done so far is undone.
+/// Attach the sandbox (PID `sandbox_pid`, already in its own network namespace) to the
+/// planned CNI networks and install the pod's iptables chains. On error everything done so far
+/// is undone.
 pub fn setup(
     pod_dir: &Path,
     pod: &PodManifest,
     rc: &RuntimeConfig,
+    plan: &NetPlan,
     sandbox_pid: Pid,
-) -> Result<Option<PodNet>, Error> {
-    let NetConfig::Cni(requests) = &rc.net else {
-        return Ok(None);
-    };
-    let attach = conf::resolve(requests, &conf::load_user(&user_net_dirs(rc))?)?;
+) -> Result<PodNet, Error> {
+    let attach = &plan.attach;
     let plugins = cni::Plugins::new(&plugin_dirs(rc));
     let netns = netns_path(&pod.uuid);
     let mut info = NetInfo {
@@ -169,12 +186,13 @@ pub fn setup(
             .collect(),
         // every chain this pod may get, written ahead so gc finds them whatever happens next
         nat_chains: nat::chain_names(&pod.uuid).to_vec(),
+        nat_installed: None,
         active: true,
     };
     save(pod_dir, &info)?;
-    let res = attach_all(pod_dir, pod, rc, sandbox_pid, &plugins, &attach, &mut info);
+    let res = attach_all(pod_dir, pod, rc, sandbox_pid, &plugins, attach, &mut info);
     match res {
-        Ok(dns) => Ok(Some(PodNet { info, dns })),
+        Ok(dns) => Ok(PodNet { info, dns }),
         Err(e) => {
             if let Err(t) = teardown(pod_dir) {
                 tracing::warn!("undoing the network set-up: {t}");
@@ -248,7 +266,8 @@ fn attach_all(
             std::fs::write(&p, "1").map_err(|e| Error::io(Path::new(&p), e))?;
         }
     }
-    nat::apply(&pod.uuid, &plan)?;
+    info.nat_installed = Some(nat::apply(&pod.uuid, &plan)?);
+    save(pod_dir, info)?;
     Ok(dns)
 }
 
@@ -274,11 +293,27 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut first: Option<Error> = None;
-    if let Err(e) = nat::remove(&info.nat_chains) {
-        tracing::warn!("removing the pod's iptables chains: {e}");
-        first.get_or_insert(e);
+    // the iptables deletion waits for an RCU grace period: let it run meanwhile
+    let removal = nat::start_removal(info.nat_installed.as_ref(), &info.nat_chains);
+    // rkt's built-in networks (ptp + host-local, masquerade by rkt) need no namespace for DEL:
+    // the kernel deletes the veth pair with the namespace, in the background, once the bind
+    // mount is gone; DEL then only releases the address. A user network's plugins get the
+    // namespace, as the spec wants.
+    let builtin_only = info.networks.iter().all(|n| n.net_conf == conf::BUILT_IN);
+    let unbind = |first: &mut Option<Error>| {
+        if let Err(e) = unbind_netns(Path::new(&info.netns)) {
+            tracing::warn!("removing {}: {e}", info.netns);
+            first.get_or_insert(Error::io(Path::new(&info.netns), e));
+        }
+    };
+    if builtin_only {
+        unbind(&mut first);
     }
-    tracing::debug!("iptables chains removed");
+    let netns = if builtin_only {
+        ""
+    } else {
+        info.netns.as_str()
+    };
     let plugins = cni::Plugins::new(&[]);
     for n in info.networks.iter().rev() {
         let conf = match conf::NetworkConf::from_json(&n.conf, &n.net_conf) {
@@ -290,7 +325,7 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
         };
         let inv = cni::Invocation {
             container_id: &uuid,
-            netns: &info.netns,
+            netns,
             ifname: &n.if_name,
             args: &n.args,
         };
@@ -298,9 +333,12 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
         }
     }
-    if let Err(e) = unbind_netns(Path::new(&info.netns)) {
-        tracing::warn!("removing {}: {e}", info.netns);
-        first.get_or_insert(Error::io(Path::new(&info.netns), e));
+    if !builtin_only {
+        unbind(&mut first);
+    }
+    if let Err(e) = removal.wait() {
+        tracing::warn!("removing the pod's iptables chains: {e}");
+        first.get_or_insert(e);
     }
     if first.is_none() {
         info.active = false;

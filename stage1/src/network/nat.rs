@@ -5,7 +5,9 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use stage1_abi::NatRecord;
 
 use crate::Error;
 
@@ -43,8 +45,8 @@ pub fn chain_names(uuid: &str) -> [String; 3] {
     ]
 }
 
-/// The iptables-restore input installing `plan`; also returns the chains it creates.
-pub fn add_batch(uuid: &str, plan: &Plan) -> (String, Vec<String>) {
+/// The iptables-restore input installing `plan`; also returns what it creates.
+pub fn add_batch(uuid: &str, plan: &Plan) -> (String, NatRecord) {
     let [masq, dnat, snat] = chain_names(uuid);
     let comment = format!("-m comment --comment \"rkt pod {uuid}\"");
     let mut chains = Vec::new();
@@ -89,12 +91,34 @@ pub fn add_batch(uuid: &str, plan: &Plan) -> (String, Vec<String>) {
     for c in &chains {
         s.push_str(&format!(":{c} - [0:0]\n"));
     }
-    for r in rules {
-        s.push_str(&r);
+    for r in &rules {
+        s.push_str(r);
         s.push('\n');
     }
     s.push_str("COMMIT\n");
-    (s, chains)
+    let jumps = rules
+        .iter()
+        .filter_map(|r| r.strip_prefix("-A "))
+        .filter(|r| !chains.iter().any(|c| r.starts_with(&format!("{c} "))))
+        .map(str::to_string)
+        .collect();
+    (s, NatRecord { chains, jumps })
+}
+
+/// The iptables-restore input undoing exactly `rec`.
+pub fn exact_del_batch(rec: &NatRecord) -> String {
+    let mut s = String::from("*nat\n");
+    for j in &rec.jumps {
+        s.push_str(&format!("-D {j}\n"));
+    }
+    for c in &rec.chains {
+        s.push_str(&format!("-F {c}\n"));
+    }
+    for c in &rec.chains {
+        s.push_str(&format!("-X {c}\n"));
+    }
+    s.push_str("COMMIT\n");
+    s
 }
 
 /// The iptables-restore input removing `chains` and every rule that jumps to them, from the
@@ -139,7 +163,7 @@ pub fn del_batch(saved: &str, chains: &[String]) -> Option<String> {
     Some(s)
 }
 
-fn run(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, Error> {
+fn spawn(cmd: &str, args: &[&str], input: Option<&str>) -> Result<Child, Error> {
     let mut child = Command::new(cmd)
         .args(args)
         .stdin(if input.is_some() {
@@ -154,6 +178,10 @@ fn run(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, Error> {
     if let (Some(i), Some(mut si)) = (input, child.stdin.take()) {
         let _ = si.write_all(i.as_bytes());
     }
+    Ok(child)
+}
+
+fn wait(cmd: &str, child: Child) -> Result<String, Error> {
     let out = child
         .wait_with_output()
         .map_err(|e| Error::Invalid(format!("waiting for {cmd}: {e}")))?;
@@ -167,18 +195,65 @@ fn run(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Install `plan`; returns the chains created (to save before anything can fail half-way:
-/// iptables-restore applies a table atomically, so either all of it or nothing is there).
-pub fn apply(uuid: &str, plan: &Plan) -> Result<Vec<String>, Error> {
-    let (batch, chains) = add_batch(uuid, plan);
-    if chains.is_empty() {
-        return Ok(chains);
-    }
-    run("iptables-restore", &["-w", "--noflush"], Some(&batch))?;
-    Ok(chains)
+fn run(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, Error> {
+    wait(cmd, spawn(cmd, args, input)?)
 }
 
-/// Remove `chains` and every jump to them. Idempotent.
+/// Install `plan` (iptables-restore applies a table atomically: all of it or nothing); returns
+/// what was installed.
+pub fn apply(uuid: &str, plan: &Plan) -> Result<NatRecord, Error> {
+    let (batch, rec) = add_batch(uuid, plan);
+    if !rec.chains.is_empty() {
+        run("iptables-restore", &["-w", "--noflush"], Some(&batch))?;
+    }
+    Ok(rec)
+}
+
+/// A removal running in the background (a deletion waits for the kernel's RCU grace period).
+pub struct Removal {
+    child: Option<Child>,
+    chains: Vec<String>,
+}
+
+/// Start removing the pod's rules: exactly what `installed` says when known, else (stage1 died
+/// before recording it) whatever of `chains` exists. [`Removal::wait`] finishes it.
+pub fn start_removal(installed: Option<&NatRecord>, chains: &[String]) -> Removal {
+    let child = match installed {
+        Some(rec) if rec.chains.is_empty() => {
+            return Removal {
+                child: None,
+                chains: vec![],
+            }
+        }
+        Some(rec) => spawn(
+            "iptables-restore",
+            &["-w", "--noflush"],
+            Some(&exact_del_batch(rec)),
+        )
+        .ok(),
+        None => None,
+    };
+    Removal {
+        child,
+        chains: chains.to_vec(),
+    }
+}
+
+impl Removal {
+    /// Wait for the removal; if the exact batch failed (someone removed a rule by hand), fall
+    /// back to removing what is left of the chains.
+    pub fn wait(self) -> Result<(), Error> {
+        if let Some(c) = self.child {
+            match wait("iptables-restore", c) {
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::debug!("exact removal failed, scanning: {e}"),
+            }
+        }
+        remove(&self.chains)
+    }
+}
+
+/// Remove `chains` and every jump to them, as found in `iptables-save`. Idempotent.
 pub fn remove(chains: &[String]) -> Result<(), Error> {
     if chains.is_empty() {
         return Ok(());
@@ -208,7 +283,13 @@ mod tests {
                 container_port: 80,
             }],
         };
-        let (b, chains) = add_batch(UUID, &plan);
+        let (b, rec) = add_batch(UUID, &plan);
+        let chains = rec.chains.clone();
+        assert_eq!(rec.jumps.len(), 4, "{:?}", rec.jumps);
+        assert!(rec.jumps.iter().all(|j| !j.starts_with("RKT-")));
+        let exact = exact_del_batch(&rec);
+        assert!(exact.contains("-D OUTPUT -m addrtype --dst-type LOCAL"));
+        assert_eq!(exact.matches("-X ").count(), 3);
         assert_eq!(
             chains,
             [
@@ -240,6 +321,6 @@ mod tests {
         assert!(!d.contains("CNI-x"));
         assert!(!d.contains("-D RKT-"), "rules inside our chains go with -F");
         assert!(del_batch("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", &chains).is_none());
-        assert_eq!(add_batch(UUID, &Plan::default()).1.len(), 0);
+        assert_eq!(add_batch(UUID, &Plan::default()).1, NatRecord::default());
     }
 }

@@ -127,9 +127,17 @@ impl Bench {
     }
 
     /// Measure cases interleaved and print a table section.
-    fn group(&mut self, title: &str, unit_note: &str, cases: Vec<Case>, runs: usize) {
+    /// Measure `cases` interleaved and print their table; returns each case's median (None
+    /// when it failed).
+    fn group(
+        &mut self,
+        title: &str,
+        unit_note: &str,
+        cases: Vec<Case>,
+        runs: usize,
+    ) -> Vec<Option<f64>> {
         let warmup = self.warmup;
-        self.group_w(title, unit_note, cases, runs, warmup);
+        self.group_w(title, unit_note, cases, runs, warmup)
     }
 
     /// Like [`Bench::group`] with an explicit warm-up count (0 for one-shot commands such as
@@ -141,7 +149,7 @@ impl Bench {
         cases: Vec<Case>,
         runs: usize,
         warmup: usize,
-    ) {
+    ) -> Vec<Option<f64>> {
         self.line(&format!("\n### {title}\n"));
         if !unit_note.is_empty() {
             self.line(&format!("{unit_note}\n"));
@@ -192,6 +200,10 @@ impl Bench {
                 c.name, s.median, s.min, s.max, s.n, ratio
             ));
         }
+        stats
+            .iter()
+            .map(|s| s.error.is_none().then_some(s.median))
+            .collect()
     }
 
     fn single(&mut self, name: &str, value: String, note: &str) {
@@ -365,13 +377,28 @@ fn main() -> Result<()> {
                 "podman run --rm (default net)",
                 format!("podman run --rm --tls-verify=false {addr}/bench/busybox true"),
             ));
+            cases.push(Case::new(
+                "podman run --rm --network none (reference)",
+                format!(
+                    "podman run --rm --network none --tls-verify=false {addr}/bench/busybox true"
+                ),
+            ));
         }
-        b.group(
+        let medians = b.group(
             "2. warm start with the default network",
-            "target: the default network adds ≤ 30 ms over --net=host",
+            "target: the default network (CNI ptp + host-local, masquerade) adds ≤ 30 ms over --net=host",
             cases,
             runs,
         );
+        let added = |a: usize, r: usize| match (medians.get(a), medians.get(r)) {
+            (Some(Some(x)), Some(Some(y))) => format!("{:+.1} ms", x - y),
+            _ => "n/a".into(),
+        };
+        b.line(&format!(
+            "\nadded by the default network: rkt {}, podman {}",
+            added(0, 1),
+            added(2, 3)
+        ));
         let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
     }
     if !quick && (want(3) || want(4) || want(5)) {

@@ -115,3 +115,19 @@ pub fn default_sigpipe() {
         );
     }
 }
+
+/// Make `cmd`'s process get SIGKILL when stage1 dies: a CNI plugin must not finish an ADD after
+/// `rkt gc` already ran DEL for the dead pod (that would leak its address).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -122,7 +122,9 @@ fn exec(
     } else {
         format!("IgnoreUnknown=1;{}", inv.args)
     };
-    let mut child = Command::new(&bin)
+    let mut cmd = Command::new(&bin);
+    crate::sys::die_with_parent(&mut cmd);
+    let mut child = cmd
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)

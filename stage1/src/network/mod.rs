@@ -314,7 +314,11 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
     } else {
         info.netns.as_str()
     };
-    let plugins = cni::Plugins::new(&[]);
+    // the plugin dirs of the pod's config dirs, as at ADD (runtime.json outlives the process)
+    let extra = stage1_abi::read_json::<RuntimeConfig>(&pod_dir.join(paths::RUNTIME_CONFIG))
+        .map(|rc| plugin_dirs(&rc))
+        .unwrap_or_default();
+    let plugins = cni::Plugins::new(&extra);
     for n in info.networks.iter().rev() {
         let conf = match conf::NetworkConf::from_json(&n.conf, &n.net_conf) {
             Ok(c) => c,

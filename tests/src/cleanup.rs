@@ -1,4 +1,5 @@
-//! Leak removal for test contexts: processes, mounts and cgroups left under a directory.
+//! Leak removal for test contexts: processes, pod networking, mounts and cgroups left under a
+//! directory.
 //!
 //! Also used as a leak *check*: [`clean_under`] reports what it had to clean, and
 //! [`mounts_under`] / [`cgroups_of_pods`] let tests assert that rkt itself left nothing behind.
@@ -21,6 +22,12 @@ pub fn clean_under(root: &Path) -> String {
             let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
         }
         wait_gone(&pids, Duration::from_secs(3));
+    }
+    // Networking lives outside `root` (/run/netns, iptables, host-local's store) and is found
+    // by pod UUID: clean it while the pod dirs still name them.
+    let net = crate::net::clean_pod_networks(&pod_uuids(root));
+    if !net.is_empty() {
+        report.push(net);
     }
     let mut unmounted = 0;
     for _ in 0..8 {
@@ -108,6 +115,18 @@ pub fn pod_dirs(root: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    v
+}
+
+/// UUIDs of the pods under `root` (the names of their pod dirs).
+pub fn pod_uuids(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = pod_dirs(root)
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n.len() == 36 && n.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .collect();
+    v.sort();
+    v.dedup();
     v
 }
 

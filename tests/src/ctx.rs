@@ -2,13 +2,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// A private `--dir`, `--local-config` and `--system-config` under a temp dir. Dropping it kills
-/// every process that lives in it, unmounts everything below it, removes the cgroups its pods
-/// created and deletes the directory — also when the test failed.
+/// every process that lives in it, removes its pods' networking (see
+/// [`crate::net::clean_pod_networks`]), unmounts everything below it, removes the cgroups its
+/// pods created, deletes the links and host-local stores of the networks it configured
+/// ([`TestCtx::add_net_conf`]) and deletes the directory — also when the test failed.
 pub struct TestCtx {
     root: tempfile::TempDir,
+    /// Host links (bridges) to `ip link del` on drop.
+    links: Mutex<Vec<String>>,
+    /// Networks whose host-local store dir is removed on drop (when no allocation is left).
+    nets: Mutex<Vec<String>>,
 }
+
+/// Networks whose host-local store other contexts share: never removed.
+const SHARED_NETS: &[&str] = &["default", "default-restricted"];
 
 impl TestCtx {
     /// A fresh context under `$TMPDIR` (default /tmp), named `rkt-test-*`.
@@ -20,7 +30,11 @@ impl TestCtx {
         for d in ["data", "local", "system"] {
             std::fs::create_dir_all(root.path().join(d)).expect("create test subdir");
         }
-        TestCtx { root }
+        TestCtx {
+            root,
+            links: Mutex::new(Vec::new()),
+            nets: Mutex::new(Vec::new()),
+        }
     }
 
     /// The context's root directory.
@@ -73,6 +87,41 @@ impl TestCtx {
         }
     }
 
+    /// Write a CNI network configuration (a `.conf` or `.conflist` object) to
+    /// `<local-config>/net.d/<file>`. Every `"bridge"` its plugins name is deleted on drop, and
+    /// so is the network's host-local store dir (`/var/lib/cni/networks/<name>`, unless that
+    /// is `default` or `default-restricted`, which other tests share) once it holds no
+    /// allocation. Give every test its own network name, bridge and subnet: tests run in
+    /// parallel.
+    pub fn add_net_conf(&self, file: &str, conf: &serde_json::Value) -> PathBuf {
+        let d = self.local_config().join("net.d");
+        std::fs::create_dir_all(&d).expect("create net.d");
+        let p = d.join(file);
+        std::fs::write(&p, serde_json::to_vec_pretty(conf).expect("conf JSON"))
+            .expect("write conf");
+        let plugins: Vec<&serde_json::Value> = match conf["plugins"].as_array() {
+            Some(list) => list.iter().collect(),
+            None => vec![conf],
+        };
+        for b in plugins.iter().filter_map(|p| p["bridge"].as_str()) {
+            self.delete_link_on_drop(b);
+        }
+        if let Some(n) = conf["name"].as_str() {
+            if !SHARED_NETS.contains(&n) {
+                self.nets.lock().unwrap().push(n.to_string());
+            }
+        }
+        p
+    }
+
+    /// `ip link del NAME` when the context is dropped (after its pods are gone).
+    pub fn delete_link_on_drop(&self, name: &str) {
+        let mut l = self.links.lock().unwrap();
+        if !l.iter().any(|x| x == name) {
+            l.push(name.to_string());
+        }
+    }
+
     /// Trust a registry CA for `host:port` the containers' way: `certs.d/HOST:PORT/ca.crt`
     /// under the local config.
     pub fn trust_ca(&self, addr: &str, ca_file: &Path) {
@@ -90,7 +139,31 @@ impl Default for TestCtx {
 
 impl Drop for TestCtx {
     fn drop(&mut self) {
-        let report = crate::cleanup::clean_under(self.root.path());
+        let mut report = crate::cleanup::clean_under(self.root.path());
+        // links are expected to be there (the test made them): not a leak, no report
+        for l in self.links.lock().map(|l| l.clone()).unwrap_or_default() {
+            if crate::net::host_link_exists(&l) {
+                crate::net::delete_link(&l);
+            }
+        }
+        for n in self.nets.lock().map(|n| n.clone()).unwrap_or_default() {
+            let d = Path::new(crate::net::HOST_LOCAL_DIR).join(&n);
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if names.iter().any(|f| crate::net::is_allocation_name(f)) {
+                if !report.is_empty() {
+                    report.push_str(", ");
+                }
+                report.push_str(&format!("kept {} (allocations left)", d.display()));
+            } else {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+        }
         if !report.is_empty() && !std::thread::panicking() {
             eprintln!("TestCtx cleanup: {report}");
         }

@@ -154,6 +154,29 @@ pub fn whiteout() -> &'static OciImage {
     })
 }
 
+/// Build busybox (the same layer) exposing `80/tcp` — the pod manifest's port `80-tcp`, for
+/// `--port` — into `layout` under tag `busybox-ports`.
+pub fn build_busybox_with_ports(layout: &Path) -> OciImage {
+    write_image(
+        layout,
+        "busybox-ports",
+        &[tar_bytes(&busybox_entries())],
+        &ImageSpec {
+            exposed_ports: vec!["80/tcp".into()],
+            ..ImageSpec::default()
+        },
+    )
+}
+
+/// [`build_busybox_with_ports`], built once per process (same layout as [`busybox`]).
+pub fn busybox_with_ports() -> &'static OciImage {
+    static I: OnceLock<OciImage> = OnceLock::new();
+    I.get_or_init(|| {
+        busybox();
+        build_busybox_with_ports(&scratch().join("oci"))
+    })
+}
+
 /// Deterministic pseudo-random bytes (splitmix64), for incompressible layer content.
 pub fn prng_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed;

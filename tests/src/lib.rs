@@ -1,8 +1,11 @@
 //! Test harness for rkt's integration tests.
 //!
 //! * [`TestCtx`]: a private `--dir`, `--local-config` and `--system-config` per test, and a Drop
-//!   guard that kills the test's processes, unmounts everything under it and removes its
-//!   cgroups — even when the test panics.
+//!   guard that kills the test's processes, removes its pods' networking (netns bind mounts,
+//!   iptables chains, host-local allocations, the bridges its network configurations named),
+//!   unmounts everything under it and removes its cgroups — even when the test panics.
+//! * [`net`]: pod networking seen from the host (`ip -n rkt-<uuid> -j`, nat chains, host-local
+//!   allocations, leak checks), independent of the product code.
 //! * [`registry`]: Debian's `docker-registry` on 127.0.0.1 (plain HTTP and TLS with a CA made per
 //!   run; optionally with htpasswd auth).
 //! * [`images`]: reproducible OCI image layouts built with no network (busybox from Debian's
@@ -13,6 +16,7 @@
 pub mod cleanup;
 pub mod ctx;
 pub mod images;
+pub mod net;
 pub mod registry;
 pub mod tarball;
 

@@ -295,25 +295,11 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
     let mut first: Option<Error> = None;
     // the iptables deletion waits for an RCU grace period: let it run meanwhile
     let removal = nat::start_removal(info.nat_installed.as_ref(), &info.nat_chains);
-    // rkt's built-in networks (ptp + host-local, masquerade by rkt) need no namespace for DEL:
-    // the kernel deletes the veth pair with the namespace, in the background, once the bind
-    // mount is gone; DEL then only releases the address. A user network's plugins get the
-    // namespace, as the spec wants.
-    let builtin_only = info.networks.iter().all(|n| n.net_conf == conf::BUILT_IN);
-    let unbind = |first: &mut Option<Error>| {
-        if let Err(e) = unbind_netns(Path::new(&info.netns)) {
-            tracing::warn!("removing {}: {e}", info.netns);
-            first.get_or_insert(Error::io(Path::new(&info.netns), e));
-        }
-    };
-    if builtin_only {
-        unbind(&mut first);
-    }
-    let netns = if builtin_only {
-        ""
-    } else {
-        info.netns.as_str()
-    };
+    // DEL always runs in the namespace (kept by the bind mount): with an empty CNI_NETNS ptp
+    // would only release the address and leave the veth and its host route to the kernel,
+    // which deletes them only once nobody (an `ip netns exec`, a monitoring agent) holds the
+    // namespace any more
+    let netns = info.netns.as_str();
     // the plugin dirs of the pod's config dirs, as at ADD (runtime.json outlives the process)
     let extra = stage1_abi::read_json::<RuntimeConfig>(&pod_dir.join(paths::RUNTIME_CONFIG))
         .map(|rc| plugin_dirs(&rc))
@@ -337,8 +323,9 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
         }
     }
-    if !builtin_only {
-        unbind(&mut first);
+    if let Err(e) = unbind_netns(Path::new(&info.netns)) {
+        tracing::warn!("removing {}: {e}", info.netns);
+        first.get_or_insert(Error::io(Path::new(&info.netns), e));
     }
     if let Err(e) = removal.wait() {
         tracing::warn!("removing the pod's iptables chains: {e}");

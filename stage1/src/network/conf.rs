@@ -131,7 +131,7 @@ fn parse(v: &Value, source: &str) -> Result<NetworkConf, Error> {
         return Err(bad("no plugins"));
     }
     for p in &plugins {
-        if !p["type"].as_str().is_some_and(|t| !t.is_empty()) {
+        if p["type"].as_str().is_none_or(|t| t.is_empty()) {
             return Err(bad("a plugin has no \"type\""));
         }
     }

@@ -305,6 +305,26 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
         .map(|rc| plugin_dirs(&rc))
         .unwrap_or_default();
     let plugins = cni::Plugins::new(&extra);
+    // The veth's unregistration is most of a built-in network's DEL (the kernel waits for RCU
+    // grace periods): start deleting the host end now, beside ptp's DEL and its host-local
+    // run. Deleting one end deletes the pair, also when someone else holds the namespace.
+    let unlinks: Vec<std::process::Child> = info
+        .networks
+        .iter()
+        .filter(|n| n.net_conf == conf::BUILT_IN)
+        .filter_map(|n| cni::summarize(n.result.as_ref()?).host_if)
+        .filter(|dev| Path::new("/sys/class/net").join(dev).exists())
+        .filter_map(|dev| {
+            std::process::Command::new("ip")
+                .args(["link", "delete", &dev])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()
+        })
+        .collect();
+    let racing = !unlinks.is_empty();
     for n in info.networks.iter().rev() {
         let conf = match conf::NetworkConf::from_json(&n.conf, &n.net_conf) {
             Ok(c) => c,
@@ -319,9 +339,18 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             ifname: &n.if_name,
             args: &n.args,
         };
-        if let Err(e) = cni::del(&plugins, &conf, &inv, n.result.as_ref()) {
+        let mut res = cni::del(&plugins, &conf, &inv, n.result.as_ref());
+        if res.is_err() && racing && n.net_conf == conf::BUILT_IN {
+            // ptp may have seen the veth vanish half-way: once it is gone, DEL is clean
+            res = cni::del(&plugins, &conf, &inv, n.result.as_ref());
+        }
+        if let Err(e) = res {
             first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
         }
+    }
+    for mut c in unlinks {
+        // failure is fine: the pair may be gone already (ptp's DEL, the namespace's end)
+        let _ = c.wait();
     }
     if let Err(e) = unbind_netns(Path::new(&info.netns)) {
         tracing::warn!("removing {}: {e}", info.netns);

@@ -27,6 +27,8 @@ pub struct PodCtx<'a> {
     pub cgroups: &'a PodCgroups,
     /// Where the apps' resolv.conf comes from (flags or a CNI plugin), if anywhere.
     pub dns: Option<&'a DnsConfig>,
+    /// The (interactive) app gets a terminal (see [`crate::console`]).
+    pub terminal: bool,
 }
 
 /// A started app as the supervisor tracks it.
@@ -95,6 +97,7 @@ pub fn prepare_app(
     rc: &RuntimeConfig,
     cgroups: &PodCgroups,
     app: &App,
+    console_socket: Option<&Path>,
 ) -> Result<Helper, Error> {
     cgroups.create_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
@@ -107,6 +110,7 @@ pub fn prepare_app(
             state,
             bundle: pod_dir.join(paths::app_dir(&app.name)).join("bundle"),
             interactive: rc.interactive,
+            console_socket: console_socket.map(Path::to_path_buf),
         },
     )
 }
@@ -176,6 +180,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         mounts,
         cgroups_path: ctx.cgroups.libcontainer_path(&app.name),
         device_rules: ctx.cgroups.is_unified(),
+        terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
     let cfg = bundle.join("config.json");

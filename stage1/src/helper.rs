@@ -40,6 +40,9 @@ pub struct Job {
     pub bundle: PathBuf,
     /// Give the app stage1's stdin.
     pub interactive: bool,
+    /// Give the app a terminal whose master libcontainer sends to this socket (see
+    /// [`crate::console`]) instead of stage1's stdio.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// A forked helper waiting for "go".
@@ -239,7 +242,8 @@ fn create(job: &Job) -> Result<Pid, String> {
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?
-        .with_executor(RktExecutor);
+        .with_executor(RktExecutor)
+        .with_console_socket(job.console_socket.as_ref());
     if !job.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         b = b.with_stdin(null);

@@ -4,12 +4,13 @@
 //! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
 //! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
 //! (capabilities, seccomp, paths), [`user`] (user/group resolution), [`volumes`] (volumes and
-//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer), [`network`] (CNI networks, iptables chains, netns), [`supervisor`] (the run loop, gc),
+//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer), [`console`] (an interactive app's terminal), [`network`] (CNI networks, iptables chains, netns), [`supervisor`] (the run loop, gc),
 //! [`enter`].
 #![deny(unsafe_code)]
 
 pub mod apps;
 pub mod cgroups;
+pub mod console;
 pub mod enter;
 pub mod helper;
 pub mod isolation;

@@ -30,6 +30,9 @@ pub struct SpecInput<'a> {
     /// Let libcontainer enforce the device allow-list (cgroup v2: an eBPF program). On v1
     /// stage1 writes the devices cgroup itself.
     pub device_rules: bool,
+    /// `process.terminal`: libcontainer gives the app a pty (an interactive app whose caller
+    /// has a terminal).
+    pub terminal: bool,
 }
 
 /// [`crate::cgroups::DEVICE_ALLOW`] as OCI `linux.resources.devices`.
@@ -66,6 +69,10 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     env.push(format!("AC_APP_NAME={}", app.name));
+    if inp.terminal && !env.iter().any(|v| v.starts_with("TERM=")) {
+        // as docker/podman run -t
+        env.push("TERM=xterm".to_string());
+    }
     if app.exec.is_empty() {
         return Err(Error::Invalid(format!(
             "app {:?} has nothing to execute",
@@ -79,7 +86,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
         capsj["permitted"] = json!(caps);
     }
     let mut process = json!({
-        "terminal": false,
+        "terminal": inp.terminal,
         "user": {
             "uid": inp.uid,
             "gid": inp.gid,
@@ -201,6 +208,7 @@ mod tests {
             mounts: vec![],
             cgroups_path: String::new(),
             device_rules: true,
+            terminal: false,
         };
         let v = build(&inp).unwrap();
         assert_eq!(v["process"]["noNewPrivileges"], true);

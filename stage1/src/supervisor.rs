@@ -14,6 +14,7 @@ use stage1_abi::{exit, paths, read_json, PodManifest, RuntimeConfig};
 
 use crate::apps::{self, AppProc, PodCtx};
 use crate::cgroups::PodCgroups;
+use crate::console::{self, Console, ConsoleSocket};
 use crate::sandbox::{self, Sandbox};
 use crate::Error;
 
@@ -41,6 +42,10 @@ pub struct Pod {
     killed: bool,
     /// When to drop set-up code from the resident set (see [`crate::sys::pageout_file_mappings`]).
     pageout_at: Option<Instant>,
+    /// Where the interactive app's terminal comes from, while it is being created.
+    console_socket: Option<ConsoleSocket>,
+    /// The relay to the interactive app's terminal.
+    console: Option<Console>,
 }
 
 /// A pod that still runs this long after it became ready is a long-running one: stage1 then
@@ -94,6 +99,7 @@ pub fn run() -> Result<i32, Error> {
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGHUP,
+        Signal::SIGWINCH,
     ] {
         mask.add(s);
     }
@@ -117,6 +123,8 @@ pub fn run() -> Result<i32, Error> {
         kill_at: None,
         killed: false,
         pageout_at: None,
+        console_socket: None,
+        console: None,
     };
     let res = p.setup().and_then(|()| p.supervise());
     let td = p.teardown();
@@ -145,6 +153,16 @@ impl Pod {
             &self.pod.uuid,
             &self.pod_dir.join(paths::CGROUPS),
         )?);
+        if self.rc.interactive && console::stdin_is_tty() {
+            // relative: a socket path has at most 108 bytes (stage1 runs in the pod dir)
+            let rel = Path::new(paths::STATE_DIR);
+            std::fs::create_dir_all(rel).map_err(|e| Error::io(rel, e))?;
+            self.console_socket = Some(ConsoleSocket::bind(
+                rel,
+                &self.pod_dir.join(paths::STATE_DIR),
+            )?);
+        }
+        let csock = self.console_socket.as_ref().map(ConsoleSocket::path);
         // helpers move into the app cgroups (slow on v1) while the sandbox is built
         let mut helpers = Vec::new();
         for a in &self.pod.apps {
@@ -154,6 +172,7 @@ impl Pod {
                 &self.rc,
                 cg,
                 a,
+                csock,
             )?);
         }
         tracing::debug!("cgroups created, helpers forked");
@@ -208,6 +227,12 @@ impl Pod {
             tracing::debug!(app = %a.status.app, pid = %a.pid, "app started");
             self.apps.push(a);
         }
+        if let Some(cs) = self.console_socket.take() {
+            // libcontainer sent the master before it reported the container created
+            let master = cs.receive_master(Duration::from_secs(10))?;
+            self.console = Some(Console::start(master)?);
+            tracing::debug!("relaying the app's terminal");
+        }
         write_file(&self.pod_dir.join(paths::READY), "")?;
         self.pageout_at = Some(Instant::now() + PAGEOUT_AFTER);
         Ok(())
@@ -228,6 +253,7 @@ impl Pod {
             sandbox,
             cgroups,
             dns: crate::network::effective_dns(&self.rc, self.net.as_ref()),
+            terminal: self.console_socket.is_some(),
         };
         f(&ctx, &self.pod)
     }
@@ -322,19 +348,48 @@ impl Pod {
                 None => PollTimeout::NONE,
             };
             let fd: BorrowedFd<'_> = self.sfd.as_fd();
-            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            let stdin = std::io::stdin();
+            let mut fds = vec![PollFd::new(fd, PollFlags::POLLIN)];
+            let (mut tty_in, mut tty_master) = (None, None);
+            if let Some(c) = &self.console {
+                let (i, m) = c.interest();
+                if let Some(f) = i {
+                    tty_in = Some(fds.len());
+                    fds.push(PollFd::new(stdin.as_fd(), f));
+                }
+                if let Some(f) = m {
+                    tty_master = Some(fds.len());
+                    fds.push(PollFd::new(c.master(), f));
+                }
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(Error::Sys("polling signals".into(), e)),
             }
+            let rev = |i: Option<usize>| i.and_then(|i| fds[i].revents());
+            let (rin, rmaster) = (rev(tty_in), rev(tty_master));
+            drop(fds);
+            if let Some(c) = self.console.as_mut() {
+                c.handle(rin, rmaster);
+            }
             while let Ok(Some(si)) = self.sfd.read_signal() {
-                if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
-                    Signal::try_from(si.ssi_signo as i32)
-                {
-                    tracing::debug!("stop requested");
-                    self.begin_stop(Stop::Requested);
+                match Signal::try_from(si.ssi_signo as i32) {
+                    Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => {
+                        tracing::debug!("stop requested");
+                        self.begin_stop(Stop::Requested);
+                    }
+                    Ok(Signal::SIGWINCH) => {
+                        if let Some(c) = &self.console {
+                            c.resize();
+                        }
+                    }
+                    _ => {}
                 }
             }
+        }
+        if let Some(c) = self.console.as_mut() {
+            // what the app wrote last may still be on its way through the pty
+            c.drain(Duration::from_millis(500));
         }
         Ok(match self.stop {
             Some(Stop::Failed(c)) => c,
@@ -344,6 +399,9 @@ impl Pod {
 
     fn teardown(&mut self) -> Result<(), Error> {
         tracing::debug!("tearing down");
+        // the caller's terminal leaves raw mode first
+        self.console = None;
+        self.console_socket = None;
         if let Some(sb) = self.sandbox.take() {
             if sb.pid.as_raw() > 0 {
                 sb.kill();

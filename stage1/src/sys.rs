@@ -131,3 +131,52 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// The window size of the terminal `fd` (TIOCGWINSZ).
+pub fn get_winsize(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<nix::pty::Winsize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: winsize is plain old data; all-zero is a valid value.
+    let mut ws: nix::pty::Winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we pass, which lives across the
+    // call; the fd is borrowed, so it stays open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    nix::errno::Errno::result(r).map(|_| ws)
+}
+
+/// Set the window size of the terminal `fd` (TIOCSWINSZ; the pty's foreground process group
+/// gets SIGWINCH).
+pub fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, ws: &nix::pty::Winsize) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSWINSZ only reads the winsize we pass, which lives across the call; the fd is
+    // borrowed, so it stays open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// Receive one fd passed with SCM_RIGHTS on the connected unix socket `sock` (close-on-exec);
+/// any further fds of the message are closed. `Ok(None)` at end of stream or when the message
+/// carried no fd.
+pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<std::os::fd::OwnedFd>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut got: Vec<OwnedFd> = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed this fd in our table for this message only:
+                // nothing else knows or owns it, so taking ownership (and closing it) is sound.
+                got.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok(got.into_iter().next())
+}

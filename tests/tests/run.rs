@@ -524,3 +524,119 @@ fn pod_manifest_round_trips_through_cat_manifest() {
     let o = ctx.rkt_output(&["run", &pm, "--set-env=A=b"]);
     one_line_254(&o, "conflicting flags set with --pod-manifest");
 }
+
+/// Single-quote `s` for sh.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn interactive_app_gets_a_controlling_terminal() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let ctx = TestCtx::new();
+    let rkt = ctx.rkt();
+    let mut words: Vec<String> = vec![rkt.get_program().to_string_lossy().into_owned()];
+    words.extend(rkt.get_args().map(|a| a.to_string_lossy().into_owned()));
+    for a in [
+        "--insecure-options=image",
+        "run",
+        "--interactive",
+        "--net=host",
+        &bb(),
+        "--exec",
+        "/bin/sh",
+    ] {
+        words.push(a.to_string());
+    }
+    let cmd = words
+        .iter()
+        .map(|w| sh_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // script(1) runs rkt on a fresh pty as its controlling terminal and relays our pipes
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    stdin
+        .write_all(b"tty; echo CTTY=$(cut -d' ' -f7 /proc/self/stat); exit 3\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "rkt run --interactive did not exit: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(3), "output: {text:?}");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("/dev/pts/") || *l == "/dev/console"),
+        "the app's stdin is no terminal: {text:?}"
+    );
+    assert!(!text.contains("not a tty"), "{text:?}");
+    let tty_nr: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("CTTY=")?.parse().ok())
+        .collect();
+    assert_eq!(tty_nr.len(), 1, "no tty_nr in {text:?}");
+    assert_ne!(tty_nr[0], 0, "no controlling terminal: {text:?}");
+}
+
+#[test]
+fn interactive_without_a_terminal_passes_stdio() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let ctx = TestCtx::new();
+    let mut child = ctx
+        .rkt()
+        .args([
+            "--insecure-options=image",
+            "run",
+            "--interactive",
+            "--net=host",
+            &bb(),
+            "--exec",
+            "/bin/sh",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tty; echo hi; exit 4\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("not a tty"), "{out:?}");
+    assert!(out.contains("hi"), "{out:?}");
+}

@@ -555,6 +555,8 @@ fn interactive_app_gets_a_controlling_terminal() {
         .map(|w| sh_quote(w))
         .collect::<Vec<_>>()
         .join(" ");
+    // afterwards the terminal must have left raw mode
+    let cmd = format!("{cmd}; rc=$?; echo STTY=$(stty -a | grep -o -- '-*icanon'); exit $rc");
     // script(1) runs rkt on a fresh pty as its controlling terminal and relays our pipes
     let mut child = Command::new("script")
         .args(["-qfec", &cmd, "/dev/null"])
@@ -605,6 +607,10 @@ fn interactive_app_gets_a_controlling_terminal() {
         .collect();
     assert_eq!(tty_nr.len(), 1, "no tty_nr in {text:?}");
     assert_ne!(tty_nr[0], 0, "no controlling terminal: {text:?}");
+    assert!(
+        lines.iter().any(|l| *l == "STTY=icanon"),
+        "the terminal stayed raw: {text:?}"
+    );
 }
 
 #[test]

@@ -608,7 +608,7 @@ fn interactive_app_gets_a_controlling_terminal() {
     assert_eq!(tty_nr.len(), 1, "no tty_nr in {text:?}");
     assert_ne!(tty_nr[0], 0, "no controlling terminal: {text:?}");
     assert!(
-        lines.iter().any(|l| *l == "STTY=icanon"),
+        lines.contains(&"STTY=icanon"),
         "the terminal stayed raw: {text:?}"
     );
 }

@@ -641,24 +641,10 @@ pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage1_abi::{DnsConfig, NetConfig};
+    use stage1_abi::NetConfig;
 
     fn rc() -> RuntimeConfig {
-        RuntimeConfig {
-            net: NetConfig::Host,
-            hostname: "h".into(),
-            interactive: false,
-            ipc: "auto".into(),
-            stop_timeout_secs: 10,
-            disable_capabilities: false,
-            disable_paths: false,
-            disable_seccomp: false,
-            dns: DnsConfig::default(),
-            hosts_entries: vec![],
-            ports: vec![],
-            local_config: String::new(),
-            system_config: String::new(),
-        }
+        RuntimeConfig::new(NetConfig::Host, "h")
     }
 
     #[test]

@@ -149,23 +149,12 @@ fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage1_abi::DnsConfig;
 
     fn rc(net: NetConfig, ipc: &str) -> RuntimeConfig {
         RuntimeConfig {
-            net,
-            hostname: "h".into(),
-            interactive: false,
             ipc: ipc.into(),
             stop_timeout_secs: 1,
-            disable_capabilities: false,
-            disable_paths: false,
-            disable_seccomp: false,
-            dns: DnsConfig::default(),
-            hosts_entries: vec![],
-            ports: vec![],
-            local_config: String::new(),
-            system_config: String::new(),
+            ..RuntimeConfig::new(net, "h")
         }
     }
 

@@ -162,7 +162,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage1_abi::{DnsConfig, ImageRef, Isolators, NetConfig};
+    use stage1_abi::{ImageRef, Isolators, NetConfig};
 
     #[test]
     fn spec_parses_as_oci() {
@@ -184,19 +184,8 @@ mod tests {
             ports: vec![],
         };
         let rc = RuntimeConfig {
-            net: NetConfig::None,
-            hostname: "h".into(),
-            interactive: false,
-            ipc: "auto".into(),
             stop_timeout_secs: 1,
-            disable_capabilities: false,
-            disable_paths: false,
-            disable_seccomp: false,
-            dns: DnsConfig::default(),
-            hosts_entries: vec![],
-            ports: vec![],
-            local_config: String::new(),
-            system_config: String::new(),
+            ..RuntimeConfig::new(NetConfig::None, "h")
         };
         let inp = SpecInput {
             app: &app,

@@ -135,12 +135,6 @@ pub fn run() -> Result<i32, Error> {
     Ok(code)
 }
 
-/// Whether any `--dns*` flag was given (then no plugin's DNS matters).
-fn dns_flags(rc: &RuntimeConfig) -> bool {
-    let d = &rc.dns;
-    !d.servers.is_empty() || !d.search.is_empty() || !d.options.is_empty() || d.domain.is_some()
-}
-
 fn write_file(p: &Path, s: &str) -> Result<(), Error> {
     std::fs::write(p, s).map_err(|e| Error::io(p, e))
 }
@@ -188,7 +182,7 @@ impl Pod {
         // bundles need, the helpers create the containers meanwhile.
         let overlap = netplan
             .as_ref()
-            .is_some_and(|p| !p.may_return_dns() || dns_flags(&self.rc));
+            .is_some_and(|p| !p.may_return_dns() || !self.rc.dns.is_empty());
         if let (Some(plan), false) = (&netplan, overlap) {
             self.net = Some(crate::network::setup(
                 &self.pod_dir,

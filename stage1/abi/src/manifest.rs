@@ -269,6 +269,28 @@ pub struct RuntimeConfig {
     pub system_config: String,
 }
 
+impl RuntimeConfig {
+    /// A start with network `net` and `hostname` and every other parameter at its default:
+    /// private IPC, 10 s stop timeout, isolation on, no DNS/hosts/ports, no config dirs.
+    pub fn new(net: NetConfig, hostname: &str) -> Self {
+        RuntimeConfig {
+            net,
+            hostname: hostname.to_string(),
+            interactive: false,
+            ipc: default_ipc(),
+            stop_timeout_secs: default_stop_timeout(),
+            disable_capabilities: false,
+            disable_paths: false,
+            disable_seccomp: false,
+            dns: DnsConfig::default(),
+            hosts_entries: vec![],
+            ports: vec![],
+            local_config: String::new(),
+            system_config: String::new(),
+        }
+    }
+}
+
 fn default_ipc() -> String {
     "auto".into()
 }
@@ -315,6 +337,16 @@ pub struct DnsConfig {
     /// Domain.
     #[serde(default)]
     pub domain: Option<String>,
+}
+
+impl DnsConfig {
+    /// Whether no `--dns*` flag was given (then a CNI plugin's DNS, if any, applies).
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+            && self.search.is_empty()
+            && self.options.is_empty()
+            && self.domain.is_none()
+    }
 }
 
 /// `--port`.

@@ -403,14 +403,9 @@ fn unbind_netns(path: &Path) -> std::io::Result<()> {
 /// The DNS configuration the app's resolv.conf comes from: the `--dns*` flags when given,
 /// else what a plugin returned; `--dns=none` wins over a plugin.
 pub fn effective_dns<'a>(rc: &'a RuntimeConfig, net: Option<&'a PodNet>) -> Option<&'a DnsConfig> {
-    let d = &rc.dns;
-    let flags = !d.servers.is_empty()
-        || !d.search.is_empty()
-        || !d.options.is_empty()
-        || d.domain.is_some();
-    if flags {
-        Some(d)
-    } else {
+    if rc.dns.is_empty() {
         net.and_then(|n| n.dns.as_ref())
+    } else {
+        Some(&rc.dns)
     }
 }

@@ -56,19 +56,8 @@ pub fn app(name: &str, exec: &[&str]) -> App {
 
 pub fn runtime() -> RuntimeConfig {
     RuntimeConfig {
-        net: NetConfig::None,
-        hostname: "rkt-test".into(),
-        interactive: false,
-        ipc: "auto".into(),
         stop_timeout_secs: 2,
-        disable_capabilities: false,
-        disable_paths: false,
-        disable_seccomp: false,
-        dns: DnsConfig::default(),
-        hosts_entries: vec![],
-        ports: vec![],
-        local_config: String::new(),
-        system_config: String::new(),
+        ..RuntimeConfig::new(NetConfig::None, "rkt-test")
     }
 }
 

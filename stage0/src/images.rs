@@ -7,34 +7,9 @@ use std::path::PathBuf;
 /// Boxed error of an image-store call; its message is shown to the user as is.
 pub type ImageError = Box<dyn std::error::Error + Send + Sync>;
 
-/// rkt's `--pull-policy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PullPolicy {
-    /// Fetch only if not in the store (run/prepare default).
-    #[default]
-    New,
-    /// Always check the remote for a newer image.
-    Update,
-    /// Never fetch; the image must be in the store.
-    Never,
-}
-
-/// How to resolve images (from the global `--insecure-options` and the run flags).
-#[derive(Debug, Clone, Default)]
-pub struct ResolveOptions {
-    /// `--pull-policy`.
-    pub pull_policy: PullPolicy,
-    /// `--insecure-options=image`: skip signature verification.
-    pub insecure_image: bool,
-    /// `--insecure-options=tls`.
-    pub insecure_tls: bool,
-    /// `--insecure-options=http`.
-    pub allow_http: bool,
-    /// rkt config dirs, lowest precedence first (for auth, certs, registries).
-    pub config_dirs: Vec<PathBuf>,
-    /// Draw progress bars on stderr.
-    pub progress: bool,
-}
+/// rkt's `--pull-policy` and how to resolve images (from the global `--insecure-options` and
+/// the run flags): the image store's own fetch options.
+pub use image_store::{FetchOptions as ResolveOptions, PullPolicy};
 
 /// An image's name and id as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! [`Images`] for the real image store (`image_store::Store`): the one place stage0 touches the
 //! store's API.
 
-use image_store::{FetchOptions, ImageId, Store};
+use image_store::{ImageId, Store};
 use std::path::{Path, PathBuf};
 
-use crate::images::{ImageConfig, ImageError, ImageMeta, Images, PullPolicy, ResolveOptions};
+use crate::images::{ImageConfig, ImageError, ImageMeta, Images, ResolveOptions};
 use crate::{Error, Result};
 
 /// The image store of a data dir, seen through [`Images`].
@@ -31,19 +31,7 @@ fn id(s: &str) -> ImageId {
 
 impl Images for StoreImages {
     fn resolve(&self, image: &str, opts: &ResolveOptions) -> Result<String, ImageError> {
-        let fo = FetchOptions {
-            pull_policy: match opts.pull_policy {
-                PullPolicy::New => image_store::PullPolicy::New,
-                PullPolicy::Update => image_store::PullPolicy::Update,
-                PullPolicy::Never => image_store::PullPolicy::Never,
-            },
-            insecure_image: opts.insecure_image,
-            insecure_tls: opts.insecure_tls,
-            allow_http: opts.allow_http,
-            config_dirs: opts.config_dirs.clone(),
-            progress: opts.progress,
-        };
-        Ok(self.store.resolve(image, &fo)?.0)
+        Ok(self.store.resolve(image, opts)?.0)
     }
 
     fn meta(&self, id: &str) -> Result<ImageMeta, ImageError> {

@@ -5,6 +5,7 @@ use crate::digest::HashingReader;
 use crate::error::{io_err, Error, Result};
 use crate::extract::{extract, ExtractOptions};
 use crate::layer::{commit_dir, decompress_with, TmpGuard};
+use crate::oci_archive;
 use crate::store::{ImageId, Store};
 use std::fs::File;
 use std::io::Write;
@@ -20,17 +21,6 @@ pub struct VerifyReport {
     pub blobs_checked: usize,
     /// Layers whose tree differed from their blob and were re-extracted.
     pub layers_repaired: Vec<String>,
-}
-
-fn append_bytes(b: &mut tar::Builder<File>, name: &str, data: &[u8]) -> std::io::Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data)
 }
 
 impl Store {
@@ -57,7 +47,6 @@ impl Store {
                 path: tmp.clone(),
                 source: e,
             };
-            append_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(w)?;
             let tag = row
                 .name
                 .rsplit_once(':')
@@ -67,16 +56,14 @@ impl Store {
             let manifest_size = std::fs::metadata(self.paths.blob(&row.manifest_digest)?)
                 .map_err(io_err("reading", self.paths.blob(&row.manifest_digest)?))?
                 .size();
-            let index = serde_json::json!({
-                "schemaVersion": 2,
-                "manifests": [{
-                    "mediaType": row.manifest_media_type,
-                    "digest": row.manifest_digest,
-                    "size": manifest_size,
-                    "annotations": {"org.opencontainers.image.ref.name": tag},
-                }],
-            });
-            append_bytes(&mut b, "index.json", index.to_string().as_bytes()).map_err(w)?;
+            oci_archive::append_layout_and_index(
+                &mut b,
+                &row.manifest_media_type,
+                &row.manifest_digest,
+                manifest_size,
+                &tag,
+            )
+            .map_err(w)?;
             for blob in self.index.borrow().blobs(&id.0)? {
                 let p = self.paths.blob(&blob.digest)?;
                 let name = format!("blobs/sha256/{}", crate::digest::sha256_hex(&blob.digest)?);

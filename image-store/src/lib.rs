@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod oci_archive;
 pub mod reference;
 pub mod registry;
 

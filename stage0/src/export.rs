@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use image_store::oci_archive;
+
 use crate::images::{ImageConfig, Images};
 use crate::mount::Mounter;
 use crate::pods::{Pods, State};
@@ -101,17 +103,6 @@ pub fn image_config_json(cfg: &ImageConfig, diff_id: &str) -> serde_json::Value 
     })
 }
 
-fn append_bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data)
-}
-
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -199,40 +190,27 @@ pub fn export(
             }],
         }))
         .map_err(io::Error::other)?;
-        let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{}", sha256_hex(&manifest)),
-                "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "latest"},
-            }],
-        }))
-        .map_err(io::Error::other)?;
         let mut b = tar::Builder::new(BufWriter::new(File::create(&tmp_out)?));
-        append_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        append_bytes(&mut b, "index.json", &index)?;
-        append_bytes(
+        oci_archive::append_layout_and_index(
             &mut b,
-            &format!("blobs/sha256/{}", sha256_hex(&manifest)),
-            &manifest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &format!("sha256:{}", sha256_hex(&manifest)),
+            manifest.len() as u64,
+            "latest",
         )?;
-        append_bytes(
-            &mut b,
-            &format!("blobs/sha256/{}", sha256_hex(&config)),
-            &config,
-        )?;
-        let mut h = tar::Header::new_ustar();
-        h.set_size(layer_size);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
+        for blob in [&manifest, &config] {
+            oci_archive::append_entry(
+                &mut b,
+                &format!("blobs/sha256/{}", sha256_hex(blob)),
+                blob.len() as u64,
+                &blob[..],
+            )?;
+        }
         let layer = File::open(&tmp_layer)?;
-        b.append_data(
-            &mut h,
-            format!("blobs/sha256/{layer_hex}"),
+        oci_archive::append_entry(
+            &mut b,
+            &format!("blobs/sha256/{layer_hex}"),
+            layer_size,
             layer.take(layer_size),
         )?;
         let mut w = b.into_inner()?;

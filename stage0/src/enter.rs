@@ -114,26 +114,17 @@ pub fn exec(plan: &EnterPlan, stage1: &Path) -> Result<Infallible> {
 mod tests {
     use super::*;
     use crate::pods::Phase;
-    use stage1_abi::{App, ImageRef, Isolators, ABI_VERSION};
+    use stage1_abi::{App, ImageRef, ABI_VERSION};
 
     fn app(name: &str) -> App {
-        App {
-            name: name.into(),
-            image: ImageRef {
+        App::new(
+            name,
+            ImageRef {
                 id: "sha256:0".into(),
                 name: "x".into(),
             },
-            exec: vec!["/bin/true".into()],
-            user: "0".into(),
-            group: "0".into(),
-            supplementary_gids: vec![],
-            working_dir: "/".into(),
-            environment: vec![],
-            mounts: vec![],
-            readonly_rootfs: false,
-            isolators: Isolators::default(),
-            ports: vec![],
-        }
+            vec!["/bin/true".into()],
+        )
     }
 
     #[test]

@@ -162,26 +162,25 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage1_abi::{ImageRef, Isolators, NetConfig};
+    use stage1_abi::{ImageRef, NetConfig};
 
     #[test]
     fn spec_parses_as_oci() {
         let app = App {
-            name: "a".into(),
-            image: ImageRef {
-                id: "sha256:00".into(),
-                name: "bb".into(),
-            },
-            exec: vec!["/bin/true".into()],
             user: "1000".into(),
             group: "1000".into(),
             supplementary_gids: vec![5, 6],
             working_dir: "/tmp".into(),
             environment: vec![("A".into(), "1".into())],
-            mounts: vec![],
             readonly_rootfs: true,
-            isolators: Isolators::default(),
-            ports: vec![],
+            ..App::new(
+                "a",
+                ImageRef {
+                    id: "sha256:00".into(),
+                    name: "bb".into(),
+                },
+                vec!["/bin/true".into()],
+            )
         };
         let rc = RuntimeConfig {
             stop_timeout_secs: 1,

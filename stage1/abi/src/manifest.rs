@@ -111,6 +111,27 @@ pub struct App {
     pub ports: Vec<Port>,
 }
 
+impl App {
+    /// App `name` of image `image` running `exec` as root in `/`, with an empty environment
+    /// and every other setting at its default.
+    pub fn new(name: &str, image: ImageRef, exec: Vec<String>) -> Self {
+        App {
+            name: name.to_string(),
+            image,
+            exec,
+            user: "0".into(),
+            group: "0".into(),
+            supplementary_gids: vec![],
+            working_dir: "/".into(),
+            environment: vec![],
+            mounts: vec![],
+            readonly_rootfs: false,
+            isolators: Isolators::default(),
+            ports: vec![],
+        }
+    }
+}
+
 /// A volume mounted into an app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -367,23 +388,14 @@ mod tests {
     use super::*;
 
     fn app(name: &str) -> App {
-        App {
-            name: name.into(),
-            image: ImageRef {
+        App::new(
+            name,
+            ImageRef {
                 id: "sha256:00".into(),
                 name: "busybox".into(),
             },
-            exec: vec!["/bin/true".into()],
-            user: "0".into(),
-            group: "0".into(),
-            supplementary_gids: vec![],
-            working_dir: "/".into(),
-            environment: vec![],
-            mounts: vec![],
-            readonly_rootfs: false,
-            isolators: Isolators::default(),
-            ports: vec![],
-        }
+            vec!["/bin/true".into()],
+        )
     }
 
     fn pod(apps: Vec<App>) -> PodManifest {

@@ -36,21 +36,15 @@ pub fn busybox_rootfs(root: &Path) {
 
 pub fn app(name: &str, exec: &[&str]) -> App {
     App {
-        name: name.into(),
-        image: ImageRef {
-            id: "sha256:00".into(),
-            name: "busybox".into(),
-        },
-        exec: exec.iter().map(|s| s.to_string()).collect(),
-        user: "0".into(),
-        group: "0".into(),
-        supplementary_gids: vec![],
-        working_dir: "/".into(),
         environment: vec![("PATH".into(), "/bin".into())],
-        mounts: vec![],
-        readonly_rootfs: false,
-        isolators: Isolators::default(),
-        ports: vec![],
+        ..App::new(
+            name,
+            ImageRef {
+                id: "sha256:00".into(),
+                name: "busybox".into(),
+            },
+            exec.iter().map(|s| s.to_string()).collect(),
+        )
     }
 }
 

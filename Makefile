@@ -26,18 +26,25 @@ bench-deps: deps ## install and configure the peer runtimes for `make bench`
 	@scripts/apt-install.sh $(BENCH_PACKAGES)
 	@scripts/bench-peers-setup.sh
 
+# rkt-monitor is no_std and needs panic=abort, which the dev profile does not set for the rest
+MONITOR_DEBUG   := $(CARGO) rustc -p stage1-monitor --bin rkt-monitor --features bin -- -C panic=abort
+MONITOR_RELEASE := $(CARGO) build --release -p stage1-monitor --bin rkt-monitor --features bin
+
 .PHONY: build
-build: ## build rkt, rkt-stage1 and the test tools (debug)
+build: ## build rkt, rkt-stage1, rkt-monitor and the test tools (debug)
 	$(CARGO) build --workspace --bins
+	$(MONITOR_DEBUG)
 
 .PHONY: release
-release: ## build optimised rkt and rkt-stage1
+release: ## build optimised rkt, rkt-stage1 and rkt-monitor
 	$(CARGO) build --release -p rkt-cli -p stage1
+	$(MONITOR_RELEASE)
 
 .PHONY: install
-install: release ## install rkt and rkt-stage1 into $(PREFIX)/bin
+install: release ## install rkt, rkt-stage1 and rkt-monitor into $(PREFIX)/bin
 	install -D -m 0755 target/release/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	install -D -m 0755 target/release/rkt-stage1 $(DESTDIR)$(PREFIX)/bin/rkt-stage1
+	install -D -m 0755 target/release/rkt-monitor $(DESTDIR)$(PREFIX)/bin/rkt-monitor
 
 .PHONY: demo
 demo: deps build ## build, make a local image, serve it from a local registry, fetch it and run a two-app pod
@@ -66,6 +73,7 @@ bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p stage1-monitor --bin rkt-monitor --features bin -- -C panic=abort -D warnings
 
 .PHONY: fmt
 fmt: ## format the code

@@ -20,18 +20,18 @@ fn main() {
         fmt.without_time().init();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match stage1_abi::Stage1Command::from_args(&args) {
-        Ok(cmd) => match stage1::dispatch(&cmd) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("stage1: {e}");
-                stage1_abi::exit::RKT_FAILURE
-            }
-        },
-        Err(e) => {
-            eprintln!("stage1: {e}");
-            stage1_abi::exit::RKT_FAILURE
+    // `teardown` is exec'd by rkt-monitor, not by stage0, so it is not part of stage1-abi
+    let res = match args.split_first() {
+        Some((cmd, rest)) if cmd == stage1_monitor::handoff::TEARDOWN => {
+            stage1::supervisor::teardown(rest)
         }
+        _ => stage1_abi::Stage1Command::from_args(&args)
+            .map_err(stage1::Error::from)
+            .and_then(|cmd| stage1::dispatch(&cmd)),
     };
+    let code = res.unwrap_or_else(|e| {
+        eprintln!("stage1: {e}");
+        stage1_abi::exit::RKT_FAILURE
+    });
     std::process::exit(code);
 }

@@ -1,6 +1,9 @@
-//! `rkt-stage1 run`: set the pod up, start its apps, supervise them on one thread (signalfd +
-//! poll), tear down and return the pod's exit code.
+//! `rkt-stage1 run`: set the pod up, start its apps, then hand the running pod to `rkt-monitor`
+//! (exec, same PID) or, for an interactive app whose terminal stage1 relays, supervise it here on
+//! one thread (signalfd + poll); either way the stop/reap rules are `stage1_monitor::pod`'s.
+//! `rkt-stage1 teardown` (exec'd by the monitor) and [`teardown`] remove what the pod set up.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,22 +13,15 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use stage1_abi::{exit, paths, read_json, PodManifest, RuntimeConfig};
+use stage1_abi::{exit, paths, read_json, AppStatus, PodManifest, RuntimeConfig};
+use stage1_monitor::handoff::{self, AppSpec, MonitorArg, Teardown};
+use stage1_monitor::pod as monitor;
 
 use crate::apps::{self, AppProc, PodCtx};
 use crate::cgroups::PodCgroups;
 use crate::console::{self, Console, ConsoleSocket};
 use crate::sandbox::{self, Sandbox};
 use crate::Error;
-
-/// Why the pod is stopping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// An app failed with this exit code.
-    Failed(i32),
-    /// stage1 got SIGTERM/SIGINT/SIGHUP.
-    Requested,
-}
 
 /// The running pod.
 pub struct Pod {
@@ -37,9 +33,6 @@ pub struct Pod {
     net: Option<crate::network::PodNet>,
     apps: Vec<AppProc>,
     sfd: SignalFd,
-    stop: Option<Stop>,
-    kill_at: Option<Instant>,
-    killed: bool,
     /// When to drop set-up code from the resident set (see [`crate::sys::pageout_file_mappings`]).
     pageout_at: Option<Instant>,
     /// Where the interactive app's terminal comes from, while it is being created.
@@ -119,14 +112,19 @@ pub fn run() -> Result<i32, Error> {
         net: None,
         apps: Vec::new(),
         sfd,
-        stop: None,
-        kill_at: None,
-        killed: false,
         pageout_at: None,
         console_socket: None,
         console: None,
     };
-    let res = p.setup().and_then(|()| p.supervise());
+    let res = p.setup();
+    if res.is_ok() {
+        if let Some(monitor) = p.monitor() {
+            // returns only if the exec failed
+            let e = p.exec_monitor(&monitor);
+            tracing::warn!("{e}; supervising the pod in stage1");
+        }
+    }
+    let res = res.and_then(|()| p.supervise());
     let td = p.teardown();
     let code = res?;
     if let Err(e) = td {
@@ -252,92 +250,104 @@ impl Pod {
         f(&ctx, &self.pod)
     }
 
-    fn begin_stop(&mut self, why: Stop) {
-        if self.stop.is_some() {
-            return;
+    /// The monitor binary to hand the running pod to, if it can take this pod: not when stage1
+    /// relays an interactive app's terminal, not for more apps than it tracks, and not if it is
+    /// not installed next to `rkt-stage1`.
+    fn monitor(&self) -> Option<PathBuf> {
+        if self.console.is_some() || self.apps.len() > handoff::MAX_APPS {
+            return None;
         }
-        self.stop = Some(why);
-        self.kill_at = Some(Instant::now() + Duration::from_secs(self.rc.stop_timeout_secs));
-        for a in self
-            .apps
-            .iter()
-            .filter(|a| a.running() && a.pid.as_raw() > 0)
-        {
-            let _ = nix::sys::signal::kill(a.pid, Signal::SIGTERM);
-        }
-    }
-
-    fn kill_all(&mut self) {
-        self.killed = true;
-        for a in self
-            .apps
-            .iter()
-            .filter(|a| a.running() && a.pid.as_raw() > 0)
-        {
-            let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
-        }
-        // whatever else lives in the pod's pid namespace dies with its PID 1
-        if let Some(sb) = &self.sandbox {
-            sb.kill();
+        let path = std::env::current_exe()
+            .ok()?
+            .with_file_name(handoff::MONITOR_BIN);
+        if path.is_file() {
+            Some(path)
+        } else {
+            tracing::debug!(path = %path.display(), "no monitor binary");
+            None
         }
     }
 
-    fn reap(&mut self) {
-        loop {
-            let st = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(st) => st,
-            };
-            let (pid, code, sig) = match st {
-                WaitStatus::Exited(p, c) => (p, c, None),
-                WaitStatus::Signaled(p, s, _) => (p, exit::from_signal(s as i32), Some(s as i32)),
-                _ => continue,
-            };
-            if self.sandbox.as_ref().is_some_and(|s| s.pid == pid) {
-                tracing::debug!("sandbox exited");
-                if let Some(sb) = self.sandbox.as_mut() {
-                    sb.pid = Pid::from_raw(0);
-                }
-                continue;
-            }
-            let stopping = self.stop.is_some();
-            let Some(a) = self.apps.iter_mut().find(|a| a.pid == pid && a.running()) else {
-                continue;
-            };
-            tracing::debug!(app = %a.status.app, code, "app exited");
-            a.finish(code, sig, stopping);
-            if code != 0 && !stopping {
-                self.begin_stop(Stop::Failed(code));
-            }
+    /// Exec `monitor` with the running pod (see `stage1_monitor::handoff`). Signals stay blocked
+    /// across exec, so none is lost; the apps and the sandbox stay this process's children.
+    /// Returns only on failure.
+    fn exec_monitor(&self, monitor: &Path) -> Error {
+        let sandbox = self.sandbox.as_ref().map_or(0, |s| s.pid.as_raw());
+        let mut args = vec![monitor.display().to_string()];
+        match std::env::current_exe() {
+            Ok(stage1) => args.push(stage1.display().to_string()),
+            Err(e) => return Error::io(Path::new("/proc/self/exe"), e),
+        }
+        args.push(MonitorArg::StopTimeout(self.rc.stop_timeout_secs).to_string());
+        args.push(MonitorArg::Sandbox(sandbox).to_string());
+        for a in &self.apps {
+            args.push(MonitorArg::App(app_spec(a)).to_string());
+        }
+        let cargs: Result<Vec<CString>, _> = args.into_iter().map(CString::new).collect();
+        let Ok(cargs) = cargs else {
+            return Error::Invalid("monitor arguments contain NUL".into());
+        };
+        let Ok(path) = CString::new(monitor.as_os_str().as_encoded_bytes()) else {
+            return Error::Invalid("monitor path contains NUL".into());
+        };
+        tracing::debug!(monitor = %monitor.display(), "handing the pod to the monitor");
+        match nix::unistd::execv(&path, &cargs) {
+            Err(e) => Error::Sys(format!("exec {}", monitor.display()), e),
+            Ok(never) => match never {},
         }
     }
 
+    /// Supervise the running pod in this process (the interactive case, or no monitor): the
+    /// same rules as the monitor (`stage1_monitor::pod`), plus the terminal relay and the
+    /// page-out of set-up code.
     fn supervise(&mut self) -> Result<i32, Error> {
+        let mut table: Vec<monitor::App<'_>> = self
+            .apps
+            .iter()
+            .map(|a| monitor::App::new(app_spec(a)))
+            .collect();
+        let sandbox = self.sandbox.as_ref().map_or(0, |s| s.pid.as_raw());
+        let mut pod = monitor::Pod::new(&mut table, sandbox, self.rc.stop_timeout_secs);
+        let mut os = StatusWriter {
+            pod_dir: &self.pod_dir,
+        };
+        let t0 = Instant::now();
+        let now_ms = || t0.elapsed().as_millis() as u64;
         loop {
-            self.reap();
-            if self.apps.iter().all(|a| !a.running()) {
+            loop {
+                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, c)) => {
+                        pod.exited(&mut os, p.as_raw(), monitor::Exit::Code(c), now_ms())
+                    }
+                    Ok(WaitStatus::Signaled(p, s, _)) => pod.exited(
+                        &mut os,
+                        p.as_raw(),
+                        monitor::Exit::Signal(s as i32),
+                        now_ms(),
+                    ),
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if pod.done() {
                 break;
             }
-            let now = Instant::now();
-            if let (Some(t), false) = (self.kill_at, self.killed) {
-                if t <= now {
-                    self.kill_all();
-                    continue;
-                }
-            }
-            if self.pageout_at.is_some_and(|t| t <= now) {
+            let now = now_ms();
+            pod.tick(&mut os, now);
+            if self.pageout_at.is_some_and(|t| t <= Instant::now()) {
                 self.pageout_at = None;
                 crate::sys::pageout_file_mappings();
             }
-            let next = [self.kill_at.filter(|_| !self.killed), self.pageout_at]
+            let pageout_ms = self
+                .pageout_at
+                .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64);
+            let timeout = match [pod.timeout_ms(now), pageout_ms]
                 .into_iter()
                 .flatten()
-                .min();
-            let timeout = match next {
-                Some(t) => {
-                    let left = t.saturating_duration_since(now);
-                    PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
-                        .unwrap_or(PollTimeout::MAX)
+                .min()
+            {
+                Some(ms) => {
+                    PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
                 }
                 None => PollTimeout::NONE,
             };
@@ -370,7 +380,7 @@ impl Pod {
                 match Signal::try_from(si.ssi_signo as i32) {
                     Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => {
                         tracing::debug!("stop requested");
-                        self.begin_stop(Stop::Requested);
+                        pod.stop_requested(&mut os, now_ms());
                     }
                     Ok(Signal::SIGWINCH) => {
                         if let Some(c) = &self.console {
@@ -385,10 +395,18 @@ impl Pod {
             // what the app wrote last may still be on its way through the pty
             c.drain(Duration::from_millis(500));
         }
-        Ok(match self.stop {
-            Some(Stop::Failed(c)) => c,
-            _ => 0,
-        })
+        let (code, sandbox_reaped) = (pod.exit_code(), pod.sandbox_pid() == 0);
+        let statuses: Vec<AppStatus> = pod.apps().iter().map(app_status).collect();
+        drop(table);
+        for (proc_, st) in self.apps.iter_mut().zip(statuses) {
+            proc_.status = st;
+        }
+        if sandbox_reaped {
+            if let Some(sb) = self.sandbox.as_mut() {
+                sb.pid = Pid::from_raw(0);
+            }
+        }
+        Ok(code)
     }
 
     fn teardown(&mut self) -> Result<(), Error> {
@@ -397,19 +415,7 @@ impl Pod {
         self.console = None;
         self.console_socket = None;
         if let Some(sb) = self.sandbox.take() {
-            if sb.pid.as_raw() > 0 {
-                sb.kill();
-                // the dying PID 1 waits until every process of its namespace is reaped, and
-                // some of those are stage1's children (apps, libcontainer's processes): reap
-                // everything until the sandbox itself is gone
-                loop {
-                    match waitpid(Pid::from_raw(-1), None) {
-                        Ok(st) if st.pid() == Some(sb.pid) => break,
-                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
+            kill_sandbox(sb.pid);
         }
         for a in self.apps.iter_mut().filter(|a| a.running()) {
             let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
@@ -429,6 +435,89 @@ impl Pod {
         tracing::debug!("torn down");
         r.and(net)
     }
+}
+
+/// Kill the pod's PID 1 and reap until it is gone. The dying PID 1 waits until every process of
+/// its namespace is reaped, and some of those are stage1's children (apps, libcontainer's
+/// processes), so everything is reaped until the sandbox itself is. `pid` is stage1's child (or
+/// 0), so it cannot have been reused.
+fn kill_sandbox(pid: Pid) {
+    if pid.as_raw() <= 0 {
+        return;
+    }
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(st) if st.pid() == Some(pid) => break,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// What the monitor needs of a started app.
+fn app_spec(a: &AppProc) -> AppSpec<'_> {
+    AppSpec {
+        name: &a.status.app,
+        pid: a.pid.as_raw(),
+        created_ns: a.status.created_ns.unwrap_or(0),
+        started_ns: a.status.started_ns.unwrap_or(0),
+    }
+}
+
+/// The status record of an app as the state machine has it.
+fn app_status(a: &monitor::App<'_>) -> AppStatus {
+    let s = &a.spec;
+    AppStatus {
+        app: s.name.to_string(),
+        pid: Some(s.pid),
+        created_ns: Some(s.created_ns),
+        started_ns: Some(s.started_ns),
+        finished_ns: a.end.map(|e| e.finished_ns),
+        exit_code: a.end.map(|e| e.exit_code),
+        signal: a.end.and_then(|e| e.signal),
+        stopped_by_pod: a.end.is_some_and(|e| e.stopped_by_pod),
+    }
+}
+
+/// The in-process supervisor's side effects.
+struct StatusWriter<'a> {
+    pod_dir: &'a Path,
+}
+
+impl monitor::Os for StatusWriter<'_> {
+    fn kill(&mut self, pid: i32, signal: i32) {
+        if let Ok(s) = Signal::try_from(signal) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), s);
+        }
+    }
+
+    fn realtime_ns(&self) -> i64 {
+        stage1_abi::now_ns()
+    }
+
+    fn record(&mut self, app: &monitor::App<'_>) {
+        tracing::debug!(app = app.spec.name, end = ?app.end, "app exited");
+        let path = self.pod_dir.join(paths::app_status(app.spec.name));
+        if let Err(e) = apps::write_status(&path, &app_status(app)) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// `rkt-stage1 teardown …`: what the monitor execs once every app has exited. Kills and reaps
+/// the sandbox, removes the pod's network and cgroups like [`gc`], and returns the pod's exit
+/// code (a teardown failure is a warning: the apps' outcome stands, and `rkt gc` retries).
+pub fn teardown(args: &[String]) -> Result<i32, Error> {
+    let t = Teardown::parse(args.iter().map(String::as_str))
+        .map_err(|e| Error::Invalid(format!("teardown: {e}")))?;
+    tracing::debug!(?t, "tearing down after the monitor");
+    kill_sandbox(Pid::from_raw(t.sandbox_pid));
+    if let Err(e) = gc() {
+        tracing::warn!("teardown: {e}");
+    }
+    tracing::debug!("torn down");
+    Ok(t.exit_code)
 }
 
 /// `rkt-stage1 gc`: remove what a dead stage1 left (network, cgroups and their processes).

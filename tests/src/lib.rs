@@ -52,11 +52,14 @@ pub fn bin_dir() -> PathBuf {
 /// The `rkt` binary under test. Panics with a hint when it was not built.
 pub fn rkt_bin() -> PathBuf {
     let p = bin_dir().join("rkt");
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo build` (or `make build`) before the integration tests",
-        p.display()
-    );
+    // rkt-monitor too: without it stage1 would quietly supervise pods itself
+    for bin in [p.clone(), bin_dir().join("rkt-monitor")] {
+        assert!(
+            bin.exists(),
+            "{} missing: run `make build` before the integration tests",
+            bin.display()
+        );
+    }
     p
 }
 

@@ -188,6 +188,45 @@ fn run_stop_status_rm_gc_as_a_systemd_unit_would() {
     }
 }
 
+/// While the apps run, the `rkt run` PID is the static monitor (stage1 exec'd it after set-up);
+/// when the pod stops, the monitor execs stage1's teardown, which leaves no cgroup or network
+/// behind without any `rkt gc`.
+#[test]
+fn running_pod_is_held_by_the_monitor_and_torn_down_without_gc() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = start_sleeper(&ctx, "300");
+    let pid = child.id();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe.file_name().and_then(|n| n.to_str()),
+        Some("rkt-monitor"),
+        "{}",
+        exe.display()
+    );
+    assert_eq!(status_field(&ctx, &uuid, "pid"), Some(pid.to_string()));
+    let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
+    assert!(!cgroups.is_empty());
+    assert!(cgroups.iter().all(|c| c.exists()), "{cgroups:?}");
+    let netns = std::path::PathBuf::from(format!("/run/netns/rkt-{uuid}"));
+    assert!(netns.exists());
+    ok(ctx.rkt_output(&["stop", &uuid]));
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0), "a requested stop exits 0: {st:?}");
+    assert_eq!(
+        status_field(&ctx, &uuid, "state").as_deref(),
+        Some("exited")
+    );
+    assert_eq!(
+        status_field(&ctx, &uuid, "app-busybox").as_deref(),
+        Some("0"),
+        "the monitor wrote the app's status record"
+    );
+    for cg in cgroups {
+        assert!(!cg.exists(), "cgroup left: {}", cg.display());
+    }
+    assert!(!netns.exists(), "network namespace left");
+}
+
 #[test]
 fn kill_9_of_rkt_run_is_cleaned_by_gc() {
     let ctx = TestCtx::new();

@@ -1,6 +1,8 @@
-//! `rkt-stage1 run`: set the pod up, start its apps, then hand the running pod to `rkt-monitor`
-//! (exec, same PID) or, for an interactive app whose terminal stage1 relays, supervise it here on
-//! one thread (signalfd + poll); either way the stop/reap rules are `stage1_monitor::pod`'s.
+//! `rkt-stage1 run`: set the pod up, start its apps and supervise them on one thread (signalfd +
+//! poll). A pod still running a second after it became ready is handed to `rkt-monitor` (exec,
+//! same PID), which holds it in a few pages instead of this binary's megabytes; short pods never
+//! pay for the two extra execs. stage1 keeps the pods the monitor cannot take (an interactive
+//! app's terminal relay). Either way the stop/reap rules are `stage1_monitor::pod`'s.
 //! `rkt-stage1 teardown` (exec'd by the monitor) and [`teardown`] remove what the pod set up.
 
 use std::ffi::CString;
@@ -33,8 +35,9 @@ pub struct Pod {
     net: Option<crate::network::PodNet>,
     apps: Vec<AppProc>,
     sfd: SignalFd,
-    /// When to drop set-up code from the resident set (see [`crate::sys::pageout_file_mappings`]).
-    pageout_at: Option<Instant>,
+    /// When a long-running pod goes to the monitor or, if it cannot, when stage1 drops its
+    /// set-up code from the resident set (see [`crate::sys::pageout_file_mappings`]).
+    long_running_at: Option<Instant>,
     /// Where the interactive app's terminal comes from, while it is being created.
     console_socket: Option<ConsoleSocket>,
     /// The relay to the interactive app's terminal.
@@ -42,8 +45,9 @@ pub struct Pod {
 }
 
 /// A pod that still runs this long after it became ready is a long-running one: stage1 then
-/// lets the kernel reclaim its set-up code. Short pods never pay for re-reading it.
-const PAGEOUT_AFTER: Duration = Duration::from_secs(1);
+/// hands it to the monitor, or lets the kernel reclaim its set-up code. Short pods pay for
+/// neither.
+const LONG_RUNNING_AFTER: Duration = Duration::from_secs(1);
 
 /// Keep the inherited pod lock fd open (it is, as long as nobody closes it) and make sure it is
 /// not inherited by anything stage1 execs.
@@ -112,19 +116,11 @@ pub fn run() -> Result<i32, Error> {
         net: None,
         apps: Vec::new(),
         sfd,
-        pageout_at: None,
+        long_running_at: None,
         console_socket: None,
         console: None,
     };
-    let res = p.setup();
-    if res.is_ok() {
-        if let Some(monitor) = p.monitor() {
-            // returns only if the exec failed
-            let e = p.exec_monitor(&monitor);
-            tracing::warn!("{e}; supervising the pod in stage1");
-        }
-    }
-    let res = res.and_then(|()| p.supervise());
+    let res = p.setup().and_then(|()| p.supervise());
     let td = p.teardown();
     let code = res?;
     if let Err(e) = td {
@@ -226,7 +222,7 @@ impl Pod {
             tracing::debug!("relaying the app's terminal");
         }
         write_file(&self.pod_dir.join(paths::READY), "")?;
-        self.pageout_at = Some(Instant::now() + PAGEOUT_AFTER);
+        self.long_running_at = Some(Instant::now() + LONG_RUNNING_AFTER);
         Ok(())
     }
 
@@ -268,11 +264,10 @@ impl Pod {
         }
     }
 
-    /// Exec `monitor` with the running pod (see `stage1_monitor::handoff`). Signals stay blocked
-    /// across exec, so none is lost; the apps and the sandbox stay this process's children.
-    /// Returns only on failure.
-    fn exec_monitor(&self, monitor: &Path) -> Error {
-        let sandbox = self.sandbox.as_ref().map_or(0, |s| s.pid.as_raw());
+    /// Exec `monitor` with the apps still running (see `stage1_monitor::handoff`; those that
+    /// exited have their status written already). Signals stay blocked across exec, so none is
+    /// lost; the apps and the sandbox stay this process's children. Returns only on failure.
+    fn exec_monitor(&self, monitor: &Path, running: &[AppSpec<'_>], sandbox: i32) -> Error {
         let mut args = vec![monitor.display().to_string()];
         match std::env::current_exe() {
             Ok(stage1) => args.push(stage1.display().to_string()),
@@ -280,8 +275,8 @@ impl Pod {
         }
         args.push(MonitorArg::StopTimeout(self.rc.stop_timeout_secs).to_string());
         args.push(MonitorArg::Sandbox(sandbox).to_string());
-        for a in &self.apps {
-            args.push(MonitorArg::App(app_spec(a)).to_string());
+        for a in running {
+            args.push(MonitorArg::App(*a).to_string());
         }
         let cargs: Result<Vec<CString>, _> = args.into_iter().map(CString::new).collect();
         let Ok(cargs) = cargs else {
@@ -297,9 +292,10 @@ impl Pod {
         }
     }
 
-    /// Supervise the running pod in this process (the interactive case, or no monitor): the
-    /// same rules as the monitor (`stage1_monitor::pod`), plus the terminal relay and the
-    /// page-out of set-up code.
+    /// Supervise the running pod: here until it is a long-running one, then in the monitor if it
+    /// can take it (see [`Pod::monitor`]; the exec does not return), else here to the end with
+    /// the set-up code paged out. The rules are the monitor's (`stage1_monitor::pod`), plus the
+    /// interactive app's terminal relay.
     fn supervise(&mut self) -> Result<i32, Error> {
         let mut table: Vec<monitor::App<'_>> = self
             .apps
@@ -334,14 +330,25 @@ impl Pod {
             }
             let now = now_ms();
             pod.tick(&mut os, now);
-            if self.pageout_at.is_some_and(|t| t <= Instant::now()) {
-                self.pageout_at = None;
+            if self.long_running_at.is_some_and(|t| t <= Instant::now()) {
+                self.long_running_at = None;
+                // a pod that is stopping is about to end: not worth two execs
+                if let (Some(m), false) = (self.monitor(), pod.stopping()) {
+                    let running: Vec<AppSpec<'_>> = pod
+                        .apps()
+                        .iter()
+                        .filter(|a| a.running())
+                        .map(|a| a.spec)
+                        .collect();
+                    let e = self.exec_monitor(&m, &running, pod.sandbox_pid());
+                    tracing::warn!("{e}; stage1 keeps supervising the pod");
+                }
                 crate::sys::pageout_file_mappings();
             }
-            let pageout_ms = self
-                .pageout_at
+            let long_running_ms = self
+                .long_running_at
                 .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64);
-            let timeout = match [pod.timeout_ms(now), pageout_ms]
+            let timeout = match [pod.timeout_ms(now), long_running_ms]
                 .into_iter()
                 .flatten()
                 .min()

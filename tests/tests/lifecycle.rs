@@ -188,7 +188,7 @@ fn run_stop_status_rm_gc_as_a_systemd_unit_would() {
     }
 }
 
-/// While the apps run, the `rkt run` PID is the static monitor (stage1 exec'd it after set-up);
+/// Once a pod has run for a second, the `rkt run` PID is the static monitor (stage1 exec'd it);
 /// when the pod stops, the monitor execs stage1's teardown, which leaves no cgroup or network
 /// behind without any `rkt gc`.
 #[test]
@@ -196,13 +196,20 @@ fn running_pod_is_held_by_the_monitor_and_torn_down_without_gc() {
     let ctx = TestCtx::new();
     let (mut child, uuid) = start_sleeper(&ctx, "300");
     let pid = child.id();
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(
-        exe.file_name().and_then(|n| n.to_str()),
-        Some("rkt-monitor"),
-        "{}",
-        exe.display()
-    );
+    let exe_name = || {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|e| e.file_name().map(|n| n.to_string_lossy().into_owned()))
+    };
+    let start = Instant::now();
+    while exe_name().as_deref() != Some("rkt-monitor") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still {:?} after 10 s",
+            exe_name()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(status_field(&ctx, &uuid, "pid"), Some(pid.to_string()));
     let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
     assert!(!cgroups.is_empty());

@@ -423,6 +423,59 @@ fn one_failing_app_stops_the_pod_with_its_code() {
     assert!(st.contains("app-sleeper=0"), "{st}");
 }
 
+/// An app that fails after stage1 handed the pod to rkt-monitor: the monitor stops the others
+/// and its teardown exits with that code; the app that had exited before the handoff keeps its
+/// record.
+#[test]
+fn app_failing_after_the_monitor_took_over() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("u");
+    let child = ctx
+        .rkt()
+        .arg("--insecure-options=image")
+        .args([
+            "run",
+            &format!("--uuid-file-save={}", uf.display()),
+            &bb(),
+            "--name=quick",
+            "--exec=/bin/true",
+            &bb(),
+            "--name=late",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "sleep 2.5; exit 7",
+            "---",
+            &bb(),
+            "--name=sleeper",
+            "--exec=/bin/sleep",
+            "--",
+            "300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t = std::time::Instant::now();
+    let exe = || std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    while !exe().ends_with("rkt-monitor") {
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(2400),
+            "no handoff to rkt-monitor: {}",
+            exe().display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let st = stdout(&ctx.rkt_output(&["status", uuid.trim()]));
+    for want in ["app-quick=0", "app-late=7", "app-sleeper=0"] {
+        assert!(st.lines().any(|l| l == want), "{want}: {st}");
+    }
+}
+
 #[test]
 fn sigterm_to_rkt_run_stops_the_pod_within_the_timeout() {
     let ctx = TestCtx::new();

@@ -128,6 +128,11 @@ impl<'a, 'b> Pod<'a, 'b> {
         self.sandbox_pid
     }
 
+    /// The pod is stopping (an app failed, or a stop was requested).
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some()
+    }
+
     /// Every app has exited.
     pub fn done(&self) -> bool {
         self.apps.iter().all(|a| !a.running())
@@ -288,7 +293,9 @@ mod tests {
         let mut a = apps();
         let mut os = FakeOs::default();
         let mut pod = Pod::new(&mut a, 99, 10);
+        assert!(!pod.stopping());
         pod.exited(&mut os, 11, Exit::Code(5), 1000);
+        assert!(pod.stopping());
         assert_eq!(os.kills, [(10, SIGTERM), (12, SIGTERM)]);
         assert_eq!(pod.timeout_ms(1000), Some(10_000));
         pod.exited(&mut os, 10, Exit::Signal(SIGTERM), 1200);

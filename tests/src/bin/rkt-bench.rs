@@ -558,11 +558,23 @@ fn memory_group(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    std::thread::sleep(Duration::from_millis(1500));
+    // stage1 hands a pod that runs for a second to rkt-monitor (same PID)
     let pid = child.id();
+    let exe = || fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let t = Instant::now();
+    while !exe().ends_with("rkt-monitor") && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let what = exe();
+    let what = what.file_name().unwrap_or_default().to_string_lossy();
     match kib(pid, "VmRSS:") {
-        Some(k) => b.single("rkt run (stage1)", k.to_string(), &format!("pid {pid}")),
-        None => b.single("rkt run (stage1)", "n/a".into(), "process gone"),
+        Some(k) => b.single(
+            &format!("rkt run ({what})"),
+            k.to_string(),
+            &format!("pid {pid}"),
+        ),
+        None => b.single("rkt run", "n/a".into(), "process gone"),
     }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

@@ -575,6 +575,31 @@ pub fn errno_from_name(name: &str) -> Option<i32> {
     TABLE.iter().find(|(n, _)| *n == up).map(|(_, v)| *v)
 }
 
+/// The architectures a filter covers: the native one and the compat ABIs the kernel can run.
+/// Each one roughly doubles what libseccomp does to build the filter (≈ 4–5 ms per
+/// architecture here, in every app's start), so an ABI the kernel does not have is left out: its
+/// syscalls then hit the filter's bad-architecture action (the process is killed) instead of
+/// failing with ENOSYS. Docker and podman always list x86_64, x86 and x32; most kernels, this
+/// one included, are built without x32.
+fn seccomp_architectures() -> Vec<&'static str> {
+    static ARCHES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    ARCHES
+        .get_or_init(|| {
+            if cfg!(target_arch = "x86_64") {
+                let mut v = vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"];
+                if crate::sys::x32_syscalls() {
+                    v.push("SCMP_ARCH_X32");
+                }
+                v
+            } else if cfg!(target_arch = "aarch64") {
+                vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+            } else {
+                Vec::new()
+            }
+        })
+        .clone()
+}
+
 /// The OCI `linux.seccomp` object for an app, or None for no filter.
 pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>, Error> {
     if rc.disable_seccomp {
@@ -622,7 +647,7 @@ pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>
     };
     let mut def = json!({
         "defaultAction": default_action["action"],
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "architectures": seccomp_architectures(),
         "syscalls": [],
     });
     if let Some(e) = default_action.get("errnoRet") {
@@ -674,6 +699,11 @@ mod tests {
         let iso = Isolators::default();
         let s = seccomp_json(&iso, &rc()).unwrap().unwrap();
         assert_eq!(s["defaultAction"], "SCMP_ACT_KILL_PROCESS");
+        #[cfg(target_arch = "x86_64")]
+        {
+            let arches = s["architectures"].as_array().unwrap();
+            assert_eq!(arches[..2], ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        }
         assert_eq!(s["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
         let names = s["syscalls"][0]["names"].as_array().unwrap();
         assert!(names.iter().any(|n| n == "read"));
@@ -707,5 +737,30 @@ mod tests {
             syscalls: vec!["read".into()],
         });
         assert!(seccomp_json(&iso, &rc()).is_err());
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn x32_probe_agrees_with_the_kernel_config() {
+        let filtered = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Seccomp:") && l.trim_end() != "Seccomp:\t0");
+        let cfg = std::process::Command::new("zcat")
+            .arg("/proc/config.gz")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if filtered || cfg.is_empty() {
+            return; // nothing to compare with
+        }
+        if !cfg.lines().any(|l| l == "CONFIG_X86_X32_ABI=y") {
+            assert!(!crate::sys::x32_syscalls());
+            let s = seccomp_json(&Isolators::default(), &rc()).unwrap().unwrap();
+            assert_eq!(
+                s["architectures"],
+                json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+            );
+        }
     }
 }

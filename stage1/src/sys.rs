@@ -180,3 +180,31 @@ pub fn recv_fd(sock: std::os::fd::BorrowedFd<'_>) -> nix::Result<Option<std::os:
     }
     Ok(got.into_iter().next())
 }
+
+/// Whether the kernel runs x32-ABI syscalls (`CONFIG_X86_X32_ABI`, not disabled at boot). Probed
+/// with an x32 `getpid`, which has no effect either way, but only when this process is not under
+/// a seccomp filter of its own (one without x32 would kill it for trying): then x32 is assumed.
+pub fn x32_syscalls() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+        let filtered = std::fs::read_to_string("/proc/self/status")
+            .map(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Seccomp:"))
+                    .is_none_or(|v| v.trim() != "0")
+            })
+            .unwrap_or(true);
+        if filtered {
+            return true;
+        }
+        // SAFETY: getpid takes no arguments and changes nothing; an unsupported syscall number
+        // just fails with ENOSYS.
+        let r = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+        r >= 0 || nix::errno::Errno::last() != nix::errno::Errno::ENOSYS
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

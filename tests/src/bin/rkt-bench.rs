@@ -327,6 +327,27 @@ fn main() -> Result<()> {
                 )),
             );
         }
+        if crun_ok {
+            // like for like: rkt applies Docker's default seccomp allow-list to every app, the
+            // plain bundle has no filter; this one has exactly the filter rkt generated
+            let probe = work.join("seccomp-probe");
+            if let Ok(()) = seccomp_bundle(&b.rkt(&probe), &probe, &img, &work) {
+                cases.push(
+                    Case::new(
+                        "crun run (rkt's seccomp filter)",
+                        format!(
+                            "{} exec crun run -b {}/bundle-seccomp bench-crun-s",
+                            ns.display(),
+                            work.display()
+                        ),
+                    )
+                    .cleanup(format!(
+                        "{} exec crun delete -f bench-crun-s 2>/dev/null; true",
+                        ns.display()
+                    )),
+                );
+            }
+        }
         if have("runc") {
             cases.push(
                 Case::new(
@@ -712,6 +733,39 @@ fn thousand_pods_group(b: &mut Bench, img: &str) -> Result<()> {
     let after = count(&rkt);
     b.line(&format!(
         "\npods listed before gc: {before}; after: {after}"
+    ));
+    Ok(())
+}
+
+/// `work/bundle-seccomp`: the crun bundle plus the `linux.seccomp` object stage1 generated for a
+/// default app (read from the bundle of a pod that just ran).
+fn seccomp_bundle(rkt: &str, data: &Path, img: &str, work: &Path) -> Result<()> {
+    sh(&format!(
+        "{rkt} fetch {img} >/dev/null 2>&1; {rkt} run --net=host {img} --exec=/bin/true"
+    ))?;
+    let found = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ls {}/pods/*/*/apps/*/bundle/config.json | head -1",
+            data.display()
+        ))
+        .output()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    let app: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    let seccomp = app["linux"]["seccomp"].clone();
+    if seccomp.is_null() {
+        bail!("{path}: no seccomp filter");
+    }
+    let dir = work.join("bundle-seccomp");
+    fs::create_dir_all(&dir)?;
+    write_bundle(&dir, &["/bin/true"])?;
+    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("config.json"))?)?;
+    cfg["root"]["path"] = serde_json::json!(work.join("bundle/rootfs"));
+    cfg["linux"]["seccomp"] = seccomp;
+    fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg)?)?;
+    let _ = sh(&format!(
+        "{rkt} gc --grace-period=0s >/dev/null 2>&1; rm -rf {d}",
+        d = data.display()
     ));
     Ok(())
 }

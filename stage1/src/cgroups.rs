@@ -139,7 +139,27 @@ fn write_cg(dir: &Path, file: &str, val: &str) -> Result<(), Error> {
         .map_err(|e| Error::Cgroup(format!("writing {val:?} to {}: {e}", p.display())))
 }
 
+/// A limit needs `controller` in the unified cgroup `dir`; without it the kernel only says
+/// "permission denied" for the missing file, so say which controller is missing.
+fn need_v2_controller(dir: &Path, controller: &str, flag: &str) -> Result<(), Error> {
+    let have = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    if have.split_whitespace().any(|c| c == controller) {
+        return Ok(());
+    }
+    Err(Error::Cgroup(format!(
+        "{flag} needs the cgroup v2 {controller:?} controller, which {} does not have (available: {})",
+        dir.display(),
+        if have.trim().is_empty() { "none" } else { have.trim() }
+    )))
+}
+
 impl PodCgroups {
+    /// Whether the pod's cgroups live in v1 hierarchies (legacy or hybrid host) — then
+    /// libcontainer uses its v1 manager — rather than only in the unified hierarchy.
+    pub fn uses_v1(&self) -> bool {
+        self.hier.iter().any(|h| !h.unified)
+    }
+
     /// Create the pod cgroup in every hierarchy, record it in `list_file` and move stage1 in.
     pub fn create(uuid: &str, list_file: &Path) -> Result<Self, Error> {
         let mounts = parse_mounts()?;
@@ -256,12 +276,15 @@ impl PodCgroups {
             let d = h.pod_dir.join(app);
             if h.unified {
                 if let Some(m) = iso.memory_limit {
+                    need_v2_controller(&d, "memory", "--memory")?;
                     write_cg(&d, "memory.max", &m.to_string())?;
                 }
                 if let Some(c) = iso.cpu_millis {
+                    need_v2_controller(&d, "cpu", "--cpu")?;
                     write_cg(&d, "cpu.max", &format!("{} 100000", c * 100))?;
                 }
                 if let Some(s) = iso.cpu_shares {
+                    need_v2_controller(&d, "cpu", "--cpu-shares")?;
                     // v1 shares [2, 262144] → v2 weight [1, 10000]
                     let w = 1 + ((s.clamp(2, 262144) - 2) * 9999) / 262142;
                     write_cg(&d, "cpu.weight", &w.to_string())?;

@@ -177,7 +177,13 @@ fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdic
     if let Err(e) = cgroups
         .enter_app(&job.app)
         .map_err(|e| e.to_string())
-        .and_then(|()| check_private_cgroups(&job.uuid, &job.app))
+        .and_then(|()| {
+            if cgroups.uses_v1() {
+                check_private_cgroups(&job.uuid, &job.app)
+            } else {
+                Ok(()) // libcontainer's v2 manager only touches the explicit path it is given
+            }
+        })
     {
         say(format!("err: {e}\n"));
         return 1;

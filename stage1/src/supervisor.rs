@@ -246,18 +246,18 @@ impl Pod {
         f(&ctx, &self.pod)
     }
 
-    /// The monitor binary to hand the running pod to, if it can take this pod: not when stage1
+    /// The monitor binary to hand the running pod to, and this binary (for the monitor to exec
+    /// at the end), if it can take this pod: not when stage1
     /// relays an interactive app's terminal, not for more apps than it tracks, and not if it is
     /// not installed next to `rkt-stage1`.
-    fn monitor(&self) -> Option<PathBuf> {
+    fn monitor(&self) -> Option<(PathBuf, PathBuf)> {
         if self.console.is_some() || self.apps.len() > handoff::MAX_APPS {
             return None;
         }
-        let path = std::env::current_exe()
-            .ok()?
-            .with_file_name(handoff::MONITOR_BIN);
+        let stage1 = std::env::current_exe().ok()?;
+        let path = stage1.with_file_name(handoff::MONITOR_BIN);
         if path.is_file() {
-            Some(path)
+            Some((path, stage1))
         } else {
             tracing::debug!(path = %path.display(), "no monitor binary");
             None
@@ -267,12 +267,14 @@ impl Pod {
     /// Exec `monitor` with the apps still running (see `stage1_monitor::handoff`; those that
     /// exited have their status written already). Signals stay blocked across exec, so none is
     /// lost; the apps and the sandbox stay this process's children. Returns only on failure.
-    fn exec_monitor(&self, monitor: &Path, running: &[AppSpec<'_>], sandbox: i32) -> Error {
-        let mut args = vec![monitor.display().to_string()];
-        match std::env::current_exe() {
-            Ok(stage1) => args.push(stage1.display().to_string()),
-            Err(e) => return Error::io(Path::new("/proc/self/exe"), e),
-        }
+    fn exec_monitor(
+        &self,
+        monitor: &Path,
+        stage1: &Path,
+        running: &[AppSpec<'_>],
+        sandbox: i32,
+    ) -> Error {
+        let mut args = vec![monitor.display().to_string(), stage1.display().to_string()];
         args.push(MonitorArg::StopTimeout(self.rc.stop_timeout_secs).to_string());
         args.push(MonitorArg::Sandbox(sandbox).to_string());
         for a in running {
@@ -333,14 +335,15 @@ impl Pod {
             if self.long_running_at.is_some_and(|t| t <= Instant::now()) {
                 self.long_running_at = None;
                 // a pod that is stopping is about to end: not worth two execs
-                if let (Some(m), false) = (self.monitor(), pod.stopping()) {
+                let monitor = if pod.stopping() { None } else { self.monitor() };
+                if let Some((m, stage1)) = monitor {
                     let running: Vec<AppSpec<'_>> = pod
                         .apps()
                         .iter()
                         .filter(|a| a.running())
                         .map(|a| a.spec)
                         .collect();
-                    let e = self.exec_monitor(&m, &running, pod.sandbox_pid());
+                    let e = self.exec_monitor(&m, &stage1, &running, pod.sandbox_pid());
                     tracing::warn!("{e}; stage1 keeps supervising the pod");
                 }
                 crate::sys::pageout_file_mappings();

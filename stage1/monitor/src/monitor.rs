@@ -18,8 +18,9 @@ pub const TEARDOWN_C: &CStr = c"teardown";
 
 const SIGHUP: u32 = 1;
 const SIGINT: u32 = 2;
-const SIGTERM: u32 = 15;
+const SIGTERM: u32 = crate::pod::SIGTERM as u32;
 const SIGCHLD: u32 = 17;
+const ECHILD: Errno = Errno(10);
 
 /// A one-line message on stderr.
 pub fn warn(args: fmt::Arguments<'_>) {
@@ -129,6 +130,9 @@ pub fn main(p: &Process) -> ! {
     let mut pod = Pod::new(&mut apps[..n], sandbox, stop_timeout);
     let mut os = RealOs;
     loop {
+        // ECHILD with apps still recorded running cannot happen to children; if it did, waiting
+        // for SIGCHLD would be forever
+        let mut no_children = false;
         loop {
             match sys::wait_any_nohang() {
                 Ok(Some((pid, st))) => {
@@ -137,18 +141,19 @@ pub fn main(p: &Process) -> ! {
                     }
                 }
                 Ok(None) => break,
-                Err(Errno(10)) if !pod.done() => {
-                    // ECHILD: nothing left to wait for, yet an app was never reaped (it cannot
-                    // happen to a child): do not wait forever
-                    warn(format_args!(
-                        "no child processes left while apps are recorded running"
-                    ));
+                Err(e) => {
+                    no_children = e == ECHILD;
                     break;
                 }
-                Err(_) => break,
             }
         }
-        if pod.done() || matches!(sys::wait_any_nohang(), Err(Errno(10))) {
+        if pod.done() {
+            break;
+        }
+        if no_children {
+            warn(format_args!(
+                "no child processes left while apps are recorded running"
+            ));
             break;
         }
         let now = now_ms();

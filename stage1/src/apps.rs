@@ -89,6 +89,32 @@ pub fn write_status(path: &Path, st: &AppStatus) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// Release the app root filesystems stage0 mounted (`apps/<app>/rootfs`) once nothing of the
+/// pod runs: an exited pod keeps its files (`upper/`) until gc, not its mounts, so the host's
+/// mount table does not grow with every pod that has exited and not yet been collected (each
+/// entry slows every later `rkt run`, and systemd re-reads the table on each change).
+/// Unmounting syncs the overlay's upper filesystem, as any unmount of a writable overlay does.
+/// Idempotent; a mount still in use elsewhere is detached lazily.
+pub fn release_rootfs(pod_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(pod_dir.join(paths::APPS_DIR)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let rootfs = e.path().join("rootfs");
+        let res = match nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()) {
+            Err(nix::errno::Errno::EBUSY) => {
+                nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH)
+            }
+            r => r,
+        };
+        match res {
+            // not mounted (any more), or no such app dir
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => tracing::warn!("unmounting {}: {e}", rootfs.display()),
+        }
+    }
+}
+
 /// First half of starting an app, done before the sandbox exists: create its cgroups (with
 /// limits) and fork the helper that will create its container (see [`crate::helper`]).
 pub fn prepare_app(

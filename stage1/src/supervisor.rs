@@ -434,6 +434,7 @@ impl Pod {
         }
         let state = self.pod_dir.join(paths::STATE_DIR);
         let _ = std::fs::remove_dir_all(&state);
+        apps::release_rootfs(&self.pod_dir);
         // the netns stays bind-mounted until its networks are deleted, whether or not set-up
         // finished (net-info.json says what was done)
         let net = crate::network::teardown(&self.pod_dir);
@@ -530,12 +531,14 @@ pub fn teardown(args: &[String]) -> Result<i32, Error> {
     Ok(t.exit_code)
 }
 
-/// `rkt-stage1 gc`: remove what a dead stage1 left (network, cgroups and their processes).
-/// Idempotent.
+/// `rkt-stage1 gc`: remove what a dead stage1 left (network, cgroups and their processes, the
+/// apps' rootfs mounts). Idempotent.
 pub fn gc() -> Result<(), Error> {
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
     let net = crate::network::teardown(&pod_dir);
-    crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS))?;
+    let cg = crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS));
+    apps::release_rootfs(&pod_dir);
+    cg?;
     net?;
     let state = pod_dir.join(paths::STATE_DIR);
     match std::fs::remove_dir_all(&state) {

@@ -232,6 +232,11 @@ fn running_pod_is_held_by_the_monitor_and_torn_down_without_gc() {
         assert!(!cg.exists(), "cgroup left: {}", cg.display());
     }
     assert!(!netns.exists(), "network namespace left");
+    assert!(
+        cleanup::mounts_under(&ctx.dir()).is_empty(),
+        "the teardown after the monitor left mounts: {:?}",
+        cleanup::mounts_under(&ctx.dir())
+    );
 }
 
 #[test]
@@ -620,22 +625,25 @@ fn export_an_exited_pod_and_run_the_result() {
 #[test]
 fn gc_succeeds_after_an_admin_unmounted_the_rootfs() {
     let ctx = TestCtx::new();
-    let uf = ctx.root().join("u");
-    let o = ctx.rkt_output(&[
-        "run",
-        &format!("--uuid-file-save={}", uf.display()),
-        &bb(),
-        "--exec=/bin/true",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // a killed stage1 cannot release the rootfs; here an admin does, before gc
+    let (mut child, uuid) = start_sleeper(&ctx, "300");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    while status_field(&ctx, &uuid, "state").as_deref() != Some("exited") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pod still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mounts = cleanup::mounts_under(&ctx.dir());
     assert!(!mounts.is_empty());
     for m in &mounts {
         nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
-    let uuid = std::fs::read_to_string(&uf).unwrap();
     let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
-    assert!(o.contains(uuid.trim()), "{o}");
+    assert!(o.contains(&uuid), "{o}");
     assert_no_leaks(&ctx);
 }
 
@@ -665,8 +673,7 @@ fn entered_process_gets_the_apps_seccomp_filter() {
 #[test]
 fn gc_succeeds_while_another_mount_namespace_holds_the_rootfs() {
     let ctx = TestCtx::new();
-    let o = ctx.rkt_output(&["run", &bb(), "--exec=/bin/true"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (mut child, uuid) = start_sleeper(&ctx, "300");
     // a private copy of the host's mounts, taken while the pod's overlay is mounted
     let mut holder = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sleep", "60"])
@@ -685,6 +692,12 @@ fn gc_succeeds_while_another_mount_namespace_holds_the_rootfs() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // the pod releases its mounts in the host's namespace; the copies stay in the other one
+    ok(ctx.rkt_output(&["stop", &uuid]));
+    child.wait().unwrap();
+    assert!(std::fs::read_to_string(&mi)
+        .unwrap_or_default()
+        .contains(&data));
     let o = ctx.rkt_output(&["gc", "--grace-period=0s"]);
     let still = std::fs::read_to_string(&mi).unwrap_or_default();
     let _ = holder.kill();

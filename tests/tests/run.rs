@@ -46,6 +46,14 @@ fn run_true_exits_0_and_false_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     // the exited pods stay in run/ (for status/gc) and are unlocked
     assert_eq!(ctx.pods_in("run").len(), 2);
+    // ... with their files but not their rootfs mounts, also when the app could not start
+    let o = ctx.rkt_output(&["run", "--net=host", &bb(), "--exec", "/bin/nope"]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(
+        cleanup::mounts_under(&ctx.dir()).is_empty(),
+        "mounts left by exited pods: {:?}",
+        cleanup::mounts_under(&ctx.dir())
+    );
 }
 
 #[test]
@@ -102,15 +110,15 @@ fn uuid_file_and_pod_dir_contents() {
     let rc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(pod.join("runtime.json")).unwrap()).unwrap();
     assert_eq!(rc["hostname"], format!("rkt-{}", uuid.trim()));
-    // the overlay is mounted at apps/first/rootfs until gc
-    let rootfs = pod.join("apps/first/rootfs");
+    // the overlay was released when the pod exited (nothing to collect but files); what the
+    // app wrote stays in its upper dir until gc
     assert!(
+        cleanup::mounts_under(&ctx.dir()).is_empty(),
+        "mounts left after the pod exited: {:?}",
         cleanup::mounts_under(&ctx.dir())
-            .iter()
-            .any(|m| m == &rootfs),
-        "rootfs not mounted"
     );
-    assert!(rootfs.join("bin/busybox").exists());
+    assert!(pod.join("apps/first/upper").is_dir());
+    assert!(!pod.join("apps/first/rootfs/bin/busybox").exists());
 }
 
 #[test]
@@ -243,7 +251,7 @@ fn configured_image() -> String {
     IMG.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("rkt-run-img-")
-            .tempdir()
+            .tempdir_in(images::scratch())
             .unwrap()
             .keep();
         let mut entries = images::busybox_entries();

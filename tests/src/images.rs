@@ -15,8 +15,10 @@ pub const VERIFIER_IN_IMAGE: &str = "/usr/bin/rkt-verifier";
 /// Path of the static busybox the images are made from (Debian's busybox-static).
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
-/// Per-process scratch dir for built images (removed images of dead processes are collected).
-fn scratch() -> &'static Path {
+/// Per-process scratch dir for what a test binary keeps for its whole run (built images, the
+/// shared registry's storage): statics are never dropped, so the dirs of test processes that
+/// are gone are removed here, by the next test process.
+pub fn scratch() -> &'static Path {
     static D: OnceLock<PathBuf> = OnceLock::new();
     D.get_or_init(|| {
         let base = crate::target_dir().join("rkt-test-images");

@@ -32,7 +32,7 @@ impl Registry {
     pub fn start(opts: RegistryOptions) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("rkt-registry-")
-            .tempdir()
+            .tempdir_in(crate::images::scratch())
             .expect("registry dir");
         let storage = dir.path().join("storage");
         fs::create_dir_all(&storage).expect("registry storage");

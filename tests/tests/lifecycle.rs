@@ -28,6 +28,23 @@ fn start_sleeper(ctx: &TestCtx, secs: &str) -> (Child, String) {
     start_sleeper_with(ctx, &[], secs)
 }
 
+/// [`start_sleeper`], then SIGKILL the `rkt run` process (= stage1) and wait until the pod
+/// reads as exited; returns its UUID. What the pod set up is left for gc.
+fn start_and_kill_sleeper(ctx: &TestCtx) -> String {
+    let (mut child, uuid) = start_sleeper(ctx, "300");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    while status_field(ctx, &uuid, "state").as_deref() != Some("exited") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "pod still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    uuid
+}
+
 /// [`start_sleeper`] with extra per-app flags.
 #[allow(clippy::zombie_processes)]
 fn start_sleeper_with(ctx: &TestCtx, app_flags: &[&str], secs: &str) -> (Child, String) {
@@ -242,17 +259,7 @@ fn running_pod_is_held_by_the_monitor_and_torn_down_without_gc() {
 #[test]
 fn kill_9_of_rkt_run_is_cleaned_by_gc() {
     let ctx = TestCtx::new();
-    let (mut child, uuid) = start_sleeper(&ctx, "300");
-    child.kill().unwrap(); // SIGKILL to the rkt run process (= stage1)
-    child.wait().unwrap();
-    let start = Instant::now();
-    while status_field(&ctx, &uuid, "state").as_deref() != Some("exited") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "pod still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let uuid = start_and_kill_sleeper(&ctx);
     let cgroups = cleanup::cgroups_of_pods(&ctx.dir());
     let o = ok(ctx.rkt_output(&["gc", "--grace-period=0s"]));
     assert!(o.contains(&uuid), "{o}");
@@ -626,17 +633,7 @@ fn export_an_exited_pod_and_run_the_result() {
 fn gc_succeeds_after_an_admin_unmounted_the_rootfs() {
     let ctx = TestCtx::new();
     // a killed stage1 cannot release the rootfs; here an admin does, before gc
-    let (mut child, uuid) = start_sleeper(&ctx, "300");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let start = Instant::now();
-    while status_field(&ctx, &uuid, "state").as_deref() != Some("exited") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "pod still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let uuid = start_and_kill_sleeper(&ctx);
     let mounts = cleanup::mounts_under(&ctx.dir());
     assert!(!mounts.is_empty());
     for m in &mounts {

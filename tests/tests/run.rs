@@ -659,6 +659,21 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The `rkt` arguments of the interactive tests: a busybox shell as the pod's one app.
+fn interactive_sh() -> Vec<String> {
+    [
+        "--insecure-options=image",
+        "run",
+        "--interactive",
+        "--net=host",
+        &bb(),
+        "--exec",
+        "/bin/sh",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 #[test]
 fn interactive_app_gets_a_controlling_terminal() {
     use std::io::{Read, Write};
@@ -668,17 +683,7 @@ fn interactive_app_gets_a_controlling_terminal() {
     let rkt = ctx.rkt();
     let mut words: Vec<String> = vec![rkt.get_program().to_string_lossy().into_owned()];
     words.extend(rkt.get_args().map(|a| a.to_string_lossy().into_owned()));
-    for a in [
-        "--insecure-options=image",
-        "run",
-        "--interactive",
-        "--net=host",
-        &bb(),
-        "--exec",
-        "/bin/sh",
-    ] {
-        words.push(a.to_string());
-    }
+    words.extend(interactive_sh());
     let cmd = words
         .iter()
         .map(|w| sh_quote(w))
@@ -749,15 +754,7 @@ fn interactive_without_a_terminal_passes_stdio() {
     let ctx = TestCtx::new();
     let mut child = ctx
         .rkt()
-        .args([
-            "--insecure-options=image",
-            "run",
-            "--interactive",
-            "--net=host",
-            &bb(),
-            "--exec",
-            "/bin/sh",
-        ])
+        .args(interactive_sh())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -820,27 +817,12 @@ fn interactive_app_gets_ctrl_c_and_window_size_changes() {
     let slave = std::fs::File::from(pty.slave);
     let mut master = std::fs::File::from(pty.master);
     let rkt = ctx.rkt();
-    let mut cmd = std::process::Command::new("setsid");
     // -c: the pty (stdin) becomes rkt's controlling terminal; -w: wait for it
-    cmd.args(["-c", "-w"])
+    let mut child = std::process::Command::new("setsid")
+        .args(["-c", "-w"])
         .arg(rkt.get_program())
-        .args(rkt.get_args());
-    for (k, v) in rkt.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd
-        .args([
-            "--insecure-options=image",
-            "run",
-            "--interactive",
-            "--net=host",
-            &bb(),
-            "--exec",
-            "/bin/sh",
-        ])
+        .args(rkt.get_args())
+        .args(interactive_sh())
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
         .stderr(slave)

@@ -151,9 +151,13 @@ pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc,
 /// An app whose helper is creating its container.
 #[derive(Debug)]
 pub struct Creating {
+    app: String,
     helper: Helper,
     status: AppStatus,
     status_path: PathBuf,
+    /// The seccomp filter stage1 took over from libcontainer, to build and deliver before
+    /// the app starts ([`deliver_filters`]).
+    filter: Option<serde_json::Value>,
 }
 
 impl Creating {
@@ -196,7 +200,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     if sb.own_ipc {
         join_ns.push(("ipc", sb.ns_path("ipc")));
     }
-    let spec = spec::build(&SpecInput {
+    let mut spec = spec::build(&SpecInput {
         app,
         rc: ctx.rc,
         rootfs: &rootfs,
@@ -209,6 +213,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
+    let filter = crate::seccomp::take_over(&mut spec);
     let cfg = bundle.join("config.json");
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
     let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
@@ -224,10 +229,36 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     tracing::debug!(app = %app.name, "bundle written");
     helper.go();
     Ok(Creating {
+        app: app.name.clone(),
         helper,
         status,
         status_path,
+        filter,
     })
+}
+
+/// Build the seccomp filters stage1 took over (each distinct one once) and deliver them to the
+/// apps' inits, while their helpers create the containers. Must run before [`finish_app`]
+/// starts them.
+pub fn deliver_filters(creating: &[Creating]) -> Result<(), Error> {
+    let mut built: Vec<(&serde_json::Value, Vec<u8>)> = Vec::new();
+    for c in creating {
+        let Some(f) = &c.filter else {
+            continue;
+        };
+        let i = match built.iter().position(|(g, _)| *g == f) {
+            Some(i) => i,
+            None => {
+                let p = crate::seccomp::compile(f)
+                    .map_err(|e| app_err(&c.app, format!("building the seccomp filter: {e}")))?;
+                built.push((f, p));
+                built.len() - 1
+            }
+        };
+        crate::seccomp::deliver(&built[i].1, c.helper.program()).map_err(|e| app_err(&c.app, e))?;
+    }
+    tracing::debug!(filters = built.len(), "seccomp filters built");
+    Ok(())
 }
 
 /// Second half of [`start_app`]: wait until the container exists, apply the limits that need
@@ -237,6 +268,7 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
         helper,
         mut status,
         status_path,
+        ..
     } = c;
     let pod_dir = ctx.pod_dir;
     let pid = helper.wait_created()?;

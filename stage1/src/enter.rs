@@ -4,7 +4,8 @@
 //! the command's (`128+n` for signal n).
 //!
 //! libcontainer's tenant builder drops the seccomp filter and defaults the user to root, so
-//! stage1 does the few steps itself with libcontainer's capability and seccomp helpers.
+//! stage1 does the few steps itself with libcontainer's capability and seccomp helpers, from the
+//! app's spec as [`crate::seccomp::app_view`] reads it.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -134,7 +135,12 @@ fn confine_and_exec(
     let Some(process) = spec.process() else {
         return "no process in app spec".into();
     };
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    // the filter and capabilities the app runs with (stage1 may have loaded its filter itself)
+    let (seccomp, caps) = match crate::seccomp::app_view(spec) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let seccomp = seccomp.as_ref();
     let nnp = process.no_new_privileges() == Some(true);
     // as libcontainer: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes first
     if let (Some(s), false) = (seccomp, nnp) {
@@ -159,7 +165,7 @@ fn confine_and_exec(
     if let Err(e) = libcontainer::capabilities::reset_effective(syscall.as_ref()) {
         return format!("resetting capabilities: {e}");
     }
-    if let Some(caps) = process.capabilities() {
+    if let Some(caps) = &caps {
         if let Err(e) = libcontainer::capabilities::drop_privileges(caps, syscall.as_ref()) {
             return format!("dropping capabilities: {e}");
         }

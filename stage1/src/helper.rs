@@ -8,6 +8,9 @@
 //! so helpers are forked early — right after the cgroups exist — and migrate while stage1
 //! builds the sandbox and the bundles; [`Helper::create`] then says "go".
 //!
+//! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
+//! program once it is built; the init loads it right before exec ([`crate::seccomp`]).
+//!
 //! Protocol: stage1 writes one byte to the `go` pipe; the helper answers `ok <pid>` or
 //! `err: <message>` on the verdict pipe. libcontainer's own error log line is captured into the
 //! verdict pipe too, for when its clean-up kills the helper before it can answer. As a bonus
@@ -16,6 +19,7 @@
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -52,6 +56,7 @@ pub struct Helper {
     pid: Pid,
     go: Option<std::fs::File>,
     verdict: Option<std::fs::File>,
+    program: OwnedFd,
 }
 
 impl Helper {
@@ -63,12 +68,13 @@ impl Helper {
         };
         let (go_rd, go_wr) = pipe()?;
         let (v_rd, v_wr) = pipe()?;
+        let program = crate::seccomp::program_fd()?;
         let parent = nix::unistd::getpid();
         match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
             nix::unistd::ForkResult::Child => {
                 drop(go_wr);
                 drop(v_rd);
-                let code = helper_main(cgroups, &job, parent, go_rd, v_wr);
+                let code = helper_main(cgroups, &job, parent, go_rd, v_wr, program);
                 std::process::exit(code);
             }
             nix::unistd::ForkResult::Parent { child } => Ok(Helper {
@@ -76,6 +82,7 @@ impl Helper {
                 pid: child,
                 go: Some(go_wr.into()),
                 verdict: Some(v_rd.into()),
+                program,
             }),
         }
     }
@@ -86,6 +93,11 @@ impl Helper {
         if let Some(mut go) = self.go.take() {
             let _ = go.write_all(b"g");
         }
+    }
+
+    /// The memfd the app's init loads its seccomp program from (see [`crate::seccomp`]).
+    pub fn program(&self) -> &OwnedFd {
+        &self.program
     }
 
     /// [`Helper::go`] and [`Helper::wait_created`] in one.
@@ -163,13 +175,21 @@ fn parse_verdict(msg: &str) -> Result<Pid, String> {
     })
 }
 
-fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdict: OwnedFd) -> i32 {
+fn helper_main(
+    cgroups: &PodCgroups,
+    job: &Job,
+    parent: Pid,
+    go: OwnedFd,
+    verdict: OwnedFd,
+    program: OwnedFd,
+) -> i32 {
     // never outlive stage1, never hold its pod lock or other fds
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         return 1;
     }
-    sys::close_fds_except(&[go.as_raw_fd(), verdict.as_raw_fd()]);
+    sys::close_fds_except(&[go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()]);
+    let program = Arc::new(program);
     let out = std::fs::File::from(verdict);
     let say = |line: String| {
         let _ = (&out).write_all(line.as_bytes());
@@ -207,9 +227,9 @@ fn helper_main(cgroups: &PodCgroups, job: &Job, parent: Pid, go: OwnedFd, verdic
                     "off,libcontainer::container::builder_impl=error",
                 ))
                 .finish();
-            tracing::subscriber::with_default(sub, || create(job))
+            tracing::subscriber::with_default(sub, || create(job, &program))
         }
-        _ => create(job),
+        _ => create(job, &program),
     };
     match &res {
         Ok(pid) => say(format!("ok {pid}\n")),
@@ -244,11 +264,13 @@ fn check_cgroup_lines(cg: &str, uuid: &str, app: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn create(job: &Job) -> Result<Pid, String> {
+fn create(job: &Job, program: &Arc<OwnedFd>) -> Result<Pid, String> {
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?
-        .with_executor(RktExecutor)
+        .with_executor(RktExecutor {
+            program: Arc::clone(program),
+        })
         .with_console_socket(job.console_socket.as_ref());
     if !job.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
@@ -265,16 +287,29 @@ fn create(job: &Job) -> Result<Pid, String> {
         .ok_or_else(|| "container has no pid".to_string())
 }
 
-/// Runs inside the app's init right before exec: tie the app to stage1's life and give it a
-/// clean signal mask (stage1 blocks the signals it reads from its signalfd).
+/// Runs inside the app's init right before exec: tie the app to stage1's life, give it a clean
+/// signal mask (stage1 blocks the signals it reads from its signalfd), load the seccomp filter
+/// stage1 built for it (last: it may forbid the calls before it).
 #[derive(Clone)]
-struct RktExecutor;
+struct RktExecutor {
+    /// The memfd with the app's seccomp program.
+    program: Arc<OwnedFd>,
+}
 
 impl Executor for RktExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
         sys::default_sigpipe();
+        if let Err(e) = crate::seccomp::load_at_exec(spec, &self.program) {
+            // the app never runs; it ends as a rkt-side failure, named on the pod's stderr
+            let app = spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get("rkt.app").cloned());
+            eprintln!("stage1: app {:?}: {e}", app.unwrap_or_default());
+            std::process::exit(stage1_abi::exit::RKT_FAILURE);
+        }
         libcontainer::workload::default::get_executor().exec(spec)
     }
 

@@ -193,6 +193,10 @@ impl Pod {
             let c = self.with_ctx(|ctx, pod| apps::create_app(ctx, &pod.apps[i], h))?;
             creating.push(c);
         }
+        if let Err(e) = apps::deliver_filters(&creating) {
+            creating.into_iter().for_each(apps::Creating::abandon);
+            return Err(e);
+        }
         if let (Some(plan), true) = (&netplan, overlap) {
             match crate::network::setup(&self.pod_dir, &self.pod, &self.rc, plan, sb_pid) {
                 Ok(n) => self.net = Some(n),

@@ -208,3 +208,25 @@ pub fn x32_syscalls() -> bool {
         false
     }
 }
+
+/// Install the classic-BPF seccomp program `prog` on the calling thread: seccomp(2)
+/// `SECCOMP_SET_MODE_FILTER` without flags, which is what libseccomp's `seccomp_load` does for a
+/// filter without attributes. Needs no_new_privs or CAP_SYS_ADMIN.
+pub fn seccomp_set_filter(prog: &[libc::sock_filter]) -> nix::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| nix::errno::Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: the kernel copies `len` instructions from the array `fprog.filter` points to
+    // (`prog`, borrowed across the call) and writes nothing; it validates the program itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_uint,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}

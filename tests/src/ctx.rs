@@ -76,6 +76,33 @@ impl TestCtx {
             .expect("spawn rkt")
     }
 
+    /// Start `rkt CMD --uuid-file-save=UUID_FILE IMAGE --exec=/bin/sleep -- 30` (`run` or
+    /// `prepare`), SIGKILL it after `delay` and reap it; returns the pod's UUID if it got as far
+    /// as saving one. What the pod set up is left for gc.
+    pub fn kill_sleeper_after(
+        &self,
+        cmd: &str,
+        image: &str,
+        uuid_file: &Path,
+        delay: std::time::Duration,
+    ) -> Option<String> {
+        let mut c = self
+            .rkt()
+            .arg("--insecure-options=image")
+            .arg(cmd)
+            .arg(format!("--uuid-file-save={}", uuid_file.display()))
+            .args([image, "--exec=/bin/sleep", "--", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rkt");
+        std::thread::sleep(delay);
+        let _ = c.kill();
+        let _ = c.wait();
+        let u = std::fs::read_to_string(uuid_file).ok()?;
+        (u.trim().len() == 36).then(|| u.trim().to_string())
+    }
+
     /// UUIDs of the pods in a phase dir (`run`, `prepared`, …) of this context's data dir.
     pub fn pods_in(&self, phase: &str) -> Vec<String> {
         match std::fs::read_dir(self.dir().join("pods").join(phase)) {

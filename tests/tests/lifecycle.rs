@@ -529,23 +529,7 @@ fn kill_9_at_any_moment_then_gc_cleans_fully() {
     for (i, delay) in [0u64, 1, 3, 5, 10, 20, 40, 80, 150, 300].iter().enumerate() {
         for cmd in ["run", "prepare"] {
             let uf = ctx.root().join(format!("u-{cmd}-{i}"));
-            let mut c = ctx
-                .rkt()
-                .arg("--insecure-options=image")
-                .arg(cmd)
-                .arg(format!("--uuid-file-save={}", uf.display()))
-                .args([&bb(), "--exec=/bin/sleep", "--", "30"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(*delay));
-            let _ = c.kill();
-            let _ = c.wait();
-            match std::fs::read_to_string(&uf) {
-                Ok(u) if u.trim().len() == 36 => uuids.push(u.trim().to_string()),
-                _ => {}
-            }
+            uuids.extend(ctx.kill_sleeper_after(cmd, &bb(), &uf, Duration::from_millis(*delay)));
         }
     }
     // a gc killed mid-sweep, then a full one

@@ -849,24 +849,7 @@ fn kill_9_during_network_setup_then_gc_leaves_no_network_behind() {
     // start-up takes ~60-100 ms here: most kills land in or around the network set-up
     for delay in (0u64..=120).step_by(8).chain([160, 250]) {
         let uf = fresh(&ctx, "uuid");
-        let mut c = ctx
-            .rkt()
-            .arg("--insecure-options=image")
-            .arg("run")
-            .arg(format!("--uuid-file-save={}", uf.display()))
-            .args([&bb(), "--exec=/bin/sleep", "--", "30"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = c.kill();
-        let _ = c.wait();
-        if let Ok(u) = std::fs::read_to_string(&uf) {
-            if u.trim().len() == 36 {
-                uuids.push(u.trim().to_string());
-            }
-        }
+        uuids.extend(ctx.kill_sleeper_after("run", &bb(), &uf, Duration::from_millis(delay)));
     }
     // host veths as recorded (pods killed before their ADD returned have none yet)
     let pods: Vec<(String, Vec<String>)> = uuids

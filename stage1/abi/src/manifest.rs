@@ -443,23 +443,14 @@ mod tests {
         let s = serde_json::to_string(&p).unwrap();
         let back: PodManifest = serde_json::from_str(&s).unwrap();
         assert_eq!(back, p);
+        let net = NetConfig::Cni(vec![NetRequest {
+            name: "default".into(),
+            args: vec![],
+        }]);
         let rc = RuntimeConfig {
-            net: NetConfig::Cni(vec![NetRequest {
-                name: "default".into(),
-                args: vec![],
-            }]),
-            hostname: "h".into(),
-            interactive: false,
-            ipc: "auto".into(),
-            stop_timeout_secs: 10,
-            disable_capabilities: false,
-            disable_paths: false,
-            disable_seccomp: false,
-            dns: DnsConfig::default(),
-            hosts_entries: vec![],
-            ports: vec![],
             local_config: "/etc/rkt".into(),
             system_config: "/usr/lib/rkt".into(),
+            ..RuntimeConfig::new(net, "h")
         };
         let s = serde_json::to_string(&rc).unwrap();
         assert_eq!(serde_json::from_str::<RuntimeConfig>(&s).unwrap(), rc);

@@ -145,6 +145,10 @@ pub fn prepare_app(
 /// running.
 pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc, Error> {
     let c = create_app(ctx, app, helper)?;
+    if let Err(e) = deliver_filters(std::slice::from_ref(&c)) {
+        c.abandon();
+        return Err(e);
+    }
     finish_app(ctx, app, c)
 }
 

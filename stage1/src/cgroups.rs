@@ -346,11 +346,6 @@ impl PodCgroups {
         }
         self.move_self(|h| h.pod_dir.join(app))
     }
-
-    /// Kill what is left and remove every cgroup recorded.
-    pub fn remove(&self) -> Result<(), Error> {
-        remove_listed(&self.list_file)
-    }
 }
 
 fn init_cpuset(dir: &Path) -> Result<(), Error> {

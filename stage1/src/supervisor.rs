@@ -436,20 +436,31 @@ impl Pod {
             let _ = waitpid(a.pid, None);
             a.finish(exit::from_signal(Signal::SIGKILL as i32), Some(9), true);
         }
-        let state = self.pod_dir.join(paths::STATE_DIR);
-        let _ = std::fs::remove_dir_all(&state);
-        apps::release_rootfs(&self.pod_dir);
-        // the netns stays bind-mounted until its networks are deleted, whether or not set-up
-        // finished (net-info.json says what was done)
-        let net = crate::network::teardown(&self.pod_dir);
         self.net = None;
-        let r = match self.cgroups.take() {
-            Some(cg) => cg.remove(),
-            None => Ok(()),
-        };
+        self.cgroups = None;
+        let r = release(&self.pod_dir);
         tracing::debug!("torn down");
-        r.and(net)
+        r
     }
+}
+
+/// Remove what the pod holds once none of its processes is left to care: its networks, its
+/// cgroups (killing whatever is still in them), the apps' rootfs mounts and libcontainer's
+/// state. Driven by the pod dir's records alone (`net-info.json`, `cgroups`, `apps/`), so the
+/// same steps serve stage1's own teardown and [`gc`] for a stage1 that died. Every step runs;
+/// the first error is returned. Idempotent.
+fn release(pod_dir: &Path) -> Result<(), Error> {
+    // the netns stays bind-mounted until its networks are deleted, whether or not set-up
+    // finished (net-info.json says what was done)
+    let net = crate::network::teardown(pod_dir);
+    let cg = crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS));
+    apps::release_rootfs(pod_dir);
+    let state = pod_dir.join(paths::STATE_DIR);
+    let st = match std::fs::remove_dir_all(&state) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&state, e)),
+        _ => Ok(()),
+    };
+    cg.and(net).and(st)
 }
 
 /// Kill the pod's PID 1 and reap until it is gone. The dying PID 1 waits until every process of
@@ -539,15 +550,5 @@ pub fn teardown(args: &[String]) -> Result<i32, Error> {
 /// apps' rootfs mounts). Idempotent.
 pub fn gc() -> Result<(), Error> {
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
-    let net = crate::network::teardown(&pod_dir);
-    let cg = crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS));
-    apps::release_rootfs(&pod_dir);
-    cg?;
-    net?;
-    let state = pod_dir.join(paths::STATE_DIR);
-    match std::fs::remove_dir_all(&state) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(&state, e)),
-    }
+    release(&pod_dir)
 }

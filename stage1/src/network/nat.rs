@@ -107,14 +107,20 @@ pub fn add_batch(uuid: &str, plan: &Plan) -> (String, NatRecord) {
 
 /// The iptables-restore input undoing exactly `rec`.
 pub fn exact_del_batch(rec: &NatRecord) -> String {
+    removal_batch(&rec.jumps, &rec.chains)
+}
+
+/// `*nat`: delete the rules `jumps` (`-A` rule specs without the `-A`), then flush and delete
+/// `chains`.
+fn removal_batch(jumps: &[String], chains: &[String]) -> String {
     let mut s = String::from("*nat\n");
-    for j in &rec.jumps {
+    for j in jumps {
         s.push_str(&format!("-D {j}\n"));
     }
-    for c in &rec.chains {
+    for c in chains {
         s.push_str(&format!("-F {c}\n"));
     }
-    for c in &rec.chains {
+    for c in chains {
         s.push_str(&format!("-X {c}\n"));
     }
     s.push_str("COMMIT\n");
@@ -141,26 +147,14 @@ pub fn del_batch(saved: &str, chains: &[String]) -> Option<String> {
                 .map(|(_, t)| t.split_whitespace().next().unwrap_or_default())
                 .unwrap_or_default();
             if !ours(chain) && ours(target) {
-                jumps.push(format!("-D {rule}"));
+                jumps.push(rule.to_string());
             }
         }
     }
     if present.is_empty() && jumps.is_empty() {
         return None;
     }
-    let mut s = String::from("*nat\n");
-    for j in jumps {
-        s.push_str(&j);
-        s.push('\n');
-    }
-    for c in &present {
-        s.push_str(&format!("-F {c}\n"));
-    }
-    for c in &present {
-        s.push_str(&format!("-X {c}\n"));
-    }
-    s.push_str("COMMIT\n");
-    Some(s)
+    Some(removal_batch(&jumps, &present))
 }
 
 fn spawn(cmd: &str, args: &[&str], input: Option<&str>) -> Result<Child, Error> {

@@ -56,7 +56,7 @@ pub struct Helper {
     pid: Pid,
     go: Option<std::fs::File>,
     verdict: Option<std::fs::File>,
-    program: OwnedFd,
+    program: std::fs::File,
 }
 
 impl Helper {
@@ -68,7 +68,7 @@ impl Helper {
         };
         let (go_rd, go_wr) = pipe()?;
         let (v_rd, v_wr) = pipe()?;
-        let program = crate::seccomp::program_fd()?;
+        let program = crate::seccomp::program_file()?;
         let parent = nix::unistd::getpid();
         match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
             nix::unistd::ForkResult::Child => {
@@ -96,7 +96,7 @@ impl Helper {
     }
 
     /// The memfd the app's init loads its seccomp program from (see [`crate::seccomp`]).
-    pub fn program(&self) -> &OwnedFd {
+    pub fn program(&self) -> &std::fs::File {
         &self.program
     }
 
@@ -181,7 +181,7 @@ fn helper_main(
     parent: Pid,
     go: OwnedFd,
     verdict: OwnedFd,
-    program: OwnedFd,
+    program: std::fs::File,
 ) -> i32 {
     // never outlive stage1, never hold its pod lock or other fds
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -264,7 +264,7 @@ fn check_cgroup_lines(cg: &str, uuid: &str, app: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn create(job: &Job, program: &Arc<OwnedFd>) -> Result<Pid, String> {
+fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?
@@ -293,7 +293,7 @@ fn create(job: &Job, program: &Arc<OwnedFd>) -> Result<Pid, String> {
 #[derive(Clone)]
 struct RktExecutor {
     /// The memfd with the app's seccomp program.
-    program: Arc<OwnedFd>,
+    program: Arc<std::fs::File>,
 }
 
 impl Executor for RktExecutor {
@@ -306,7 +306,7 @@ impl Executor for RktExecutor {
             let app = spec
                 .annotations()
                 .as_ref()
-                .and_then(|a| a.get("rkt.app").cloned());
+                .and_then(|a| a.get(crate::spec::ANN_APP).cloned());
             eprintln!("stage1: app {:?}: {e}", app.unwrap_or_default());
             std::process::exit(stage1_abi::exit::RKT_FAILURE);
         }

@@ -21,8 +21,10 @@
 //! filter flags, notify listeners, other actions or architectures, and a root app's filter that
 //! blocks the syscalls of the capability drop (`prctl`, `capget`, `capset`).
 
-use std::collections::HashSet;
-use std::os::fd::{AsFd, OwnedFd};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext, ScmpSyscall};
 use nix::sys::memfd::MemFdCreateFlag;
@@ -188,57 +190,49 @@ pub fn compile(f: &Value) -> Result<Vec<u8>, String> {
                 .map_err(|e| err(&format!("adding a rule for {name}"), e))?;
         }
     }
-    let tmp = nix::sys::memfd::memfd_create(c"rkt-seccomp", MemFdCreateFlag::MFD_CLOEXEC)
-        .map_err(|e| format!("memfd: {e}"))?;
+    let tmp = memfd().map_err(|e| format!("memfd: {e}"))?;
     ctx.export_bpf(tmp.as_fd())
         .map_err(|e| err("exporting the program", e))?;
     read_all(&tmp).map_err(|e| format!("reading the program back: {e}"))
 }
 
-/// A memfd for an app's program: its helper, and so the app's init, inherit it.
-pub fn program_fd() -> Result<OwnedFd, crate::Error> {
-    nix::sys::memfd::memfd_create(c"rkt-seccomp", MemFdCreateFlag::MFD_CLOEXEC)
-        .map_err(|e| crate::Error::Sys("creating the seccomp program memfd".into(), e))
+fn memfd() -> nix::Result<File> {
+    nix::sys::memfd::memfd_create(c"rkt-seccomp", MemFdCreateFlag::MFD_CLOEXEC).map(File::from)
 }
 
-fn read_all(fd: &OwnedFd) -> nix::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match nix::sys::uio::pread(fd, &mut buf, out.len() as libc::off_t) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
+/// A memfd for an app's program: its helper, and so the app's init, inherit it.
+pub fn program_file() -> Result<File, crate::Error> {
+    memfd().map_err(|e| crate::Error::Sys("creating the seccomp program memfd".into(), e))
+}
+
+/// The whole content of a memfd, whatever its file offset.
+fn read_all(f: &File) -> std::io::Result<Vec<u8>> {
+    let mut v = vec![0; f.metadata()?.len() as usize];
+    f.read_exact_at(&mut v, 0)?;
+    Ok(v)
 }
 
 /// Write a built program into the memfd an app's init will load it from.
-pub fn deliver(prog: &[u8], to: &OwnedFd) -> Result<(), String> {
-    let mut done = 0;
-    while done < prog.len() {
-        match nix::sys::uio::pwrite(to, &prog[done..], done as libc::off_t) {
-            Ok(n) => done += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(format!("delivering the filter: {e}")),
-        }
-    }
-    Ok(())
+pub fn deliver(prog: &[u8], to: &File) -> Result<(), String> {
+    to.write_all_at(prog, 0)
+        .map_err(|e| format!("delivering the filter: {e}"))
 }
 
 /// Runs in the app's init right before exec (libcontainer's executor hook): load the program
 /// stage1 delivered into `prog` if the spec says stage1 took the filter over, then drop the
 /// capabilities that were only there to load it.
-pub fn load_at_exec(spec: &Spec, prog: &OwnedFd) -> Result<(), String> {
-    let ann = spec.annotations().clone().unwrap_or_default();
-    if !ann.contains_key(ANN_FILTER) {
+pub fn load_at_exec(spec: &Spec, prog: &File) -> Result<(), String> {
+    let Some(ann) = spec
+        .annotations()
+        .as_ref()
+        .filter(|a| a.contains_key(ANN_FILTER))
+    else {
         return Ok(());
-    }
+    };
     let bytes = read_all(prog).map_err(|e| format!("reading the filter: {e}"))?;
     let insns = parse_program(&bytes)?;
     sys::seccomp_set_filter(&insns).map_err(|e| format!("loading the seccomp filter: {e}"))?;
-    let extra = drop_list(&ann)?;
+    let extra: Vec<caps::Capability> = lent_caps(ann, |s| s.parse().ok())?;
     drop_caps(&extra)
 }
 
@@ -257,18 +251,18 @@ fn parse_program(b: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
         .collect())
 }
 
-fn drop_list(
-    ann: &std::collections::HashMap<String, String>,
-) -> Result<Vec<caps::Capability>, String> {
+/// The capabilities [`ANN_DROP_CAPS`] lists, each parsed by `parse` (into the `caps` crate's
+/// type in the app's init, oci-spec's for `rkt enter`).
+fn lent_caps<C, T: FromIterator<C>>(
+    ann: &HashMap<String, String>,
+    parse: impl Fn(&str) -> Option<C>,
+) -> Result<T, String> {
     ann.get(ANN_DROP_CAPS)
         .map(String::as_str)
         .unwrap_or("")
         .split(',')
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| format!("unknown capability {s:?} in {ANN_DROP_CAPS}"))
-        })
+        .map(|s| parse(s).ok_or_else(|| format!("unknown capability {s:?} in {ANN_DROP_CAPS}")))
         .collect()
 }
 
@@ -299,7 +293,8 @@ fn drop_caps(extra: &[caps::Capability]) -> Result<(), String> {
 
 /// The filter and capability sets an app runs with, from its spec: what `rkt enter` applies.
 pub fn app_view(spec: &Spec) -> Result<(Option<LinuxSeccomp>, Option<LinuxCapabilities>), String> {
-    let ann = spec.annotations().clone().unwrap_or_default();
+    let no_annotations = HashMap::new();
+    let ann = spec.annotations().as_ref().unwrap_or(&no_annotations);
     let filter = match ann.get(ANN_FILTER) {
         Some(j) => Some(
             serde_json::from_str::<LinuxSeccomp>(j).map_err(|e| format!("{ANN_FILTER}: {e}"))?,
@@ -310,17 +305,8 @@ pub fn app_view(spec: &Spec) -> Result<(Option<LinuxSeccomp>, Option<LinuxCapabi
         .process()
         .as_ref()
         .and_then(|p| p.capabilities().clone());
-    let extra: HashSet<Capability> = ann
-        .get(ANN_DROP_CAPS)
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            serde_json::from_value::<Capability>(json!(s))
-                .map_err(|_| format!("unknown capability {s:?} in {ANN_DROP_CAPS}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let extra: HashSet<Capability> =
+        lent_caps(ann, |s| serde_json::from_value::<Capability>(json!(s)).ok())?;
     if let (Some(c), false) = (caps.as_mut(), extra.is_empty()) {
         let strip = |s: &Option<HashSet<Capability>>| {
             s.as_ref()
@@ -460,7 +446,7 @@ mod tests {
         take_over(&mut with).unwrap();
         let with: Spec = serde_json::from_value(with).unwrap();
         let without: Spec = serde_json::from_value(spec(0, &[], false, json!(null))).unwrap();
-        let fd = program_fd().unwrap();
+        let fd = program_file().unwrap();
         // no filter taken over: nothing to load
         assert_eq!(load_at_exec(&without, &fd), Ok(()));
         // taken over but never delivered: the app must not run

@@ -8,6 +8,9 @@ use stage1_abi::{App, RuntimeConfig};
 use crate::isolation::{self, MASKED_PATHS, READONLY_PATHS};
 use crate::Error;
 
+/// Spec annotation naming the app.
+pub const ANN_APP: &str = "rkt.app";
+
 /// Everything about the pod an app spec needs besides the app itself.
 #[derive(Debug, Clone)]
 pub struct SpecInput<'a> {
@@ -155,7 +158,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
         "process": process,
         "mounts": mounts,
         "linux": linux,
-        "annotations": {"rkt.app": app.name},
+        "annotations": {ANN_APP: app.name},
     }))
 }
 
@@ -202,6 +205,7 @@ mod tests {
         assert_eq!(v["process"]["noNewPrivileges"], true);
         assert!(v["process"]["capabilities"].get("effective").is_none());
         assert_eq!(v["process"]["env"][1], "AC_APP_NAME=a");
+        assert_eq!(v["annotations"]["rkt.app"], "a");
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
         assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));

@@ -62,6 +62,12 @@ pub fn clean_under(root: &Path) -> String {
     report.join(", ")
 }
 
+/// Assert that no mount is left at or below `root`; `what` leads the failure message.
+pub fn assert_no_mounts_under(root: &Path, what: &str) {
+    let ms = mounts_under(root);
+    assert!(ms.is_empty(), "{what}: {ms:?}");
+}
+
 /// Mount points at or below `root` in this mount namespace, deepest first.
 pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());

@@ -95,11 +95,7 @@ fn rand_suffix() -> u64 {
 }
 
 fn assert_no_leaks(ctx: &TestCtx) {
-    assert!(
-        cleanup::mounts_under(&ctx.dir()).is_empty(),
-        "mounts left: {:?}",
-        cleanup::mounts_under(&ctx.dir())
-    );
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left");
     assert!(
         cleanup::pod_dirs(&ctx.dir()).is_empty(),
         "pod dirs left: {:?}",
@@ -249,11 +245,7 @@ fn running_pod_is_held_by_the_monitor_and_torn_down_without_gc() {
         assert!(!cg.exists(), "cgroup left: {}", cg.display());
     }
     assert!(!netns.exists(), "network namespace left");
-    assert!(
-        cleanup::mounts_under(&ctx.dir()).is_empty(),
-        "the teardown after the monitor left mounts: {:?}",
-        cleanup::mounts_under(&ctx.dir())
-    );
+    cleanup::assert_no_mounts_under(&ctx.dir(), "the teardown after the monitor left mounts");
 }
 
 #[test]
@@ -350,21 +342,10 @@ fn enter_case(app_flags: &[&str]) {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hi\n");
     // default command: /bin/bash if the image has it, else /bin/sh
-    let mut c = ctx
-        .rkt()
-        .args(["enter", &uuid[..8]])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo in-shell; exit 4\n")
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
+    let o = rkt_tests::output_with_stdin(
+        ctx.rkt().args(["enter", &uuid[..8]]),
+        b"echo in-shell; exit 4\n",
+    );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("no command specified, assuming"),

@@ -148,6 +148,19 @@ fn stop(ctx: &TestCtx, mut pod: Pod) {
     }
 }
 
+/// [`stop`] the pod, then check that nothing of its networking is left. `bridge`: the bridge of
+/// the test's own network, which outlives its pods.
+fn stop_leaving_no_network(ctx: &TestCtx, pod: Pod, bridge: Option<&str>) {
+    let host_ifs: Vec<String> = pod
+        .host_ifs(ctx)
+        .into_iter()
+        .filter(|i| Some(i.as_str()) != bridge)
+        .collect();
+    let uuid = pod.uuid.clone();
+    stop(ctx, pod);
+    assert_no_net_leaks(&[(uuid, host_ifs)]);
+}
+
 /// `rkt run FLAGS IMAGE --exec=/bin/sh -- -c SCRIPT` to completion; (output, uuid).
 fn run_sh(ctx: &TestCtx, flags: &[&str], script: &str) -> (Output, String) {
     let uf = fresh(ctx, "uuid");
@@ -394,9 +407,7 @@ fn default_restricted_none_and_host() {
         "default-restricted has no default route: {routes:?}"
     );
     assert!(!has_chain(&net::nat_table(), &masq_chain(&pod.uuid)));
-    let (uuid, host_ifs) = (pod.uuid.clone(), pod.host_ifs(&ctx));
-    stop(&ctx, pod);
-    assert_no_net_leaks(&[(uuid, host_ifs)]);
+    stop_leaving_no_network(&ctx, pod, None);
 
     let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
     let host_ns = host_ns.to_string_lossy();
@@ -463,15 +474,7 @@ fn user_networks_from_conf_and_conflist_come_with_default_restricted() {
             st.contains(&format!("{net_name}:ip4={ip}")) && st.contains("default-restricted:ip4="),
             "{st}"
         );
-        let uuid = pod.uuid.clone();
-        let bridge = format!("rktnt{n}");
-        let host_ifs: Vec<String> = pod
-            .host_ifs(&ctx)
-            .into_iter()
-            .filter(|i| *i != bridge)
-            .collect();
-        stop(&ctx, pod);
-        assert_no_net_leaks(&[(uuid, host_ifs)]);
+        stop_leaving_no_network(&ctx, pod, Some(&format!("rktnt{n}")));
     }
 }
 
@@ -484,14 +487,7 @@ fn a_user_network_named_default_replaces_the_builtin_one() {
     assert_eq!(names(&ifs), ["eth0", "lo"], "{ifs:?}");
     let (ip, _) = v4(&ifs, "eth0");
     assert!(net::in_subnet(ip, &subnet(73)), "eth0 {ip}");
-    let uuid = pod.uuid.clone();
-    let host_ifs: Vec<String> = pod
-        .host_ifs(&ctx)
-        .into_iter()
-        .filter(|i| i != "rktnt73")
-        .collect();
-    stop(&ctx, pod);
-    assert_no_net_leaks(&[(uuid, host_ifs)]);
+    stop_leaving_no_network(&ctx, pod, Some("rktnt73"));
 }
 
 #[test]
@@ -624,9 +620,7 @@ fn port_forward_answers_on_loopback_and_the_gateway() {
     assert_served(SocketAddr::from(([127, 0, 0, 1], port)));
     let gw: Ipv4Addr = DEFAULT_GW.parse().unwrap();
     assert_served(SocketAddr::from((gw, port)));
-    let (uuid, host_ifs) = (pod.uuid.clone(), pod.host_ifs(&ctx));
-    stop(&ctx, pod);
-    assert_no_net_leaks(&[(uuid, host_ifs)]);
+    stop_leaving_no_network(&ctx, pod, None);
     assert!(
         http_get(SocketAddr::from(([127, 0, 0, 1], port)), "/file").is_err(),
         "the forward outlived the pod"

@@ -23,11 +23,7 @@ fn assert_nothing_left(ctx: &TestCtx) {
             ctx.pods_in(phase)
         );
     }
-    assert!(
-        cleanup::mounts_under(&ctx.dir()).is_empty(),
-        "mounts left: {:?}",
-        cleanup::mounts_under(&ctx.dir())
-    );
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left");
 }
 
 fn one_line_254(o: &Output, want: &str) {
@@ -49,11 +45,7 @@ fn run_true_exits_0_and_false_exits_1() {
     // ... with their files but not their rootfs mounts, also when the app could not start
     let o = ctx.rkt_output(&["run", "--net=host", &bb(), "--exec", "/bin/nope"]);
     assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
-    assert!(
-        cleanup::mounts_under(&ctx.dir()).is_empty(),
-        "mounts left by exited pods: {:?}",
-        cleanup::mounts_under(&ctx.dir())
-    );
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left by exited pods");
 }
 
 #[test]
@@ -112,11 +104,7 @@ fn uuid_file_and_pod_dir_contents() {
     assert_eq!(rc["hostname"], format!("rkt-{}", uuid.trim()));
     // the overlay was released when the pod exited (nothing to collect but files); what the
     // app wrote stays in its upper dir until gc
-    assert!(
-        cleanup::mounts_under(&ctx.dir()).is_empty(),
-        "mounts left after the pod exited: {:?}",
-        cleanup::mounts_under(&ctx.dir())
-    );
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left after the pod exited");
     assert!(pod.join("apps/first/upper").is_dir());
     assert!(!pod.join("apps/first/rootfs/bin/busybox").exists());
 }
@@ -187,7 +175,7 @@ fn prepare_then_run_prepared_once() {
     assert_eq!(uuid.len(), 36, "{uuid}");
     assert_eq!(ctx.pods_in("prepared"), vec![uuid.clone()]);
     // a prepared pod holds no mounts
-    assert!(cleanup::mounts_under(&ctx.dir()).is_empty());
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts held by a prepared pod");
     let o = ctx.rkt_output(&["run-prepared", &uuid[..8]]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert_eq!(ctx.pods_in("run"), vec![uuid.clone()]);
@@ -749,24 +737,9 @@ fn interactive_app_gets_a_controlling_terminal() {
 
 #[test]
 fn interactive_without_a_terminal_passes_stdio() {
-    use std::io::Write;
-    use std::process::Stdio;
     let ctx = TestCtx::new();
-    let mut child = ctx
-        .rkt()
-        .args(interactive_sh())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"tty; echo hi; exit 4\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o =
+        rkt_tests::output_with_stdin(ctx.rkt().args(interactive_sh()), b"tty; echo hi; exit 4\n");
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("not a tty"), "{out:?}");

@@ -301,6 +301,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Network `n` (cniVersion 1.0.0) of one plugin of type `plugin`.
+    fn conf(plugin: &str) -> NetworkConf {
+        NetworkConf {
+            name: "n".into(),
+            source: "x".into(),
+            cni_version: "1.0.0".into(),
+            plugins: vec![json!({ "type": plugin })],
+            rkt_masquerade: false,
+        }
+    }
+
     #[test]
     fn summaries_of_every_result_version() {
         let r = json!({
@@ -335,13 +346,7 @@ mod tests {
 
     #[test]
     fn chain_stdin_carries_name_version_and_prev_result() {
-        let conf = NetworkConf {
-            name: "n".into(),
-            source: "x".into(),
-            cni_version: "1.0.0".into(),
-            plugins: vec![json!({"type": "ptp"})],
-            rkt_masquerade: false,
-        };
+        let conf = conf("ptp");
         let prev = json!({"ips": []});
         let s = plugin_stdin(&conf, &conf.plugins[0], Some(&prev));
         assert_eq!(s["name"], "n");
@@ -361,31 +366,17 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let plugins = Plugins::new(&[d.path().to_path_buf()]);
-        let conf = NetworkConf {
-            name: "n".into(),
-            source: "x".into(),
-            cni_version: "1.0.0".into(),
-            plugins: vec![json!({"type": "failer"})],
-            rkt_masquerade: false,
-        };
+        let failer = conf("failer");
         let inv = Invocation {
             container_id: "c",
             netns: "/nonexistent",
             ifname: "eth0",
             args: "",
         };
-        let e = add(&plugins, &conf, &inv).unwrap_err();
+        let e = add(&plugins, &failer, &inv).unwrap_err();
         assert_eq!(e.plugin, "failer");
         assert_eq!(e.msg, "no luck (at all)");
-        let e = add(
-            &plugins,
-            &NetworkConf {
-                plugins: vec![json!({"type": "nosuchplugin"})],
-                ..conf
-            },
-            &inv,
-        )
-        .unwrap_err();
+        let e = add(&plugins, &conf("nosuchplugin"), &inv).unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
     }
 }

@@ -18,6 +18,10 @@ use crate::{Error, Result};
 /// File name of the stage1 binary, looked up next to the `rkt` binary by default.
 pub const STAGE1_BINARY: &str = "rkt-stage1";
 
+/// The data dir's `cache/`: derived data stage1 keeps across pods (built seccomp programs),
+/// named in `runtime.json`. Deleting it at any time only costs rebuilding.
+pub const CACHE_DIR: &str = "cache";
+
 /// How to start stage1 for one run of a pod.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -145,7 +145,7 @@ pub fn prepare_app(
 /// running.
 pub fn start_app(ctx: &PodCtx<'_>, app: &App, helper: Helper) -> Result<AppProc, Error> {
     let c = create_app(ctx, app, helper)?;
-    if let Err(e) = deliver_filters(std::slice::from_ref(&c)) {
+    if let Err(e) = deliver_filters(std::slice::from_ref(&c), ctx.rc) {
         c.abandon();
         return Err(e);
     }
@@ -241,10 +241,12 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     })
 }
 
-/// Build the seccomp filters stage1 took over (each distinct one once) and deliver them to the
-/// apps' inits, while their helpers create the containers. Must run before [`finish_app`]
-/// starts them.
-pub fn deliver_filters(creating: &[Creating]) -> Result<(), Error> {
+/// Build the seccomp filters stage1 took over (each distinct one once, or taken from the
+/// program cache `rc` names) and deliver them to the apps' inits, while their helpers create
+/// the containers. Must run before [`finish_app`] starts them.
+pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), Error> {
+    let cache = (!rc.cache_dir.is_empty())
+        .then(|| crate::seccomp_cache::ProgramCache::new(Path::new(&rc.cache_dir)));
     let mut built: Vec<(&serde_json::Value, Vec<u8>)> = Vec::new();
     for c in creating {
         let Some(f) = &c.filter else {
@@ -253,7 +255,7 @@ pub fn deliver_filters(creating: &[Creating]) -> Result<(), Error> {
         let i = match built.iter().position(|(g, _)| *g == f) {
             Some(i) => i,
             None => {
-                let p = crate::seccomp::compile(f)
+                let p = crate::seccomp::build(f, cache.as_ref())
                     .map_err(|e| app_err(&c.app, format!("building the seccomp filter: {e}")))?;
                 built.push((f, p));
                 built.len() - 1

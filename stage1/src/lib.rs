@@ -3,9 +3,11 @@
 //!
 //! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
 //! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
-//! (capabilities, seccomp, paths), [`seccomp`] (an app's filter, built ahead and loaded right before exec), [`user`] (user/group resolution), [`volumes`] (volumes and
-//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer), [`console`] (an interactive app's terminal), [`network`] (CNI networks, iptables chains, netns), [`supervisor`] (the run loop, gc),
-//! [`enter`].
+//! (capabilities, seccomp, paths), [`seccomp`] (an app's filter, built ahead and loaded right
+//! before exec), [`seccomp_cache`] (built programs kept across pods), [`user`] (user/group
+//! resolution), [`volumes`] (volumes and /etc files), [`apps`] (start one app), [`helper`] (the
+//! child that runs libcontainer), [`console`] (an interactive app's terminal), [`network`] (CNI
+//! networks, iptables chains, netns), [`supervisor`] (the run loop, gc), [`enter`].
 #![deny(unsafe_code)]
 
 pub mod apps;
@@ -17,6 +19,7 @@ pub mod isolation;
 pub mod network;
 pub mod sandbox;
 pub mod seccomp;
+pub mod seccomp_cache;
 pub mod spec;
 pub mod supervisor;
 mod sys;

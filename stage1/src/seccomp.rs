@@ -31,6 +31,7 @@ use nix::sys::memfd::MemFdCreateFlag;
 use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Spec};
 use serde_json::{json, Value};
 
+use crate::seccomp_cache::ProgramCache;
 use crate::sys;
 
 /// Spec annotation: the app's OCI `linux.seccomp` object (JSON), which stage1 loads itself.
@@ -194,6 +195,21 @@ pub fn compile(f: &Value) -> Result<Vec<u8>, String> {
     ctx.export_bpf(tmp.as_fd())
         .map_err(|e| err("exporting the program", e))?;
     read_all(&tmp).map_err(|e| format!("reading the program back: {e}"))
+}
+
+/// Filter `f`'s program: from `cache` when it holds a sound entry, else built with
+/// [`compile`] and stored there (a failure to store is only logged).
+pub fn build(f: &Value, cache: Option<&ProgramCache>) -> Result<Vec<u8>, String> {
+    if let Some(p) = cache.and_then(|c| c.get(f)) {
+        return Ok(p);
+    }
+    let p = compile(f)?;
+    if let Some(c) = cache {
+        if let Err(e) = c.put(f, &p) {
+            tracing::debug!("storing the seccomp program in the cache: {e}");
+        }
+    }
+    Ok(p)
 }
 
 fn memfd() -> nix::Result<File> {
@@ -468,5 +484,36 @@ mod tests {
         assert_eq!(insns.last().unwrap().code, 0x06);
         assert!(parse_program(&prog[..prog.len() - 3]).is_err());
         assert!(parse_program(&[]).is_err());
+    }
+
+    #[test]
+    fn build_takes_sound_cache_entries_and_repairs_others() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = ProgramCache::new(d.path());
+        let (a, b) = (
+            allow_list(&["read", "exit"]),
+            allow_list(&["write", "exit"]),
+        );
+        let (pa, pb) = (compile(&a).unwrap(), compile(&b).unwrap());
+        assert_ne!(pa, pb);
+        // a miss builds and stores
+        assert_eq!(build(&b, Some(&cache)).unwrap(), pb);
+        assert_eq!(cache.get(&b).unwrap(), pb);
+        // a hit is served as stored, without building: plant a's program under b's key
+        cache.put(&b, &pa).unwrap();
+        assert_eq!(build(&b, Some(&cache)).unwrap(), pa);
+        // a damaged entry is rebuilt and replaced
+        let e = cache.entry_path(&b);
+        let mut bytes = std::fs::read(&e).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        std::fs::write(&e, &bytes).unwrap();
+        assert_eq!(build(&b, Some(&cache)).unwrap(), pb);
+        assert_eq!(cache.get(&b).unwrap(), pb);
+        // an unusable cache dir only costs the build
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(build(&a, Some(&ProgramCache::new(&file))).unwrap(), pa);
+        assert_eq!(build(&a, None).unwrap(), pa);
     }
 }

@@ -193,7 +193,7 @@ impl Pod {
             let c = self.with_ctx(|ctx, pod| apps::create_app(ctx, &pod.apps[i], h))?;
             creating.push(c);
         }
-        if let Err(e) = apps::deliver_filters(&creating) {
+        if let Err(e) = apps::deliver_filters(&creating, &self.rc) {
             creating.into_iter().for_each(apps::Creating::abandon);
             return Err(e);
         }

@@ -377,6 +377,64 @@ fn caps_and_seccomp_flags_reach_the_app() {
 }
 
 #[test]
+fn seccomp_programs_are_built_once_and_checked_before_use() {
+    let ctx = TestCtx::new();
+    let cache = ctx.dir().join("cache/seccomp");
+    let denied_mkdir = || {
+        let o = ctx.rkt_output(&[
+            "run",
+            &bb(),
+            "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "mkdir /tmp/x 2>&1; test ! -e /tmp/x",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("Operation not permitted"),
+            "{}",
+            stdout(&o)
+        );
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    denied_mkdir();
+    let first = entries();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].extension().is_some_and(|e| e == "bpf"),
+        "{first:?}"
+    );
+    let built = std::fs::read(&first[0]).unwrap();
+    let mtime = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
+    // the second pod is served from the entry and is confined the same
+    denied_mkdir();
+    assert_eq!(entries(), first);
+    assert_eq!(
+        std::fs::metadata(&first[0]).unwrap().modified().unwrap(),
+        mtime
+    );
+    // a damaged entry is not loaded: the pod gets a freshly built filter, the entry is repaired
+    let mut bad = built.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 0xff;
+    std::fs::write(&first[0], &bad).unwrap();
+    denied_mkdir();
+    assert_eq!(std::fs::read(&first[0]).unwrap(), built);
+    // another filter, another entry
+    let o = ctx.rkt_output(&["run", &bb(), "--exec=/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(entries().len(), 2);
+}
+
+#[test]
 fn exit_codes_pass_through_including_signals() {
     let ctx = TestCtx::new();
     for (script, want) in [

@@ -316,6 +316,9 @@ fn run_options(ctx: &Ctx, rt: &PodRuntimeArgs) -> anyhow::Result<RunOptions> {
             ports,
             local_config: ctx.global.local_config.display().to_string(),
             system_config: ctx.global.system_config.display().to_string(),
+            cache_dir: std::path::absolute(ctx.global.dir.join(stage0::run::CACHE_DIR))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         },
         stage1,
         debug: ctx.global.debug,

@@ -288,11 +288,15 @@ pub struct RuntimeConfig {
     /// System config dir.
     #[serde(default)]
     pub system_config: String,
+    /// Dir of derived data stage1 may keep across pods and that can be deleted at any time
+    /// (built seccomp programs); empty = keep nothing.
+    #[serde(default)]
+    pub cache_dir: String,
 }
 
 impl RuntimeConfig {
     /// A start with network `net` and `hostname` and every other parameter at its default:
-    /// private IPC, 10 s stop timeout, isolation on, no DNS/hosts/ports, no config dirs.
+    /// private IPC, 10 s stop timeout, isolation on, no DNS/hosts/ports, no config or cache dirs.
     pub fn new(net: NetConfig, hostname: &str) -> Self {
         RuntimeConfig {
             net,
@@ -308,6 +312,7 @@ impl RuntimeConfig {
             ports: vec![],
             local_config: String::new(),
             system_config: String::new(),
+            cache_dir: String::new(),
         }
     }
 }

@@ -47,10 +47,54 @@ pub fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> io::Resu
         .collect::<io::Result<Vec<_>>>()?
         .join(":");
     Ok(format!(
-        "lowerdir={lower},upperdir={},workdir={}",
+        "lowerdir={lower},upperdir={},workdir={},{VOLATILE}",
         check(upper)?,
         check(work)?
     ))
+}
+
+/// The overlay option that skips syncing the upper file system (Linux ≥ 5.10). Without it, the
+/// unmount at every pod's teardown runs `syncfs` on the whole file system under the data dir and
+/// waits for everything dirty there, the host's writes included (tens to hundreds of ms on a
+/// busy host). An app's writable layer is ephemeral: a pod never runs again and gc deletes it,
+/// so rkt mounts it volatile, as podman does for `--rm` containers. Data that must survive a
+/// crash goes to a volume, which is not on the overlay.
+pub const VOLATILE: &str = "volatile";
+
+/// Where overlayfs marks a work dir that was mounted [`VOLATILE`]; it refuses to mount that
+/// work dir again while the mark exists.
+pub fn volatile_mark(work: &Path) -> PathBuf {
+    work.join("work/incompat/volatile")
+}
+
+/// Before mounting an app's overlay again (`rkt run-prepared` after a reboot, `rkt export` of an
+/// exited pod): drop overlayfs' scratch dir `work/work`, which holds the volatile mark. Returns
+/// whether the mark predates the current boot (`booted_at`): then the host restarted after the
+/// layer was mounted, and if that was a crash, what the apps wrote last may be incomplete.
+pub fn clear_volatile_mark(
+    work: &Path,
+    booted_at: Option<std::time::SystemTime>,
+) -> io::Result<bool> {
+    let mark = volatile_mark(work);
+    let made = match std::fs::symlink_metadata(&mark) {
+        Ok(m) => m.modified().ok(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    std::fs::remove_dir_all(work.join("work"))?;
+    Ok(matches!((made, booted_at), (Some(m), Some(b)) if m < b))
+}
+
+/// When the host booted (`btime` of `/proc/stat`).
+pub fn booted_at() -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Mount points listed in `/proc/self/mountinfo` content (octal escapes decoded).
@@ -104,6 +148,16 @@ impl Mounter for HostMounter {
                 Some(data),
             )
             .map_err(io::Error::from)
+        };
+        // Kernels before 5.10 do not know `volatile` (EINVAL): mount without it there.
+        let mount_with = |data: &str| match mount_with(data) {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32) => {
+                match data.strip_suffix(&format!(",{VOLATILE}")) {
+                    Some(plain) => mount_with(plain).map_err(|_| e),
+                    None => Err(e),
+                }
+            }
+            r => r,
         };
         let data = overlay_options(lower, upper, work)?;
         if data.len() < MAX_MOUNT_DATA {
@@ -213,7 +267,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             o,
-            "lowerdir=/l/top:/l/base,upperdir=/p/upper,workdir=/p/work"
+            "lowerdir=/l/top:/l/base,upperdir=/p/upper,workdir=/p/work,volatile"
         );
         assert!(overlay_options(&["/a:b".into()], Path::new("/u"), Path::new("/w")).is_err());
     }
@@ -255,5 +309,56 @@ mod tests {
         assert!(HostMounter.is_mounted(&mnt).unwrap());
         HostMounter.unmount(&mnt).unwrap();
         assert!(!HostMounter.is_mounted(&mnt).unwrap());
+    }
+
+    #[test]
+    fn volatile_mark_is_cleared_and_dated() {
+        use std::time::{Duration, SystemTime};
+        let d = tempfile::tempdir().unwrap();
+        let work = d.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        // never mounted volatile: nothing to do
+        assert!(!clear_volatile_mark(&work, None).unwrap());
+        assert!(work.is_dir());
+        let mark = volatile_mark(&work);
+        let plant = || std::fs::create_dir_all(&mark).unwrap();
+        // marked in this boot
+        plant();
+        let boot = SystemTime::now() - Duration::from_secs(3600);
+        assert!(!clear_volatile_mark(&work, Some(boot)).unwrap());
+        assert!(!work.join("work").exists() && work.is_dir());
+        // marked before this boot
+        plant();
+        let boot = SystemTime::now() + Duration::from_secs(3600);
+        assert!(clear_volatile_mark(&work, Some(boot)).unwrap());
+        assert!(!work.join("work").exists());
+        assert!(booted_at().unwrap() < SystemTime::now());
+    }
+
+    /// Root only: overlayfs refuses a volatile layer's work dir until the mark is cleared.
+    #[test]
+    fn volatile_layer_mounts_again_after_clearing() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let [low, up, wk, mnt] = ["lower", "upper", "work", "rootfs"].map(|n| d.path().join(n));
+        for x in [&low, &up, &wk, &mnt] {
+            std::fs::create_dir_all(x).unwrap();
+        }
+        let m = HostMounter;
+        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+            .unwrap();
+        std::fs::write(mnt.join("f"), "kept").unwrap();
+        m.unmount(&mnt).unwrap();
+        assert!(volatile_mark(&wk).exists());
+        assert!(m
+            .mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+            .is_err());
+        assert!(!clear_volatile_mark(&wk, booted_at()).unwrap());
+        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(mnt.join("f")).unwrap(), "kept");
+        m.unmount(&mnt).unwrap();
     }
 }

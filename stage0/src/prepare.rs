@@ -202,6 +202,15 @@ fn mount_app(
     for d in [&rootfs, &upper, &work] {
         mkdir(d, 0o755)?;
     }
+    // mounted before (volatile): overlayfs wants its scratch dir gone before it mounts again
+    if crate::mount::clear_volatile_mark(&work, crate::mount::booted_at())
+        .map_err(|e| Error::io("clearing the overlay work dir", &work, e))?
+    {
+        tracing::warn!(
+            "app {app:?}: the host restarted since its writable layer was mounted; \
+             if that was a crash, what the app wrote last may be incomplete"
+        );
+    }
     // overlayfs needs at least one lower dir; an image without layers gets an empty one.
     let mut lower = layers.to_vec();
     if lower.is_empty() {

@@ -435,6 +435,32 @@ fn seccomp_programs_are_built_once_and_checked_before_use() {
 }
 
 #[test]
+fn writable_layer_is_volatile_and_kept_after_exit() {
+    let ctx = TestCtx::new();
+    let uf = ctx.root().join("u");
+    let o = ctx.rkt_output(&[
+        "run",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo kept > /written; grep ' / / ' /proc/self/mountinfo",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // the pod's exit does not sync the host's file system
+    assert!(stdout(&o).contains("fsync=volatile"), "{}", stdout(&o));
+    let uuid = std::fs::read_to_string(&uf).unwrap();
+    let upper = ctx
+        .dir()
+        .join("pods/run")
+        .join(uuid.trim())
+        .join("apps/busybox/upper/written");
+    assert_eq!(std::fs::read_to_string(&upper).unwrap(), "kept\n");
+    cleanup::assert_no_mounts_under(&ctx.dir(), "overlay left mounted");
+}
+
+#[test]
 fn exit_codes_pass_through_including_signals() {
     let ctx = TestCtx::new();
     for (script, want) in [

@@ -205,13 +205,11 @@ impl PodCgroups {
             hier,
             list_file: list_file.to_path_buf(),
         };
+        // Write-ahead: the pod dirs are recorded before they exist, so a stage1 killed between
+        // mkdir and record leaves nothing `rkt gc` cannot find. Only the pod's own dirs are
+        // recorded, never shared parents such as /rkt; removal ignores missing dirs.
+        this.record(this.hier.iter().map(|h| &h.pod_dir))?;
         for h in &this.hier {
-            // Write-ahead: the pod dir is recorded before it exists, so a stage1 killed between
-            // mkdir and record leaves nothing `rkt gc` cannot find. Only the pod's own dir is
-            // recorded, never shared parents such as /rkt; removal ignores missing dirs.
-            if !h.pod_dir.exists() {
-                this.record(&h.pod_dir)?;
-            }
             let mut created = Vec::new();
             mkdir_p(&h.pod_dir, &mut created)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
@@ -232,13 +230,22 @@ impl PodCgroups {
         Ok(this)
     }
 
-    fn record(&self, dir: &Path) -> Result<(), Error> {
+    /// Append those of `dirs` that do not exist yet to the list file, in one write.
+    fn record<'d>(&self, dirs: impl Iterator<Item = &'d PathBuf>) -> Result<(), Error> {
+        let mut lines = String::new();
+        for d in dirs.filter(|d| !d.exists()) {
+            lines.push_str(&format!("{}\n", d.display()));
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.list_file)
             .map_err(|e| Error::io(&self.list_file, e))?;
-        writeln!(f, "{}", dir.display()).map_err(|e| Error::io(&self.list_file, e))
+        f.write_all(lines.as_bytes())
+            .map_err(|e| Error::io(&self.list_file, e))
     }
 
     /// Whether this is the pure cgroup v2 layout.
@@ -248,21 +255,19 @@ impl PodCgroups {
 
     /// Create the app's cgroups (device allow-list included; limits come later).
     pub fn create_app(&self, app: &str) -> Result<(), Error> {
-        for h in &self.hier {
-            let d = h.pod_dir.join(app);
-            // Write-ahead, as for the pod dir.
-            if !d.exists() {
-                self.record(&d)?;
-            }
+        let dirs: Vec<PathBuf> = self.hier.iter().map(|h| h.pod_dir.join(app)).collect();
+        // Write-ahead, as for the pod dirs.
+        self.record(dirs.iter())?;
+        for (h, d) in self.hier.iter().zip(&dirs) {
             let mut created = Vec::new();
-            mkdir_p(&d, &mut created)?;
+            mkdir_p(d, &mut created)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
-                init_cpuset(&d)?;
+                init_cpuset(d)?;
             }
             if h.controllers.iter().any(|c| c == "devices") {
-                write_cg(&d, "devices.deny", "a")?;
+                write_cg(d, "devices.deny", "a")?;
                 for rule in DEVICE_ALLOW {
-                    write_cg(&d, "devices.allow", rule)?;
+                    write_cg(d, "devices.allow", rule)?;
                 }
             }
         }
@@ -402,8 +407,11 @@ pub fn remove_listed(list_file: &Path) -> Result<(), Error> {
 fn remove_one(dir: &Path) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        if !dir.exists() {
-            return Ok(());
+        // an empty cgroup (the usual case) goes at the first try
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
         }
         if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
             for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {

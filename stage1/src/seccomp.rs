@@ -43,7 +43,7 @@ pub const ANN_DROP_CAPS: &str = "io.rkt.stage1.drop-caps-at-exec";
 /// What a root app without no_new_privs needs to load a filter and then drop what it added.
 const LOADER_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
 /// The kernel's limit on a classic-BPF program's length.
-const BPF_MAXINSNS: usize = 4096;
+pub(crate) const BPF_MAXINSNS: usize = 4096;
 /// The syscalls the capability drop after the filter makes.
 const DROP_SYSCALLS: [&str; 3] = ["prctl", "capget", "capset"];
 
@@ -200,12 +200,13 @@ pub fn compile(f: &Value) -> Result<Vec<u8>, String> {
 /// Filter `f`'s program: from `cache` when it holds a sound entry, else built with
 /// [`compile`] and stored there (a failure to store is only logged).
 pub fn build(f: &Value, cache: Option<&ProgramCache>) -> Result<Vec<u8>, String> {
-    if let Some(p) = cache.and_then(|c| c.get(f)) {
+    let entry = cache.map(|c| (c, c.entry(f)));
+    if let Some(p) = entry.as_ref().and_then(|(c, e)| c.get(e)) {
         return Ok(p);
     }
     let p = compile(f)?;
-    if let Some(c) = cache {
-        if let Err(e) = c.put(f, &p) {
+    if let Some((c, e)) = &entry {
+        if let Err(e) = c.put(e, &p) {
             tracing::debug!("storing the seccomp program in the cache: {e}");
         }
     }
@@ -253,7 +254,7 @@ pub fn load_at_exec(spec: &Spec, prog: &File) -> Result<(), String> {
 }
 
 /// A BPF program as exported by libseccomp: native-endian `sock_filter`s.
-fn parse_program(b: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
+pub(crate) fn parse_program(b: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
     if b.is_empty() || !b.len().is_multiple_of(8) || b.len() / 8 > BPF_MAXINSNS {
         return Err(format!("malformed seccomp program ({} bytes)", b.len()));
     }
@@ -498,18 +499,18 @@ mod tests {
         assert_ne!(pa, pb);
         // a miss builds and stores
         assert_eq!(build(&b, Some(&cache)).unwrap(), pb);
-        assert_eq!(cache.get(&b).unwrap(), pb);
+        let eb = cache.entry(&b);
+        assert_eq!(cache.get(&eb).unwrap(), pb);
         // a hit is served as stored, without building: plant a's program under b's key
-        cache.put(&b, &pa).unwrap();
+        cache.put(&eb, &pa).unwrap();
         assert_eq!(build(&b, Some(&cache)).unwrap(), pa);
         // a damaged entry is rebuilt and replaced
-        let e = cache.entry_path(&b);
-        let mut bytes = std::fs::read(&e).unwrap();
+        let mut bytes = std::fs::read(eb.path()).unwrap();
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
-        std::fs::write(&e, &bytes).unwrap();
+        std::fs::write(eb.path(), &bytes).unwrap();
         assert_eq!(build(&b, Some(&cache)).unwrap(), pb);
-        assert_eq!(cache.get(&b).unwrap(), pb);
+        assert_eq!(cache.get(&eb).unwrap(), pb);
         // an unusable cache dir only costs the build
         let file = d.path().join("file");
         std::fs::write(&file, "").unwrap();

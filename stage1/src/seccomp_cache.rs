@@ -28,14 +28,14 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::seccomp;
+
 /// First bytes of an entry.
 const MAGIC: &[u8; 8] = b"rktbpf1\n";
 /// Version of the key and of what `compile` builds; bump it when either changes.
 const FORMAT: u32 = 1;
 /// Entries kept at most.
 pub const MAX_ENTRIES: usize = 64;
-/// Longest program the kernel takes (4096 instructions of 8 bytes).
-const MAX_PROGRAM: usize = 4096 * 8;
 /// Name of the cache's dir inside the cache dir stage0 names.
 pub const DIR: &str = "seccomp";
 
@@ -53,15 +53,17 @@ impl ProgramCache {
         }
     }
 
-    /// Where the entry for filter `f` lives.
-    pub fn entry_path(&self, f: &Value) -> PathBuf {
-        self.dir.join(format!("{}.bpf", key(f)))
+    /// Filter `f`'s entry (its key is computed here, once).
+    pub fn entry(&self, f: &Value) -> Entry {
+        Entry {
+            path: self.dir.join(format!("{}.bpf", key(f))),
+        }
     }
 
-    /// The program stored for filter `f`, if there is a sound entry for it.
-    pub fn get(&self, f: &Value) -> Option<Vec<u8>> {
-        let path = self.entry_path(f);
-        match read_entry(&path) {
+    /// The program stored in `entry`, if it is sound.
+    pub fn get(&self, entry: &Entry) -> Option<Vec<u8>> {
+        let path = &entry.path;
+        match read_entry(path) {
             Ok(p) => Some(p),
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -72,16 +74,15 @@ impl ProgramCache {
         }
     }
 
-    /// Store `prog` as the program for filter `f`, then trim the cache to [`MAX_ENTRIES`].
-    pub fn put(&self, f: &Value, prog: &[u8]) -> std::io::Result<()> {
+    /// Store `prog` in `entry`, then trim the cache to [`MAX_ENTRIES`].
+    pub fn put(&self, entry: &Entry, prog: &[u8]) -> std::io::Result<()> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
-        let path = self.entry_path(f);
-        let tmp = self
-            .dir
-            .join(format!(".tmp.{}.{}", std::process::id(), key(f)));
+        let path = &entry.path;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = self.dir.join(format!(".tmp.{}.{name}", std::process::id()));
         let res = (|| {
             let mut out = fs::OpenOptions::new()
                 .write(true)
@@ -92,7 +93,7 @@ impl ProgramCache {
             out.write_all(MAGIC)?;
             out.write_all(&Sha256::digest(prog))?;
             out.write_all(prog)?;
-            fs::rename(&tmp, &path)
+            fs::rename(&tmp, path)
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -116,6 +117,19 @@ impl ProgramCache {
             let _ = fs::remove_file(p);
         }
         Ok(())
+    }
+}
+
+/// Where one filter's program is kept.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    path: PathBuf,
+}
+
+impl Entry {
+    /// The entry's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -158,15 +172,16 @@ fn read_entry(path: &Path) -> std::io::Result<Vec<u8>> {
     }
     let header = MAGIC.len() + 32;
     let len = md.len() as usize;
-    if len < header + 8 || len > header + MAX_PROGRAM {
+    if len < header + 8 || len > header + seccomp::BPF_MAXINSNS * 8 {
         return Err(bad("wrong size"));
     }
     let mut buf = Vec::with_capacity(len);
     file.read_to_end(&mut buf)?;
     let (head, prog) = buf.split_at(header.min(buf.len()));
-    if !head.starts_with(MAGIC) || prog.len() % 8 != 0 {
+    if !head.starts_with(MAGIC) {
         return Err(bad("not an entry"));
     }
+    seccomp::parse_program(prog).map_err(|e| bad(&e))?;
     if head[MAGIC.len()..] != Sha256::digest(prog)[..] {
         return Err(bad("checksum mismatch"));
     }
@@ -193,11 +208,12 @@ mod tests {
     fn entries_round_trip_per_filter() {
         let d = tempfile::tempdir().unwrap();
         let c = ProgramCache::new(d.path());
-        assert_eq!(c.get(&filter("read")), None);
-        c.put(&filter("read"), &PROG).unwrap();
-        assert_eq!(c.get(&filter("read")).as_deref(), Some(&PROG[..]));
-        assert_eq!(c.get(&filter("write")), None, "another filter, another key");
-        let md = fs::metadata(c.entry_path(&filter("read"))).unwrap();
+        let (read, write) = (c.entry(&filter("read")), c.entry(&filter("write")));
+        assert_eq!(c.get(&read), None);
+        c.put(&read, &PROG).unwrap();
+        assert_eq!(c.get(&read).as_deref(), Some(&PROG[..]));
+        assert_eq!(c.get(&write), None, "another filter, another key");
+        let md = fs::metadata(read.path()).unwrap();
         assert_eq!(md.mode() & 0o777, 0o600);
         let dm = fs::metadata(d.path().join(DIR)).unwrap();
         assert_eq!(dm.mode() & 0o777, 0o700);
@@ -209,36 +225,36 @@ mod tests {
     fn damaged_or_foreign_entries_are_misses() {
         let d = tempfile::tempdir().unwrap();
         let c = ProgramCache::new(d.path());
-        let f = filter("read");
-        let p = c.entry_path(&f);
+        let f = c.entry(&filter("read"));
+        let p = f.path();
         let good = || {
             c.put(&f, &PROG).unwrap();
-            fs::read(&p).unwrap()
+            fs::read(p).unwrap()
         };
         // one program byte flipped
         let mut b = good();
         *b.last_mut().unwrap() ^= 1;
-        fs::write(&p, &b).unwrap();
+        fs::write(p, &b).unwrap();
         assert_eq!(c.get(&f), None);
         // truncated (a torn write)
         let b = good();
-        fs::write(&p, &b[..b.len() - 8]).unwrap();
+        fs::write(p, &b[..b.len() - 8]).unwrap();
         assert_eq!(c.get(&f), None);
         // empty
-        fs::write(&p, b"").unwrap();
+        fs::write(p, b"").unwrap();
         assert_eq!(c.get(&f), None);
         // writable by others
         good();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(c.get(&f), None);
         // a symlink to a sound entry elsewhere
         let other = d.path().join("elsewhere");
         fs::write(&other, good()).unwrap();
-        fs::remove_file(&p).unwrap();
-        std::os::unix::fs::symlink(&other, &p).unwrap();
+        fs::remove_file(p).unwrap();
+        std::os::unix::fs::symlink(&other, p).unwrap();
         assert_eq!(c.get(&f), None);
         // and put repairs it
-        fs::remove_file(&p).unwrap();
+        fs::remove_file(p).unwrap();
         good();
         assert_eq!(c.get(&f).as_deref(), Some(&PROG[..]));
     }
@@ -247,21 +263,21 @@ mod tests {
     fn the_oldest_entries_go_beyond_the_limit() {
         let d = tempfile::tempdir().unwrap();
         let c = ProgramCache::new(d.path());
-        for i in 0..5 {
-            c.put(&filter(&format!("s{i}")), &PROG).unwrap();
+        let entries: Vec<Entry> = (0..5).map(|i| c.entry(&filter(&format!("s{i}")))).collect();
+        for (i, e) in entries.iter().enumerate() {
+            c.put(e, &PROG).unwrap();
             // distinct mtimes, oldest first
-            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
+            let t =
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
             File::options()
                 .write(true)
-                .open(c.entry_path(&filter(&format!("s{i}"))))
+                .open(e.path())
                 .unwrap()
                 .set_modified(t)
                 .unwrap();
         }
         c.trim(3).unwrap();
-        let left: Vec<bool> = (0..5)
-            .map(|i| c.get(&filter(&format!("s{i}"))).is_some())
-            .collect();
+        let left: Vec<bool> = entries.iter().map(|e| c.get(e).is_some()).collect();
         assert_eq!(left, [false, false, true, true, true]);
     }
 }

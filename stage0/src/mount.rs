@@ -69,11 +69,12 @@ pub fn volatile_mark(work: &Path) -> PathBuf {
 
 /// Before mounting an app's overlay again (`rkt run-prepared` after a reboot, `rkt export` of an
 /// exited pod): drop overlayfs' scratch dir `work/work`, which holds the volatile mark. Returns
-/// whether the mark predates the current boot (`booted_at`): then the host restarted after the
-/// layer was mounted, and if that was a crash, what the apps wrote last may be incomplete.
+/// whether the mark predates the current boot (`booted_at`, asked only when there is a mark):
+/// then the host restarted after the layer was mounted, and if that was a crash, what the apps
+/// wrote last may be incomplete.
 pub fn clear_volatile_mark(
     work: &Path,
-    booted_at: Option<std::time::SystemTime>,
+    booted_at: impl FnOnce() -> Option<std::time::SystemTime>,
 ) -> io::Result<bool> {
     let mark = volatile_mark(work);
     let made = match std::fs::symlink_metadata(&mark) {
@@ -82,7 +83,7 @@ pub fn clear_volatile_mark(
         Err(e) => return Err(e),
     };
     std::fs::remove_dir_all(work.join("work"))?;
-    Ok(matches!((made, booted_at), (Some(m), Some(b)) if m < b))
+    Ok(matches!((made, booted_at()), (Some(m), Some(b)) if m < b))
 }
 
 /// When the host booted (`btime` of `/proc/stat`).
@@ -318,19 +319,20 @@ mod tests {
         let work = d.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         // never mounted volatile: nothing to do
-        assert!(!clear_volatile_mark(&work, None).unwrap());
+        let no_boot_time_needed = || -> Option<SystemTime> { panic!("no mark, no question") };
+        assert!(!clear_volatile_mark(&work, no_boot_time_needed).unwrap());
         assert!(work.is_dir());
         let mark = volatile_mark(&work);
         let plant = || std::fs::create_dir_all(&mark).unwrap();
         // marked in this boot
         plant();
         let boot = SystemTime::now() - Duration::from_secs(3600);
-        assert!(!clear_volatile_mark(&work, Some(boot)).unwrap());
+        assert!(!clear_volatile_mark(&work, || Some(boot)).unwrap());
         assert!(!work.join("work").exists() && work.is_dir());
         // marked before this boot
         plant();
         let boot = SystemTime::now() + Duration::from_secs(3600);
-        assert!(clear_volatile_mark(&work, Some(boot)).unwrap());
+        assert!(clear_volatile_mark(&work, || Some(boot)).unwrap());
         assert!(!work.join("work").exists());
         assert!(booted_at().unwrap() < SystemTime::now());
     }
@@ -355,7 +357,7 @@ mod tests {
         assert!(m
             .mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
             .is_err());
-        assert!(!clear_volatile_mark(&wk, booted_at()).unwrap());
+        assert!(!clear_volatile_mark(&wk, booted_at).unwrap());
         m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
             .unwrap();
         assert_eq!(std::fs::read_to_string(mnt.join("f")).unwrap(), "kept");

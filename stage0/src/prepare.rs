@@ -203,7 +203,7 @@ fn mount_app(
         mkdir(d, 0o755)?;
     }
     // mounted before (volatile): overlayfs wants its scratch dir gone before it mounts again
-    if crate::mount::clear_volatile_mark(&work, crate::mount::booted_at())
+    if crate::mount::clear_volatile_mark(&work, crate::mount::booted_at)
         .map_err(|e| Error::io("clearing the overlay work dir", &work, e))?
     {
         tracing::warn!(

@@ -76,6 +76,24 @@ impl TestCtx {
             .expect("spawn rkt")
     }
 
+    /// `rkt run --uuid-file-save=… IMAGE --exec=/bin/sh -- -c SCRIPT` in this context: its output
+    /// and the pod's UUID (empty if none was saved).
+    pub fn run_sh(&self, image: &str, script: &str) -> (std::process::Output, String) {
+        let uf = self.root().join("run-sh.uuid");
+        let _ = std::fs::remove_file(&uf);
+        let o = self.rkt_output(&[
+            "run",
+            &format!("--uuid-file-save={}", uf.display()),
+            image,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            script,
+        ]);
+        let uuid = std::fs::read_to_string(&uf).unwrap_or_default();
+        (o, uuid.trim().to_string())
+    }
+
     /// Start `rkt CMD --uuid-file-save=UUID_FILE IMAGE --exec=/bin/sleep -- 30` (`run` or
     /// `prepare`), SIGKILL it after `delay` and reap it; returns the pod's UUID if it got as far
     /// as saving one. What the pod set up is left for gc.

@@ -541,29 +541,17 @@ fn kill_9_at_any_moment_then_gc_cleans_fully() {
 #[test]
 fn export_an_exited_pod_and_run_the_result() {
     let ctx = TestCtx::new();
-    let uf = ctx.root().join("uuid");
-    let o = ctx.rkt_output(&[
-        "run",
-        &format!("--uuid-file-save={}", uf.display()),
+    let (o, uuid) = ctx.run_sh(
         &bb(),
-        "--exec=/bin/sh",
-        "--",
-        "-c",
         "echo exported > /hello; mkdir -p /data/sub; ln -s /hello /data/link",
-    ]);
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let uuid = std::fs::read_to_string(&uf).unwrap();
     let out_file = ctx.root().join("pod.oci.tar");
-    ok(ctx.rkt_output(&["export", uuid.trim(), out_file.to_str().unwrap()]));
+    ok(ctx.rkt_output(&["export", &uuid, out_file.to_str().unwrap()]));
     // exists → refused without --overwrite
-    let o = ctx.rkt_output(&["export", uuid.trim(), out_file.to_str().unwrap()]);
+    let o = ctx.rkt_output(&["export", &uuid, out_file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(254));
-    ok(ctx.rkt_output(&[
-        "export",
-        "--overwrite",
-        uuid.trim(),
-        out_file.to_str().unwrap(),
-    ]));
+    ok(ctx.rkt_output(&["export", "--overwrite", &uuid, out_file.to_str().unwrap()]));
     let img = format!("oci-archive:{}", out_file.display());
     let o = ctx.rkt_output(&[
         "run",

@@ -335,22 +335,82 @@ impl PodCgroups {
         }
     }
 
-    fn move_self(&self, pick: impl Fn(&Hierarchy) -> PathBuf) -> Result<(), Error> {
-        let pid = std::process::id().to_string();
-        for h in &self.hier {
-            write_cg(&pick(h), "cgroup.procs", &pid)?;
-        }
-        Ok(())
-    }
-
     /// Move the calling process (stage1's helper) into the app's cgroups (v1), so libcontainer
     /// puts the app there.
+    ///
+    /// The caller must be single-threaded (a child forked from single-threaded stage1): the move
+    /// is of the calling *thread* — `0` written to each hierarchy's `tasks` file — which for a
+    /// single-threaded process is the whole process. A thread that moves itself is moved
+    /// without the global `cgroup_threadgroup_rwsem` write lock, whereas writing a PID to
+    /// `cgroup.procs` takes it and, after a quiet spell, waits for an RCU grace period first
+    /// (≈ 10–18 ms on this kernel, 0.3 ms for the self-move; docs/performance.md). On kernels
+    /// without that shortcut the self-move is just as correct and merely waits as well.
     pub fn enter_app(&self, app: &str) -> Result<(), Error> {
         if self.is_unified() {
             return Ok(());
         }
-        self.move_self(|h| h.pod_dir.join(app))
+        if !single_threaded() {
+            return Err(Error::Cgroup(
+                "moving into the app's cgroups: the calling process has several threads".into(),
+            ));
+        }
+        for h in &self.hier {
+            write_cg(&h.pod_dir.join(app), "tasks", "0")?;
+        }
+        Ok(())
     }
+}
+
+/// Whether the calling process has exactly one thread (`Threads:` of /proc/self/status).
+fn single_threaded() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| threads_of_status(&s) == Some(1))
+}
+
+fn threads_of_status(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Give the calling process (the helper, right before it runs libcontainer) a private mount
+/// namespace in which no cgroup v1 hierarchy is mounted: `/sys/fs/cgroup` is an empty tmpfs.
+///
+/// On v1 stage1 does all cgroup work itself (creation, limits, devices, removal) and the
+/// helper has already moved into the app's cgroups, so the app inherits them. libcontainer's v1
+/// manager would otherwise write its intermediate process's PID to `cgroup.procs` again — a
+/// no-op move that still waits for the RCU grace period [`PodCgroups::enter_app`] avoids — and
+/// after a failed create kill every process in the caller's cgroups and remove them. In this
+/// view it finds no hierarchy and does neither. The container's own mount namespace is made
+/// from this one, which changes nothing for the app: its root is pivoted away and its spec
+/// mounts no cgroup file system. The host's mounts reach this namespace as before (slave).
+pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let root = Path::new("/sys/fs/cgroup");
+    let err = |what: &str, e: nix::errno::Errno| {
+        Error::Cgroup(format!(
+            "hiding the cgroup v1 hierarchies from libcontainer: {what}: {e}"
+        ))
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| err("unshare", e))?;
+    // nothing done in this namespace may propagate back to the host
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| err("making / a slave mount", e))?;
+    umount2(root, MntFlags::MNT_DETACH).map_err(|e| err("unmounting /sys/fs/cgroup", e))?;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=4k,mode=755"),
+    )
+    .map_err(|e| err("mounting an empty /sys/fs/cgroup", e))
 }
 
 fn init_cpuset(dir: &Path) -> Result<(), Error> {
@@ -463,4 +523,66 @@ pub fn join_cgroups_of(pid: nix::unistd::Pid) -> Result<(), Error> {
         write_cg(&join_rel(mp, rel), "cgroup.procs", &me)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_line() {
+        let s = "Name:\trkt-stage1\nTgid:\t7\nThreads:\t1\nSigQ:\t0/1\n";
+        assert_eq!(threads_of_status(s), Some(1));
+        assert_eq!(threads_of_status("Threads:\t12\n"), Some(12));
+        assert_eq!(threads_of_status("Name:\tx\n"), None);
+    }
+
+    fn v1_mounts(mountinfo: &str) -> usize {
+        mountinfo
+            .lines()
+            .filter(|l| {
+                l.split_once(" - ")
+                    .is_some_and(|(_, t)| t.starts_with("cgroup "))
+            })
+            .count()
+    }
+
+    /// Root only: the helper's view has no v1 hierarchy and an empty tmpfs at /sys/fs/cgroup,
+    /// the caller's view is untouched.
+    #[test]
+    fn v1_hierarchies_hidden_in_a_private_view_only() {
+        let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if !nix::unistd::geteuid().is_root() || v1_mounts(&host) == 0 {
+            return;
+        }
+        // a forked child: the test harness's threads stay out of the new namespace
+        let code = match crate::sys::fork().unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ok = single_threaded()
+                    && hide_v1_from_libcontainer().is_ok()
+                    && fs::read_to_string("/proc/self/mountinfo")
+                        .is_ok_and(|mi| v1_mounts(&mi) == 0)
+                    && nix::sys::statfs::statfs("/sys/fs/cgroup")
+                        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+                    && fs::read_dir("/sys/fs/cgroup").is_ok_and(|mut d| d.next().is_none());
+                std::process::exit(i32::from(!ok));
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                match nix::sys::wait::waitpid(child, None).unwrap() {
+                    nix::sys::wait::WaitStatus::Exited(_, c) => c,
+                    other => panic!("child: {other:?}"),
+                }
+            }
+        };
+        assert_eq!(
+            code, 0,
+            "the forked child was not alone or still saw v1 hierarchies"
+        );
+        let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert_eq!(
+            v1_mounts(&after),
+            v1_mounts(&host),
+            "the host lost a hierarchy"
+        );
+    }
 }

@@ -1,12 +1,16 @@
 //! The helper child that creates one app's container with libcontainer.
 //!
-//! libcontainer puts the app into the caller's cgroups (stage1 passes an empty `cgroupsPath` on
-//! v1 so that each hierarchy keeps its own nesting) and, when creation fails, kills everything
-//! in the caller's cgroups. So a helper, not stage1, moves into the app's cgroups and runs
-//! libcontainer; the app's process ends up a child of stage1 (a child subreaper) once the
-//! helper exits. Moving a task between v1 cgroups waits for an RCU grace period (~13 ms here),
-//! so helpers are forked early — right after the cgroups exist — and migrate while stage1
-//! builds the sandbox and the bundles; [`Helper::create`] then says "go".
+//! On cgroup v1 stage1 owns the app's cgroups (each hierarchy keeps its own nesting, which
+//! libcontainer's single `cgroupsPath` cannot express). A helper, not stage1, moves itself into
+//! the app's cgroups — a thread's self-move, which needs no RCU grace period
+//! ([`PodCgroups::enter_app`]) — so the container's processes inherit them, and then runs
+//! libcontainer in a mount namespace without the v1 hierarchies
+//! ([`crate::cgroups::hide_v1_from_libcontainer`]): libcontainer neither moves the container a
+//! second time (a move that would wait for a grace period) nor, after a failed create, kills
+//! and removes the caller's cgroups. The app's process ends up a child of stage1 (a child
+//! subreaper) once the helper exits. Helpers are forked right after the cgroups exist and set
+//! themselves up while stage1 builds the sandbox and the bundles; [`Helper::create`] then
+//! says "go".
 //!
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
 //! program once it is built; the init loads it right before exec ([`crate::seccomp`]).
@@ -199,7 +203,8 @@ fn helper_main(
         .map_err(|e| e.to_string())
         .and_then(|()| {
             if cgroups.uses_v1() {
-                check_private_cgroups(&job.uuid, &job.app)
+                check_private_cgroups(&job.uuid, &job.app)?;
+                crate::cgroups::hide_v1_from_libcontainer().map_err(|e| e.to_string())
             } else {
                 Ok(()) // libcontainer's v2 manager only touches the explicit path it is given
             }
@@ -238,8 +243,8 @@ fn helper_main(
     i32::from(res.is_err())
 }
 
-/// libcontainer's clean-up after a failed create SIGKILLs every process in the caller's v1
-/// cgroups: refuse to run it unless every v1 cgroup of this process is the app's own.
+/// The app inherits the helper's v1 cgroups: refuse to create it unless every v1 cgroup of
+/// this process is the app's own.
 fn check_private_cgroups(uuid: &str, app: &str) -> Result<(), String> {
     let cg = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
     check_cgroup_lines(&cg, uuid, app)

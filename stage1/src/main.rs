@@ -6,7 +6,9 @@ fn main() {
     // libcontainer logs every failure on its way up at error level, several lines per error;
     // stage1 reports the one-line cause itself, so it is only shown with --debug
     let filter = if debug {
-        "debug"
+        // libcontainer's v1 manager runs in a view without v1 hierarchies (stage1 owns the
+        // cgroups there, see cgroups::hide_v1_from_libcontainer) and would warn about each
+        "debug,libcgroups::v1::manager=error"
     } else {
         "warn,libcontainer=off,libcgroups=off"
     };

@@ -115,8 +115,8 @@ pub fn release_rootfs(pod_dir: &Path) {
     }
 }
 
-/// First half of starting an app, done before the sandbox exists: create its cgroups (with
-/// limits) and fork the helper that will create its container (see [`crate::helper`]).
+/// First half of starting an app, done before the sandbox exists: record its cgroups and fork
+/// the helper that creates them and then its container (see [`crate::helper`]).
 pub fn prepare_app(
     pod_dir: &Path,
     uuid: &str,
@@ -125,7 +125,7 @@ pub fn prepare_app(
     app: &App,
     console_socket: Option<&Path>,
 ) -> Result<Helper, Error> {
-    cgroups.create_app(&app.name)?;
+    cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
     Helper::spawn(

@@ -253,21 +253,28 @@ impl PodCgroups {
         self.hier.iter().all(|h| h.unified)
     }
 
-    /// Create the app's cgroups (device allow-list included; limits come later).
-    pub fn create_app(&self, app: &str) -> Result<(), Error> {
+    /// Record the app's cgroups in the list file before they exist (write-ahead, as for the
+    /// pod dirs): stage1 calls this, then the app's helper creates them ([`Self::create_app`]).
+    pub fn record_app(&self, app: &str) -> Result<(), Error> {
         let dirs: Vec<PathBuf> = self.hier.iter().map(|h| h.pod_dir.join(app)).collect();
-        // Write-ahead, as for the pod dirs.
-        self.record(dirs.iter())?;
-        for (h, d) in self.hier.iter().zip(&dirs) {
+        self.record(dirs.iter())
+    }
+
+    /// Create the app's cgroups (device allow-list included; limits come later) under the pod
+    /// cgroups [`Self::create`] made. Each app's helper does this for its own app, beside
+    /// stage1's set-up, after stage1 called [`Self::record_app`].
+    pub fn create_app(&self, app: &str) -> Result<(), Error> {
+        for h in &self.hier {
+            let d = h.pod_dir.join(app);
             let mut created = Vec::new();
-            mkdir_p(d, &mut created)?;
+            mkdir_p(&d, &mut created)?;
             if h.controllers.iter().any(|c| c == "cpuset") {
-                init_cpuset(d)?;
+                init_cpuset(&d)?;
             }
             if h.controllers.iter().any(|c| c == "devices") {
-                write_cg(d, "devices.deny", "a")?;
+                write_cg(&d, "devices.deny", "a")?;
                 for rule in DEVICE_ALLOW {
-                    write_cg(d, "devices.allow", rule)?;
+                    write_cg(&d, "devices.allow", rule)?;
                 }
             }
         }

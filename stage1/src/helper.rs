@@ -1,8 +1,8 @@
 //! The helper child that creates one app's container with libcontainer.
 //!
 //! On cgroup v1 stage1 owns the app's cgroups (each hierarchy keeps its own nesting, which
-//! libcontainer's single `cgroupsPath` cannot express). A helper, not stage1, moves itself into
-//! the app's cgroups — a thread's self-move, which needs no RCU grace period
+//! libcontainer's single `cgroupsPath` cannot express). A helper, not stage1, creates the app's
+//! cgroups (stage1 recorded them and made the pod's), moves itself into them — a thread's self-move, which needs no RCU grace period
 //! ([`PodCgroups::enter_app`]) — so the container's processes inherit them, and then runs
 //! libcontainer in a mount namespace without the v1 hierarchies
 //! ([`crate::cgroups::hide_v1_from_libcontainer`]): libcontainer neither moves the container a
@@ -64,7 +64,8 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Fork a helper for `job`; it moves into the app's cgroups right away.
+    /// Fork a helper for `job`; it creates the app's cgroups (recorded by the caller) and moves
+    /// into them right away.
     pub fn spawn(cgroups: &PodCgroups, job: Job) -> Result<Helper, Error> {
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -199,7 +200,8 @@ fn helper_main(
         let _ = (&out).write_all(line.as_bytes());
     };
     if let Err(e) = cgroups
-        .enter_app(&job.app)
+        .create_app(&job.app)
+        .and_then(|()| cgroups.enter_app(&job.app))
         .map_err(|e| e.to_string())
         .and_then(|()| {
             if cgroups.uses_v1() {

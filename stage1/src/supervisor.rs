@@ -151,7 +151,7 @@ impl Pod {
             )?);
         }
         let csock = self.console_socket.as_ref().map(ConsoleSocket::path);
-        // helpers move into the app cgroups (slow on v1) while the sandbox is built
+        // helpers create and enter the app cgroups while the sandbox and bundles are built
         let mut helpers = Vec::new();
         for a in &self.pod.apps {
             helpers.push(apps::prepare_app(
@@ -163,7 +163,7 @@ impl Pod {
                 csock,
             )?);
         }
-        tracing::debug!("cgroups created, helpers forked");
+        tracing::debug!("pod cgroups created, helpers forked");
         let sb = sandbox::create(&self.rc)?;
         tracing::debug!(pid = %sb.pid, "sandbox created");
         write_file(

@@ -215,16 +215,12 @@ fn helper_main(
         say(format!("err: {e}\n"));
         return 1;
     }
-    let mut b = [0u8; 1];
-    match std::fs::File::from(go).read(&mut b) {
-        Ok(1) => {}
-        _ => return 0, // stage1 gave up on this app
-    }
+    // libcontainer's error log line goes to the verdict pipe (with --debug, to stderr as
+    // everything else); the subscriber is built while stage1 still writes the bundle
     let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
-    let res = match out.try_clone() {
-        // with --debug libcontainer logs go to stderr as everything else
-        Ok(log) if !debug => {
-            let sub = tracing_subscriber::fmt()
+    let sub = match out.try_clone() {
+        Ok(log) if !debug => Some(
+            tracing_subscriber::fmt()
                 .with_writer(std::sync::Mutex::new(log))
                 .with_ansi(false)
                 .with_level(false)
@@ -233,10 +229,18 @@ fn helper_main(
                 .with_env_filter(tracing_subscriber::EnvFilter::new(
                     "off,libcontainer::container::builder_impl=error",
                 ))
-                .finish();
-            tracing::subscriber::with_default(sub, || create(job, &program))
-        }
-        _ => create(job, &program),
+                .finish(),
+        ),
+        _ => None,
+    };
+    let mut b = [0u8; 1];
+    match std::fs::File::from(go).read(&mut b) {
+        Ok(1) => {}
+        _ => return 0, // stage1 gave up on this app
+    }
+    let res = match sub {
+        Some(sub) => tracing::subscriber::with_default(sub, || create(job, &program)),
+        None => create(job, &program),
     };
     match &res {
         Ok(pid) => say(format!("ok {pid}\n")),

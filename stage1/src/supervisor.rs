@@ -428,8 +428,12 @@ impl Pod {
         // the caller's terminal leaves raw mode first
         self.console = None;
         self.console_socket = None;
-        if let Some(sb) = self.sandbox.take() {
-            kill_sandbox(sb.pid);
+        // the sandbox dies (its namespaces go) while the pod's resources are released: it sits
+        // in stage1's own cgroups, and what its death kills in the pod's cgroups is killed by
+        // their removal too
+        let sandbox = self.sandbox.take();
+        if let Some(sb) = &sandbox {
+            sb.kill();
         }
         for a in self.apps.iter_mut().filter(|a| a.running()) {
             let _ = nix::sys::signal::kill(a.pid, Signal::SIGKILL);
@@ -439,6 +443,9 @@ impl Pod {
         self.net = None;
         self.cgroups = None;
         let r = release(&self.pod_dir);
+        if let Some(sb) = sandbox {
+            kill_sandbox(sb.pid);
+        }
         tracing::debug!("torn down");
         r
     }

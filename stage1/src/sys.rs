@@ -103,6 +103,22 @@ pub fn close_fds_except(keep: &[i32]) {
     }
 }
 
+/// Close every fd of this process, stdio included: one `close_range` (Linux ≥ 5.9), else one
+/// `close` per possible fd below the soft limit.
+pub fn close_all_fds() {
+    // SAFETY: close_range takes plain integers and touches no memory; closing fds this process
+    // owns cannot break memory safety (the caller holds no OwnedFd it still uses).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) };
+    if r == 0 {
+        return;
+    }
+    let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft.min(1 << 20));
+    for fd in 0..max as i32 {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 /// Restore the default SIGPIPE disposition (the Rust runtime ignores SIGPIPE, and an ignored
 /// signal stays ignored across exec: apps must get the default).
 pub fn default_sigpipe() {

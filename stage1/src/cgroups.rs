@@ -505,13 +505,19 @@ fn remove_one(dir: &Path) -> Result<(), Error> {
 }
 
 /// Move the calling process into the cgroups of process `pid` (every v1 hierarchy, or the
-/// unified one on pure v2 hosts).
+/// unified one on pure v2 hosts). A single-threaded caller moves itself as a thread on v1, which
+/// waits for no RCU grace period (see [`PodCgroups::enter_app`]).
 pub fn join_cgroups_of(pid: nix::unistd::Pid) -> Result<(), Error> {
     let p = format!("/proc/{pid}/cgroup");
     let theirs = fs::read_to_string(&p).map_err(|e| Error::io(Path::new(&p), e))?;
     let mounts = parse_mounts()?;
     let any_v1 = mounts.iter().any(|m| !m.3);
     let me = std::process::id().to_string();
+    let (v1_file, v1_who) = if single_threaded() {
+        ("tasks", "0")
+    } else {
+        ("cgroup.procs", me.as_str())
+    };
     for line in theirs.lines() {
         let mut it = line.splitn(3, ':');
         let (Some(_), Some(c), Some(path)) = (it.next(), it.next(), it.next()) else {
@@ -525,9 +531,16 @@ pub fn join_cgroups_of(pid: nix::unistd::Pid) -> Result<(), Error> {
                 !*unified && ctrls.iter().all(|x| mc.iter().any(|y| y == x))
             }
         });
-        let Some((mp, root, _, _)) = m else { continue };
+        let Some((mp, root, _, unified)) = m else {
+            continue;
+        };
         let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
-        write_cg(&join_rel(mp, rel), "cgroup.procs", &me)?;
+        let (file, who) = if *unified {
+            ("cgroup.procs", me.as_str())
+        } else {
+            (v1_file, v1_who)
+        };
+        write_cg(&join_rel(mp, rel), file, who)?;
     }
     Ok(())
 }

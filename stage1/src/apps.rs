@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use libcontainer::container::ContainerStatus;
+use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 use nix::unistd::Pid;
 use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
@@ -298,10 +300,18 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
             ))
         })?;
     }
-    let state = pod_dir.join(paths::STATE_DIR);
-    libcontainer::container::Container::load(state.join(&app.name))
-        .and_then(|mut c| c.start())
-        .map_err(|e| fail(app_err(&app.name, chain(&e))))?;
+    // Let the app's init exec at once: libcontainer's `start` would first parse the state and
+    // the config it saved and read the init's /proc entry. Then record the state `start`
+    // records (rkt's specs have no poststart hooks), while the app execs on the other core.
+    let state = pod_dir.join(paths::STATE_DIR).join(&app.name);
+    NotifySocket::new(state.join(NOTIFY_FILE))
+        .notify_container_start()
+        .map_err(|e| fail(app_err(&app.name, format!("starting the container: {e}"))))?;
+    if let Err(e) = libcontainer::container::Container::load(state)
+        .and_then(|mut c| c.set_status(ContainerStatus::Running).save())
+    {
+        tracing::warn!(app = %app.name, "recording the container as running: {}", chain(&e));
+    }
     status.pid = Some(pid.as_raw());
     status.started_ns = Some(now_ns());
     write_status(&status_path, &status)?;

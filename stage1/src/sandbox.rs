@@ -24,6 +24,8 @@ pub struct Sandbox {
     pub own_net: bool,
     /// Whether the pod has its own IPC namespace.
     pub own_ipc: bool,
+    /// The pause process's report ("ok" or why it failed), until [`Sandbox::wait_ready`].
+    ready: Option<std::fs::File>,
 }
 
 impl Sandbox {
@@ -62,9 +64,10 @@ pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
     Ok(f)
 }
 
-/// Create the sandbox: clone the pause process into new namespaces, set the hostname and bring
-/// `lo` up inside, and wait until it reports ready.
-pub fn create(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
+/// Create the sandbox: clone the pause process into new namespaces, where it sets the hostname
+/// and brings `lo` up. Its namespaces exist when this returns, so apps' bundles can name them;
+/// [`Sandbox::wait_ready`] waits for its report, which must come before any app starts.
+pub fn spawn(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
     let flags = clone_flags(rc)?;
     let own_net = flags.contains(CloneFlags::CLONE_NEWNET);
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -80,25 +83,35 @@ pub fn create(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
     let pid = sys::clone_child(flags, child)
         .map_err(|e| Error::Sys("creating the pod sandbox".into(), e))?;
     // our copy of the write end was moved into the closure, which the parent drops here
-    let sb = Sandbox {
+    Ok(Sandbox {
         pid,
         own_net,
         own_ipc: flags.contains(CloneFlags::CLONE_NEWIPC),
-    };
-    let mut f = std::fs::File::from(rd);
-    let mut msg = String::new();
-    let _ = f.read_to_string(&mut msg);
-    if msg != "ok" {
-        sb.kill();
-        let _ = waitpid(pid, None);
-        let why = if msg.is_empty() {
+        ready: Some(std::fs::File::from(rd)),
+    })
+}
+
+impl Sandbox {
+    /// Wait until the pause process has set the pod up. On failure it is killed and reaped and
+    /// the error says why.
+    pub fn wait_ready(&mut self) -> Result<(), Error> {
+        let Some(mut f) = self.ready.take() else {
+            return Ok(());
+        };
+        let mut msg = String::new();
+        let _ = f.read_to_string(&mut msg);
+        if msg == "ok" {
+            return Ok(());
+        }
+        self.kill();
+        let _ = waitpid(self.pid, None);
+        self.pid = Pid::from_raw(0); // reaped: never signal that PID again
+        Err(Error::Sandbox(if msg.is_empty() {
             "sandbox exited".to_string()
         } else {
             msg
-        };
-        return Err(Error::Sandbox(why));
+        }))
     }
-    Ok(sb)
 }
 
 fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {

@@ -164,20 +164,21 @@ impl Pod {
             )?);
         }
         tracing::debug!("pod cgroups created, helpers forked");
-        let sb = sandbox::create(&self.rc)?;
-        tracing::debug!(pid = %sb.pid, "sandbox created");
+        // the pause process sets itself up while the bundles are written
+        let sb = self.sandbox.insert(sandbox::spawn(&self.rc)?);
+        tracing::debug!(pid = %sb.pid, "sandbox cloned");
+        let sb_pid = sb.pid;
         write_file(
             &self.pod_dir.join(paths::SANDBOX_PID),
-            &format!("{}\n", sb.pid),
+            &format!("{sb_pid}\n"),
         )?;
-        let sb_pid = sb.pid;
-        self.sandbox = Some(sb);
         // Plugins take a while (exec, netlink, a veth): unless one may return DNS settings the
         // bundles need, the helpers create the containers meanwhile.
         let overlap = netplan
             .as_ref()
             .is_some_and(|p| !p.may_return_dns() || !self.rc.dns.is_empty());
         if let (Some(plan), false) = (&netplan, overlap) {
+            self.sandbox_ready()?;
             self.net = Some(crate::network::setup(
                 &self.pod_dir,
                 &self.pod,
@@ -193,7 +194,10 @@ impl Pod {
             let c = self.with_ctx(|ctx, pod| apps::create_app(ctx, &pod.apps[i], h))?;
             creating.push(c);
         }
-        if let Err(e) = apps::deliver_filters(&creating, &self.rc) {
+        if let Err(e) = self
+            .sandbox_ready()
+            .and_then(|()| apps::deliver_filters(&creating, &self.rc))
+        {
             creating.into_iter().for_each(apps::Creating::abandon);
             return Err(e);
         }
@@ -228,6 +232,18 @@ impl Pod {
         write_file(&self.pod_dir.join(paths::READY), "")?;
         self.long_running_at = Some(Instant::now() + LONG_RUNNING_AFTER);
         Ok(())
+    }
+
+    /// Wait for the sandbox's report (see [`sandbox::spawn`]).
+    fn sandbox_ready(&mut self) -> Result<(), Error> {
+        match self.sandbox.as_mut() {
+            Some(sb) => {
+                sb.wait_ready()?;
+                tracing::debug!(pid = %sb.pid, "sandbox ready");
+                Ok(())
+            }
+            None => Err(Error::Invalid("pod not set up".into())),
+        }
     }
 
     /// Run `f` with what starting an app needs from the pod.

@@ -554,3 +554,23 @@ fn positive_oom_score_adj_applies() {
         "300"
     );
 }
+
+/// The sandbox reports its set-up after the apps' bundles are written and their containers are
+/// being created: a sandbox that fails still fails the pod with its own one-line reason, starts
+/// no app and leaves no cgroup behind.
+#[test]
+fn failing_sandbox_fails_the_pod_before_any_app_starts() {
+    let (out, v, m) = out_volume();
+    let mut a = sh("a", "touch /out/ran");
+    a.mounts.push(m);
+    let mut rc = runtime();
+    // longer than HOST_NAME_MAX (64): sethostname in the sandbox fails with EINVAL
+    rc.hostname = "h".repeat(100);
+    let mut p = Pod::new(vec![a], vec![v], rc);
+    let (st, _o, e) = p.run(T);
+    assert_eq!(code(&st), 254, "stderr: {e}");
+    assert!(e.contains("setting hostname"), "stderr: {e}");
+    assert_eq!(e.trim().lines().count(), 1, "stderr: {e}");
+    assert!(!out.path().join("ran").exists(), "the app ran");
+    assert_cgroups_gone(&p);
+}

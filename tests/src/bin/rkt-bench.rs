@@ -643,7 +643,9 @@ fn memory_group(
                 .unwrap_or("n/a".into()),
             &format!("pid {}", n.id()),
         );
-        let _ = n.kill();
+        // SIGTERM: nspawn then SIGKILLs its payload (its default --kill-signal without --boot);
+        // a SIGKILLed nspawn would leave `sleep 1000` running as an orphan
+        let _ = sh(&format!("kill -TERM {}", n.id()));
         let _ = n.wait();
     }
     let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));

@@ -166,18 +166,22 @@ fn parse_verdict(msg: &str) -> Result<Pid, String> {
     if let Some(e) = msg.lines().rev().find_map(|l| l.strip_prefix("err: ")) {
         return Err(e.to_string());
     }
-    // killed by libcontainer's clean-up: use its log line, minus its wrapping
+    // the helper died before it could answer: use libcontainer's log line
     let last = msg.lines().rev().find(|l| !l.trim().is_empty());
     Err(match last {
-        Some(l) => l
-            .rsplit(" : ")
-            .next()
-            .unwrap_or(l)
-            .trim_start_matches("failed to run container process ")
-            .trim()
-            .to_string(),
+        Some(l) => cause(l).to_string(),
         None => "creating the container failed (run with --debug for details)".to_string(),
     })
+}
+
+/// The cause at the end of one of libcontainer's nested error messages ("… error in executing
+/// process : executable … not found"), without its wrapping.
+fn cause(msg: &str) -> &str {
+    msg.rsplit(" : ")
+        .next()
+        .unwrap_or(msg)
+        .trim_start_matches("failed to run container process ")
+        .trim()
 }
 
 fn helper_main(
@@ -292,7 +296,7 @@ fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
         .with_systemd(false)
         .with_detach(true)
         .build()
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| cause(&chain(&e)).to_string())?;
     container
         .pid()
         .ok_or_else(|| "container has no pid".to_string())
@@ -380,6 +384,11 @@ mod tests {
             "executable \"/bin/nope\" not found"
         );
         assert!(parse_verdict("").unwrap_err().contains("--debug"));
+        // a create error the helper reports itself is cut to its cause the same way
+        let chained = "failed to create container: exec process failed with error error in \
+                       executing process : executable \"/bin/nope\" not found";
+        assert_eq!(cause(chained), "executable \"/bin/nope\" not found");
+        assert_eq!(cause("no such file"), "no such file");
         assert!(parse_verdict("ok 0\n").is_err());
     }
 

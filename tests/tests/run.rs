@@ -45,6 +45,11 @@ fn run_true_exits_0_and_false_exits_1() {
     // ... with their files but not their rootfs mounts, also when the app could not start
     let o = ctx.rkt_output(&["run", "--net=host", &bb(), "--exec", "/bin/nope"]);
     assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    // one line that names the cause, not libcontainer's chain of wrappers
+    let e = stderr(&o);
+    assert!(e.contains("executable \"/bin/nope\" not found"), "{e}");
+    assert!(!e.contains("error in executing process"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
     cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left by exited pods");
 }
 

@@ -2,15 +2,15 @@
 //!
 //! On cgroup v1 stage1 owns the app's cgroups (each hierarchy keeps its own nesting, which
 //! libcontainer's single `cgroupsPath` cannot express). A helper, not stage1, creates the app's
-//! cgroups (stage1 recorded them and made the pod's), moves itself into them — a thread's self-move, which needs no RCU grace period
-//! ([`PodCgroups::enter_app`]) — so the container's processes inherit them, and then runs
-//! libcontainer in a mount namespace without the v1 hierarchies
-//! ([`crate::cgroups::hide_v1_from_libcontainer`]): libcontainer neither moves the container a
-//! second time (a move that would wait for a grace period) nor, after a failed create, kills
-//! and removes the caller's cgroups. The app's process ends up a child of stage1 (a child
-//! subreaper) once the helper exits. Helpers are forked right after the cgroups exist and set
-//! themselves up while stage1 builds the sandbox and the bundles; [`Helper::create`] then
-//! says "go".
+//! cgroups (stage1 recorded them and made the pod's), moves itself into them — a thread's
+//! self-move, which needs no RCU grace period ([`PodCgroups::enter_app`]) — so the container's
+//! processes inherit them, and then runs libcontainer in a mount namespace without the v1
+//! hierarchies ([`crate::cgroups::hide_v1_from_libcontainer`]): libcontainer neither moves the
+//! container a second time (a move that would wait for a grace period) nor, after a failed
+//! create, kills and removes the caller's cgroups. The app's process ends up a child of stage1
+//! (a child subreaper) once the helper exits. Helpers are forked right after the pod's cgroups
+//! exist and set themselves up while stage1 builds the sandbox and the bundles;
+//! [`Helper::create`] then says "go".
 //!
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
 //! program once it is built; the init loads it right before exec ([`crate::seccomp`]).

@@ -460,7 +460,7 @@ impl Pod {
         self.cgroups = None;
         let r = release(&self.pod_dir);
         if let Some(sb) = sandbox {
-            kill_sandbox(sb.pid);
+            reap_sandbox(sb.pid);
         }
         tracing::debug!("torn down");
         r
@@ -486,15 +486,23 @@ fn release(pod_dir: &Path) -> Result<(), Error> {
     cg.and(net).and(st)
 }
 
-/// Kill the pod's PID 1 and reap until it is gone. The dying PID 1 waits until every process of
-/// its namespace is reaped, and some of those are stage1's children (apps, libcontainer's
-/// processes), so everything is reaped until the sandbox itself is. `pid` is stage1's child (or
-/// 0), so it cannot have been reused.
+/// Kill the pod's PID 1 and reap until it is gone ([`reap_sandbox`]).
 fn kill_sandbox(pid: Pid) {
     if pid.as_raw() <= 0 {
         return;
     }
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    reap_sandbox(pid);
+}
+
+/// Reap until the pod's PID 1, already sent SIGKILL, is gone. The dying PID 1 waits until every
+/// process of its namespace is reaped, and some of those are stage1's children (apps,
+/// libcontainer's processes), so everything is reaped until the sandbox itself is. `pid` is
+/// stage1's child (or 0), so it cannot have been reused.
+fn reap_sandbox(pid: Pid) {
+    if pid.as_raw() <= 0 {
+        return;
+    }
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(st) if st.pid() == Some(pid) => break,

@@ -211,6 +211,15 @@ pub fn host_link_exists(name: &str) -> bool {
     !name.is_empty() && Path::new("/sys/class/net").join(name).exists()
 }
 
+/// Whether host interface `name` exists and is administratively up (`IFF_UP` in its flags).
+pub fn link_is_up(name: &str) -> bool {
+    let f = Path::new("/sys/class/net").join(name).join("flags");
+    fs::read_to_string(f)
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & 1 != 0)
+}
+
 /// `ip link del NAME` (quiet; false when it failed, e.g. already gone).
 pub fn delete_link(name: &str) -> bool {
     Command::new("ip")

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 const DEFAULT_SUBNET: &str = "172.16.28.0/24";
 const DEFAULT_GW: &str = "172.16.28.1";
 const RESTRICTED_SUBNET: &str = "172.31.0.0/16";
+const DEFAULT_RESTRICTED_GW: &str = "172.31.0.1";
 const SLEEP: &[&str] = &["--exec=/bin/sleep", "--", "300"];
 
 fn bb() -> String {
@@ -926,36 +927,56 @@ fn a_plugin_in_net_d_plugins_runs_for_add_and_del() {
 }
 
 /// A process holding the pod's network namespace when the pod exits (`ip netns exec`,
-/// `nsenter`, a monitoring agent) must not keep the pod's host veth and its host route: by then
-/// host-local has released the address, and the next pod given it would be routed to the dead
-/// pod's veth (ptp ignores the existing host route). Here the test process holds the namespace.
+/// `nsenter`, a monitoring agent) keeps the namespace and so the pod's veth, which rkt leaves to
+/// the kernel. It must not keep the host route: host-local has released the address, and the
+/// next pod given it would be routed to the dead pod's veth (ptp ignores an existing host
+/// route). So the veth is down and routeless while held, the next pod with the address is
+/// reachable through its own veth, and the old veth goes once the holder lets go. Here the test
+/// process holds the namespace.
 #[test]
-fn a_held_netns_does_not_keep_the_exited_pods_veth_and_route() {
+fn a_held_netns_keeps_no_route_to_the_exited_pods_address() {
     let ctx = TestCtx::new();
     let ip = "172.31.250.76";
-    let pod = start(
-        &ctx,
-        &[&format!("--net=default-restricted:IP={ip}")],
-        &bb(),
-        SLEEP,
-    );
+    let flags = [format!("--net=default-restricted:IP={ip}")];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let pod = start(&ctx, &flags, &bb(), SLEEP);
     assert_eq!(v4(&net::netns_ifaces(&pod.uuid), "eth0").0.to_string(), ip);
-    let host_ifs = pod.host_ifs(&ctx);
-    assert!(!host_ifs.is_empty());
+    let old_ifs = pod.host_ifs(&ctx);
+    assert!(!old_ifs.is_empty());
     assert!(!net::host_routes_to(ip).is_empty(), "no host route to {ip}");
     let holder = std::fs::File::open(net::netns_path(&pod.uuid)).unwrap();
-    let uuid = pod.uuid.clone();
+    let old_uuid = pod.uuid.clone();
     stop(&ctx, pod);
-    std::thread::sleep(LINK_GRACE);
-    let mut leaks = net::pod_net_leaks(&uuid, &host_ifs);
-    leaks.extend(
-        net::host_routes_to(ip)
-            .into_iter()
-            .map(|r| format!("host route {} dev {}", r.dst, r.dev)),
-    );
-    drop(holder);
+    for i in &old_ifs {
+        assert!(!net::link_is_up(i), "{i} of the exited pod is still up");
+    }
+    let routes = net::host_routes_to(ip);
+    assert!(routes.is_empty(), "host route left: {routes:?}");
+
+    // the address is free again, and routed to the pod that has it now
+    let next = start(&ctx, &flags, &bb(), SLEEP);
+    let new_ifs = next.host_ifs(&ctx);
+    let devs: Vec<String> = net::host_routes_to(ip).into_iter().map(|r| r.dev).collect();
+    assert_eq!(devs.len(), 1, "routes to {ip}: {devs:?}");
     assert!(
-        leaks.is_empty(),
-        "left after the pod exited while its netns was held: {leaks:#?}"
+        new_ifs.contains(&devs[0]),
+        "{ip} routed to {devs:?}, not {new_ifs:?}"
     );
+    let o = ctx.rkt_output(&[
+        "enter",
+        &next.uuid,
+        "/bin/ping",
+        "-c1",
+        "-W2",
+        DEFAULT_RESTRICTED_GW,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "ping the gateway: {}", stderr(&o));
+
+    drop(holder);
+    let t0 = Instant::now();
+    while old_ifs.iter().any(|i| net::host_link_exists(i)) && t0.elapsed() < LINK_GRACE {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_net_leaks(&[(old_uuid, old_ifs)]);
+    stop_leaving_no_network(&ctx, next, None);
 }

@@ -111,7 +111,24 @@ fn exec(
     inv: &Invocation<'_>,
     stdin: &Value,
 ) -> Result<Vec<u8>, PluginError> {
-    let ty = stdin["type"].as_str().unwrap_or_default().to_string();
+    exec_as(
+        plugins,
+        stdin["type"].as_str().unwrap_or_default(),
+        command,
+        inv,
+        stdin,
+    )
+}
+
+/// Run plugin `ty` (the stdin's `type`, or the IPAM plugin a main plugin would delegate to).
+fn exec_as(
+    plugins: &Plugins,
+    ty: &str,
+    command: &str,
+    inv: &Invocation<'_>,
+    stdin: &Value,
+) -> Result<Vec<u8>, PluginError> {
+    let ty = ty.to_string();
     let perr = |msg: String| PluginError {
         plugin: ty.clone(),
         msg,
@@ -206,6 +223,25 @@ pub fn del(
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// The DEL a main plugin that delegates addresses (ptp, bridge) does without a namespace: its
+/// IPAM plugin's DEL, with the stdin the main plugin got (as CNI's `ipam.ExecDel` passes it
+/// on). For rkt's built-in networks, whose one plugin rkt knows, it spares a plugin start.
+pub fn ipam_del(
+    plugins: &Plugins,
+    conf: &NetworkConf,
+    inv: &Invocation<'_>,
+    result: Option<&Value>,
+) -> Result<(), PluginError> {
+    let Some(main) = conf.plugins.first() else {
+        return Ok(());
+    };
+    let Some(ipam) = main["ipam"]["type"].as_str() else {
+        return Ok(());
+    };
+    let prev = result.filter(|_| version_at_least(&conf.cni_version, (0, 4)));
+    exec_as(plugins, ipam, "DEL", inv, &plugin_stdin(conf, main, prev)).map(drop)
 }
 
 /// What rkt uses from a CNI result.

@@ -5,12 +5,15 @@
 //!
 //! State is written ahead to `net-info.json` ([`NetInfo`]) before any plugin runs, and the
 //! namespace is bind-mounted at `/run/netns/rkt-<uuid>` (so `ip netns` sees it), which keeps it
-//! alive after the pod's processes are gone: DEL always runs in the namespace ADD ran in, so
-//! plugins can undo everything (address, veth, their iptables rules).
+//! alive after the pod's processes are gone: a user's network gets DEL in the namespace ADD ran
+//! in, so its plugins can undo everything (address, veth, their iptables rules). The built-in
+//! networks' veths are left to the kernel, which deletes them with the namespace (see
+//! [`teardown`]).
 
 pub mod cni;
 pub mod conf;
 pub mod nat;
+mod rtnl;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -295,36 +298,11 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
     let mut first: Option<Error> = None;
     // the iptables deletion waits for an RCU grace period: let it run meanwhile
     let removal = nat::start_removal(info.nat_installed.as_ref(), &info.nat_chains);
-    // DEL always runs in the namespace (kept by the bind mount): with an empty CNI_NETNS ptp
-    // would only release the address and leave the veth and its host route to the kernel,
-    // which deletes them only once nobody (an `ip netns exec`, a monitoring agent) holds the
-    // namespace any more
-    let netns = info.netns.as_str();
     // the plugin dirs of the pod's config dirs, as at ADD (runtime.json outlives the process)
     let extra = stage1_abi::read_json::<RuntimeConfig>(&pod_dir.join(paths::RUNTIME_CONFIG))
         .map(|rc| plugin_dirs(&rc))
         .unwrap_or_default();
     let plugins = cni::Plugins::new(&extra);
-    // The veth's unregistration is most of a built-in network's DEL (the kernel waits for RCU
-    // grace periods): start deleting the host end now, beside ptp's DEL and its host-local
-    // run. Deleting one end deletes the pair, also when someone else holds the namespace.
-    let unlinks: Vec<std::process::Child> = info
-        .networks
-        .iter()
-        .filter(|n| n.net_conf == conf::BUILT_IN)
-        .filter_map(|n| cni::summarize(n.result.as_ref()?).host_if)
-        .filter(|dev| Path::new("/sys/class/net").join(dev).exists())
-        .filter_map(|dev| {
-            std::process::Command::new("ip")
-                .args(["link", "delete", &dev])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .ok()
-        })
-        .collect();
-    let racing = !unlinks.is_empty();
     for n in info.networks.iter().rev() {
         let conf = match conf::NetworkConf::from_json(&n.conf, &n.net_conf) {
             Ok(c) => c,
@@ -333,24 +311,40 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
                 continue;
             }
         };
+        // A user's network gets DEL in the namespace (kept by the bind mount), so its plugins
+        // can undo everything they did there. A built-in network's veth is left to the
+        // kernel: deleting it waits for RCU grace periods (10–40 ms here), while the
+        // namespace's death deletes it in the background once nobody holds the namespace.
+        // Until then (an `ip netns exec`, a monitoring agent holds it), it is down and without
+        // the host route the next pod given the address would otherwise be sent to; then
+        // what ptp's DEL without a namespace does is left: host-local's DEL.
+        let builtin = n.net_conf == conf::BUILT_IN;
+        if builtin {
+            let s = n.result.as_ref().map(cni::summarize).unwrap_or_default();
+            if let Some(dev) = s.host_if {
+                if let Err(e) = retire_host_veth(&dev, s.ip) {
+                    first.get_or_insert(Error::Invalid(format!(
+                        "network {:?}: taking {dev} down: {e}",
+                        n.net_name
+                    )));
+                    continue;
+                }
+            }
+        }
         let inv = cni::Invocation {
             container_id: &uuid,
-            netns,
+            netns: if builtin { "" } else { info.netns.as_str() },
             ifname: &n.if_name,
             args: &n.args,
         };
-        let mut res = cni::del(&plugins, &conf, &inv, n.result.as_ref());
-        if res.is_err() && racing && n.net_conf == conf::BUILT_IN {
-            // ptp may have seen the veth vanish half-way: once it is gone, DEL is clean
-            res = cni::del(&plugins, &conf, &inv, n.result.as_ref());
-        }
+        let res = if builtin {
+            cni::ipam_del(&plugins, &conf, &inv, n.result.as_ref())
+        } else {
+            cni::del(&plugins, &conf, &inv, n.result.as_ref())
+        };
         if let Err(e) = res {
             first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
         }
-    }
-    for mut c in unlinks {
-        // failure is fine: the pair may be gone already (ptp's DEL, the namespace's end)
-        let _ = c.wait();
     }
     if let Err(e) = unbind_netns(Path::new(&info.netns)) {
         tracing::warn!("removing {}: {e}", info.netns);
@@ -365,6 +359,23 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
         save(pod_dir, &info)?;
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Retire a built-in network's host veth `dev`: down, and without its `scope host` route to the
+/// pod's address `ip`, which a down link keeps. Fine when the veth is gone.
+fn retire_host_veth(dev: &str, ip: Option<Ipv4Addr>) -> std::io::Result<()> {
+    let Some(index) = rtnl::ifindex(dev) else {
+        return Ok(());
+    };
+    let r = rtnl::link_down(index).and_then(|()| match ip {
+        Some(ip) => rtnl::del_host_route(ip, index),
+        None => Ok(()),
+    });
+    match r {
+        // deleted meanwhile (the namespace died)
+        Err(_) if rtnl::ifindex(dev) != Some(index) => Ok(()),
+        r => r,
+    }
 }
 
 /// Bind-mount the network namespace of `pid` at `path` (created; its dir too).

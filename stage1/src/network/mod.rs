@@ -324,7 +324,7 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             if let Some(dev) = s.host_if {
                 if let Err(e) = retire_host_veth(&dev, s.ip) {
                     first.get_or_insert(Error::Invalid(format!(
-                        "network {:?}: taking {dev} down: {e}",
+                        "network {:?}: retiring the host veth {dev}: {e}",
                         n.net_name
                     )));
                     continue;

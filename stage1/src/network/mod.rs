@@ -220,6 +220,13 @@ fn attach_all(
             info.netns
         ))
     })?;
+    // the masquerade of the networks rkt masquerades is checked while their plugins run
+    let masq: Vec<nat::MasqCheck> = attach
+        .iter()
+        .filter(|a| a.conf.rkt_masquerade)
+        .filter_map(|a| a.conf.subnet())
+        .map(|subnet| nat::MasqCheck::start(&subnet))
+        .collect();
     let mut dns = None;
     let mut plan = nat::Plan::default();
     let mut up: Vec<(bool, Ipv4Addr, Option<String>)> = Vec::new();
@@ -249,10 +256,6 @@ fn attach_all(
             });
         }
         if let Some(ip) = s.ip {
-            if a.conf.rkt_masquerade {
-                let subnet = a.conf.subnet().unwrap_or_else(|| format!("{ip}/32"));
-                plan.masquerade.push((ip, subnet));
-            }
             up.push((a.conf.masquerades(), ip, s.host_if.clone()));
         }
     }
@@ -268,6 +271,9 @@ fn attach_all(
             let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
             std::fs::write(&p, "1").map_err(|e| Error::io(Path::new(&p), e))?;
         }
+    }
+    for m in masq {
+        m.finish()?;
     }
     info.nat_installed = Some(nat::apply(&pod.uuid, &plan)?);
     save(pod_dir, info)?;

@@ -1,7 +1,12 @@
-//! The pod's own iptables chains (nat table): masquerade for rkt's `default` network and the
-//! `--port` forwards, named per pod as rkt named them (`RKT-PFWD-DNAT-<uuid8>`, …). Applied and
-//! removed with one `iptables-restore --noflush` each, so a pod costs two short processes
-//! instead of the dozen `iptables` runs a plugin's masquerade takes.
+//! rkt's iptables rules (nat table). A network rkt masquerades itself (the built-in `default`)
+//! gets one chain for its subnet, `RKT-MASQ-NET-<subnet hash>`, installed by the first pod that
+//! finds it missing and left in place, as Docker and netavark keep one masquerade rule per
+//! network: a pod's start only checks it (beside its CNI ADD) and its end has nothing to
+//! remove, where a per-pod chain cost an `iptables-restore` each way and the removal, an
+//! nftables deletion, waits for an RCU grace period (13–24 ms here). The `--port` forwards are
+//! the pod's own chains, named as rkt named them (`RKT-PFWD-DNAT-<uuid8>`, …), applied and
+//! removed with one `iptables-restore --noflush` each. (Pods of rkt before 2026-12-02 have a
+//! per-pod `RKT-MASQ-<uuid8>` chain, which their recorded removal still undoes.)
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -29,13 +34,132 @@ pub struct Forward {
 /// What to install for one pod.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// Masquerade traffic from this pod address leaving this subnet.
-    pub masquerade: Vec<(Ipv4Addr, String)>,
     /// Port forwards.
     pub forwards: Vec<Forward>,
 }
 
-/// The chain names of pod `uuid`: masquerade, DNAT, SNAT.
+/// The masquerade chain of a network with subnet `subnet` (≤ 28 characters, iptables' limit).
+pub fn network_masq_chain(subnet: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(Sha256::digest(subnet.as_bytes()));
+    format!("RKT-MASQ-NET-{}", &h[..12])
+}
+
+/// The POSTROUTING rule (without `-A`/`-C`) sending `subnet`'s traffic to its chain.
+fn masq_jump(subnet: &str) -> Vec<String> {
+    [
+        "POSTROUTING",
+        "-s",
+        subnet,
+        "-m",
+        "comment",
+        "--comment",
+        &format!("rkt network {subnet}"),
+        "-j",
+        &network_masq_chain(subnet),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// The iptables-restore input installing `subnet`'s masquerade: traffic from the subnet to
+/// itself is left alone, traffic leaving it (but multicast) is masqueraded. Declaring the chain
+/// flushes it if it exists, so a chain that lost its jump is refilled, not doubled.
+pub fn masq_batch(subnet: &str) -> String {
+    let chain = network_masq_chain(subnet);
+    let jump = masq_jump(subnet)
+        .iter()
+        .map(|w| {
+            if w.contains(' ') {
+                format!("\"{w}\"")
+            } else {
+                w.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "*nat\n:{chain} - [0:0]\n-A {chain} -d {subnet} -j ACCEPT\n\
+         -A {chain} ! -d 224.0.0.0/4 -j MASQUERADE\n-A {jump}\nCOMMIT\n"
+    )
+}
+
+/// Where concurrent pods serialise installing a network's masquerade (check, then install).
+const MASQ_LOCK: &str = "/run/rkt/masquerade.lock";
+
+/// The check that a network's masquerade is in place, started beside the pod's CNI ADD.
+pub struct MasqCheck {
+    subnet: String,
+    child: Option<Child>,
+}
+
+impl MasqCheck {
+    /// Start `iptables -C` of `subnet`'s jump (which exists only with its chain).
+    pub fn start(subnet: &str) -> MasqCheck {
+        MasqCheck {
+            subnet: subnet.to_string(),
+            child: spawn_check(subnet),
+        }
+    }
+
+    /// Install the masquerade if the check found it missing. Concurrent pods take turns; the
+    /// one that waited checks again.
+    pub fn finish(mut self) -> Result<(), Error> {
+        if self
+            .child
+            .take()
+            .is_some_and(|c| wait("iptables", c).is_ok())
+        {
+            return Ok(());
+        }
+        let lock = lock_masq()?;
+        if spawn_check(&self.subnet).is_some_and(|c| wait("iptables", c).is_ok()) {
+            return Ok(());
+        }
+        run(
+            "iptables-restore",
+            &["-w", "--noflush"],
+            Some(&masq_batch(&self.subnet)),
+        )?;
+        tracing::debug!(subnet = %self.subnet, "network masquerade installed");
+        drop(lock);
+        Ok(())
+    }
+}
+
+impl Drop for MasqCheck {
+    /// Not finished (the set-up failed first): collect the check.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_check(subnet: &str) -> Option<Child> {
+    let mut args = vec!["-w".to_string(), "-t".into(), "nat".into(), "-C".into()];
+    args.extend(masq_jump(subnet));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn("iptables", &args, None).ok()
+}
+
+fn lock_masq() -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
+    let p = std::path::Path::new(MASQ_LOCK);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .map_err(|e| Error::io(p, e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::io(p, e.into()))
+}
+
+/// The chain names of pod `uuid`: masquerade (only pods of rkt before 2026-12-02 have it; gc
+/// still looks for it), DNAT, SNAT.
 pub fn chain_names(uuid: &str) -> [String; 3] {
     let short: String = uuid.chars().filter(|c| *c != '-').take(8).collect();
     [
@@ -47,20 +171,10 @@ pub fn chain_names(uuid: &str) -> [String; 3] {
 
 /// The iptables-restore input installing `plan`; also returns what it creates.
 pub fn add_batch(uuid: &str, plan: &Plan) -> (String, NatRecord) {
-    let [masq, dnat, snat] = chain_names(uuid);
+    let [_, dnat, snat] = chain_names(uuid);
     let comment = format!("-m comment --comment \"rkt pod {uuid}\"");
     let mut chains = Vec::new();
     let mut rules = Vec::new();
-    if !plan.masquerade.is_empty() {
-        chains.push(masq.clone());
-        for (ip, subnet) in &plan.masquerade {
-            rules.push(format!("-A POSTROUTING -s {ip}/32 {comment} -j {masq}"));
-            rules.push(format!("-A {masq} -d {subnet} {comment} -j ACCEPT"));
-        }
-        rules.push(format!(
-            "-A {masq} ! -d 224.0.0.0/4 {comment} -j MASQUERADE"
-        ));
-    }
     if !plan.forwards.is_empty() {
         chains.push(dnat.clone());
         chains.push(snat.clone());
@@ -268,7 +382,6 @@ mod tests {
     #[test]
     fn batches_name_chains_per_pod_and_undo_themselves() {
         let plan = Plan {
-            masquerade: vec![(Ipv4Addr::new(172, 16, 28, 7), "172.16.28.0/24".into())],
             forwards: vec![Forward {
                 protocol: "tcp".into(),
                 host_ip: Some(Ipv4Addr::LOCALHOST),
@@ -279,21 +392,14 @@ mod tests {
         };
         let (b, rec) = add_batch(UUID, &plan);
         let chains = rec.chains.clone();
-        assert_eq!(rec.jumps.len(), 4, "{:?}", rec.jumps);
+        assert_eq!(rec.jumps.len(), 3, "{:?}", rec.jumps);
         assert!(rec.jumps.iter().all(|j| !j.starts_with("RKT-")));
         let exact = exact_del_batch(&rec);
         assert!(exact.contains("-D OUTPUT -m addrtype --dst-type LOCAL"));
-        assert_eq!(exact.matches("-X ").count(), 3);
-        assert_eq!(
-            chains,
-            [
-                "RKT-MASQ-0a1b2c3d",
-                "RKT-PFWD-DNAT-0a1b2c3d",
-                "RKT-PFWD-SNAT-0a1b2c3d"
-            ]
-        );
+        assert_eq!(exact.matches("-X ").count(), 2);
+        assert_eq!(chains, ["RKT-PFWD-DNAT-0a1b2c3d", "RKT-PFWD-SNAT-0a1b2c3d"]);
         assert!(chains.iter().all(|c| c.len() <= 28));
-        assert!(b.starts_with("*nat\n:RKT-MASQ-0a1b2c3d - [0:0]\n"));
+        assert!(b.starts_with("*nat\n:RKT-PFWD-DNAT-0a1b2c3d - [0:0]\n"));
         assert!(b.contains(
             "-A RKT-PFWD-DNAT-0a1b2c3d -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.16.28.7:80"
         ));
@@ -308,13 +414,100 @@ mod tests {
                 .collect::<String>()
         );
         let d = del_batch(&saved, &chains).unwrap();
-        assert_eq!(d.matches("-D POSTROUTING").count(), 2);
+        assert_eq!(d.matches("-D POSTROUTING").count(), 1);
         assert_eq!(d.matches("-D PREROUTING").count(), 1);
         assert_eq!(d.matches("-D OUTPUT").count(), 1);
-        assert_eq!(d.matches("-X ").count(), 3);
+        assert_eq!(d.matches("-X ").count(), 2);
         assert!(!d.contains("CNI-x"));
         assert!(!d.contains("-D RKT-"), "rules inside our chains go with -F");
         assert!(del_batch("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", &chains).is_none());
         assert_eq!(add_batch(UUID, &Plan::default()).1, NatRecord::default());
+    }
+
+    fn nat_rules() -> Vec<String> {
+        let o = Command::new("iptables")
+            .args(["-w", "-t", "nat", "-S"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// On the host's real iptables, with a subnet of this test's own (so the integration tests
+    /// running beside it keep theirs): racing pods install one masquerade; a chain that lost
+    /// its jump (a firewall reload, a hand) gets it back, once, with its rules not doubled.
+    #[test]
+    fn masquerade_is_installed_once_and_repaired() {
+        const SUBNET: &str = "10.255.254.0/24";
+        let chain = network_masq_chain(SUBNET);
+        let count = || {
+            let rules = nat_rules();
+            let jumps = rules
+                .iter()
+                .filter(|l| l.starts_with("-A POSTROUTING") && l.ends_with(&format!("-j {chain}")))
+                .count();
+            let own = rules
+                .iter()
+                .filter(|l| l.starts_with(&format!("-A {chain} ")))
+                .count();
+            (jumps, own)
+        };
+        let racers: Vec<_> = (0..3)
+            .map(|_| std::thread::spawn(|| MasqCheck::start(SUBNET).finish()))
+            .collect();
+        for r in racers {
+            r.join().unwrap().unwrap();
+        }
+        assert_eq!(count(), (1, 2));
+        MasqCheck::start(SUBNET).finish().unwrap();
+        assert_eq!(count(), (1, 2), "a present masquerade is left alone");
+        let mut del = vec!["-w".to_string(), "-t".into(), "nat".into(), "-D".into()];
+        del.extend(masq_jump(SUBNET));
+        assert!(Command::new("iptables")
+            .args(&del)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(count(), (0, 2));
+        MasqCheck::start(SUBNET).finish().unwrap();
+        assert_eq!(count(), (1, 2), "repaired");
+        assert!(Command::new("iptables")
+            .args(&del)
+            .status()
+            .unwrap()
+            .success());
+        remove(std::slice::from_ref(&chain)).unwrap();
+        assert_eq!(count(), (0, 0));
+    }
+
+    #[test]
+    fn a_network_masquerade_is_one_chain_per_subnet() {
+        let a = network_masq_chain("172.16.28.0/24");
+        assert!(a.starts_with("RKT-MASQ-NET-") && a.len() <= 28, "{a}");
+        assert_eq!(a, network_masq_chain("172.16.28.0/24"));
+        assert_ne!(a, network_masq_chain("172.16.29.0/24"));
+        // not mistaken for a pod's chain (RKT-MASQ-<8 hex>)
+        assert_ne!(a.len(), "RKT-MASQ-0a1b2c3d".len());
+        let b = masq_batch("172.16.28.0/24");
+        assert_eq!(
+            b,
+            format!(
+                "*nat\n:{a} - [0:0]\n-A {a} -d 172.16.28.0/24 -j ACCEPT\n\
+                 -A {a} ! -d 224.0.0.0/4 -j MASQUERADE\n\
+                 -A POSTROUTING -s 172.16.28.0/24 -m comment --comment \"rkt network 172.16.28.0/24\" -j {a}\n\
+                 COMMIT\n"
+            )
+        );
+        // the check names the same jump the batch appends
+        let jump = masq_jump("172.16.28.0/24").join(" ");
+        assert!(b.contains(&format!(
+            "-A {}",
+            jump.replace(
+                "rkt network 172.16.28.0/24",
+                "\"rkt network 172.16.28.0/24\""
+            )
+        )));
     }
 }

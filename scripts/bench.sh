@@ -4,8 +4,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-cargo build --release -p rkt-cli -p stage1 -p rkt-tests --bins
-cargo build --release -p stage1-monitor --bin rkt-monitor --features bin
+cargo build --release -p rkt-tests --bins
+make --no-print-directory release
 for c in podman crun runc skopeo docker-registry; do
   command -v "$c" >/dev/null || echo "note: $c missing (run 'make bench-deps'); its rows will say n/a" >&2
 done

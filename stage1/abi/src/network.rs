@@ -13,8 +13,10 @@ pub struct NetInfo {
     pub netns: String,
     /// The networks in interface order (`eth0`, `eth1`, …).
     pub networks: Vec<NetAttachment>,
-    /// iptables chains (nat table) this pod may get (masquerade, port forwards), written ahead
-    /// so gc can look for them whatever happened.
+    /// iptables chains (nat table) this pod may get, written ahead so gc can look for them
+    /// whatever happened: its `--port` forwards, and the per-pod masquerade chain pods of rkt
+    /// before 2026-12-02 had (the masquerade is now one chain per network, which pods do not
+    /// own).
     #[serde(default)]
     pub nat_chains: Vec<String>,
     /// What iptables-restore installed, recorded once it succeeded.

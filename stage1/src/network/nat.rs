@@ -105,15 +105,11 @@ impl MasqCheck {
     /// Install the masquerade if the check found it missing. Concurrent pods take turns; the
     /// one that waited checks again.
     pub fn finish(mut self) -> Result<(), Error> {
-        if self
-            .child
-            .take()
-            .is_some_and(|c| wait("iptables", c).is_ok())
-        {
+        if passed(self.child.take()) {
             return Ok(());
         }
         let lock = lock_masq()?;
-        if spawn_check(&self.subnet).is_some_and(|c| wait("iptables", c).is_ok()) {
+        if passed(spawn_check(&self.subnet)) {
             return Ok(());
         }
         run(
@@ -134,6 +130,11 @@ impl Drop for MasqCheck {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether a started check found the jump (a check that could not start did not).
+fn passed(check: Option<Child>) -> bool {
+    check.is_some_and(|c| wait("iptables", c).is_ok())
 }
 
 fn spawn_check(subnet: &str) -> Option<Child> {

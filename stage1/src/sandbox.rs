@@ -34,12 +34,34 @@ impl Sandbox {
         format!("/proc/{}/ns/{}", self.pid, ns)
     }
 
-    /// Kill the sandbox (and with it every process in its pid namespace) and reap it.
+    /// Kill the sandbox (and with it every process in its pid namespace). Reaping it is the
+    /// caller's (the supervisor's `reap_sandbox`).
     pub fn kill(&self) {
         // pid 0 (already reaped) would mean "my process group"
         if self.pid.as_raw() > 0 {
             let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         }
+    }
+
+    /// Wait until the pause process has set the pod up. On failure it is killed and reaped and
+    /// the error says why.
+    pub fn wait_ready(&mut self) -> Result<(), Error> {
+        let Some(mut f) = self.ready.take() else {
+            return Ok(());
+        };
+        let mut msg = String::new();
+        let _ = f.read_to_string(&mut msg);
+        if msg == "ok" {
+            return Ok(());
+        }
+        self.kill();
+        let _ = waitpid(self.pid, None);
+        self.pid = Pid::from_raw(0); // reaped: never signal that PID again
+        Err(Error::Sandbox(if msg.is_empty() {
+            "sandbox exited".to_string()
+        } else {
+            msg
+        }))
     }
 }
 
@@ -89,29 +111,6 @@ pub fn spawn(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
         own_ipc: flags.contains(CloneFlags::CLONE_NEWIPC),
         ready: Some(std::fs::File::from(rd)),
     })
-}
-
-impl Sandbox {
-    /// Wait until the pause process has set the pod up. On failure it is killed and reaped and
-    /// the error says why.
-    pub fn wait_ready(&mut self) -> Result<(), Error> {
-        let Some(mut f) = self.ready.take() else {
-            return Ok(());
-        };
-        let mut msg = String::new();
-        let _ = f.read_to_string(&mut msg);
-        if msg == "ok" {
-            return Ok(());
-        }
-        self.kill();
-        let _ = waitpid(self.pid, None);
-        self.pid = Pid::from_raw(0); // reaped: never signal that PID again
-        Err(Error::Sandbox(if msg.is_empty() {
-            "sandbox exited".to_string()
-        } else {
-            msg
-        }))
-    }
 }
 
 fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {

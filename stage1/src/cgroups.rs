@@ -513,7 +513,7 @@ pub fn join_cgroups_of(pid: nix::unistd::Pid) -> Result<(), Error> {
     let mounts = parse_mounts()?;
     let any_v1 = mounts.iter().any(|m| !m.3);
     let me = std::process::id().to_string();
-    let (v1_file, v1_who) = if single_threaded() {
+    let (v1_file, v1_who) = if any_v1 && single_threaded() {
         ("tasks", "0")
     } else {
         ("cgroup.procs", me.as_str())

@@ -605,4 +605,58 @@ mod tests {
             "the host lost a hierarchy"
         );
     }
+
+    /// The vendored libcgroups patch (vendor/README.md): a controller's hierarchy found in one
+    /// listing of the mount table is the one upstream's per-controller scan finds.
+    #[test]
+    fn patched_libcgroups_finds_hierarchies_in_one_listing() {
+        use libcgroups::v1::{util, ControllerType as C};
+        let m: Vec<PathBuf> = [
+            "/sys/fs/cgroup/systemd",
+            "/sys/fs/cgroup/cpu,cpuacct",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/net_cls,net_prio",
+            "/sys/fs/cgroup/pids",
+        ]
+        .map(PathBuf::from)
+        .into();
+        let found = |c: C| util::find_subsystem_mount_point(&m, &c).ok();
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(found(C::Cpu), p("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(found(C::CpuAcct), p("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            found(C::NetworkPriority),
+            p("/sys/fs/cgroup/net_cls,net_prio")
+        );
+        assert_eq!(
+            found(C::NetworkClassifier),
+            p("/sys/fs/cgroup/net_cls,net_prio")
+        );
+        assert_eq!(found(C::Memory), p("/sys/fs/cgroup/memory"));
+        assert_eq!(found(C::Pids), p("/sys/fs/cgroup/pids"));
+        assert_eq!(found(C::Devices), None);
+        // and on this host, for every controller, the same answer as upstream's scan
+        let listed = util::list_subsystem_mount_points().unwrap();
+        let all = [
+            C::Cpu,
+            C::CpuAcct,
+            C::CpuSet,
+            C::Devices,
+            C::HugeTlb,
+            C::Memory,
+            C::Pids,
+            C::PerfEvent,
+            C::Blkio,
+            C::NetworkPriority,
+            C::NetworkClassifier,
+            C::Freezer,
+        ];
+        for c in all {
+            assert_eq!(
+                util::find_subsystem_mount_point(&listed, &c).ok(),
+                util::get_subsystem_mount_point(&c).ok(),
+                "{c}"
+            );
+        }
+    }
 }

@@ -113,24 +113,28 @@ fn join_rel(base: &Path, rel: &str) -> PathBuf {
 }
 
 /// Create `dir` and missing parents; returns the dirs it created (outermost first).
+/// `mkdir -p` of a cgroup dir, recording the dirs it made. Tries the dir first: usually only
+/// its last component is missing, so that is one `mkdir` instead of a stat of each level.
 fn mkdir_p(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), Error> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(p) = dir.parent() {
-        mkdir_p(p, created)?;
-    }
+    let err = |e: std::io::Error| Error::Cgroup(format!("creating cgroup {}: {e}", dir.display()));
     match fs::create_dir(dir) {
-        Ok(()) => {
-            created.push(dir.to_path_buf());
-            Ok(())
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(p) = dir.parent() else {
+                return Err(err(e));
+            };
+            mkdir_p(p, created)?;
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(err(e)),
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::Cgroup(format!(
-            "creating cgroup {}: {e}",
-            dir.display()
-        ))),
+        Err(e) => return Err(err(e)),
     }
+    created.push(dir.to_path_buf());
+    Ok(())
 }
 
 fn write_cg(dir: &Path, file: &str, val: &str) -> Result<(), Error> {
@@ -555,6 +559,29 @@ mod tests {
         assert_eq!(threads_of_status(s), Some(1));
         assert_eq!(threads_of_status("Threads:\t12\n"), Some(12));
         assert_eq!(threads_of_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn mkdir_p_records_what_it_made_parents_first() {
+        let t = tempfile::tempdir().unwrap();
+        let leaf = t.path().join("a/b/c");
+        let mut made = Vec::new();
+        mkdir_p(&leaf, &mut made).unwrap();
+        assert!(leaf.is_dir());
+        let want: Vec<PathBuf> = ["a", "a/b", "a/b/c"]
+            .iter()
+            .map(|d| t.path().join(d))
+            .collect();
+        assert_eq!(made, want);
+        // existing dirs are neither an error nor recorded
+        let mut again = Vec::new();
+        mkdir_p(&leaf, &mut again).unwrap();
+        mkdir_p(&t.path().join("a/b/d"), &mut again).unwrap();
+        assert_eq!(again, vec![t.path().join("a/b/d")]);
+        // a file in the way names the dir
+        fs::write(t.path().join("f"), "").unwrap();
+        let e = mkdir_p(&t.path().join("f/x"), &mut again).unwrap_err();
+        assert!(e.to_string().contains("f/x"), "{e}");
     }
 
     fn v1_mounts(mountinfo: &str) -> usize {

@@ -112,29 +112,28 @@ fn join_rel(base: &Path, rel: &str) -> PathBuf {
     base.join(rel.trim_start_matches('/'))
 }
 
-/// Create `dir` and missing parents; returns the dirs it created (outermost first).
-/// `mkdir -p` of a cgroup dir, recording the dirs it made. Tries the dir first: usually only
-/// its last component is missing, so that is one `mkdir` instead of a stat of each level.
+/// `mkdir -p` of a cgroup dir, recording the dirs it made (outermost first). Tries the dir
+/// first: usually only its last component is missing, so that is one `mkdir` instead of a stat
+/// of each level.
 fn mkdir_p(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let err = |e: std::io::Error| Error::Cgroup(format!("creating cgroup {}: {e}", dir.display()));
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(p) = dir.parent() else {
-                return Err(err(e));
-            };
-            mkdir_p(p, created)?;
-            match fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-                Err(e) => return Err(err(e)),
-            }
+    let mut res = fs::create_dir(dir);
+    if let (Err(e), Some(parent)) = (&res, dir.parent()) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            mkdir_p(parent, created)?;
+            res = fs::create_dir(dir);
         }
-        Err(e) => return Err(err(e)),
     }
-    created.push(dir.to_path_buf());
-    Ok(())
+    match res {
+        Ok(()) => {
+            created.push(dir.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Cgroup(format!(
+            "creating cgroup {}: {e}",
+            dir.display()
+        ))),
+    }
 }
 
 fn write_cg(dir: &Path, file: &str, val: &str) -> Result<(), Error> {

@@ -213,7 +213,7 @@ pub fn del(
     inv: &Invocation<'_>,
     result: Option<&Value>,
 ) -> Result<(), PluginError> {
-    let prev = result.filter(|_| version_at_least(&conf.cni_version, (0, 4)));
+    let prev = prev_result(conf, result);
     let mut first_err = None;
     for p in conf.plugins.iter().rev() {
         let stdin = plugin_stdin(conf, p, prev);
@@ -240,8 +240,13 @@ pub fn ipam_del(
     let Some(ipam) = main["ipam"]["type"].as_str() else {
         return Ok(());
     };
-    let prev = result.filter(|_| version_at_least(&conf.cni_version, (0, 4)));
+    let prev = prev_result(conf, result);
     exec_as(plugins, ipam, "DEL", inv, &plugin_stdin(conf, main, prev)).map(drop)
+}
+
+/// The ADD result a DEL passes on as `prevResult`: only from CNI spec 0.4.0 on.
+fn prev_result<'v>(conf: &NetworkConf, result: Option<&'v Value>) -> Option<&'v Value> {
+    result.filter(|_| version_at_least(&conf.cni_version, (0, 4)))
 }
 
 /// What rkt uses from a CNI result.

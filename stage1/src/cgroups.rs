@@ -215,17 +215,19 @@ impl PodCgroups {
         for h in &this.hier {
             let mut created = Vec::new();
             mkdir_p(&h.pod_dir, &mut created)?;
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                for d in &created {
-                    init_cpuset(d)?;
-                }
+            if !created.is_empty() && h.controllers.iter().any(|c| c == "cpuset") {
+                init_cpuset(&h.pod_dir)?;
             }
             if h.unified {
-                // each new level must pass the controllers down to the next one
-                if let Some(first) = created.first().and_then(|d| d.parent()) {
-                    enable_v2_controllers(first);
-                }
-                for d in &created {
+                // each level must pass the controllers down to the next one; shared levels
+                // too, which a concurrent `rkt run` may have made without enabling them yet
+                let mut levels: Vec<&Path> = h
+                    .pod_dir
+                    .ancestors()
+                    .take_while(|d| d.starts_with(&h.own_dir))
+                    .collect();
+                levels.reverse();
+                for d in levels {
                     enable_v2_controllers(d);
                 }
             }
@@ -423,18 +425,35 @@ pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
     .map_err(|e| err("mounting an empty /sys/fs/cgroup", e))
 }
 
+/// Give a new cpuset cgroup its parent's `cpuset.cpus` and `cpuset.mems`: v1 leaves them
+/// empty, and a task cannot join a cpuset without cpus (ENOSPC). An empty parent is filled
+/// first, from its own parent: a concurrent `rkt run` may have made a shared level such as
+/// `/rkt` and not filled it yet. Every writer copies the same values down, so racing is harmless.
 fn init_cpuset(dir: &Path) -> Result<(), Error> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let cur = fs::read_to_string(dir.join(f)).unwrap_or_default();
-        if cur.trim().is_empty() {
-            let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
-            write_cg(dir, f, v.trim())?;
-        }
+        inherit_cpuset(dir, f)?;
     }
     Ok(())
+}
+
+/// The value of cpuset file `f` in `dir`, copied down from the nearest non-empty ancestor if
+/// it is empty. Empty above the hierarchy's root, where the file does not exist.
+fn inherit_cpuset(dir: &Path, f: &str) -> Result<String, Error> {
+    let Ok(cur) = fs::read_to_string(dir.join(f)) else {
+        return Ok(String::new());
+    };
+    let cur = cur.trim();
+    if !cur.is_empty() {
+        return Ok(cur.to_string());
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(String::new());
+    };
+    let v = inherit_cpuset(parent, f)?;
+    if !v.is_empty() {
+        write_cg(dir, f, &v)?;
+    }
+    Ok(v)
 }
 
 fn enable_v2_controllers(dir: &Path) {
@@ -581,6 +600,61 @@ mod tests {
         fs::write(t.path().join("f"), "").unwrap();
         let e = mkdir_p(&t.path().join("f/x"), &mut again).unwrap_err();
         assert!(e.to_string().contains("f/x"), "{e}");
+    }
+
+    #[test]
+    fn cpuset_fills_empty_ancestors_first() {
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path().join("cpuset");
+        let leaf = top.join("rkt/pod");
+        fs::create_dir_all(&leaf).unwrap();
+        fs::write(top.join("cpuset.cpus"), "0-1\n").unwrap();
+        fs::write(top.join("cpuset.mems"), "0\n").unwrap();
+        for d in [top.join("rkt"), leaf.clone()] {
+            fs::write(d.join("cpuset.cpus"), "\n").unwrap();
+            fs::write(d.join("cpuset.mems"), "").unwrap();
+        }
+        init_cpuset(&leaf).unwrap();
+        for d in [top.join("rkt"), leaf.clone()] {
+            assert_eq!(fs::read_to_string(d.join("cpuset.cpus")).unwrap(), "0-1");
+            assert_eq!(fs::read_to_string(d.join("cpuset.mems")).unwrap(), "0");
+        }
+        // a filled dir is left alone
+        fs::write(leaf.join("cpuset.cpus"), "1").unwrap();
+        init_cpuset(&leaf).unwrap();
+        assert_eq!(fs::read_to_string(leaf.join("cpuset.cpus")).unwrap(), "1");
+    }
+
+    /// Root only, v1 cpuset: a pod cgroup made under a shared level that a concurrent
+    /// `rkt run` created but has not filled yet still takes tasks (it once failed with ENOSPC).
+    #[test]
+    fn cpuset_under_an_unfilled_parent_takes_tasks() {
+        let Some((mp, ..)) = parse_mounts()
+            .unwrap()
+            .into_iter()
+            .find(|(_, _, c, unified)| !unified && c.iter().any(|c| c == "cpuset"))
+        else {
+            return;
+        };
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let shared = mp.join(format!("rkt-unit-{}", std::process::id()));
+        let pod = shared.join("pod");
+        fs::create_dir(&shared).unwrap();
+        let mut made = Vec::new();
+        mkdir_p(&pod, &mut made).unwrap();
+        init_cpuset(&pod).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let joined = fs::write(pod.join("tasks"), child.id().to_string());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = fs::remove_dir(&pod);
+        let _ = fs::remove_dir(&shared);
+        joined.unwrap();
     }
 
     fn v1_mounts(mountinfo: &str) -> usize {

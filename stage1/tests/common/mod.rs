@@ -168,7 +168,11 @@ impl Pod {
         while !self.path().join(paths::READY).exists() {
             if let Some(c) = self.child.as_mut() {
                 if let Some(st) = c.try_wait().unwrap() {
-                    panic!("stage1 exited early: {st}");
+                    let out = self.child.take().unwrap().wait_with_output().unwrap();
+                    panic!(
+                        "stage1 exited early: {st}; stderr: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
             }
             assert!(Instant::now() < deadline, "pod not ready in time");

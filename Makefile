@@ -71,6 +71,10 @@ test-unit: ## unit tests of every crate
 .PHONY: test-integration
 test-integration: build ## integration tests: real binaries as root, local registry, pods
 	$(CARGO) test --workspace --exclude rkt-tests --test '*' -- --test-threads=$(TEST_THREADS)
+	@# the registry client against real registries: ignored by a plain `cargo test` (it needs
+	@# docker-registry, skopeo, openssl, htpasswd), run here; the throughput one is a benchmark
+	$(CARGO) test -p image-store --lib registry::live_tests -- --ignored --test-threads=1 \
+		--skip blob_stream_throughput
 	@# stage1's own tests relinked rkt-stage1 the cargo way: the pods run by the binaries that ship
 	$(STATIC_DEBUG)
 	$(CARGO) test -p rkt-tests --test '*' -- --test-threads=$(TEST_THREADS)

@@ -9,8 +9,8 @@
 //! container a second time (a move that would wait for a grace period) nor, after a failed
 //! create, kills and removes the caller's cgroups. The app's process ends up a child of stage1
 //! (a child subreaper) once the helper exits. Helpers are forked right after the pod's cgroups
-//! exist and set themselves up while stage1 builds the sandbox and the bundles;
-//! [`Helper::create`] then says "go".
+//! exist and set themselves up while stage1 builds the sandbox and the bundles, on another
+//! CPU than stage1's until "go" where there is one; [`Helper::create`] then says "go".
 //!
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
 //! program once it is built; the init loads it right before exec ([`crate::seccomp`]).
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
@@ -75,20 +76,26 @@ impl Helper {
         let (v_rd, v_wr) = pipe()?;
         let program = crate::seccomp::program_file()?;
         let parent = nix::unistd::getpid();
+        let cpus = sched_getaffinity(Pid::from_raw(0)).ok();
         match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
             nix::unistd::ForkResult::Child => {
                 drop(go_wr);
                 drop(v_rd);
-                let code = helper_main(cgroups, &job, parent, go_rd, v_wr, program);
+                let code = helper_main(cgroups, &job, parent, go_rd, v_wr, program, cpus);
                 std::process::exit(code);
             }
-            nix::unistd::ForkResult::Parent { child } => Ok(Helper {
-                app: job.app,
-                pid: child,
-                go: Some(go_wr.into()),
-                verdict: Some(v_rd.into()),
-                program,
-            }),
+            nix::unistd::ForkResult::Parent { child } => {
+                if let Some(cpus) = &cpus {
+                    start_elsewhere(child, cpus);
+                }
+                Ok(Helper {
+                    app: job.app,
+                    pid: child,
+                    go: Some(go_wr.into()),
+                    verdict: Some(v_rd.into()),
+                    program,
+                })
+            }
         }
     }
 
@@ -184,6 +191,21 @@ fn cause(msg: &str) -> &str {
         .trim()
 }
 
+/// Keep a just-forked helper off the CPU stage1 runs on. Linux mostly queues a fork child on
+/// its parent's CPU, where it waited ≈ 1 ms for stage1 to block while another CPU sat idle;
+/// the helper's set-up is meant to overlap stage1's. The helper takes `cpus` back after "go",
+/// before anything of the app exists, so the app's affinity is stage1's. Best effort.
+fn start_elsewhere(child: Pid, cpus: &CpuSet) {
+    let Ok(here) = sched_getcpu() else { return };
+    let mut others = *cpus;
+    if others.unset(here).is_err() {
+        return;
+    }
+    if (0..CpuSet::count()).any(|c| others.is_set(c).unwrap_or(false)) {
+        let _ = sched_setaffinity(child, &others);
+    }
+}
+
 fn helper_main(
     cgroups: &PodCgroups,
     job: &Job,
@@ -191,6 +213,7 @@ fn helper_main(
     go: OwnedFd,
     verdict: OwnedFd,
     program: std::fs::File,
+    cpus: Option<CpuSet>,
 ) -> i32 {
     // never outlive stage1, never hold its pod lock or other fds
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -241,6 +264,14 @@ fn helper_main(
     match std::fs::File::from(go).read(&mut b) {
         Ok(1) => {}
         _ => return 0, // stage1 gave up on this app
+    }
+    // stage1 moved this helper off its CPU before "go" (start_elsewhere); the app gets
+    // stage1's affinity
+    if let Some(cpus) = &cpus {
+        if let Err(e) = sched_setaffinity(Pid::from_raw(0), cpus) {
+            say(format!("err: restoring the CPU affinity: {e}\n"));
+            return 1;
+        }
     }
     let res = match sub {
         Some(sub) => tracing::subscriber::with_default(sub, || create(job, &program)),

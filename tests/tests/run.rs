@@ -920,3 +920,48 @@ fn interactive_app_gets_ctrl_c_and_window_size_changes() {
     };
     assert_eq!(status.code(), Some(3), "output: {:?}", out.text());
 }
+
+/// The CPUs a `/proc/<pid>/status` allows, from its `Cpus_allowed_list`.
+fn cpus_allowed(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// stage1 starts each app's helper on another CPU than its own (docs/performance.md); the
+/// app still gets the caller's CPU affinity, whole or restricted (`taskset`).
+#[test]
+fn app_gets_the_callers_cpu_affinity() {
+    let ctx = TestCtx::new();
+    let app_cpus = |taskset: Option<&str>| {
+        let rkt = ctx.rkt();
+        let mut cmd = match taskset {
+            Some(list) => {
+                let mut c = std::process::Command::new("taskset");
+                c.args(["-c", list]).arg(rkt.get_program());
+                c
+            }
+            None => std::process::Command::new(rkt.get_program()),
+        };
+        let o = cmd
+            .args(rkt.get_args())
+            .arg("--insecure-options=image")
+            .args([
+                "run",
+                "--net=host",
+                &bb(),
+                "--exec=/bin/cat",
+                "--",
+                "/proc/self/status",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        cpus_allowed(&stdout(&o)).expect("Cpus_allowed_list in the app's status")
+    };
+    let mine = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
+    assert_eq!(app_cpus(None), mine);
+    let first = mine.split([',', '-']).next().unwrap().trim().to_string();
+    assert_eq!(app_cpus(Some(&first)), first);
+}

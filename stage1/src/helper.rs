@@ -10,7 +10,7 @@
 //! create, kills and removes the caller's cgroups. The app's process ends up a child of stage1
 //! (a child subreaper) once the helper exits. Helpers are forked right after the pod's cgroups
 //! exist and set themselves up while stage1 builds the sandbox and the bundles, on another
-//! CPU than stage1's until "go" where there is one; [`Helper::create`] then says "go".
+//! CPU than stage1's where there is one ([`crate::cpus`]); [`Helper::create`] then says "go".
 //!
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
 //! program once it is built; the init loads it right before exec ([`crate::seccomp`]).
@@ -28,12 +28,12 @@ use std::sync::Arc;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use crate::apps::chain;
 use crate::cgroups::PodCgroups;
+use crate::cpus::Children;
 use crate::{sys, Error};
 
 /// What the helper needs to create the container.
@@ -62,6 +62,7 @@ pub struct Helper {
     go: Option<std::fs::File>,
     verdict: Option<std::fs::File>,
     program: std::fs::File,
+    cpus: Children,
 }
 
 impl Helper {
@@ -76,24 +77,23 @@ impl Helper {
         let (v_rd, v_wr) = pipe()?;
         let program = crate::seccomp::program_file()?;
         let parent = nix::unistd::getpid();
-        let cpus = sched_getaffinity(Pid::from_raw(0)).ok();
+        let cpus = Children::new();
         match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
             nix::unistd::ForkResult::Child => {
                 drop(go_wr);
                 drop(v_rd);
-                let code = helper_main(cgroups, &job, parent, go_rd, v_wr, program, cpus);
+                let code = helper_main(cgroups, &job, parent, go_rd, v_wr, program);
                 std::process::exit(code);
             }
             nix::unistd::ForkResult::Parent { child } => {
-                if let Some(cpus) = &cpus {
-                    start_elsewhere(child, cpus);
-                }
+                cpus.start_elsewhere(child);
                 Ok(Helper {
                     app: job.app,
                     pid: child,
                     go: Some(go_wr.into()),
                     verdict: Some(v_rd.into()),
                     program,
+                    cpus,
                 })
             }
         }
@@ -103,6 +103,10 @@ impl Helper {
     /// stage1 does other things until [`Helper::wait_created`].
     pub fn go(&mut self) {
         if let Some(mut go) = self.go.take() {
+            // it set itself up off stage1's CPU; what it creates gets stage1's affinity
+            if let Err(e) = self.cpus.give_back(self.pid) {
+                tracing::warn!(app = %self.app, "restoring the helper's CPU affinity: {e}");
+            }
             let _ = go.write_all(b"g");
         }
     }
@@ -191,21 +195,6 @@ fn cause(msg: &str) -> &str {
         .trim()
 }
 
-/// Keep a just-forked helper off the CPU stage1 runs on. Linux mostly queues a fork child on
-/// its parent's CPU, where it waited ≈ 1 ms for stage1 to block while another CPU sat idle;
-/// the helper's set-up is meant to overlap stage1's. The helper takes `cpus` back after "go",
-/// before anything of the app exists, so the app's affinity is stage1's. Best effort.
-fn start_elsewhere(child: Pid, cpus: &CpuSet) {
-    let Ok(here) = sched_getcpu() else { return };
-    let mut others = *cpus;
-    if others.unset(here).is_err() {
-        return;
-    }
-    if (0..CpuSet::count()).any(|c| others.is_set(c).unwrap_or(false)) {
-        let _ = sched_setaffinity(child, &others);
-    }
-}
-
 fn helper_main(
     cgroups: &PodCgroups,
     job: &Job,
@@ -213,7 +202,6 @@ fn helper_main(
     go: OwnedFd,
     verdict: OwnedFd,
     program: std::fs::File,
-    cpus: Option<CpuSet>,
 ) -> i32 {
     // never outlive stage1, never hold its pod lock or other fds
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
@@ -264,14 +252,6 @@ fn helper_main(
     match std::fs::File::from(go).read(&mut b) {
         Ok(1) => {}
         _ => return 0, // stage1 gave up on this app
-    }
-    // stage1 moved this helper off its CPU before "go" (start_elsewhere); the app gets
-    // stage1's affinity
-    if let Some(cpus) = &cpus {
-        if let Err(e) = sched_setaffinity(Pid::from_raw(0), cpus) {
-            say(format!("err: restoring the CPU affinity: {e}\n"));
-            return 1;
-        }
     }
     let res = match sub {
         Some(sub) => tracing::subscriber::with_default(sub, || create(job, &program)),

@@ -13,6 +13,7 @@
 pub mod apps;
 pub mod cgroups;
 pub mod console;
+pub mod cpus;
 pub mod enter;
 pub mod helper;
 pub mod isolation;

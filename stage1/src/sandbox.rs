@@ -13,6 +13,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use stage1_abi::{NetConfig, RuntimeConfig};
 
+use crate::cpus::Children;
 use crate::{sys, Error};
 
 /// A running sandbox.
@@ -26,6 +27,8 @@ pub struct Sandbox {
     pub own_ipc: bool,
     /// The pause process's report ("ok" or why it failed), until [`Sandbox::wait_ready`].
     ready: Option<std::fs::File>,
+    /// stage1's CPU affinity, which the pause process gets back once it reported.
+    cpus: Children,
 }
 
 impl Sandbox {
@@ -52,6 +55,10 @@ impl Sandbox {
         let mut msg = String::new();
         let _ = f.read_to_string(&mut msg);
         if msg == "ok" {
+            // it set itself up off stage1's CPU (crate::cpus)
+            if let Err(e) = self.cpus.give_back(self.pid) {
+                tracing::warn!("restoring the sandbox's CPU affinity: {e}");
+            }
             return Ok(());
         }
         self.kill();
@@ -102,14 +109,17 @@ pub fn spawn(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
         let w = wr.take();
         pause_main(&hostname, own_net, w)
     });
+    let cpus = Children::new();
     let pid = sys::clone_child(flags, child)
         .map_err(|e| Error::Sys("creating the pod sandbox".into(), e))?;
+    cpus.start_elsewhere(pid);
     // our copy of the write end was moved into the closure, which the parent drops here
     Ok(Sandbox {
         pid,
         own_net,
         own_ipc: flags.contains(CloneFlags::CLONE_NEWIPC),
         ready: Some(std::fs::File::from(rd)),
+        cpus,
     })
 }
 

@@ -921,20 +921,22 @@ fn interactive_app_gets_ctrl_c_and_window_size_changes() {
     assert_eq!(status.code(), Some(3), "output: {:?}", out.text());
 }
 
-/// The CPUs a `/proc/<pid>/status` allows, from its `Cpus_allowed_list`.
-fn cpus_allowed(status: &str) -> Option<String> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+/// The CPUs each `/proc/<pid>/status` in `out` allows, from their `Cpus_allowed_list` lines.
+fn cpus_allowed(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Cpus_allowed_list:"))
         .map(|v| v.trim().to_string())
+        .collect()
 }
 
-/// stage1 starts each app's helper on another CPU than its own (docs/performance.md); the
-/// app still gets the caller's CPU affinity, whole or restricted (`taskset`).
+/// stage1 starts each app's helper and the sandbox on another CPU than its own
+/// (docs/performance.md); the app and the pod's PID 1 still get the caller's CPU affinity,
+/// whole or restricted (`taskset`).
 #[test]
 fn app_gets_the_callers_cpu_affinity() {
     let ctx = TestCtx::new();
-    let app_cpus = |taskset: Option<&str>| {
+    // the app's own and the pause process's (PID 1 of the pod's pid namespace)
+    let pod_cpus = |taskset: Option<&str>| {
         let rkt = ctx.rkt();
         let mut cmd = match taskset {
             Some(list) => {
@@ -954,14 +956,16 @@ fn app_gets_the_callers_cpu_affinity() {
                 "--exec=/bin/cat",
                 "--",
                 "/proc/self/status",
+                "/proc/1/status",
             ])
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        cpus_allowed(&stdout(&o)).expect("Cpus_allowed_list in the app's status")
+        cpus_allowed(&stdout(&o))
     };
-    let mine = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
-    assert_eq!(app_cpus(None), mine);
-    let first = mine.split([',', '-']).next().unwrap().trim().to_string();
-    assert_eq!(app_cpus(Some(&first)), first);
+    let mine = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    assert_eq!(mine.len(), 1);
+    assert_eq!(pod_cpus(None), [mine[0].clone(), mine[0].clone()]);
+    let first = mine[0].split([',', '-']).next().unwrap().trim().to_string();
+    assert_eq!(pod_cpus(Some(&first)), [first.clone(), first]);
 }

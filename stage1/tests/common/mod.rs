@@ -103,6 +103,10 @@ impl Pod {
     }
 
     pub fn spawn(&mut self) -> &mut Child {
+        // the lock fd is inheritable until it is closed right after the spawn: tests run in
+        // parallel, and another test's stage1 must not inherit (and hold) this pod's lock
+        static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
         let f = std::fs::File::open(self.path()).unwrap();
         #[allow(deprecated)]
         nix::fcntl::flock(f.as_raw_fd(), nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
@@ -127,6 +131,7 @@ impl Pod {
             .spawn()
             .unwrap();
         drop(f);
+        drop(spawning);
         self.child = Some(child);
         self.child.as_mut().unwrap()
     }

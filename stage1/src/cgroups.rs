@@ -457,9 +457,14 @@ fn inherit_cpuset(dir: &Path, f: &str) -> Result<String, Error> {
 }
 
 fn enable_v2_controllers(dir: &Path) {
-    // best effort: enable what the parent offers for the pod's children
+    // best effort: enable what the parent offers for the pod's children. Each start passes
+    // the shared levels again (see create), so only what is not enabled yet is written.
     if let Ok(c) = fs::read_to_string(dir.join("cgroup.controllers")) {
-        for ctrl in c.split_whitespace() {
+        let on = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+        for ctrl in c
+            .split_whitespace()
+            .filter(|c| !on.split_whitespace().any(|o| o == *c))
+        {
             let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{ctrl}"));
         }
     }
@@ -600,6 +605,25 @@ mod tests {
         fs::write(t.path().join("f"), "").unwrap();
         let e = mkdir_p(&t.path().join("f/x"), &mut again).unwrap_err();
         assert!(e.to_string().contains("f/x"), "{e}");
+    }
+
+    #[test]
+    fn v2_enables_only_missing_controllers() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(t.path().join("cgroup.subtree_control"), "cpu pids\n").unwrap();
+        enable_v2_controllers(t.path());
+        // a plain file keeps the last write: the one missing controller, written alone
+        assert_eq!(
+            fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        fs::write(t.path().join("cgroup.subtree_control"), "cpu memory pids").unwrap();
+        enable_v2_controllers(t.path());
+        assert_eq!(
+            fs::read_to_string(t.path().join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids"
+        );
     }
 
     #[test]

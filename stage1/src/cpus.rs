@@ -36,7 +36,7 @@ impl Children {
         if others.unset(here).is_err() {
             return;
         }
-        if (0..CpuSet::count()).any(|c| others.is_set(c).unwrap_or(false)) {
+        if others != CpuSet::new() {
             let _ = sched_setaffinity(child, &others);
         }
     }

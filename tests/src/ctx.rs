@@ -66,6 +66,17 @@ impl TestCtx {
         c
     }
 
+    /// [`Self::rkt`] run through a wrapper command, e.g. `["setsid", "-c", "-w"]`: the
+    /// wrapper's words, then rkt's path and this context's flags.
+    pub fn rkt_under(&self, wrapper: &[&str]) -> Command {
+        let rkt = self.rkt();
+        let mut c = Command::new(wrapper[0]);
+        c.args(&wrapper[1..])
+            .arg(rkt.get_program())
+            .args(rkt.get_args());
+        c
+    }
+
     /// Run `rkt --insecure-options=image ARGS…` in this context and collect its output
     /// (signature verification is the trust issue's; digests are always verified).
     pub fn rkt_output(&self, args: &[&str]) -> std::process::Output {

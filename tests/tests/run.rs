@@ -555,17 +555,22 @@ fn pods_run_on_a_cgroup_v2_only_view() {
         .expect("a cgroup2 mount");
     let ctx = TestCtx::new();
     let v2 = |args: &[&str]| {
-        let rkt = ctx.rkt();
         let script = "umount -R /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup; \
                       mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"";
-        std::process::Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-            .arg(rkt.get_program())
-            .args(rkt.get_args())
-            .arg("--insecure-options=image")
-            .args(args)
-            .output()
-            .unwrap()
+        ctx.rkt_under(&[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg("--insecure-options=image")
+        .args(args)
+        .output()
+        .unwrap()
     };
     let uf = ctx.root().join("u");
     let o = v2(&[
@@ -860,12 +865,9 @@ fn interactive_app_gets_ctrl_c_and_window_size_changes() {
     let slave_path = nix::unistd::ttyname(&pty.slave).expect("ttyname");
     let slave = std::fs::File::from(pty.slave);
     let mut master = std::fs::File::from(pty.master);
-    let rkt = ctx.rkt();
     // -c: the pty (stdin) becomes rkt's controlling terminal; -w: wait for it
-    let mut child = std::process::Command::new("setsid")
-        .args(["-c", "-w"])
-        .arg(rkt.get_program())
-        .args(rkt.get_args())
+    let mut child = ctx
+        .rkt_under(&["setsid", "-c", "-w"])
         .args(interactive_sh())
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
@@ -937,17 +939,11 @@ fn app_gets_the_callers_cpu_affinity() {
     let ctx = TestCtx::new();
     // the app's own and the pause process's (PID 1 of the pod's pid namespace)
     let pod_cpus = |taskset: Option<&str>| {
-        let rkt = ctx.rkt();
         let mut cmd = match taskset {
-            Some(list) => {
-                let mut c = std::process::Command::new("taskset");
-                c.args(["-c", list]).arg(rkt.get_program());
-                c
-            }
-            None => std::process::Command::new(rkt.get_program()),
+            Some(list) => ctx.rkt_under(&["taskset", "-c", list]),
+            None => ctx.rkt(),
         };
         let o = cmd
-            .args(rkt.get_args())
             .arg("--insecure-options=image")
             .args([
                 "run",

@@ -1027,3 +1027,107 @@ fn a_held_netns_keeps_no_route_to_the_exited_pods_address() {
     assert_no_net_leaks(&[(old_uuid, old_ifs)]);
     stop_leaving_no_network(&ctx, next, None);
 }
+
+/// Python (Debian's python3) run in pod `uuid`'s network namespace, standing in for an app with
+/// `CAP_NET_RAW` (a default capability): it writes IPv4/UDP frames with any source and
+/// destination straight onto the pod's `eth0`, addressed to the MAC of the host's side of the
+/// link, so neither the pod's routes nor its own loopback get in the way.
+const RAW_UDP: &str = r#"
+import socket, struct, sys
+src, dst, dport, mac, payload = sys.argv[1:6]
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+data = payload.encode()
+udp = struct.pack('!HHHH', 40000, int(dport), 8 + len(data), 0) + data
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+for _ in range(3):
+    s.sendto(ip + udp, ('eth0', 0x0800, 0, 0, bytes.fromhex(mac.replace(':', ''))))
+"#;
+
+/// Send forged frames from pod `uuid` (see [`RAW_UDP`]) to `dst:dport`, claiming `src`.
+fn forge_udp(uuid: &str, host_mac: &str, src: &str, dst: &str, dport: u16, payload: &str) {
+    let netns = format!("rkt-{uuid}");
+    rkt_tests::run_ok(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        &netns,
+        "python3",
+        "-c",
+        RAW_UDP,
+        src,
+        dst,
+        &dport.to_string(),
+        host_mac,
+        payload,
+    ]));
+}
+
+/// The datagrams `sock` receives within a second.
+fn received(sock: &std::net::UdpSocket) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
+/// A host-side interface of the pod and its MAC address.
+fn host_link(ctx: &TestCtx, pod: &Pod) -> (String, String) {
+    let dev = pod.host_ifs(ctx).into_iter().next().expect("a host veth");
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{dev}/address")).unwrap();
+    (dev.clone(), mac.trim().to_string())
+}
+
+/// CVE-2020-8558: `--port` sets `route_localnet=1` on the pod's host-side link (so the host's
+/// `127.0.0.1:PORT` forwards into the pod), which also lets the kernel accept the pod's packets
+/// for 127.0.0.0/8. A pod with `CAP_NET_RAW` must still not reach a service bound to the host's
+/// loopback; the same frames to the gateway's address arrive (the attack itself works).
+/// Traffic: frames inside the pod's own link, to the host's side of it.
+#[test]
+fn port_forward_does_not_open_the_hosts_loopback_to_the_pod() {
+    let ctx = TestCtx::new();
+    let port = free_port();
+    let img = images::busybox_with_ports().oci_ref();
+    let pod = start(&ctx, &[&format!("--port=80-tcp:{port}")], &img, SLEEP);
+    let (dev, mac) = host_link(&ctx, &pod);
+    let localnet = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"));
+    assert_eq!(localnet.unwrap().trim(), "1", "the premise: forwards need it");
+    let ip = assert_on_default(&pod.uuid).to_string();
+    let loopback = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gateway = std::net::UdpSocket::bind((DEFAULT_GW, 0)).unwrap();
+    let lport = loopback.local_addr().unwrap().port();
+    let gport = gateway.local_addr().unwrap().port();
+    forge_udp(&pod.uuid, &mac, &ip, "127.0.0.1", lport, "to-loopback");
+    forge_udp(&pod.uuid, &mac, &ip, DEFAULT_GW, gport, "to-gateway");
+    assert_eq!(received(&gateway), vec!["to-gateway"; 3], "control");
+    assert_eq!(received(&loopback), Vec::<String>::new(), "host loopback reached");
+    // (the forwards from the host's loopback still work: port_forward_answers_on_loopback_…)
+    stop(&ctx, pod);
+}
+
+/// A pod must not send with another pod's (or any foreign) source address: the host's side of
+/// a `ptp` link filters by reverse path, strictly.
+#[test]
+fn a_pod_cannot_forge_its_source_address() {
+    let ctx = TestCtx::new();
+    let pod = start(&ctx, &[], &bb(), SLEEP);
+    let (dev, mac) = host_link(&ctx, &pod);
+    let ip = assert_on_default(&pod.uuid).to_string();
+    let gateway = std::net::UdpSocket::bind((DEFAULT_GW, 0)).unwrap();
+    let gport = gateway.local_addr().unwrap().port();
+    // an address of the subnet no pod has, as another pod's would be
+    forge_udp(&pod.uuid, &mac, "172.16.28.254", DEFAULT_GW, gport, "forged");
+    forge_udp(&pod.uuid, &mac, &ip, DEFAULT_GW, gport, "own");
+    assert_eq!(received(&gateway), vec!["own"; 3]);
+    let rp = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{dev}/rp_filter"));
+    assert_eq!(rp.unwrap().trim(), "1");
+    stop(&ctx, pod);
+}

@@ -64,6 +64,15 @@ impl NetworkConf {
                 .any(|p| p["ipMasq"].as_bool() == Some(true))
     }
 
+    /// Whether the chain's main plugin is `ptp`: the pod's link is a veth whose host end routes
+    /// only the pod's own addresses, so strict reverse-path filtering there drops every packet
+    /// whose source the pod forged (another pod's address among them).
+    pub fn point_to_point(&self) -> bool {
+        self.plugins
+            .first()
+            .is_some_and(|p| p["type"].as_str() == Some("ptp"))
+    }
+
     /// The IPAM subnet of the first plugin, if it names one (`ipam.subnet` or the first range).
     pub fn subnet(&self) -> Option<String> {
         let ipam = &self.plugins.first()?["ipam"];
@@ -257,6 +266,17 @@ mod tests {
             name: name.into(),
             args: vec![],
         }
+    }
+
+    #[test]
+    fn only_ptp_chains_are_point_to_point() {
+        assert!(builtin("default").unwrap().point_to_point());
+        assert!(builtin("default-restricted").unwrap().point_to_point());
+        let bridge = json!({"cniVersion": "1.0.0", "name": "b", "type": "bridge"});
+        assert!(!NetworkConf::from_json(&bridge, "t").unwrap().point_to_point());
+        let list = json!({"cniVersion": "1.0.0", "name": "l",
+            "plugins": [{"type": "ptp"}, {"type": "tuning"}]});
+        assert!(NetworkConf::from_json(&list, "t").unwrap().point_to_point());
     }
 
     #[test]

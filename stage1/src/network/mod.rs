@@ -221,12 +221,14 @@ fn attach_all(
         ))
     })?;
     // the masquerade of the networks rkt masquerades is checked while their plugins run
-    let masq: Vec<nat::MasqCheck> = attach
+    let masq: Vec<nat::RuleCheck> = attach
         .iter()
         .filter(|a| a.conf.rkt_masquerade)
         .filter_map(|a| a.conf.subnet())
-        .map(|subnet| nat::MasqCheck::start(&subnet))
+        .map(|subnet| nat::RuleCheck::masquerade(&subnet))
         .collect();
+    // so is the guard of the host's loopback, which forwards open to the pod (below)
+    let localnet = (!rc.ports.is_empty()).then(nat::RuleCheck::localnet);
     let mut dns = None;
     let mut plan = nat::Plan::default();
     let mut up: Vec<(bool, Ipv4Addr, Option<String>)> = Vec::new();
@@ -255,6 +257,12 @@ fn attach_all(
                 domain: s.domain.clone(),
             });
         }
+        if let (true, Some(dev)) = (a.conf.point_to_point(), &s.host_if) {
+            // no forged source addresses from the pod (strict rp_filter; effective is the
+            // maximum of `all` and the link's, so a host with `all` at 2 keeps it loose)
+            let p = format!("/proc/sys/net/ipv4/conf/{dev}/rp_filter");
+            std::fs::write(&p, "1").map_err(|e| Error::io(Path::new(&p), e))?;
+        }
         if let Some(ip) = s.ip {
             up.push((a.conf.masquerades(), ip, s.host_if.clone()));
         }
@@ -266,7 +274,11 @@ fn attach_all(
             Error::Invalid("--port: no network of the pod has an IPv4 address".into())
         })?;
         plan.forwards = forwards(pod, rc, ip)?;
-        // the host's 127.0.0.1 may only leave through the pod's link with route_localnet
+        // the host's 127.0.0.1 may only leave through the pod's link with route_localnet, which
+        // also lets the pod's packets for 127.0.0.0/8 in: the guard drops those first
+        if let Some(guard) = localnet {
+            guard.finish()?;
+        }
         if let Some(dev) = host_if {
             let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
             std::fs::write(&p, "1").map_err(|e| Error::io(Path::new(&p), e))?;

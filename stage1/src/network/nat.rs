@@ -67,7 +67,41 @@ fn masq_jump(subnet: &str) -> Vec<String> {
 /// flushes it if it exists, so a chain that lost its jump is refilled, not doubled.
 pub fn masq_batch(subnet: &str) -> String {
     let chain = network_masq_chain(subnet);
-    let jump = masq_jump(subnet)
+    let jump = restore_words(&masq_jump(subnet));
+    format!(
+        "*nat\n:{chain} - [0:0]\n-A {chain} -d {subnet} -j ACCEPT\n\
+         -A {chain} ! -d 224.0.0.0/4 -j MASQUERADE\n-A {jump}\nCOMMIT\n"
+    )
+}
+
+/// Where concurrent pods serialise installing a shared rule (check, then install).
+const MASQ_LOCK: &str = "/run/rkt/masquerade.lock";
+
+/// The filter chain dropping packets for the host's loopback range that arrive on any other
+/// interface (CVE-2020-8558): `--port` sets `route_localnet=1` on the pod's host-side link so
+/// that the host's `127.0.0.1:PORT` forwards into the pod, which would also let the pod (with
+/// `CAP_NET_RAW`, a default capability) reach services bound to the host's 127.0.0.1. The rule is
+/// the kubelet's: only new connections are dropped, so replies of a forward still come back.
+pub const LOCALNET_CHAIN: &str = "RKT-LOCALNET";
+
+/// The INPUT rule (without `-A`/`-C`/`-I`) sending packets to [`LOCALNET_CHAIN`].
+fn localnet_jump() -> Vec<String> {
+    [
+        "INPUT",
+        "-m",
+        "comment",
+        "--comment",
+        "rkt: no host loopback from pods",
+        "-j",
+        LOCALNET_CHAIN,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Words joined for iptables-restore, quoting those with spaces.
+fn restore_words(words: &[String]) -> String {
+    words
         .iter()
         .map(|w| {
             if w.contains(' ') {
@@ -77,53 +111,68 @@ pub fn masq_batch(subnet: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(" ")
+}
+
+/// The iptables-restore input installing [`LOCALNET_CHAIN`] first in INPUT. Declaring the chain
+/// flushes it if it exists, so a chain that lost its jump is refilled, not doubled.
+pub fn localnet_batch() -> String {
+    let jump = restore_words(&localnet_jump()[1..]);
     format!(
-        "*nat\n:{chain} - [0:0]\n-A {chain} -d {subnet} -j ACCEPT\n\
-         -A {chain} ! -d 224.0.0.0/4 -j MASQUERADE\n-A {jump}\nCOMMIT\n"
+        "*filter\n:{LOCALNET_CHAIN} - [0:0]\n\
+         -A {LOCALNET_CHAIN} ! -i lo -d 127.0.0.0/8 -m conntrack \
+         ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n-I INPUT 1 {jump}\nCOMMIT\n"
     )
 }
 
-/// Where concurrent pods serialise installing a network's masquerade (check, then install).
-const MASQ_LOCK: &str = "/run/rkt/masquerade.lock";
-
-/// The check that a network's masquerade is in place, started beside the pod's CNI ADD.
-pub struct MasqCheck {
-    subnet: String,
+/// The check that a shared rule (a network's masquerade, the loopback guard) is in place, started
+/// beside the pod's CNI ADD; [`RuleCheck::finish`] installs it when the check found it missing.
+pub struct RuleCheck {
+    table: &'static str,
+    jump: Vec<String>,
+    batch: String,
     child: Option<Child>,
 }
 
-impl MasqCheck {
-    /// Start `iptables -C` of `subnet`'s jump (which exists only with its chain).
-    pub fn start(subnet: &str) -> MasqCheck {
-        MasqCheck {
-            subnet: subnet.to_string(),
-            child: spawn_check(subnet),
+impl RuleCheck {
+    /// Start `iptables -C` of `subnet`'s masquerade jump (which exists only with its chain).
+    pub fn masquerade(subnet: &str) -> RuleCheck {
+        RuleCheck::start("nat", masq_jump(subnet), masq_batch(subnet))
+    }
+
+    /// Start `iptables -C` of the [`LOCALNET_CHAIN`] jump.
+    pub fn localnet() -> RuleCheck {
+        RuleCheck::start("filter", localnet_jump(), localnet_batch())
+    }
+
+    fn start(table: &'static str, jump: Vec<String>, batch: String) -> RuleCheck {
+        let child = spawn_check(table, &jump);
+        RuleCheck {
+            table,
+            jump,
+            batch,
+            child,
         }
     }
 
-    /// Install the masquerade if the check found it missing. Concurrent pods take turns; the
-    /// one that waited checks again.
+    /// Install the rule if the check found it missing. Concurrent pods take turns; the one that
+    /// waited checks again.
     pub fn finish(mut self) -> Result<(), Error> {
         if passed(self.child.take()) {
             return Ok(());
         }
         let lock = lock_masq()?;
-        if passed(spawn_check(&self.subnet)) {
+        if passed(spawn_check(self.table, &self.jump)) {
             return Ok(());
         }
-        run(
-            "iptables-restore",
-            &["-w", "--noflush"],
-            Some(&masq_batch(&self.subnet)),
-        )?;
-        tracing::debug!(subnet = %self.subnet, "network masquerade installed");
+        run("iptables-restore", &["-w", "--noflush"], Some(&self.batch))?;
+        tracing::debug!(table = self.table, jump = ?self.jump, "shared rule installed");
         drop(lock);
         Ok(())
     }
 }
 
-impl Drop for MasqCheck {
+impl Drop for RuleCheck {
     /// Not finished (the set-up failed first): collect the check.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -137,10 +186,9 @@ fn passed(check: Option<Child>) -> bool {
     check.is_some_and(|c| wait("iptables", c).is_ok())
 }
 
-fn spawn_check(subnet: &str) -> Option<Child> {
-    let mut args = vec!["-w".to_string(), "-t".into(), "nat".into(), "-C".into()];
-    args.extend(masq_jump(subnet));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+fn spawn_check(table: &str, jump: &[String]) -> Option<Child> {
+    let mut args = vec!["-w", "-t", table, "-C"];
+    args.extend(jump.iter().map(String::as_str));
     spawn("iptables", &args, None).ok()
 }
 
@@ -381,6 +429,28 @@ mod tests {
     const UUID: &str = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9";
 
     #[test]
+    fn the_loopback_guard_drops_only_new_traffic_from_other_links() {
+        let b = localnet_batch();
+        let lines: Vec<&str> = b.lines().collect();
+        assert_eq!(lines[0], "*filter");
+        assert_eq!(lines[1], ":RKT-LOCALNET - [0:0]");
+        assert_eq!(
+            lines[2],
+            "-A RKT-LOCALNET ! -i lo -d 127.0.0.0/8 -m conntrack \
+             ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+        );
+        // first in INPUT, so no ACCEPT of the host's own rules comes before it
+        assert_eq!(
+            lines[3],
+            "-I INPUT 1 -m comment --comment \"rkt: no host loopback from pods\" -j RKT-LOCALNET"
+        );
+        assert_eq!(lines[4], "COMMIT");
+        // the jump that is checked is the one that is installed
+        assert_eq!(localnet_jump()[0], "INPUT");
+        assert!(lines[3].ends_with(&restore_words(&localnet_jump()[1..])));
+    }
+
+    #[test]
     fn batches_name_chains_per_pod_and_undo_themselves() {
         let plan = Plan {
             forwards: vec![Forward {
@@ -456,13 +526,13 @@ mod tests {
             (jumps, own)
         };
         let racers: Vec<_> = (0..3)
-            .map(|_| std::thread::spawn(|| MasqCheck::start(SUBNET).finish()))
+            .map(|_| std::thread::spawn(|| RuleCheck::masquerade(SUBNET).finish()))
             .collect();
         for r in racers {
             r.join().unwrap().unwrap();
         }
         assert_eq!(count(), (1, 2));
-        MasqCheck::start(SUBNET).finish().unwrap();
+        RuleCheck::masquerade(SUBNET).finish().unwrap();
         assert_eq!(count(), (1, 2), "a present masquerade is left alone");
         let mut del = vec!["-w".to_string(), "-t".into(), "nat".into(), "-D".into()];
         del.extend(masq_jump(SUBNET));
@@ -472,7 +542,7 @@ mod tests {
             .unwrap()
             .success());
         assert_eq!(count(), (0, 2));
-        MasqCheck::start(SUBNET).finish().unwrap();
+        RuleCheck::masquerade(SUBNET).finish().unwrap();
         assert_eq!(count(), (1, 2), "repaired");
         assert!(Command::new("iptables")
             .args(&del)

@@ -83,6 +83,21 @@ test-integration: build ## integration tests: real binaries as root, local regis
 soak: build ## long concurrency soak: 20 parallel pods with gc and image gc loops for 5 minutes
 	RKT_SOAK_SECS=$${RKT_SOAK_SECS:-300} $(CARGO) test -p rkt-tests --test lifecycle parallel_runs -- --nocapture
 
+.PHONY: chaos
+chaos: build ## kill -9 of run/prepare/fetch/gc at random moments x100 each, one gc, invariants (docs/reliability.md)
+	RKT_CHAOS_ROUNDS=$${RKT_CHAOS_ROUNDS:-100} $(CARGO) test -p rkt-tests --test chaos -- --nocapture
+
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := reference manifest image_config aci_manifest layer_tar aci_tar cni_result \
+	seccomp_flag auth_challenge
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZ_SECS seconds (stable toolchain, no sanitizer; docs/security.md)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) fuzz build -s none
+	@for t in $(FUZZ_TARGETS); do mkdir -p fuzz/work/$$t; \
+		echo "== $$t"; (cd fuzz && $(CARGO) fuzz run -s none $$t work/$$t corpus/$$t -- \
+		-max_total_time=$(FUZZ_SECS) -max_len=65536 -rss_limit_mb=2048 2>&1 | tail -2) || exit 1; done
+
 .PHONY: bench
 bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps` first)
 	@scripts/bench.sh

@@ -21,6 +21,8 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod oci_archive;
 pub mod reference;
 pub mod registry;

@@ -1099,7 +1099,11 @@ fn port_forward_does_not_open_the_hosts_loopback_to_the_pod() {
     let pod = start(&ctx, &[&format!("--port=80-tcp:{port}")], &img, SLEEP);
     let (dev, mac) = host_link(&ctx, &pod);
     let localnet = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"));
-    assert_eq!(localnet.unwrap().trim(), "1", "the premise: forwards need it");
+    assert_eq!(
+        localnet.unwrap().trim(),
+        "1",
+        "the premise: forwards need it"
+    );
     let ip = assert_on_default(&pod.uuid).to_string();
     let loopback = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let gateway = std::net::UdpSocket::bind((DEFAULT_GW, 0)).unwrap();
@@ -1108,7 +1112,11 @@ fn port_forward_does_not_open_the_hosts_loopback_to_the_pod() {
     forge_udp(&pod.uuid, &mac, &ip, "127.0.0.1", lport, "to-loopback");
     forge_udp(&pod.uuid, &mac, &ip, DEFAULT_GW, gport, "to-gateway");
     assert_eq!(received(&gateway), vec!["to-gateway"; 3], "control");
-    assert_eq!(received(&loopback), Vec::<String>::new(), "host loopback reached");
+    assert_eq!(
+        received(&loopback),
+        Vec::<String>::new(),
+        "host loopback reached"
+    );
     // (the forwards from the host's loopback still work: port_forward_answers_on_loopback_…)
     stop(&ctx, pod);
 }
@@ -1124,7 +1132,14 @@ fn a_pod_cannot_forge_its_source_address() {
     let gateway = std::net::UdpSocket::bind((DEFAULT_GW, 0)).unwrap();
     let gport = gateway.local_addr().unwrap().port();
     // an address of the subnet no pod has, as another pod's would be
-    forge_udp(&pod.uuid, &mac, "172.16.28.254", DEFAULT_GW, gport, "forged");
+    forge_udp(
+        &pod.uuid,
+        &mac,
+        "172.16.28.254",
+        DEFAULT_GW,
+        gport,
+        "forged",
+    );
     forge_udp(&pod.uuid, &mac, &ip, DEFAULT_GW, gport, "own");
     assert_eq!(received(&gateway), vec!["own"; 3]);
     let rp = std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{dev}/rp_filter"));

@@ -273,7 +273,9 @@ mod tests {
         assert!(builtin("default").unwrap().point_to_point());
         assert!(builtin("default-restricted").unwrap().point_to_point());
         let bridge = json!({"cniVersion": "1.0.0", "name": "b", "type": "bridge"});
-        assert!(!NetworkConf::from_json(&bridge, "t").unwrap().point_to_point());
+        assert!(!NetworkConf::from_json(&bridge, "t")
+            .unwrap()
+            .point_to_point());
         let list = json!({"cniVersion": "1.0.0", "name": "l",
             "plugins": [{"type": "ptp"}, {"type": "tuning"}]});
         assert!(NetworkConf::from_json(&list, "t").unwrap().point_to_point());

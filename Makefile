@@ -93,9 +93,9 @@ FUZZ_TARGETS := reference manifest image_config aci_manifest layer_tar aci_tar c
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZ_SECS seconds (stable toolchain, no sanitizer; docs/security.md)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && $(CARGO) fuzz build -s none
-	@for t in $(FUZZ_TARGETS); do mkdir -p fuzz/work/$$t; \
-		echo "== $$t"; (cd fuzz && $(CARGO) fuzz run -s none $$t work/$$t corpus/$$t -- \
+	$(CARGO) fuzz build --fuzz-dir fuzz/libfuzzer -s none
+	@for t in $(FUZZ_TARGETS); do mkdir -p fuzz/work/$$t; echo "== $$t"; \
+		($(CARGO) fuzz run --fuzz-dir fuzz/libfuzzer -s none $$t fuzz/work/$$t fuzz/corpus/$$t -- \
 		-max_total_time=$(FUZZ_SECS) -max_len=65536 -rss_limit_mb=2048 2>&1 | tail -2) || exit 1; done
 
 .PHONY: bench

@@ -1,5 +1,5 @@
 //! The fuzz targets of rkt: one function per parser of untrusted bytes, called by the
-//! cargo-fuzz targets in `fuzz/fuzz_targets/` and, over the checked-in corpus in
+//! cargo-fuzz targets in `fuzz/libfuzzer/fuzz_targets/` and, over the checked-in corpus in
 //! `fuzz/corpus/<target>/`, by this crate's tests (so `make test` replays every input the
 //! fuzzers found interesting, crashes included once fixed). docs/security.md says how to run them.
 //!
@@ -130,7 +130,7 @@ mod replay {
 
     fn corpus(target: &str) -> Vec<PathBuf> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../corpus")
+            .join("corpus")
             .join(target);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -160,8 +160,15 @@ pub fn set_flag(f: &mut AppFlags, name: &str, value: &str) -> Result<()> {
             f.name = Some(value.to_string());
         }
         "exec" => f.exec = Some(nonempty(value)?),
-        "user" => f.user = Some(nonempty(value)?),
-        "group" => f.group = Some(nonempty(value)?),
+        "user" | "group" => {
+            flags::check_id(&format!("--{name}"), value)?;
+            let v = Some(nonempty(value)?);
+            if name == "user" {
+                f.user = v;
+            } else {
+                f.group = v;
+            }
+        }
         "supplementary-gids" => f.supplementary_gids = Some(flags::parse_gids(value)?),
         "working-dir" => {
             if !value.starts_with('/') {

@@ -196,13 +196,16 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     }
     let bundle = pod_dir.join(paths::app_dir(&app.name)).join("bundle");
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
-    mounts.extend(volumes::etc_mounts(
-        &bundle.join("files"),
-        &root,
-        ctx.rc,
-        ctx.dns,
-        app.readonly_rootfs,
-    )?);
+    mounts.extend(
+        volumes::etc_mounts(
+            &bundle.join("files"),
+            &root,
+            ctx.rc,
+            ctx.dns,
+            app.readonly_rootfs,
+        )
+        .map_err(|e| app_err(&app.name, e))?,
+    );
     let sb = ctx.sandbox;
     let mut join_ns = vec![("pid", sb.ns_path("pid")), ("uts", sb.ns_path("uts"))];
     if sb.own_net {

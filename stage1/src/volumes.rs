@@ -305,3 +305,74 @@ pub fn etc_mounts(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn open_dir(p: &Path) -> OwnedFd {
+        rustix::fs::open(
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn copy_tree_keeps_links_modes_and_skips_its_output() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("f"), "data").unwrap();
+        std::fs::set_permissions(src.join("f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(src.join("sub/g"), "g").unwrap();
+        std::os::unix::fs::symlink("/etc", src.join("link")).unwrap();
+        nix::unistd::mkfifo(&src.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // the output inside the input: must not be copied into itself
+        let dst = src.join("out");
+        std::fs::create_dir(&dst).unwrap();
+        let (s, t) = (open_dir(&src), open_dir(&dst));
+        let md = std::fs::metadata(&dst).unwrap();
+        copy_tree(&s, &t, (md.dev(), md.ino()), 0).unwrap();
+        let mut got: Vec<String> = std::fs::read_dir(&dst)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["f", "link", "sub"]);
+        assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "data");
+        assert_eq!(
+            std::fs::metadata(dst.join("f")).unwrap().mode() & 0o7777,
+            0o640
+        );
+        assert_eq!(std::fs::read_to_string(dst.join("sub/g")).unwrap(), "g");
+        assert_eq!(
+            std::fs::read_link(dst.join("link")).unwrap(),
+            Path::new("/etc")
+        );
+    }
+
+    #[test]
+    fn copy_tree_depth_is_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = d.path().join("src");
+        for _ in 0..MAX_COPY_DEPTH + 2 {
+            p = p.join("d");
+        }
+        std::fs::create_dir_all(&p).unwrap();
+        let dst = d.path().join("dst");
+        std::fs::create_dir(&dst).unwrap();
+        let md = std::fs::metadata(&dst).unwrap();
+        let (path, e) = copy_tree(
+            &open_dir(&d.path().join("src")),
+            &open_dir(&dst),
+            (md.dev(), md.ino()),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e, Errno::LOOP);
+        assert!(path.starts_with("d/d/d/"), "{path}");
+    }
+}

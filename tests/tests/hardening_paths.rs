@@ -291,3 +291,120 @@ fn ids_above_2_31_are_refused() {
         stdout(&o)
     );
 }
+
+/// Mount points of the host's mount namespace (this test process's), as (id, mount point).
+fn host_mounts() -> Vec<(String, PathBuf)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((
+                f.first()?.to_string(),
+                PathBuf::from(cleanup::unescape_mountinfo(f.get(4)?)),
+            ))
+        })
+        .collect()
+}
+
+/// (f) CVE-2021-30465: a mount target inside the rootfs that an attacker swaps between a dir and
+/// a symlink (to `/`, and to a host dir of the test) while rkt mounts onto it must never make
+/// the mount land outside the app's rootfs.
+///
+/// rkt creates every app of a pod (its mounts included) before it starts any, so a sibling app
+/// of the same pod is never running while another's mounts are made; what runs concurrently is
+/// another pod sharing a host volume. The attacker pod swaps `sub` in the shared dir forever;
+/// victim pods mount the shared dir at /vol and a second volume (with a marker) at /vol/sub,
+/// over and over. libcontainer resolves each target to an fd inside the rootfs (pathrs:
+/// `openat2(RESOLVE_IN_ROOT)`) and mounts onto that fd (`move_mount`), so whichever of dir or
+/// link it sees, the mount lands inside: the host's mount table gains nothing outside the
+/// pods' dirs and the marker never shows up in `/` or the link's host dir.
+#[test]
+fn mount_target_swapped_for_a_symlink_stays_in_the_rootfs() {
+    let ctx = TestCtx::new();
+    let shared = host_dir(&ctx, "shared", &[]);
+    let escape = host_dir(&ctx, "escape", &[]);
+    let w = host_dir(&ctx, "w", &[("rkt-w-marker", "w\n")]);
+    let bb = rkt_tests::images::busybox().oci_ref();
+    let before: std::collections::HashSet<String> =
+        host_mounts().into_iter().map(|(id, _)| id).collect();
+    let shared_vol = format!("shared,kind=host,source={}", shared.display());
+    for target in ["/", escape.to_str().unwrap()] {
+        let _ = std::fs::remove_dir_all(&shared);
+        std::fs::create_dir_all(&shared).unwrap();
+        let mut attacker = ctx
+            .rkt()
+            .args([
+                "--insecure-options=image",
+                "run",
+                "--net=none",
+                &format!("--volume={shared_vol}"),
+                &bb,
+                "--mount=volume=shared,target=/vol",
+                "--exec=/usr/bin/rkt-verifier",
+                "--",
+                "swap-loop",
+                "/vol/sub",
+                target,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // wait until it swaps
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(attacker.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "swapping\n");
+        let (mut inside, mut failed) = (0, 0);
+        for _ in 0..25 {
+            let o = ctx.rkt_output(&[
+                "run",
+                "--net=none",
+                &format!("--volume={shared_vol}"),
+                &format!("--volume=w,kind=host,source={}", w.display()),
+                &bb,
+                "--mount=volume=shared,target=/vol",
+                "--mount=volume=w,target=/vol/sub",
+                "--exec=/bin/sh",
+                "--",
+                "-c",
+                "test -e /vol/sub/rkt-w-marker",
+            ]);
+            // 0: mounted at /vol/sub; 1: mounted on the dir while it was renamed away;
+            // 254: it was the link, resolved inside the rootfs (`/` = the rootfs), and the
+            // set-up failed there — all inside the pod
+            match o.status.code() {
+                Some(0) => inside += 1,
+                Some(1 | 254) => failed += 1,
+                c => panic!("victim pod: {c:?} {}", stderr(&o)),
+            }
+            assert!(
+                !Path::new("/rkt-w-marker").exists(),
+                "the volume was mounted over the host's /"
+            );
+            assert!(names(&escape).is_empty(), "mounted onto the host dir");
+        }
+        let _ = attacker.kill();
+        let _ = attacker.wait();
+        eprintln!("link to {target}: mounted at /vol/sub {inside} times, {failed} failed");
+        // nothing mounted in the host's namespace outside pod dirs (other tests' contexts
+        // under /tmp/rkt-test-* and /run/netns come and go meanwhile)
+        let leaked: Vec<PathBuf> = host_mounts()
+            .into_iter()
+            .filter(|(id, _)| !before.contains(id))
+            .map(|(_, m)| m)
+            .filter(|m| {
+                !m.starts_with(ctx.dir())
+                    && !(m.starts_with("/tmp") && !m.starts_with(ctx.root()))
+                    && !m.starts_with("/run/netns")
+            })
+            .collect();
+        assert!(leaked.is_empty(), "mounts outside the pods: {leaked:?}");
+        assert!(names(&escape).is_empty());
+        // (w itself may gain an `etc`: mounted over a victim's rootfs, it is that rootfs)
+    }
+}

@@ -10,10 +10,10 @@
 //! Callers decide per path what a failure means: [`is_absent`] tells "not there" (`ENOENT`,
 //! `ENOTDIR`) from a refusal (`ELOOP`, `EXDEV`, …), which must fail closed.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 use crate::Error;
@@ -190,16 +190,6 @@ impl Root {
         let (pfd, name) = self.parent(path)?;
         rustix::fs::symlinkat(target, &pfd, name.as_str())
     }
-
-    /// The root's fd (for `*at` calls relative to it).
-    pub fn fd(&self) -> impl AsFd + '_ {
-        self.fd.as_fd()
-    }
-}
-
-/// `lstat` of `name` in the dir `dir` (not following it).
-pub fn lstat_in<Fd: AsFd>(dir: Fd, name: &std::ffi::CStr) -> Result<Stat, Errno> {
-    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 #[cfg(test)]

@@ -398,9 +398,9 @@ fn mount_target_swapped_for_a_symlink_stays_in_the_rootfs() {
             .filter(|(id, _)| !before.contains(id))
             .map(|(_, m)| m)
             .filter(|m| {
-                !m.starts_with(ctx.dir())
-                    && !(m.starts_with("/tmp") && !m.starts_with(ctx.root()))
-                    && !m.starts_with("/run/netns")
+                let pods = m.starts_with(ctx.dir());
+                let others = m.starts_with("/tmp") && !m.starts_with(ctx.root());
+                !pods && !others && !m.starts_with("/run/netns")
             })
             .collect();
         assert!(leaked.is_empty(), "mounts outside the pods: {leaked:?}");

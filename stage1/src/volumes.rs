@@ -40,39 +40,54 @@ pub fn prepare_empty_volumes(pod_dir: &Path, pod: &PodManifest) -> Result<(), Er
             .map_err(|e| Error::io(&dir, e))?;
         rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io(&dir, e.into()))?;
-        let dst = rustix::fs::open(
-            &dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io(&dir, e.into()))?;
-        let (mut mode, mut uid, mut gid) = (*mode, *uid, *gid);
-        if let Some((app, path)) = populate_from {
-            let root = Root::open(&pod_dir.join(paths::app_rootfs(app)))?;
-            match root.open_dir(path) {
-                Ok(src) => {
-                    let st = rustix::fs::fstat(&src).map_err(|e| root.err("volume", path, e))?;
-                    // Docker semantics: the volume gets the image dir's mode and owner
-                    (mode, uid, gid) = (st.st_mode & 0o7777, st.st_uid, st.st_gid);
-                    let dst_st = rustix::fs::fstat(&dst).map_err(|e| Error::io(&dir, e.into()))?;
-                    copy_tree(&src, &dst, (dst_st.st_dev, dst_st.st_ino), 0)
-                        .map_err(|(p, e)| root.err("copying volume", &format!("{path}/{p}"), e))?;
-                }
-                // missing, or not a dir: an empty volume with the manifest's mode and owner
-                Err(e) if is_absent(e) => {}
-                Err(e) => return Err(root.err("volume", path, e)),
-            }
+        // a volume left half-made would count as made next time
+        if let Err(e) = fill_volume(pod_dir, &dir, (*mode, *uid, *gid), populate_from) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
         }
-        rustix::fs::fchown(
-            &dst,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )
-        .map_err(|e| Error::io(&dir, e.into()))?;
-        let m = if mode == 0 { 0o755 } else { mode };
-        rustix::fs::fchmod(&dst, Mode::from_raw_mode(m)).map_err(|e| Error::io(&dir, e.into()))?;
     }
     Ok(())
+}
+
+/// Populate the new volume dir `dir` (when `populate_from` names an image dir) and give it its
+/// mode and owner: the image dir's when there is one, else `attrs` (mode, uid, gid).
+fn fill_volume(
+    pod_dir: &Path,
+    dir: &Path,
+    attrs: (u32, u32, u32),
+    populate_from: &Option<(String, String)>,
+) -> Result<(), Error> {
+    let dst = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(dir, e.into()))?;
+    let (mut mode, mut uid, mut gid) = attrs;
+    if let Some((app, path)) = populate_from {
+        let root = Root::open(&pod_dir.join(paths::app_rootfs(app)))?;
+        match root.open_dir(path) {
+            Ok(src) => {
+                let st = rustix::fs::fstat(&src).map_err(|e| root.err("volume", path, e))?;
+                // Docker semantics: the volume gets the image dir's mode and owner
+                (mode, uid, gid) = (st.st_mode & 0o7777, st.st_uid, st.st_gid);
+                let dst_st = rustix::fs::fstat(&dst).map_err(|e| Error::io(dir, e.into()))?;
+                copy_tree(&src, &dst, (dst_st.st_dev, dst_st.st_ino), 0)
+                    .map_err(|(p, e)| root.err("copying volume", &format!("{path}/{p}"), e))?;
+            }
+            // missing, or not a dir: an empty volume with the manifest's mode and owner
+            Err(e) if is_absent(e) => {}
+            Err(e) => return Err(root.err("volume", path, e)),
+        }
+    }
+    rustix::fs::fchown(
+        &dst,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| Error::io(dir, e.into()))?;
+    let m = if mode == 0 { 0o755 } else { mode };
+    rustix::fs::fchmod(&dst, Mode::from_raw_mode(m)).map_err(|e| Error::io(dir, e.into()))
 }
 
 /// Copy the contents of the dir `src` into the dir `dst`, keeping modes, owners and symlinks

@@ -168,6 +168,10 @@ fn image_volume_is_never_populated_from_the_host() {
     );
     one_line_254(&o, &[TOO_MANY_LINKS]);
     assert_eq!(names(&host), ["rkt-host-marker"]);
+    // and no half-made volume dir is left to be taken for a made one
+    for v in find_named(&ctx.dir(), "volumes") {
+        assert!(names(&v).is_empty(), "{}: {:?}", v.display(), names(&v));
+    }
 
     // 5 links, all inside the image: populated from /srv/real, with its mode and owner
     let img = hp::volume_chain(&layout, "vol-in", 5, "/srv/real");

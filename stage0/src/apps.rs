@@ -160,15 +160,8 @@ pub fn set_flag(f: &mut AppFlags, name: &str, value: &str) -> Result<()> {
             f.name = Some(value.to_string());
         }
         "exec" => f.exec = Some(nonempty(value)?),
-        "user" | "group" => {
-            flags::check_id(&format!("--{name}"), value)?;
-            let v = Some(nonempty(value)?);
-            if name == "user" {
-                f.user = v;
-            } else {
-                f.group = v;
-            }
-        }
+        "user" => f.user = Some(nonempty(flags::check_id("--user", value)?)?),
+        "group" => f.group = Some(nonempty(flags::check_id("--group", value)?)?),
         "supplementary-gids" => f.supplementary_gids = Some(flags::parse_gids(value)?),
         "working-dir" => {
             if !value.starts_with('/') {

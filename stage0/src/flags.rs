@@ -340,7 +340,7 @@ pub const MAX_ID: u64 = i32::MAX as u64;
 
 /// Refuse a numeric user or group id (all digits) above [`MAX_ID`]; `what` names its source
 /// (`--user`, the image's `User`, …). Names and paths are left to stage1.
-pub fn check_id(what: &str, value: &str) -> Result<()> {
+pub fn check_id<'a>(what: &str, value: &'a str) -> Result<&'a str> {
     if !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_digit())
         && value.parse::<u64>().map_or(true, |n| n > MAX_ID)
@@ -349,7 +349,7 @@ pub fn check_id(what: &str, value: &str) -> Result<()> {
             "invalid {what} {value:?}: ids above {MAX_ID} are not allowed"
         )));
     }
-    Ok(())
+    Ok(value)
 }
 
 /// `K=V` of `--set-env` / `--environment`.

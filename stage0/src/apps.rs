@@ -160,8 +160,8 @@ pub fn set_flag(f: &mut AppFlags, name: &str, value: &str) -> Result<()> {
             f.name = Some(value.to_string());
         }
         "exec" => f.exec = Some(nonempty(value)?),
-        "user" => f.user = Some(nonempty(value)?),
-        "group" => f.group = Some(nonempty(value)?),
+        "user" => f.user = Some(nonempty(flags::check_id("--user", value)?)?),
+        "group" => f.group = Some(nonempty(flags::check_id("--group", value)?)?),
         "supplementary-gids" => f.supplementary_gids = Some(flags::parse_gids(value)?),
         "working-dir" => {
             if !value.starts_with('/') {

@@ -59,7 +59,7 @@ pub fn plan(pods: &Pods, uuid_arg: &str, app: Option<&str>, cmd: &[String]) -> R
     };
     let (cmd, default_cmd) = if cmd.is_empty() {
         let rootfs = pod_dir.join(paths::app_rootfs(&app));
-        let has = |p: &str| std::fs::symlink_metadata(rootfs.join(p)).is_ok();
+        let has = |p: &str| exists_in_root(&rootfs, p);
         let sh = if has("bin/bash") {
             "/bin/bash"
         } else {
@@ -110,6 +110,30 @@ pub fn exec(plan: &EnterPlan, stage1: &Path) -> Result<Infallible> {
     })
 }
 
+/// Whether `path` exists in the app's rootfs `root` (the last component not followed), looked
+/// up with `openat2(RESOLVE_IN_ROOT)`: the image's links never lead the lookup onto the host.
+fn exists_in_root(root: &Path, path: &str) -> bool {
+    use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::Mode;
+    let Ok(dir) = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_IN_ROOT
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    let found = openat2(dir, path, how).map(nix::unistd::close).is_ok();
+    let _ = nix::unistd::close(dir);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +171,17 @@ mod tests {
         let pl = plan(&pods, "e0", Some("b"), &[]).unwrap();
         assert_eq!(pl.cmd, vec!["/bin/sh"]);
         assert!(pl.default_cmd);
+        // a bash the image's links find only on the host does not count
+        let host_bin = p.path().join("host-bin");
+        std::fs::create_dir_all(&host_bin).unwrap();
+        std::fs::write(host_bin.join("bash"), "").unwrap();
+        std::fs::create_dir_all(p.path().join("apps/b/rootfs")).unwrap();
+        std::os::unix::fs::symlink(&host_bin, p.path().join("apps/b/rootfs/bin")).unwrap();
+        assert_eq!(
+            plan(&pods, "e0", Some("b"), &[]).unwrap().cmd,
+            vec!["/bin/sh"]
+        );
+        std::fs::remove_file(p.path().join("apps/b/rootfs/bin")).unwrap();
         std::fs::create_dir_all(p.path().join("apps/b/rootfs/bin")).unwrap();
         std::fs::write(p.path().join("apps/b/rootfs/bin/bash"), "").unwrap();
         assert_eq!(

@@ -327,10 +327,29 @@ pub fn parse_gids(value: &str) -> Result<Vec<u32>> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
+            check_id("--supplementary-gids", s)?;
             s.parse::<u32>()
                 .map_err(|_| bad("--supplementary-gids", value, format!("{s:?} is not a gid")))
         })
         .collect()
+}
+
+/// The largest uid or gid an app may run as (2^31-1, as runc): 2^32-1 is `(uid_t)-1`, which
+/// `setresuid` takes as "leave unchanged", i.e. root. stage1 checks again after resolving names.
+pub const MAX_ID: u64 = i32::MAX as u64;
+
+/// Refuse a numeric user or group id (all digits) above [`MAX_ID`]; `what` names its source
+/// (`--user`, the image's `User`, …). Names and paths are left to stage1.
+pub fn check_id<'a>(what: &str, value: &'a str) -> Result<&'a str> {
+    if !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && value.parse::<u64>().map_or(true, |n| n > MAX_ID)
+    {
+        return Err(Error::usage(format!(
+            "invalid {what} {value:?}: ids above {MAX_ID} are not allowed"
+        )));
+    }
+    Ok(value)
 }
 
 /// `K=V` of `--set-env` / `--environment`.
@@ -654,6 +673,15 @@ mod tests {
         assert!(e.to_string().contains("unknown capability \"CAP_FLY\""));
         assert_eq!(parse_gids("1, 2,3").unwrap(), vec![1, 2, 3]);
         assert!(parse_gids("1,x").is_err());
+        assert_eq!(parse_gids("2147483647").unwrap(), vec![2147483647]);
+        for v in ["4294967295", "2147483648", "1,99999999999999999999"] {
+            let e = parse_gids(v).unwrap_err().to_string();
+            assert!(e.contains("ids above 2147483647 are not allowed"), "{e}");
+        }
+        assert!(check_id("--user", "4294967295").is_err());
+        assert!(check_id("--user", "2147483647").is_ok());
+        assert!(check_id("--user", "nobody").is_ok());
+        assert!(check_id("--user", "/etc/passwd").is_ok());
     }
 
     #[test]

@@ -304,6 +304,9 @@ pub fn build(
             });
         }
         let (user, group) = app_user_group(app, cfg);
+        for (what, id) in [("user", &user), ("group", &group)] {
+            crate::flags::check_id(&format!("app {name:?}: {what}"), id)?;
+        }
         let working_dir = app
             .flags
             .working_dir
@@ -471,6 +474,29 @@ mod tests {
             (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
             ("0", "0")
         );
+    }
+
+    #[test]
+    fn ids_above_2_31_from_the_image_are_refused() {
+        for user in [
+            "4294967295",
+            "0:4294967295",
+            "2147483648:0",
+            "99999999999999999999",
+        ] {
+            let mut cfg = busybox();
+            cfg.user = user.into();
+            let e = build("u", &req("img"), &[img("img", cfg)], &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("ids above 2147483647 are not allowed"),
+                "{user}: {e}"
+            );
+        }
+        let mut cfg = busybox();
+        cfg.user = "2147483647:2147483647".into();
+        assert!(build("u", &req("img"), &[img("img", cfg)], &[]).is_ok());
     }
 
     #[test]

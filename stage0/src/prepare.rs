@@ -298,7 +298,8 @@ impl<'a> PreparingPod<'a> {
             let rootfs = mount_app(self.mounter, &dir, &app.name, layers)?;
             self.mounted.push(rootfs);
         }
-        adopt_image_volume_attrs(&dir, &mut self.manifest);
+        // an image VOLUME's mode and owner are stage1's to read, inside the rootfs
+        // (stage1/src/volumes.rs): a path joined here could follow the image's links out of it
         write_json(&dir.join(paths::POD_MANIFEST), &self.manifest)
     }
 
@@ -327,34 +328,6 @@ impl<'a> PreparingPod<'a> {
     /// The locked pod (for the exec of stage1).
     pub fn locked(&self) -> &LockedPod {
         self.pod.as_ref().expect("pod present until finished")
-    }
-}
-
-/// Docker semantics for implicit volumes from an image `VOLUME`: the volume dir gets the mode
-/// and owner the path has in the image (read from the mounted rootfs; a path that is missing or
-/// a symlink keeps the defaults).
-fn adopt_image_volume_attrs(pod_dir: &Path, manifest: &mut PodManifest) {
-    use std::os::unix::fs::MetadataExt;
-    for v in &mut manifest.volumes {
-        let stage1_abi::VolumeKind::Empty {
-            mode,
-            uid,
-            gid,
-            populate_from: Some((app, path)),
-        } = &mut v.kind
-        else {
-            continue;
-        };
-        let p = pod_dir
-            .join(paths::app_rootfs(app))
-            .join(path.trim_start_matches('/'));
-        if let Ok(md) = fs::symlink_metadata(&p) {
-            if md.is_dir() {
-                *mode = md.mode() & 0o7777;
-                *uid = md.uid();
-                *gid = md.gid();
-            }
-        }
     }
 }
 

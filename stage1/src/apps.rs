@@ -187,17 +187,25 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
             format!("root filesystem {} missing", rootfs.display()),
         ));
     }
+    // every file stage1 looks at or makes in the image's tree goes through this fd
+    let root = crate::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
     let (uid, gid) =
-        user::resolve(&rootfs, &app.user, &app.group).map_err(|e| app_err(&app.name, e))?;
+        user::resolve(&root, &app.user, &app.group).map_err(|e| app_err(&app.name, e))?;
+    for g in &app.supplementary_gids {
+        user::check_id("supplementary gid", *g).map_err(|e| app_err(&app.name, e))?;
+    }
     let bundle = pod_dir.join(paths::app_dir(&app.name)).join("bundle");
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
-    mounts.extend(volumes::etc_mounts(
-        &bundle.join("files"),
-        &rootfs,
-        ctx.rc,
-        ctx.dns,
-        app.readonly_rootfs,
-    )?);
+    mounts.extend(
+        volumes::etc_mounts(
+            &bundle.join("files"),
+            &root,
+            ctx.rc,
+            ctx.dns,
+            app.readonly_rootfs,
+        )
+        .map_err(|e| app_err(&app.name, e))?,
+    );
     let sb = ctx.sandbox;
     let mut join_ns = vec![("pid", sb.ns_path("pid")), ("uts", sb.ns_path("uts"))];
     if sb.own_net {

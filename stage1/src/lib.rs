@@ -5,9 +5,10 @@
 //! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
 //! (capabilities, seccomp, paths), [`seccomp`] (an app's filter, built ahead and loaded right
 //! before exec), [`seccomp_cache`] (built programs kept across pods), [`user`] (user/group
-//! resolution), [`volumes`] (volumes and /etc files), [`apps`] (start one app), [`helper`] (the
-//! child that runs libcontainer), [`console`] (an interactive app's terminal), [`network`] (CNI
-//! networks, iptables chains, netns), [`supervisor`] (the run loop, gc), [`enter`].
+//! resolution), [`inroot`] (file operations inside an app's rootfs), [`volumes`] (volumes and
+//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer),
+//! [`console`] (an interactive app's terminal), [`network`] (CNI networks, iptables chains,
+//! netns), [`supervisor`] (the run loop, gc), [`enter`].
 #![deny(unsafe_code)]
 
 pub mod apps;
@@ -16,6 +17,7 @@ pub mod console;
 pub mod cpus;
 pub mod enter;
 pub mod helper;
+pub mod inroot;
 pub mod isolation;
 pub mod network;
 pub mod sandbox;

@@ -1,52 +1,37 @@
 //! Resolve `--user` / `--group` inside an app's root filesystem (appc rules): numeric id, a name
 //! from the rootfs' /etc/passwd or /etc/group, or `/path` = owner of that file in the rootfs.
+//! Every file is read through [`Root`] (`openat2(RESOLVE_IN_ROOT)`), so a link in the image can
+//! never make stage1 read the host's files; ids above [`MAX_ID`] are refused wherever they come
+//! from (2^32-1 is `(uid_t)-1`, which `setresuid` takes as "leave unchanged", i.e. root).
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
-
+use crate::inroot::{is_absent, Root};
 use crate::Error;
 
-/// Resolve `path` (absolute, as seen inside the app) under `root`, following symlinks but never
-/// leaving `root` (a symlink to `/x` means `root/x`; `..` stops at `root`).
-pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
-    let mut parts: Vec<std::ffi::OsString> = Vec::new();
-    let mut todo: Vec<std::ffi::OsString> = Path::new(path)
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            parts.pop();
-            continue;
-        }
-        let cur: PathBuf = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-        let cand = cur.join(&c);
-        match std::fs::read_link(&cand) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    parts.clear();
-                }
-                let comps: Vec<std::ffi::OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(n) => Some(n.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                todo.extend(comps.into_iter().rev());
-            }
-            _ => parts.push(c),
-        }
+/// The largest uid or gid an app may run as (2^31-1, as runc).
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// Refuse an id above [`MAX_ID`]; `what` names where it came from.
+pub fn check_id(what: &str, id: u32) -> Result<u32, Error> {
+    if id > MAX_ID {
+        return Err(Error::Invalid(format!(
+            "{what} {id} is above the largest allowed id {MAX_ID}"
+        )));
     }
-    parts.iter().fold(root.to_path_buf(), |p, c| p.join(c))
+    Ok(id)
+}
+
+/// A numeric id (all digits), or None for a name or path; a number too large for a u32 is an
+/// error rather than a name to look up.
+fn numeric(what: &str, s: &str) -> Result<Option<u32>, Error> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n <= u64::from(MAX_ID) => Ok(Some(n as u32)),
+        _ => Err(Error::Invalid(format!(
+            "{what} {s} is above the largest allowed id {MAX_ID}"
+        ))),
+    }
 }
 
 /// A passwd entry we care about.
@@ -60,21 +45,22 @@ pub struct PasswdEntry {
     pub home: String,
 }
 
-fn lookup_file(root: &Path, file: &str, name: &str) -> Result<Option<Vec<String>>, Error> {
-    let p = resolve_in_root(root, file);
-    let data = match std::fs::read_to_string(&p) {
+/// The fields of the line of `file` (in the root) whose first field is `name`; None when the
+/// file or the line is missing. A file the root's links lead out of is an error.
+fn lookup_file(root: &Root, file: &str, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let data = match root.read_file(file) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&p, e)),
+        Err(e) if is_absent(e) => return Ok(None),
+        Err(e) => return Err(root.err("reading", file, e)),
     };
-    Ok(data
+    Ok(String::from_utf8_lossy(&data)
         .lines()
         .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
         .find(|f| f.len() >= 3 && f[0] == name))
 }
 
 /// Look `name` up in the rootfs' /etc/passwd.
-pub fn passwd_entry(root: &Path, name: &str) -> Result<Option<PasswdEntry>, Error> {
+pub fn passwd_entry(root: &Root, name: &str) -> Result<Option<PasswdEntry>, Error> {
     Ok(lookup_file(root, "/etc/passwd", name)?.and_then(|f| {
         Some(PasswdEntry {
             uid: f.get(2)?.parse().ok()?,
@@ -84,18 +70,23 @@ pub fn passwd_entry(root: &Path, name: &str) -> Result<Option<PasswdEntry>, Erro
     }))
 }
 
+/// Owner (uid, gid) of `path` in the root (symlinks followed inside it).
+fn owner_of(root: &Root, what: &str, path: &str) -> Result<(u32, u32), Error> {
+    let st = root
+        .stat(path)
+        .map_err(|e| root.err(&format!("{what}: owner of"), path, e))?;
+    Ok((st.st_uid, st.st_gid))
+}
+
 /// Resolve the app's user and group to (uid, gid).
-pub fn resolve(root: &Path, user: &str, group: &str) -> Result<(u32, u32), Error> {
+pub fn resolve(root: &Root, user: &str, group: &str) -> Result<(u32, u32), Error> {
     let mut pw_gid = None;
     let uid = if user.is_empty() {
         0
-    } else if let Ok(n) = user.parse::<u32>() {
+    } else if let Some(n) = numeric("user", user)? {
         n
     } else if user.starts_with('/') {
-        let p = resolve_in_root(root, user);
-        std::fs::metadata(&p)
-            .map_err(|e| Error::Invalid(format!("user {user:?}: {e}")))?
-            .uid()
+        owner_of(root, "user", user)?.0
     } else {
         let e = passwd_entry(root, user)?.ok_or_else(|| {
             Error::Invalid(format!(
@@ -107,13 +98,10 @@ pub fn resolve(root: &Path, user: &str, group: &str) -> Result<(u32, u32), Error
     };
     let gid = if group.is_empty() {
         pw_gid.unwrap_or(0)
-    } else if let Ok(n) = group.parse::<u32>() {
+    } else if let Some(n) = numeric("group", group)? {
         n
     } else if group.starts_with('/') {
-        let p = resolve_in_root(root, group);
-        std::fs::metadata(&p)
-            .map_err(|e| Error::Invalid(format!("group {group:?}: {e}")))?
-            .gid()
+        owner_of(root, "group", group)?.1
     } else {
         lookup_file(root, "/etc/group", group)?
             .and_then(|f| f.get(2)?.parse().ok())
@@ -123,45 +111,114 @@ pub fn resolve(root: &Path, user: &str, group: &str) -> Result<(u32, u32), Error
                 ))
             })?
     };
-    Ok((uid, gid))
+    Ok((
+        check_id(&format!("user {user:?}: uid"), uid)?,
+        check_id(&format!("group {group:?}: gid"), gid)?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
-    #[test]
-    fn resolves_names_numbers_and_paths() {
+    fn image() -> (tempfile::TempDir, Root) {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
         std::fs::create_dir_all(r.join("etc")).unwrap();
         std::fs::write(
             r.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1001:u:/home/user:/bin/sh\n",
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1001:u:/home/user:/bin/sh\n\
+             big:x:4294967295:0::/:/bin/sh\nbiggid:x:5:2147483648::/:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(r.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
-        assert_eq!(resolve(r, "user", "").unwrap(), (1000, 1001));
-        assert_eq!(resolve(r, "user", "staff").unwrap(), (1000, 50));
-        assert_eq!(resolve(r, "42", "43").unwrap(), (42, 43));
-        let me = std::fs::metadata(r.join("etc/passwd")).unwrap();
+        std::fs::write(
+            r.join("etc/group"),
+            "root:x:0:\nstaff:x:50:\nbig:x:4294967295:\n",
+        )
+        .unwrap();
+        let root = Root::open(r).unwrap();
+        (d, root)
+    }
+
+    #[test]
+    fn resolves_names_numbers_and_paths() {
+        let (d, r) = image();
+        assert_eq!(resolve(&r, "user", "").unwrap(), (1000, 1001));
+        assert_eq!(resolve(&r, "user", "staff").unwrap(), (1000, 50));
+        assert_eq!(resolve(&r, "42", "43").unwrap(), (42, 43));
+        let me = std::fs::metadata(d.path().join("etc/passwd")).unwrap();
         assert_eq!(
-            resolve(r, "/etc/passwd", "/etc/passwd").unwrap(),
+            resolve(&r, "/etc/passwd", "/etc/passwd").unwrap(),
             (me.uid(), me.gid())
         );
-        assert!(resolve(r, "nobody", "")
+        assert!(resolve(&r, "nobody", "")
             .unwrap_err()
             .to_string()
             .contains("not found"));
     }
 
     #[test]
-    fn symlinks_stay_in_root() {
+    fn ids_above_2_31_are_refused() {
+        let (_d, r) = image();
+        assert_eq!(
+            resolve(&r, "2147483647", "2147483647").unwrap(),
+            (MAX_ID, MAX_ID)
+        );
+        for (u, g) in [
+            ("4294967295", ""),
+            ("2147483648", "0"),
+            ("0", "4294967295"),
+            ("99999999999999999999", "0"),
+            ("big", ""),
+            ("biggid", ""),
+            ("0", "big"),
+        ] {
+            let e = resolve(&r, u, g).unwrap_err().to_string();
+            assert!(
+                e.contains("above the largest allowed id 2147483647"),
+                "{u}:{g}: {e}"
+            );
+        }
+        assert!(check_id("x", 4294967295).is_err());
+        assert_eq!(check_id("x", 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn links_out_of_the_root_are_not_followed() {
         let d = tempfile::tempdir().unwrap();
-        let r = d.path();
-        std::fs::create_dir_all(r.join("etc")).unwrap();
-        std::os::unix::fs::symlink("/../../../etc/shadow", r.join("etc/passwd")).unwrap();
-        assert_eq!(resolve_in_root(r, "/etc/passwd"), r.join("etc/shadow"));
-        assert_eq!(resolve_in_root(r, "/../x"), r.join("x"));
+        let img = d.path().join("img");
+        std::fs::create_dir_all(img.join("etc")).unwrap();
+        // a host dir with a passwd the image does not have
+        let host = d.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("passwd"), "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+        // /etc/passwd -> /p/passwd, /p -> c0 -> c1 -> ... -> c44 -> <host>
+        std::os::unix::fs::symlink("/p/passwd", img.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("c0", img.join("p")).unwrap();
+        for i in 0..45 {
+            let next = if i == 44 {
+                host.to_str().unwrap().to_string()
+            } else {
+                format!("c{}", i + 1)
+            };
+            std::os::unix::fs::symlink(next, img.join(format!("c{i}"))).unwrap();
+        }
+        let r = Root::open(&img).unwrap();
+        let e = resolve(&r, "hostonly", "").unwrap_err().to_string();
+        assert!(e.contains("too many levels of symbolic links"), "{e}");
+        // a short absolute link to the host file is the image's (missing) file
+        std::fs::remove_file(img.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(host.join("passwd"), img.join("etc/passwd")).unwrap();
+        let e = resolve(&r, "hostonly", "").unwrap_err().to_string();
+        assert!(e.contains("not found in the image's /etc/passwd"), "{e}");
+        // `..` stops at the root
+        std::fs::remove_file(img.join("etc/passwd")).unwrap();
+        std::fs::write(img.join("passwd"), "inimg:x:7:8::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("../../../../../passwd", img.join("etc/passwd")).unwrap();
+        assert_eq!(resolve(&r, "inimg", "").unwrap(), (7, 8));
+        // an owner path through the chain fails closed
+        let e = resolve(&r, "/c0/passwd", "").unwrap_err().to_string();
+        assert!(e.contains("too many levels"), "{e}");
     }
 }

@@ -10,6 +10,7 @@
 //!   rkt-verifier read PATH       try to read PATH; exit 0 if it worked, 1 otherwise
 //!   rkt-verifier exit N          exit with code N
 //!   rkt-verifier sleep SECS      sleep, then print the report
+//!   rkt-verifier swap-loop PATH TARGET   rename PATH between a dir and a link to TARGET forever
 
 use std::fmt::Write as _;
 use std::fs;
@@ -33,6 +34,9 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_secs(secs));
             report();
         }
+        // hardening (paths): the CVE-2021-30465 attacker — swap PATH between a directory and a
+        // symlink to TARGET, forever, so a concurrent mount onto PATH races with it
+        Some("swap-loop") => swap_loop(args.get(2), args.get(3)),
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);
@@ -258,4 +262,24 @@ fn js(s: &str) -> String {
     }
     o.push('"');
     o
+}
+
+/// `swap-loop PATH TARGET` (hardening, paths): PATH is a directory, then a symlink to TARGET,
+/// then a directory again, … (two renames each way, through `PATH.dir` and `PATH.lnk`).
+fn swap_loop(path: Option<&String>, target: Option<&String>) {
+    let (Some(p), Some(t)) = (path, target) else {
+        eprintln!("rkt-verifier: swap-loop PATH TARGET");
+        std::process::exit(2);
+    };
+    let (dir, lnk) = (format!("{p}.dir"), format!("{p}.lnk"));
+    let _ = fs::create_dir(p);
+    let _ = std::os::unix::fs::symlink(t, &lnk);
+    println!("swapping");
+    let _ = std::io::stdout().flush();
+    loop {
+        let _ = fs::rename(p, &dir);
+        let _ = fs::rename(&lnk, p);
+        let _ = fs::rename(p, &lnk);
+        let _ = fs::rename(&dir, p);
+    }
 }

@@ -176,8 +176,16 @@ impl std::str::FromStr for Reference {
 }
 
 fn strip_docker_scheme(s: &str) -> Option<&str> {
-    s.strip_prefix("docker://")
-        .or_else(|| s.strip_prefix("docker:"))
+    if let Some(rest) = s.strip_prefix("docker://") {
+        return Some(rest);
+    }
+    let rest = s.strip_prefix("docker:")?;
+    // `docker:5000/app` is the registry host `docker` on port 5000 (a CI service is often
+    // called that), and it is how such a reference is written back: not the scheme
+    match rest.split_once('/') {
+        Some((port, _)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => None,
+        _ => Some(rest),
+    }
 }
 
 /// `sha256:<hex>` / `sha512-<hex>` style image ids (also short prefixes).
@@ -342,6 +350,21 @@ mod tests {
             tag: tag.map(Into::into),
             digest: digest.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_host_named_docker_with_a_port_is_not_the_scheme() {
+        // found by the `reference` fuzz target: the canonical form must parse back to itself
+        let r = Reference::parse("Docker:15/s").unwrap();
+        assert_eq!(r.to_string(), "docker:15/s:latest");
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        let r = Reference::parse("docker:5000/app:1").unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker:5000", "app"));
+        // the scheme still works, also for a repository that starts with digits
+        let r = Reference::parse("docker:busybox").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+        let r = Reference::parse("docker:123abc/x").unwrap();
+        assert_eq!(r.to_string(), "docker.io/123abc/x:latest");
     }
 
     #[test]

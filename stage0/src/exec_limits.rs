@@ -26,7 +26,7 @@ pub const SLACK: usize = 8 << 10;
 /// = unlimited).
 pub fn arg_space(stack: Option<u64>) -> usize {
     let quarter = stack.map_or(usize::MAX, |s| usize::try_from(s / 4).unwrap_or(usize::MAX));
-    quarter.min(MAX_ARG_SPACE).max(ARG_MAX)
+    quarter.clamp(ARG_MAX, MAX_ARG_SPACE)
 }
 
 /// The calling process's soft stack limit (None = unlimited).

@@ -873,8 +873,11 @@ mod tests {
         assert!(seccomp_json(&iso, &rc(), &[]).is_err());
     }
 
-    /// (allowed names, the other rules as (names, action, errno, has args)).
-    fn rules(s: &Value) -> (Vec<String>, Vec<(Vec<String>, String, i64, bool)>) {
+    /// A rule as (names, action, errno, has args).
+    type Rule = (Vec<String>, String, i64, bool);
+
+    /// (allowed names, the other rules).
+    fn rules(s: &Value) -> (Vec<String>, Vec<Rule>) {
         let r = s["syscalls"].as_array().unwrap();
         let names = |v: &Value| -> Vec<String> {
             v["names"]

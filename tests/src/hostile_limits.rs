@@ -104,3 +104,102 @@ pub fn env_3m() -> &'static OciImage {
         )
     })
 }
+
+/// Write `image` as an `oci-archive:` tar of its layout (GNU tar; skopeo refuses configs over
+/// 4 MiB, so it cannot write these).
+pub fn oci_archive(image: &OciImage, file: &std::path::Path) {
+    crate::run_ok(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(image.layout_dir())
+            .arg("-cf")
+            .arg(file)
+            .arg("."),
+    );
+}
+
+/// Write `image` as a `docker-archive:` (`docker save` layout: manifest.json, the config as
+/// `<hex>.json`, each layer blob as `<hex>/layer.tar`).
+pub fn docker_archive(image: &OciImage, file: &std::path::Path) {
+    let dir = file.with_extension("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    let config = format!("{}.json", hex(&image.config_digest));
+    std::fs::copy(image.blob_path(&image.config_digest), dir.join(&config)).unwrap();
+    let mut layers = Vec::new();
+    for l in &image.layers {
+        let rel = format!("{}/layer.tar", hex(&l.digest));
+        std::fs::create_dir_all(dir.join(hex(&l.digest))).unwrap();
+        std::fs::copy(image.blob_path(&l.digest), dir.join(&rel)).unwrap();
+        layers.push(rel);
+    }
+    let manifest = serde_json::json!([{
+        "Config": config,
+        "RepoTags": [format!("rkt-test/{}:latest", image.tag)],
+        "Layers": layers,
+    }]);
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    crate::run_ok(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(file)
+            .arg("."),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Push `image` to the registry at `addr` (plain HTTP) as `repo:tag` with the distribution
+/// API through curl: monolithic blob uploads, then the manifest (skopeo refuses configs over
+/// 4 MiB).
+pub fn push_raw(image: &OciImage, addr: &str, repo: &str, tag: &str) {
+    let curl = |args: &[&str]| -> String {
+        crate::run_ok(std::process::Command::new("curl").args(["-sSf"]).args(args))
+    };
+    let mut blobs = vec![image.config_digest.clone()];
+    blobs.extend(image.layers.iter().map(|l| l.digest.clone()));
+    for d in &blobs {
+        let headers = curl(&[
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("http://{addr}/v2/{repo}/blobs/uploads/"),
+        ]);
+        let location = headers
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .expect("upload location");
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("http://{addr}{location}")
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", image.blob_path(d).display()),
+            &format!("{url}{sep}digest={d}"),
+        ]);
+    }
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", image.blob_path(&image.manifest_digest).display()),
+        &format!("http://{addr}/v2/{repo}/manifests/{tag}"),
+    ]);
+}

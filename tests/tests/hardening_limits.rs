@@ -398,3 +398,46 @@ fn e2big_when_the_app_starts_is_a_clear_254() {
     assert_eq!(o.status.code(), Some(254), "{err}");
     assert!(err.contains("too large for execve"), "{err}");
 }
+
+#[test]
+fn every_source_has_the_same_config_limits() {
+    let ctx = TestCtx::new();
+    let dir = ctx.root().join("archives");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (hostile_limits::config_33m(), "33554432"),
+        (
+            hostile_limits::env_2_3m(),
+            "more than 524288 environment variables",
+        ),
+    ];
+    for (img, want) in &cases {
+        let oci = dir.join(format!("{}.oci.tar", img.tag));
+        hostile_limits::oci_archive(img, &oci);
+        let docker = dir.join(format!("{}.docker.tar", img.tag));
+        hostile_limits::docker_archive(img, &docker);
+        for src in [
+            format!("oci-archive:{}", oci.display()),
+            format!("docker-archive:{}", docker.display()),
+        ] {
+            let o = ctx.rkt_output(&["fetch", &src]);
+            one_line_254(&o, &["image config", want]);
+            nothing_left(&ctx);
+        }
+    }
+    // a registry: the 2.3M entries fit its 32 MiB limit, the env limit still applies
+    let reg = rkt_tests::registry::shared();
+    let repo = format!("limits-{}/env-2.3m", std::process::id());
+    hostile_limits::push_raw(hostile_limits::env_2_3m(), reg.http_addr(), &repo, "v1");
+    let o = ctx
+        .rkt()
+        .arg("--insecure-options=image,http")
+        .args(["fetch", &format!("docker://{}/{repo}:v1", reg.http_addr())])
+        .output()
+        .unwrap();
+    one_line_254(
+        &o,
+        &["image config", "more than 524288 environment variables"],
+    );
+    nothing_left(&ctx);
+}

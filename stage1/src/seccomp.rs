@@ -684,6 +684,24 @@ mod tests {
     }
 
     #[test]
+    fn cache_keys_follow_the_profile() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = ProgramCache::new(d.path());
+        let key = |f: &Value| cache.entry(f).path().to_path_buf();
+        let (plain, admin) = (default_filter(&[]), default_filter(&["CAP_SYS_ADMIN"]));
+        assert_eq!(key(&plain), key(&default_filter(&[])));
+        assert_ne!(key(&plain), key(&admin));
+        // the profile before the namespace conditions: clone allowed outright
+        let mut old = plain.clone();
+        old["syscalls"].as_array_mut().unwrap().truncate(1);
+        old["syscalls"][0]["names"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("clone"));
+        assert_ne!(key(&plain), key(&old));
+    }
+
+    #[test]
     fn cap_sys_admin_gets_namespaces_as_in_docker() {
         for libcontainer in [false, true] {
             let (r, [unshare, job, thread]) =

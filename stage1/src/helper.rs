@@ -450,7 +450,12 @@ fn exec_app(args: &[String], env: Vec<String>) -> String {
     let Some(arg0) = args.first() else {
         return "no command to execute".into();
     };
-    let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| {
+            let head: String = s.chars().take(64).collect();
+            format!("{head:?}… contains a NUL byte")
+        })
+    };
     let argv: Result<Vec<CString>, String> = args.iter().map(|a| cstr(a)).collect();
     let (bytes, count) = args
         .iter()

@@ -49,6 +49,8 @@ pub(crate) fn extract<R: Read>(r: R, root: &Path, opts: &ExtractOptions) -> Resu
         if let Some(c) = &opts.capture {
             let norm: PathBuf = crate::tree::components(&raw_path)?.into_iter().collect();
             if norm == *c && entry.header().entry_type().is_file() {
+                // an ACI's manifest: its size is limited like an image config's
+                crate::manifest::check_config_size(entry.size())?;
                 let mut v = Vec::new();
                 entry.read_to_end(&mut v).map_err(tar_err(root))?;
                 stats.captured = Some(v);

@@ -20,6 +20,7 @@
 pub mod apps;
 pub mod config;
 pub mod enter;
+pub mod exec_limits;
 pub mod export;
 pub mod flags;
 pub mod gc;

@@ -105,6 +105,10 @@ impl<'a> Preparer<'a> {
         opts: &PrepareOptions,
     ) -> Result<PreparingPod<'a>> {
         manifest.validate()?;
+        let space = crate::exec_limits::arg_space(crate::exec_limits::stack_limit());
+        for app in &manifest.apps {
+            crate::exec_limits::check_app(app, space)?;
+        }
         for v in &manifest.volumes {
             if let stage1_abi::VolumeKind::Host { source, .. } = &v.kind {
                 fs::metadata(source).map_err(|e| {

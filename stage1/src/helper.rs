@@ -20,6 +20,7 @@
 //! verdict pipe too, for when its clean-up kills the helper before it can answer. As a bonus
 //! stage1 never runs libcontainer's creation code itself, which keeps its resident memory small.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -336,7 +337,36 @@ impl Executor for RktExecutor {
             eprintln!("stage1: app {:?}: {e}", app.unwrap_or_default());
             std::process::exit(stage1_abi::exit::RKT_FAILURE);
         }
-        libcontainer::workload::default::get_executor().exec(spec)
+        let app = || {
+            spec.annotations()
+                .as_ref()
+                .and_then(|a| a.get(crate::spec::ANN_APP).cloned())
+                .unwrap_or_default()
+        };
+        let no_env = HashMap::new();
+        let env = app_env(spec, APP_ENV.get().unwrap_or(&no_env));
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
+        let e = exec_app(&args, env);
+        // the app never runs; say why on the pod's stderr (libcontainer would exit 255 and
+        // log nothing there)
+        eprintln!("stage1: app {:?}: {e}", app());
+        std::process::exit(stage1_abi::exit::RKT_FAILURE);
+    }
+
+    /// Keep the environment libcontainer computed (the spec's plus HOME and LISTEN_* when it
+    /// adds them) for [`Self::exec`], instead of libcontainer's default, which removes and
+    /// sets the variables one by one: glibc's `setenv` scans the whole environment each time,
+    /// so 100 000 variables took ≈ 30 s.
+    fn setup_envs(
+        &self,
+        envs: HashMap<String, String>,
+    ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
+        let _ = APP_ENV.set(envs);
+        Ok(())
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -376,9 +406,167 @@ impl Executor for RktExecutor {
     }
 }
 
+/// The app's environment as libcontainer computed it ([`RktExecutor::setup_envs`]), in the
+/// app's init process.
+static APP_ENV: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+
+/// The app's `KEY=VALUE` strings: `computed`'s variables in the spec's order (one entry per
+/// variable, the spec's first position), then those only `computed` has, sorted. Linear.
+fn app_env(spec: &Spec, computed: &HashMap<String, String>) -> Vec<String> {
+    let listed = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    ordered_env(listed, computed)
+}
+
+fn ordered_env(listed: &[String], computed: &HashMap<String, String>) -> Vec<String> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(computed.len());
+    let mut out = Vec::with_capacity(computed.len());
+    for kv in listed {
+        let k = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        if let Some(v) = computed.get(k) {
+            if seen.insert(k) {
+                out.push(format!("{k}={v}"));
+            }
+        }
+    }
+    let mut rest: Vec<(&String, &String)> = computed
+        .iter()
+        .filter(|(k, _)| !seen.contains(k.as_str()))
+        .collect();
+    rest.sort();
+    out.extend(rest.into_iter().map(|(k, v)| format!("{k}={v}")));
+    out
+}
+
+/// Exec `args` with environment `env`, searching `PATH` of `env` for a bare name as execvp
+/// does. Returns only on failure, with a one-line reason; E2BIG (arguments and environment
+/// over what the kernel takes) says so and names the limits.
+fn exec_app(args: &[String], env: Vec<String>) -> String {
+    use std::ffi::CString;
+    let Some(arg0) = args.first() else {
+        return "no command to execute".into();
+    };
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| {
+            let head: String = s.chars().take(64).collect();
+            format!("{head:?}… contains a NUL byte")
+        })
+    };
+    let argv: Result<Vec<CString>, String> = args.iter().map(|a| cstr(a)).collect();
+    let (bytes, count) = args
+        .iter()
+        .chain(&env)
+        .fold((0usize, 0usize), |(b, n), s| (b + s.len() + 1, n + 1));
+    let path = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    let envp: Result<Vec<CString>, String> = env.into_iter().map(|e| cstr(&e)).collect();
+    let (argv, envp) = match (argv, envp) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let candidates: Vec<String> = if arg0.contains('/') {
+        vec![arg0.clone()]
+    } else {
+        path.split(':')
+            .map(|d| format!("{}/{arg0}", if d.is_empty() { "." } else { d }))
+            .collect()
+    };
+    let mut last = nix::errno::Errno::ENOENT;
+    for c in candidates {
+        let Ok(c) = CString::new(c) else { continue };
+        let e = nix::unistd::execve(&c, &argv, &envp).unwrap_err();
+        match e {
+            // as execvp: try the next PATH entry, report EACCES if nothing else turns up
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => {}
+            nix::errno::Errno::EACCES => last = e,
+            _ => {
+                last = e;
+                break;
+            }
+        }
+    }
+    if last == nix::errno::Errno::E2BIG {
+        let stack = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_STACK)
+            .map(|(soft, _)| soft)
+            .unwrap_or(0);
+        return format!(
+            "arguments and environment too large for execve: {bytes} bytes in {count} strings \
+             (the kernel takes at most a quarter of the stack limit, here {stack} bytes, in all, \
+             and {MAX_ARG_STRLEN} bytes per string)"
+        );
+    }
+    format!("executing {arg0:?}: {}", last.desc())
+}
+
+/// The kernel's limit on one argument or environment string, NUL included (MAX_ARG_STRLEN).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_env_keeps_the_spec_order_and_takes_libcontainers_values() {
+        let listed: Vec<String> = ["PATH=/bin", "A=1", "B=2", "A=3", "NOEQ"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let computed: HashMap<String, String> = [
+            ("PATH", "/bin"),
+            ("A", "3"),
+            ("B", "2"),
+            ("NOEQ", ""),
+            ("HOME", "/root"),
+            ("LISTEN_FDS", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            ordered_env(&listed, &computed),
+            [
+                "PATH=/bin",
+                "A=3",
+                "B=2",
+                "NOEQ=",
+                "HOME=/root",
+                "LISTEN_FDS=1"
+            ]
+        );
+        // linear: 200 000 variables in well under a second, even unoptimised
+        let listed: Vec<String> = (0..200_000).map(|i| format!("V{i}={i}")).collect();
+        let computed: HashMap<String, String> = (0..200_000)
+            .map(|i| (format!("V{i}"), i.to_string()))
+            .collect();
+        let t = std::time::Instant::now();
+        assert_eq!(ordered_env(&listed, &computed).len(), 200_000);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn exec_failures_name_the_cause() {
+        let e = exec_app(&["/nonexistent/x".into()], vec![]);
+        assert_eq!(e, "executing \"/nonexistent/x\": No such file or directory");
+        // one string over MAX_ARG_STRLEN: E2BIG, before anything is replaced
+        let big = format!("X={}", "x".repeat(MAX_ARG_STRLEN));
+        let e = exec_app(&["/bin/true".into()], vec![big]);
+        assert!(
+            e.starts_with("arguments and environment too large for execve"),
+            "{e}"
+        );
+        assert!(e.contains("131072 bytes per string"), "{e}");
+    }
 
     #[test]
     fn verdicts() {

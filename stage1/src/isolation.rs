@@ -100,7 +100,12 @@ pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>
     Ok(v)
 }
 
-/// The Docker default seccomp allow-list (`@docker/default-whitelist` = `@rkt/default-whitelist`).
+/// The syscalls Docker's default profile allows unconditionally (the unconditional part of
+/// `@docker/default-whitelist` = `@rkt/default-whitelist`; see [`seccomp_json`] for the rest:
+/// `clone` without namespace flags, and the CAP_SYS_ADMIN additions). Without `clone`/`clone3`
+/// (conditional) and without `io_uring_*` (moby removed them from its default profile in 2023:
+/// io_uring bypasses the syscall filter for the operations it performs and has been a steady
+/// source of kernel privilege escalations).
 pub const DOCKER_DEFAULT_WHITELIST: &[&str] = &[
     "accept",
     "accept4",
@@ -121,8 +126,6 @@ pub const DOCKER_DEFAULT_WHITELIST: &[&str] = &[
     "clock_getres",
     "clock_gettime",
     "clock_nanosleep",
-    "clone",
-    "clone3",
     "close",
     "close_range",
     "connect",
@@ -228,9 +231,6 @@ pub const DOCKER_DEFAULT_WHITELIST: &[&str] = &[
     "ioprio_set",
     "io_setup",
     "io_submit",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
     "ipc",
     "kill",
     "landlock_add_rule",
@@ -496,15 +496,26 @@ pub const DOCKER_DEFAULT_BLACKLIST: &[&str] = &[
     "vm86old",
 ];
 
+/// A `--seccomp` set with its `@group`s expanded.
+#[derive(Debug, Default)]
+struct Expanded {
+    /// Every syscall named, directly or through a group, sorted and unique.
+    names: Vec<String>,
+    /// `@appc.io/all` was named.
+    all: bool,
+    /// `@docker/default-whitelist` (or `@rkt/default-whitelist`) was named: its conditional
+    /// rules apply ([`docker_conditional`]).
+    docker_whitelist: bool,
+}
+
 /// Expand syscall names and `@group`s.
-fn expand(names: &[String]) -> Result<(Vec<String>, bool), Error> {
-    // returns (syscalls, contains @appc.io/all)
-    let mut out: Vec<String> = Vec::new();
-    let mut all = false;
+fn expand(names: &[String]) -> Result<Expanded, Error> {
+    let mut x = Expanded::default();
     for n in names {
         let n = n.trim();
         let group: Option<&[&str]> = match n {
             "@docker/default-whitelist" | "@rkt/default-whitelist" => {
+                x.docker_whitelist = true;
                 Some(DOCKER_DEFAULT_WHITELIST)
             }
             "@docker/default-blacklist" | "@rkt/default-blacklist" => {
@@ -512,7 +523,7 @@ fn expand(names: &[String]) -> Result<(Vec<String>, bool), Error> {
             }
             "@appc.io/empty" => Some(&[]),
             "@appc.io/all" => {
-                all = true;
+                x.all = true;
                 Some(&[])
             }
             _ if n.starts_with('@') => {
@@ -521,14 +532,106 @@ fn expand(names: &[String]) -> Result<(Vec<String>, bool), Error> {
             _ => None,
         };
         match group {
-            Some(g) => out.extend(g.iter().map(|s| s.to_string())),
-            None if !n.is_empty() => out.push(n.to_string()),
+            Some(g) => x.names.extend(g.iter().map(|s| s.to_string())),
+            None if !n.is_empty() => x.names.push(n.to_string()),
             None => {}
         }
     }
-    out.sort();
-    out.dedup();
-    Ok((out, all))
+    x.names.sort();
+    x.names.dedup();
+    Ok(x)
+}
+
+/// The namespace flags of `clone(2)` Docker's default profile refuses without CAP_SYS_ADMIN:
+/// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
+/// CLONE_NEWNET` (`CLONE_NEWTIME` shares its bit with the exit signal in `clone`'s flags, so
+/// only `unshare`/`clone3` could ask for it, and both are refused).
+pub const CLONE_NS_FLAGS: u64 =
+    0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
+
+/// What Docker's default profile adds for a container that has CAP_SYS_ADMIN (its
+/// `includes.caps: [CAP_SYS_ADMIN]` rule), `clone` with any flags and `clone3` among them.
+pub const DOCKER_SYS_ADMIN: &[&str] = &[
+    "bpf",
+    "clone",
+    "clone3",
+    "fanotify_init",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "open_tree",
+    "perf_event_open",
+    "quotactl",
+    "quotactl_fd",
+    "setdomainname",
+    "sethostname",
+    "setns",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+];
+
+/// Syscalls `@docker/default-whitelist` refuses with EPERM, as Docker's profile does (its
+/// default action), instead of the filter's own deny action (rkt kills the process by
+/// default): programs probe for them and fall back — a sandbox trying a user namespace,
+/// a runtime trying io_uring — and a probe must not kill them.
+const DOCKER_EPERM: &[&str] = &[
+    "unshare",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+];
+
+/// The conditional part of `@docker/default-whitelist` for an app whose allow-list is
+/// `allowed` (sorted): rules for what `allowed` does not already allow unconditionally.
+/// - `clone` is allowed when its flags (argument 0 on x86_64, x86, aarch64 and arm) have no
+///   namespace bit ([`CLONE_NS_FLAGS`]), and fails with EPERM when they have one (one rule per
+///   bit: a BPF filter cannot say "masked value is not zero" in one comparison);
+/// - `clone3` fails with ENOSYS, whose flags sit in memory a filter cannot read: libc then
+///   falls back to `clone`, as under Docker;
+/// - [`DOCKER_EPERM`] fail with EPERM.
+fn docker_conditional(allowed: &[String]) -> Vec<Value> {
+    let has = |n: &str| allowed.binary_search_by(|a| a.as_str().cmp(n)).is_ok();
+    let mut rules = Vec::new();
+    if !has("clone") {
+        // libcontainer 0.7 (the spec's reader, and `crate::seccomp` mirrors it) reads
+        // MASKED_EQ as `(arg & valueTwo) == value`, the other way round from runc and Docker's
+        // profile (`value` the mask); the kernel tests in `crate::seccomp` load this rule
+        // through libcontainer too, so a change of that reading shows there
+        rules.push(json!({
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 0, "valueTwo": CLONE_NS_FLAGS,
+                      "op": "SCMP_CMP_MASKED_EQ"}],
+        }));
+        for bit in (0..64)
+            .map(|b| 1u64 << b)
+            .filter(|b| CLONE_NS_FLAGS & b != 0)
+        {
+            rules.push(json!({
+                "names": ["clone"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": libc::EPERM,
+                "args": [{"index": 0, "value": bit, "valueTwo": bit,
+                          "op": "SCMP_CMP_MASKED_EQ"}],
+            }));
+        }
+    }
+    if !has("clone3") {
+        rules.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": libc::ENOSYS}));
+    }
+    let eperm: Vec<&str> = DOCKER_EPERM.iter().copied().filter(|n| !has(n)).collect();
+    if !eperm.is_empty() {
+        rules.push(json!({"names": eperm, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+    }
+    rules
 }
 
 /// errno name → number (the names rkt's `errno=` accepts in practice).
@@ -600,8 +703,22 @@ fn seccomp_architectures() -> Vec<&'static str> {
         .clone()
 }
 
-/// The OCI `linux.seccomp` object for an app, or None for no filter.
-pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>, Error> {
+/// The OCI `linux.seccomp` object for an app whose capability set is `caps`, or None for no
+/// filter.
+///
+/// `@docker/default-whitelist` (the default) is Docker's default profile: its unconditional
+/// allow-list, plus, for an app with CAP_SYS_ADMIN, Docker's CAP_SYS_ADMIN additions
+/// ([`DOCKER_SYS_ADMIN`]), plus the conditional rules of [`docker_conditional`] for what is
+/// still not allowed. A syscall the user names in a retain set is allowed as named, whatever
+/// its arguments: `mode=retain,@docker/default-whitelist,clone` allows `clone` with namespace
+/// flags, `…,clone3` and `…,io_uring_setup` allow those. In remove mode the user writes a
+/// deny-list and gets exactly it (`mode=remove,@appc.io/empty` is the default allow-list, with
+/// its conditions).
+pub fn seccomp_json(
+    iso: &Isolators,
+    rc: &RuntimeConfig,
+    caps: &[String],
+) -> Result<Option<Value>, Error> {
     if rc.disable_seccomp {
         return Ok(None);
     }
@@ -611,7 +728,7 @@ pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>
         syscalls: vec!["@docker/default-whitelist".into()],
     };
     let req = iso.seccomp.as_ref().unwrap_or(&default);
-    let (mut names, all) = expand(&req.syscalls)?;
+    let mut x = expand(&req.syscalls)?;
     let deny = match &req.errno {
         Some(e) => {
             let n = errno_from_name(e)
@@ -620,31 +737,41 @@ pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>
         }
         None => json!({"action": "SCMP_ACT_KILL_PROCESS"}),
     };
-    let (default_action, rule_action) = match req.mode {
+    let retain = match req.mode {
         SeccompMode::Retain => {
-            if all {
+            if x.all {
                 return Ok(None);
             }
-            (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
+            true
         }
         SeccompMode::Remove => {
-            if all {
+            if x.all {
                 return Err(Error::Invalid(
                     "seccomp remove-set @appc.io/all would block every syscall".into(),
                 ));
             }
-            if names.is_empty() {
+            if x.names.is_empty() {
                 // `remove @appc.io/empty` = the default allow-list
-                names = DOCKER_DEFAULT_WHITELIST
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
+                x = expand(&default.syscalls)?;
+                true
             } else {
-                (json!({"action": "SCMP_ACT_ALLOW"}), deny.clone())
+                false
             }
         }
     };
+    let (default_action, rule_action) = if retain {
+        (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
+    } else {
+        (json!({"action": "SCMP_ACT_ALLOW"}), deny.clone())
+    };
+    let sys_admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
+    if retain && x.docker_whitelist && sys_admin {
+        x.names
+            .extend(DOCKER_SYS_ADMIN.iter().map(|s| s.to_string()));
+        x.names.sort();
+        x.names.dedup();
+    }
+    let names = x.names;
     let mut def = json!({
         "defaultAction": default_action["action"],
         "architectures": seccomp_architectures(),
@@ -653,13 +780,18 @@ pub fn seccomp_json(iso: &Isolators, rc: &RuntimeConfig) -> Result<Option<Value>
     if let Some(e) = default_action.get("errnoRet") {
         def["defaultErrnoRet"] = e.clone();
     }
-    let mut rule = json!({"names": names, "action": rule_action["action"]});
-    if let Some(e) = rule_action.get("errnoRet") {
-        rule["errnoRet"] = e.clone();
-    }
+    let mut rules = Vec::new();
     if !names.is_empty() {
-        def["syscalls"] = json!([rule]);
+        let mut rule = json!({"names": names, "action": rule_action["action"]});
+        if let Some(e) = rule_action.get("errnoRet") {
+            rule["errnoRet"] = e.clone();
+        }
+        rules.push(rule);
     }
+    if retain && x.docker_whitelist {
+        rules.extend(docker_conditional(&names));
+    }
+    def["syscalls"] = Value::Array(rules);
     Ok(Some(def))
 }
 
@@ -697,7 +829,7 @@ mod tests {
     #[test]
     fn seccomp_modes() {
         let iso = Isolators::default();
-        let s = seccomp_json(&iso, &rc()).unwrap().unwrap();
+        let s = seccomp_json(&iso, &rc(), &[]).unwrap().unwrap();
         assert_eq!(s["defaultAction"], "SCMP_ACT_KILL_PROCESS");
         #[cfg(target_arch = "x86_64")]
         {
@@ -717,7 +849,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let s = seccomp_json(&iso, &rc()).unwrap().unwrap();
+        let s = seccomp_json(&iso, &rc(), &[]).unwrap().unwrap();
         assert_eq!(s["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(s["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
         assert_eq!(s["syscalls"][0]["errnoRet"], 95);
@@ -727,16 +859,192 @@ mod tests {
             errno: None,
             syscalls: vec!["@appc.io/all".into()],
         });
-        assert!(seccomp_json(&iso, &rc()).unwrap().is_none());
+        assert!(seccomp_json(&iso, &rc(), &[]).unwrap().is_none());
         let mut r = rc();
         r.disable_seccomp = true;
-        assert!(seccomp_json(&Isolators::default(), &r).unwrap().is_none());
+        assert!(seccomp_json(&Isolators::default(), &r, &[])
+            .unwrap()
+            .is_none());
         iso.seccomp = Some(Seccomp {
             mode: SeccompMode::Retain,
             errno: Some("EBOGUS".into()),
             syscalls: vec!["read".into()],
         });
-        assert!(seccomp_json(&iso, &rc()).is_err());
+        assert!(seccomp_json(&iso, &rc(), &[]).is_err());
+    }
+
+    /// A rule as (names, action, errno, has args).
+    type Rule = (Vec<String>, String, i64, bool);
+
+    /// (allowed names, the other rules).
+    fn rules(s: &Value) -> (Vec<String>, Vec<Rule>) {
+        let r = s["syscalls"].as_array().unwrap();
+        let names = |v: &Value| -> Vec<String> {
+            v["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        };
+        let allowed = names(&r[0]);
+        assert_eq!(r[0]["action"], "SCMP_ACT_ALLOW");
+        assert!(r[0].get("args").is_none());
+        let rest = r[1..]
+            .iter()
+            .map(|x| {
+                (
+                    names(x),
+                    x["action"].as_str().unwrap().to_string(),
+                    x["errnoRet"].as_i64().unwrap_or(-1),
+                    x.get("args").is_some(),
+                )
+            })
+            .collect();
+        (allowed, rest)
+    }
+
+    fn caps(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn default_profile_is_dockers_for_namespaces_and_io_uring() {
+        let s = seccomp_json(&Isolators::default(), &rc(), &caps(DEFAULT_CAPS))
+            .unwrap()
+            .unwrap();
+        let (allowed, rest) = rules(&s);
+        for n in [
+            "clone",
+            "clone3",
+            "unshare",
+            "setns",
+            "mount",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+        ] {
+            assert!(!allowed.iter().any(|a| a == n), "{n} allowed outright");
+        }
+        assert!(allowed.iter().any(|a| a == "fork") && allowed.iter().any(|a| a == "vfork"));
+        // clone: allowed without namespace flags, EPERM with any of the 7
+        let clone: Vec<_> = rest.iter().filter(|r| r.0 == ["clone"]).collect();
+        assert_eq!(clone.len(), 8);
+        assert!(clone.iter().all(|r| r.3));
+        assert_eq!(clone[0].1, "SCMP_ACT_ALLOW");
+        assert!(clone[1..]
+            .iter()
+            .all(|r| r.1 == "SCMP_ACT_ERRNO" && r.2 == 1));
+        let ns = &s["syscalls"][1]["args"][0];
+        assert_eq!(ns["op"], "SCMP_CMP_MASKED_EQ");
+        assert_eq!(ns["valueTwo"], 0x7e02_0000);
+        let bits: u64 = s["syscalls"].as_array().unwrap()[2..9]
+            .iter()
+            .map(|r| r["args"][0]["value"].as_u64().unwrap())
+            .fold(0, |a, b| {
+                assert_eq!(b.count_ones(), 1);
+                a | b
+            });
+        assert_eq!(bits, CLONE_NS_FLAGS);
+        // clone3 → ENOSYS (libc falls back to clone); unshare and io_uring → EPERM
+        assert!(rest.contains(&(caps(&["clone3"]), "SCMP_ACT_ERRNO".into(), 38, false)));
+        assert!(rest.contains(&(
+            caps(&[
+                "unshare",
+                "io_uring_setup",
+                "io_uring_enter",
+                "io_uring_register"
+            ]),
+            "SCMP_ACT_ERRNO".into(),
+            1,
+            false
+        )));
+        // `remove @appc.io/empty` is the same profile
+        let iso = Isolators {
+            seccomp: Some(Seccomp {
+                mode: SeccompMode::Remove,
+                errno: None,
+                syscalls: vec!["@appc.io/empty".into()],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            seccomp_json(&iso, &rc(), &caps(DEFAULT_CAPS)).unwrap(),
+            Some(s)
+        );
+    }
+
+    #[test]
+    fn cap_sys_admin_adds_dockers_sys_admin_set() {
+        let mut c = caps(DEFAULT_CAPS);
+        c.push("CAP_SYS_ADMIN".into());
+        let s = seccomp_json(&Isolators::default(), &rc(), &c)
+            .unwrap()
+            .unwrap();
+        let (allowed, rest) = rules(&s);
+        for n in DOCKER_SYS_ADMIN {
+            assert!(allowed.iter().any(|a| a == n), "{n}");
+        }
+        // no clone conditions left; io_uring still refused
+        assert_eq!(
+            rest,
+            vec![(
+                caps(&["io_uring_setup", "io_uring_enter", "io_uring_register"]),
+                "SCMP_ACT_ERRNO".to_string(),
+                1,
+                false
+            )]
+        );
+    }
+
+    #[test]
+    fn syscalls_the_user_names_win_over_the_conditions() {
+        let with = |mode, syscalls: &[&str]| {
+            let iso = Isolators {
+                seccomp: Some(Seccomp {
+                    mode,
+                    errno: None,
+                    syscalls: caps(syscalls),
+                }),
+                ..Default::default()
+            };
+            seccomp_json(&iso, &rc(), &caps(DEFAULT_CAPS))
+                .unwrap()
+                .unwrap()
+        };
+        // named with the group: allowed whatever the arguments
+        let s = with(
+            SeccompMode::Retain,
+            &[
+                "@docker/default-whitelist",
+                "clone",
+                "unshare",
+                "io_uring_setup",
+            ],
+        );
+        let (allowed, rest) = rules(&s);
+        for n in ["clone", "unshare", "io_uring_setup"] {
+            assert!(allowed.iter().any(|a| a == n), "{n}");
+        }
+        assert_eq!(
+            rest,
+            vec![
+                (caps(&["clone3"]), "SCMP_ACT_ERRNO".to_string(), 38, false),
+                (
+                    caps(&["io_uring_enter", "io_uring_register"]),
+                    "SCMP_ACT_ERRNO".to_string(),
+                    1,
+                    false
+                ),
+            ]
+        );
+        // a list of the user's own, without the group: exactly that list
+        let s = with(SeccompMode::Retain, &["read", "write", "clone", "exit"]);
+        assert_eq!(s["syscalls"].as_array().unwrap().len(), 1);
+        // a deny-list: exactly that list, everything else allowed
+        let s = with(SeccompMode::Remove, &["@docker/default-blacklist"]);
+        assert_eq!(s["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(s["syscalls"].as_array().unwrap().len(), 1);
     }
 
     #[test]
@@ -756,7 +1064,9 @@ mod tests {
         }
         if !cfg.lines().any(|l| l == "CONFIG_X86_X32_ABI=y") {
             assert!(!crate::sys::x32_syscalls());
-            let s = seccomp_json(&Isolators::default(), &rc()).unwrap().unwrap();
+            let s = seccomp_json(&Isolators::default(), &rc(), &[])
+                .unwrap()
+                .unwrap();
             assert_eq!(
                 s["architectures"],
                 json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])

@@ -17,16 +17,20 @@
 //! that they are gone. The spec records this in two annotations ([`ANN_FILTER`],
 //! [`ANN_DROP_CAPS`]) so `rkt enter` confines like the app does ([`app_view`]).
 //!
-//! Whatever the fast path cannot mirror exactly stays with libcontainer: argument conditions,
-//! filter flags, notify listeners, other actions or architectures, and a root app's filter that
-//! blocks the syscalls of the capability drop (`prctl`, `capget`, `capset`).
+//! Argument conditions are built as libcontainer builds them (Docker's default profile has
+//! them: `clone` without namespace flags). Whatever the fast path cannot mirror exactly stays
+//! with libcontainer: filter flags, notify listeners, other actions or architectures, and a
+//! root app's filter that blocks the syscalls of the capability drop (`prctl`, `capget`,
+//! `capset`).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use nix::sys::memfd::MemFdCreateFlag;
 use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Spec};
 use serde_json::{json, Value};
@@ -77,6 +81,38 @@ fn list(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
 
+/// An OCI argument condition as libcontainer translates it (`translate_op`): a missing
+/// `valueTwo` is 0.
+fn arg_compare(a: &Value) -> Option<(u32, ScmpArgCompare)> {
+    let index = u32::try_from(a["index"].as_u64()?)
+        .ok()
+        .filter(|i| *i < 6)?;
+    let value = a["value"].as_u64()?;
+    let two = match &a["valueTwo"] {
+        Value::Null => 0,
+        v => v.as_u64()?,
+    };
+    let op = match a["op"].as_str()? {
+        "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
+        "SCMP_CMP_LT" => ScmpCompareOp::Less,
+        "SCMP_CMP_LE" => ScmpCompareOp::LessOrEqual,
+        "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
+        "SCMP_CMP_GE" => ScmpCompareOp::GreaterEqual,
+        "SCMP_CMP_GT" => ScmpCompareOp::Greater,
+        "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(two),
+        _ => return None,
+    };
+    Some((index, ScmpArgCompare::new(index, op, value)))
+}
+
+/// A rule's argument conditions (empty: unconditional), or None when one is not understood.
+fn arg_compares(r: &Value) -> Option<Vec<(u32, ScmpArgCompare)>> {
+    match &r["args"] {
+        Value::Null => Some(Vec::new()),
+        v => v.as_array()?.iter().map(arg_compare).collect(),
+    }
+}
+
 /// Whether the fast path builds exactly what libcontainer would from `f`.
 fn mirrorable(f: &Value) -> bool {
     let none = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
@@ -86,19 +122,22 @@ fn mirrorable(f: &Value) -> bool {
         && action(&f["defaultAction"], &f["defaultErrnoRet"]).is_some()
         && list(&f["architectures"]).all(|a| arch(a).is_some())
         && list(&f["syscalls"]).all(|r| {
-            r.get("args").is_none_or(none)
+            arg_compares(r).is_some()
                 && action(&r["action"], &r["errnoRet"]).is_some()
                 && list(&r["names"]).all(Value::is_string)
         })
 }
 
-/// Whether filter `f` lets syscall `name` through.
+/// Whether filter `f` lets syscall `name` through whatever its arguments.
 fn allows(f: &Value, name: &str) -> bool {
     let rule = f["syscalls"].as_array().into_iter().flatten().find(|r| {
         r["names"]
             .as_array()
             .is_some_and(|n| n.iter().any(|x| x == name))
     });
+    if rule.is_some_and(|r| !arg_compares(r).is_some_and(|a| a.is_empty())) {
+        return false; // conditional
+    }
     let act = rule.map_or(&f["defaultAction"], |r| &r["action"]);
     act == "SCMP_ACT_ALLOW"
 }
@@ -189,13 +228,29 @@ pub fn compile(f: &Value) -> Result<Vec<u8>, String> {
         if act == default {
             continue; // redundant, as libcontainer skips it
         }
+        let (mut indexes, cmps): (Vec<u32>, Vec<ScmpArgCompare>) =
+            arg_compares(r).unwrap_or_default().into_iter().unzip();
+        // as libcontainer: conditions on distinct arguments make one rule (all must hold);
+        // with an argument named twice, each condition makes a rule of its own
+        indexes.sort_unstable();
+        indexes.dedup();
+        let separate = indexes.len() < cmps.len();
         for name in list(&r["names"]).filter_map(Value::as_str) {
             // a name this libseccomp does not know is skipped, as libcontainer does
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 continue;
             };
-            ctx.add_rule(act, sc)
-                .map_err(|e| err(&format!("adding a rule for {name}"), e))?;
+            let res = if cmps.is_empty() {
+                ctx.add_rule(act, sc).map(drop)
+            } else if separate {
+                cmps.iter().try_for_each(|c| {
+                    ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                        .map(drop)
+                })
+            } else {
+                ctx.add_rule_conditional(act, sc, &cmps).map(drop)
+            };
+            res.map_err(|e| err(&format!("adding a rule for {name}"), e))?;
         }
     }
     let tmp = memfd().map_err(|e| format!("memfd: {e}"))?;
@@ -431,10 +486,20 @@ mod tests {
         // non-root without no_new_privs could not load it
         let mut s = spec(1000, &["CAP_KILL"], false, f.clone());
         assert_eq!(take_over(&mut s), None);
-        // argument conditions, flags, other actions
+        // argument conditions are mirrored (Docker's profile has them) unless not understood
         let mut g = f.clone();
         g["syscalls"][0]["args"] = json!([{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]);
+        assert!(mirrorable(&g));
+        g["syscalls"][0]["args"][0]["op"] = json!("SCMP_CMP_SOMETIMES");
         assert!(!mirrorable(&g));
+        g["syscalls"][0]["args"][0] = json!({"index": 6, "value": 1, "op": "SCMP_CMP_EQ"});
+        assert!(!mirrorable(&g));
+        // the default profile goes the fast path, for a root app too
+        let d = default_filter(&[]);
+        assert!(mirrorable(&d));
+        let mut s = spec(0, &["CAP_KILL"], false, d);
+        assert!(take_over(&mut s).is_some());
+        // flags, other actions, architectures
         let mut g = f.clone();
         g["flags"] = json!(["SECCOMP_FILTER_FLAG_LOG"]);
         assert!(!mirrorable(&g));
@@ -523,5 +588,139 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         assert_eq!(build(&a, Some(&ProgramCache::new(&file))).unwrap(), pa);
         assert_eq!(build(&a, None).unwrap(), pa);
+    }
+
+    /// Run `f` on a new thread under filter `f` as stage1 builds and loads it (`libcontainer`
+    /// false) or as libcontainer does for `rkt enter` (true); other threads stay unfiltered.
+    fn under<T: Send + 'static>(
+        filter: Value,
+        libcontainer: bool,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            if libcontainer {
+                let s: LinuxSeccomp = serde_json::from_value(filter).unwrap();
+                libcontainer::seccomp::initialize_seccomp(&s).unwrap();
+            } else {
+                let prog = compile(&filter).unwrap();
+                sys::seccomp_set_filter(&parse_program(&prog).unwrap()).unwrap();
+            }
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn default_filter(caps: &[&str]) -> Value {
+        let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        let rc = stage1_abi::RuntimeConfig::new(stage1_abi::NetConfig::Host, "h");
+        crate::isolation::seccomp_json(&stage1_abi::Isolators::default(), &rc, &caps)
+            .unwrap()
+            .unwrap()
+    }
+
+    const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
+    const NEWNET: u64 = libc::CLONE_NEWNET as u64;
+    const NEWNS: u64 = libc::CLONE_NEWNS as u64;
+    const NEWCGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
+    const NEWPID: u64 = libc::CLONE_NEWPID as u64;
+
+    /// What the probes get under a filter: clone with each namespace flag, plain clone,
+    /// clone3, io_uring_setup; then whether busybox `unshare -U`, a shell's background job and
+    /// a thread work.
+    fn probes(
+        filter: Value,
+        libcontainer: bool,
+    ) -> (Vec<Result<(), nix::errno::Errno>>, [bool; 3]) {
+        use crate::sys::{probe, Probe};
+        under(filter, libcontainer, || {
+            let r = [
+                Probe::Clone(NEWUSER),
+                Probe::Clone(NEWNET | NEWNS),
+                Probe::Clone(NEWCGROUP),
+                Probe::Clone(NEWPID | libc::CLONE_FILES as u64),
+                Probe::Clone(0),
+                Probe::Clone3,
+                Probe::IoUringSetup,
+            ]
+            .map(probe)
+            .to_vec();
+            let ok = |args: &[&str]| {
+                std::process::Command::new("/bin/busybox")
+                    .args(args)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success()
+            };
+            let unshare = ok(&["unshare", "-U", "true"]);
+            let job = ok(&["sh", "-c", "true & wait"]);
+            let thread = std::thread::spawn(|| 7).join().unwrap() == 7;
+            (r, [unshare, job, thread])
+        })
+    }
+
+    #[test]
+    fn default_filter_refuses_namespaces_clone3_and_io_uring_in_the_kernel() {
+        use nix::errno::Errno::{ENOSYS, EPERM};
+        for libcontainer in [false, true] {
+            let (r, [unshare, job, thread]) = probes(default_filter(&[]), libcontainer);
+            assert_eq!(
+                r,
+                [
+                    Err(EPERM),
+                    Err(EPERM),
+                    Err(EPERM),
+                    Err(EPERM),
+                    Ok(()),
+                    Err(ENOSYS),
+                    Err(EPERM)
+                ],
+                "loaded by libcontainer: {libcontainer}"
+            );
+            assert!(!unshare, "unshare -U worked");
+            assert!(job && thread, "fork/threads broken: {job} {thread}");
+        }
+    }
+
+    #[test]
+    fn cache_keys_follow_the_profile() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = ProgramCache::new(d.path());
+        let key = |f: &Value| cache.entry(f).path().to_path_buf();
+        let (plain, admin) = (default_filter(&[]), default_filter(&["CAP_SYS_ADMIN"]));
+        assert_eq!(key(&plain), key(&default_filter(&[])));
+        assert_ne!(key(&plain), key(&admin));
+        // the profile before the namespace conditions: clone allowed outright
+        let mut old = plain.clone();
+        old["syscalls"].as_array_mut().unwrap().truncate(1);
+        old["syscalls"][0]["names"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("clone"));
+        assert_ne!(key(&plain), key(&old));
+    }
+
+    #[test]
+    fn cap_sys_admin_gets_namespaces_as_in_docker() {
+        for libcontainer in [false, true] {
+            let (r, [unshare, job, thread]) =
+                probes(default_filter(&["CAP_SYS_ADMIN"]), libcontainer);
+            // io_uring stays refused
+            assert_eq!(
+                r,
+                [
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Err(nix::errno::Errno::EPERM)
+                ],
+                "loaded by libcontainer: {libcontainer}"
+            );
+            assert!(unshare && job && thread);
+        }
     }
 }

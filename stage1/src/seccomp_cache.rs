@@ -33,7 +33,7 @@ use crate::seccomp;
 /// First bytes of an entry.
 const MAGIC: &[u8; 8] = b"rktbpf1\n";
 /// Version of the key and of what `compile` builds; bump it when either changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// Entries kept at most.
 pub const MAX_ENTRIES: usize = 64;
 /// Name of the cache's dir inside the cache dir stage0 names.

@@ -64,7 +64,7 @@ fn device_rules() -> Value {
 pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
     let app = inp.app;
     let caps = isolation::capability_set(&app.isolators, inp.rc)?;
-    let seccomp = isolation::seccomp_json(&app.isolators, inp.rc)?;
+    let seccomp = isolation::seccomp_json(&app.isolators, inp.rc, &caps)?;
     let mut env: Vec<String> = app
         .environment
         .iter()

@@ -246,3 +246,68 @@ pub fn seccomp_set_filter(prog: &[libc::sock_filter]) -> nix::Result<()> {
     };
     nix::errno::Errno::result(r).map(drop)
 }
+
+// ---- seccomp hardening (limits): syscall probes for the tests of the default filter ----
+
+/// A syscall the default seccomp filter restricts, as the tests make it.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// `clone(flags | SIGCHLD)`: a child that gets made exits at once and is reaped.
+    Clone(u64),
+    /// `clone3` with a fork's arguments (`exit_signal = SIGCHLD`, no flags).
+    Clone3,
+    /// `io_uring_setup(1, params)`: a ring that gets made is closed.
+    IoUringSetup,
+}
+
+/// Make `p` on the calling thread (whose seccomp filter is under test) and report the errno.
+#[cfg(test)]
+pub fn probe(p: Probe) -> nix::Result<()> {
+    use nix::errno::Errno;
+    let r = match p {
+        Probe::Clone(flags) => {
+            let flags = flags | libc::SIGCHLD as u64;
+            // SAFETY: clone without CLONE_VM and without a stack is fork: the child has its own
+            // copy of memory and returns 0 here, and does nothing but _exit (async-signal-safe).
+            unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) }
+        }
+        Probe::Clone3 => {
+            // struct clone_args of CLONE_ARGS_SIZE_VER0 (8 u64s): exit_signal at index 4
+            let mut args = [0u64; 8];
+            args[4] = libc::SIGCHLD as u64;
+            // SAFETY: the kernel reads `size_of_val(&args)` bytes from `args`, which lives
+            // across the call; as for Clone, a child only calls _exit.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    args.as_mut_ptr(),
+                    std::mem::size_of_val(&args),
+                )
+            }
+        }
+        Probe::IoUringSetup => {
+            // struct io_uring_params is 120 bytes; zeroed asks for defaults
+            let mut params = [0u8; 120];
+            // SAFETY: the kernel reads and writes the 120-byte params struct, which lives
+            // across the call.
+            let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+            if fd >= 0 {
+                // SAFETY: the fd was just returned to us and nothing else owns it.
+                unsafe { libc::close(fd as libc::c_int) };
+                return Ok(());
+            }
+            fd
+        }
+    };
+    if r == 0 {
+        // SAFETY: in the child of a fork-like clone: leave at once, without running any
+        // destructor or atexit handler of the parent's copy.
+        unsafe { libc::_exit(0) };
+    }
+    if r > 0 {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(r as i32), None);
+        return Ok(());
+    }
+    Err(Errno::last())
+}

@@ -16,6 +16,7 @@
 pub mod cleanup;
 pub mod ctx;
 pub mod hostile_paths;
+pub mod hostile_limits;
 pub mod images;
 pub mod net;
 pub mod registry;

@@ -11,6 +11,10 @@
 //!   rkt-verifier exit N          exit with code N
 //!   rkt-verifier sleep SECS      sleep, then print the report
 //!   rkt-verifier swap-loop PATH TARGET   rename PATH between a dir and a link to TARGET forever
+//!   rkt-verifier syscall PROBE   make a raw syscall the seccomp filter restricts and print
+//!                                {"probe","ok","errno"}; exit 0 if it worked, 1 otherwise.
+//!                                PROBE: clone-newuser, clone-newnet, clone (plain fork),
+//!                                clone3, io-uring-setup, thread (a std thread)
 
 use std::fmt::Write as _;
 use std::fs;
@@ -37,6 +41,8 @@ fn main() {
         // hardening (paths): the CVE-2021-30465 attacker — swap PATH between a directory and a
         // symlink to TARGET, forever, so a concurrent mount onto PATH races with it
         Some("swap-loop") => swap_loop(args.get(2), args.get(3)),
+        // seccomp hardening (limits)
+        Some("syscall") => syscall_probe(args.get(2).map(String::as_str).unwrap_or("")),
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);
@@ -282,4 +288,84 @@ fn swap_loop(path: Option<&String>, target: Option<&String>) {
         let _ = fs::rename(p, &lnk);
         let _ = fs::rename(&dir, p);
     }
+}
+
+// ---- seccomp hardening (limits) ----
+
+extern "C" {
+    // glibc's (linked statically): a raw system call, -1 and errno on failure
+    fn syscall(number: i64, ...) -> i64;
+    fn _exit(code: i32) -> !;
+    fn __errno_location() -> *mut i32;
+}
+
+#[cfg(target_arch = "x86_64")]
+const SYS: (i64, i64, i64) = (56, 435, 425); // clone, clone3, io_uring_setup
+#[cfg(target_arch = "aarch64")]
+const SYS: (i64, i64, i64) = (220, 435, 425);
+
+/// Make one raw syscall of the kind the default seccomp profile restricts; a child that gets
+/// made exits at once and is reaped, an io_uring fd that gets made is closed.
+fn syscall_probe(what: &str) {
+    const SIGCHLD: i64 = 17;
+    const CLONE_NEWUSER: i64 = 0x1000_0000;
+    const CLONE_NEWNET: i64 = 0x4000_0000;
+    let (clone, clone3, uring) = SYS;
+    let mut clone3_args = [0u64; 8]; // struct clone_args, version 0: exit_signal at [4]
+    clone3_args[4] = SIGCHLD as u64;
+    let mut params = [0u8; 120]; // struct io_uring_params
+    // SAFETY: each call passes the kernel only integers and pointers to the locals above,
+    // which live across the call. The clone variants have no CLONE_VM and no stack: the child
+    // gets its own copy of memory, returns 0, and only calls _exit.
+    let r = unsafe {
+        match what {
+            "clone-newuser" => syscall(clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0),
+            "clone-newnet" => syscall(clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0),
+            "clone" => syscall(clone, SIGCHLD, 0, 0, 0, 0),
+            "clone3" => syscall(clone3, clone3_args.as_mut_ptr(), 64i64),
+            "io-uring-setup" => syscall(uring, 1i64, params.as_mut_ptr()),
+            // a second thread (glibc tries clone3, then clone without namespace flags)
+            "thread" => match std::thread::spawn(|| 7).join() {
+                Ok(7) => 1,
+                _ => -1,
+            },
+            _ => {
+                eprintln!("rkt-verifier: unknown probe {what:?}");
+                std::process::exit(2);
+            }
+        }
+    };
+    // SAFETY: reading this thread's errno right after the call.
+    let errno = if r < 0 { unsafe { *__errno_location() } } else { 0 };
+    if r == 0 && what.starts_with("clone") {
+        // SAFETY: in the child: leave without touching the parent's state.
+        unsafe { _exit(0) };
+    }
+    if r > 0 && what != "thread" {
+        if what == "io-uring-setup" {
+            drop(own_fd(r));
+        } else {
+            // wait until the child has exited (std has no waitpid; the pod's init reaps it)
+            while fs::read_to_string(format!("/proc/{r}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+    println!(
+        "{{\"probe\":{},\"ok\":{},\"errno\":{}}}",
+        js(what),
+        r >= 0,
+        errno
+    );
+    std::process::exit(if r >= 0 { 0 } else { 1 });
+}
+
+/// Own fd `fd` (an io_uring the probe made), so that dropping it closes it.
+fn own_fd(fd: i64) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the fd was just returned by the kernel to this thread; nothing else owns it.
+    unsafe { std::fs::File::from_raw_fd(fd as i32) }
 }

@@ -79,11 +79,14 @@ pub enum RegistryError {
         what: String,
         detail: String,
     },
-    #[error("{what} of image \"{image}\" is too large ({size} bytes)")]
+    #[error(
+        "{what} of image \"{image}\" is too large ({size} bytes, over the limit of {limit} bytes)"
+    )]
     TooLarge {
         image: String,
         what: String,
         size: u64,
+        limit: u64,
     },
     #[error("download of blob {digest} of image \"{image}\" from {endpoint} failed: {detail}")]
     BlobStream {

@@ -35,8 +35,8 @@ pub use crate::reference::ReferenceError;
 
 /// Largest manifest or index accepted.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-/// Largest image config accepted.
-pub const MAX_CONFIG_SIZE: u64 = 32 << 20;
+/// Largest image config accepted (the same limit as for every other source).
+pub const MAX_CONFIG_SIZE: u64 = crate::manifest::MAX_CONFIG_SIZE;
 
 const SCHEMA1_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v1+json",
@@ -261,6 +261,15 @@ impl Registry {
             });
         }
         let config_bytes = self.fetch_config(&image, ep, &oref, &cdesc).await?;
+        // the limits every source's config has, before a full parse
+        crate::manifest::parse_config(&config_bytes).map_err(|e| RegistryError::Invalid {
+            image: image.clone(),
+            what: "image config".into(),
+            detail: match e {
+                crate::Error::Invalid { reason, .. } => reason,
+                e => e.to_string(),
+            },
+        })?;
         let config: ImageConfiguration =
             serde_json::from_slice(&config_bytes).map_err(|e| RegistryError::Invalid {
                 image: image.clone(),
@@ -298,6 +307,7 @@ impl Registry {
                 image: image.into(),
                 what: "config".into(),
                 size,
+                limit: MAX_CONFIG_SIZE,
             });
         }
         let res = self
@@ -359,6 +369,7 @@ fn check_size(image: &str, what: &str, size: u64) -> Result<(), RegistryError> {
             image: image.into(),
             what: what.into(),
             size,
+            limit: MAX_MANIFEST_SIZE,
         });
     }
     Ok(())

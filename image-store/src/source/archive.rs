@@ -92,6 +92,10 @@ pub(crate) fn prepare_docker(paths: &Paths, file: &Path) -> Result<Prepared> {
         }
     };
     let config_path = inside(&dir, &entry.config)?;
+    let len = std::fs::metadata(&config_path)
+        .map_err(io_err("reading", &config_path))?
+        .len();
+    crate::manifest::check_config_size(len)?;
     let config_bytes = std::fs::read(&config_path).map_err(io_err("reading", &config_path))?;
     let config_digest = sha256_of(&config_bytes);
     let mut files = HashMap::new();

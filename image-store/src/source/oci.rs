@@ -18,6 +18,16 @@ fn invalid(what: &str, reason: impl Into<String>) -> Error {
 /// Read a blob of the layout, checking its digest and size against `desc`.
 pub(crate) fn read_verified(blobs: &Path, desc: &Descriptor) -> Result<Vec<u8>> {
     let p = blobs.join(sha256_hex(&desc.digest)?);
+    // the size first: a descriptor must not make us read a file of any size into memory
+    let len = std::fs::metadata(&p)
+        .map_err(io_err("reading blob", &p))?
+        .len();
+    if len != desc.size {
+        return Err(Error::BlobMismatch {
+            digest: desc.digest.clone(),
+            reason: format!("size {len} does not match the descriptor's {}", desc.size),
+        });
+    }
     let bytes = std::fs::read(&p).map_err(io_err("reading blob", &p))?;
     if bytes.len() as u64 != desc.size {
         return Err(Error::BlobMismatch {
@@ -120,6 +130,7 @@ pub(crate) fn from_manifest(
             ))
         }
     };
+    manifest::check_config_size(m.config.size)?;
     let config_bytes = read_config(&m.config)?;
     let (_, diff_ids) = manifest::parse_config(&config_bytes)?;
     if diff_ids.len() != m.layers.len() {

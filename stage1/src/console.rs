@@ -387,6 +387,24 @@ mod tests {
     }
 
     #[test]
+    fn relay_follows_the_callers_terminals() {
+        assert_eq!(Relay::new([false; 3]), None);
+        let all = Relay::new([true; 3]).unwrap();
+        assert!(all.reads_stdin());
+        assert_eq!((all.out_fd(), all.term_fd()), (1, 0));
+        // `cmd < file` on a terminal: no stdin relay, output to the terminal on stdout
+        let out = Relay::new([false, true, true]).unwrap();
+        assert!(!out.reads_stdin());
+        assert_eq!((out.out_fd(), out.term_fd()), (1, 1));
+        // `cmd > file` on a terminal: the pty's output (echo, stderr) goes to stderr
+        let err = Relay::new([true, false, true]).unwrap();
+        assert_eq!((err.out_fd(), err.term_fd()), (2, 0));
+        // only stdin: echo goes back to the terminal on stdin
+        assert_eq!(Relay::new([true, false, false]).unwrap().out_fd(), 0);
+        assert_eq!(Relay::new([false, false, true]).unwrap().term_fd(), 2);
+    }
+
+    #[test]
     fn raw_mode_and_restore() {
         let pty = nix::pty::openpty(None, None).unwrap();
         let before = termios::tcgetattr(pty.slave.as_fd()).unwrap();

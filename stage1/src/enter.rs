@@ -478,3 +478,27 @@ fn confine_and_exec(
         Ok(never) => match never {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_in_the_apps_path() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("tool"), "").unwrap();
+        std::fs::create_dir(bin.join("adir")).unwrap();
+        let env = vec![format!("PATH=/nonexistent::{}/", bin.display())];
+        assert_eq!(
+            resolve("tool", &env),
+            Some(format!("{}/tool", bin.display()))
+        );
+        // a directory of that name is not a command; a path is taken as it is
+        assert_eq!(resolve("adir", &env), None);
+        assert_eq!(resolve("./x/y", &env).as_deref(), Some("./x/y"));
+        // without PATH in the app's env: the usual one
+        assert!(resolve("sh", &[]).is_some_and(|p| p.ends_with("bin/sh")));
+    }
+}

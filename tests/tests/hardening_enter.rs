@@ -114,16 +114,16 @@ fn app_pid(ctx: &TestCtx, uuid: &str) -> i64 {
     v["pid"].as_i64().unwrap()
 }
 
-/// (major, minor) of the terminal `fd`.
-fn tty_dev(fd: &OwnedFd) -> (u64, u64) {
+/// (st_dev, major, minor) of the terminal `fd`: its devpts instance and its number there.
+fn tty_dev(fd: &OwnedFd) -> (u64, u64, u64) {
     let m = std::fs::File::from(fd.try_clone().unwrap())
         .metadata()
         .unwrap();
     let d = m.rdev();
-    (libc::major(d) as u64, libc::minor(d) as u64)
+    (m.dev(), libc::major(d) as u64, libc::minor(d) as u64)
 }
 
-/// Run `rkt enter ARGS…` as the admin would from a terminal: a fresh pty (the admin's terminal)
+/// Run `rkt ARGS…` (`enter …`, `run …`) as the admin would from a terminal: a fresh pty (the admin's terminal)
 /// is the controlling terminal of its session (`setsid -c`); stdin is that terminal unless
 /// `stdin_null`, stdout and stderr always. Returns the exit code, what the terminal showed, and
 /// what was left unread in the terminal's input queue afterwards (input someone typed — or
@@ -133,7 +133,13 @@ fn enter_on_a_terminal(
     args: &[&str],
     stdin_null: bool,
     input: &[u8],
-) -> (Option<i32>, String, Vec<u8>, (u64, u64), [LocalFlags; 2]) {
+) -> (
+    Option<i32>,
+    String,
+    Vec<u8>,
+    (u64, u64, u64),
+    [LocalFlags; 2],
+) {
     let pty = nix::pty::openpty(None, None).unwrap();
     let before = termios::tcgetattr(pty.slave.as_fd()).unwrap().local_flags;
     let dev = tty_dev(&pty.slave);
@@ -159,7 +165,7 @@ fn enter_on_a_terminal(
         wrapper.extend(["sh", "-c", "exec 0</dev/null; exec \"$@\"", "sh"]);
     }
     let mut cmd = ctx.rkt_under(&wrapper);
-    cmd.arg("enter").args(args);
+    cmd.args(args);
     let mut child = cmd
         .stdin(sl(&pty.slave))
         .stdout(sl(&pty.slave))
@@ -197,7 +203,7 @@ fn enter_on_a_terminal(
     (code, shown, left, dev, [before, after])
 }
 
-fn check_tty_attack(report: &Value, admin: (u64, u64), left: &[u8]) {
+fn check_tty_attack(report: &Value, admin: (u64, u64, u64), left: &[u8]) {
     let leftover = String::from_utf8_lossy(left);
     assert!(
         !leftover.contains(MARKER),
@@ -205,14 +211,27 @@ fn check_tty_attack(report: &Value, admin: (u64, u64), left: &[u8]) {
     );
     // a session of its own: the admin's terminal is not its controlling terminal
     assert_eq!(report["sid"], report["pid"], "{report}");
-    for t in report["ttys"].as_array().unwrap() {
-        if let (Some(ma), Some(mi)) = (t["major"].as_u64(), t["minor"].as_u64()) {
+    let ttys = report["ttys"].as_array().unwrap();
+    let num = |t: &Value| (t["major"].as_u64(), t["minor"].as_u64());
+    for t in ttys {
+        if let (Some(d), (Some(ma), Some(mi))) = (t["st_dev"].as_u64(), num(t)) {
             assert_ne!(
-                (ma, mi),
+                (d, ma, mi),
                 admin,
-                "the entered process holds the admin's terminal: {t}"
+                "the process holds the admin's terminal: {t}"
             );
         }
+    }
+    // /dev/tty (no devpts identity of its own) is one of its own stdio terminals, or at least
+    // not numbered as the admin's
+    if let Some(t) = ttys.iter().find(|t| t["name"] == "/dev/tty") {
+        let own = ttys
+            .iter()
+            .any(|o| o["name"] != "/dev/tty" && o["st_dev"].is_u64() && num(o) == num(t));
+        assert!(
+            own || num(t) != (Some(admin.1), Some(admin.2)),
+            "/dev/tty is the admin's terminal: {report}"
+        );
     }
 }
 
@@ -222,7 +241,13 @@ fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     let (child, uuid) = sleeper(&ctx, &[]);
     let (code, shown, left, admin, flags) = enter_on_a_terminal(
         &ctx,
-        &[&uuid, "/usr/bin/rkt-verifier", "tty-attack", MARKER],
+        &[
+            "enter",
+            &uuid,
+            "/usr/bin/rkt-verifier",
+            "tty-attack",
+            MARKER,
+        ],
         false,
         b"",
     );
@@ -242,14 +267,24 @@ fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     assert!(flags[0].contains(LocalFlags::ICANON | LocalFlags::ECHO));
     assert_eq!(flags[0], flags[1], "terminal not restored");
     // exit codes pass through
-    let (code, ..) = enter_on_a_terminal(&ctx, &[&uuid, "/bin/sh", "-c", "exit 7"], false, b"");
+    let (code, ..) = enter_on_a_terminal(
+        &ctx,
+        &["enter", &uuid, "/bin/sh", "-c", "exit 7"],
+        false,
+        b"",
+    );
     assert_eq!(code, Some(7));
-    let (code, ..) = enter_on_a_terminal(&ctx, &[&uuid, "/bin/sh", "-c", "kill -9 $$"], false, b"");
+    let (code, ..) = enter_on_a_terminal(
+        &ctx,
+        &["enter", &uuid, "/bin/sh", "-c", "kill -9 $$"],
+        false,
+        b"",
+    );
     assert_eq!(code, Some(128 + 9));
     // and what the admin types reaches the command (the default shell), through the pty
     let (code, shown, ..) = enter_on_a_terminal(
         &ctx,
-        &[&uuid],
+        &["enter", &uuid],
         false,
         b"echo typed-$((6*7)) $(tty); exit 5\n",
     );
@@ -264,7 +299,13 @@ fn enter_with_only_stdout_on_a_terminal_gets_a_pty_for_it() {
     let (child, uuid) = sleeper(&ctx, &[]);
     let (code, shown, left, admin, _) = enter_on_a_terminal(
         &ctx,
-        &[&uuid, "/usr/bin/rkt-verifier", "tty-attack", MARKER],
+        &[
+            "enter",
+            &uuid,
+            "/usr/bin/rkt-verifier",
+            "tty-attack",
+            MARKER,
+        ],
         true,
         b"",
     );
@@ -275,6 +316,55 @@ fn enter_with_only_stdout_on_a_terminal_gets_a_pty_for_it() {
     assert_eq!(ttys[0]["isatty"], 0, "stdin stays /dev/null: {report}");
     assert_eq!(ttys[1]["isatty"], 1, "{report}");
     stop(&ctx, &uuid, child);
+}
+
+#[test]
+fn interactive_run_on_a_terminal_gets_its_own_pty() {
+    // `rkt run --interactive`: libcontainer makes the app a session leader with a pty of the
+    // pod's as its controlling terminal, which stage1 relays
+    let ctx = TestCtx::new();
+    let (code, shown, left, admin, flags) = enter_on_a_terminal(
+        &ctx,
+        &[
+            "--insecure-options=image",
+            "run",
+            "--interactive",
+            &bb(),
+            "--exec=/usr/bin/rkt-verifier",
+            "--",
+            "tty-attack",
+            MARKER,
+        ],
+        false,
+        b"",
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    let report = json_line(&shown, "ttys");
+    check_tty_attack(&report, admin, &left);
+    assert_eq!(report["ttys"].as_array().unwrap().len(), 4, "{report}");
+    assert_eq!(flags[0], flags[1], "terminal not restored");
+    // a plain run on a terminal hands the app the terminal itself as stdio (as rkt did), but
+    // in a session of its own: without CAP_SYS_ADMIN it cannot inject into it
+    let (code, shown, left, ..) = enter_on_a_terminal(
+        &ctx,
+        &[
+            "--insecure-options=image",
+            "run",
+            &bb(),
+            "--exec=/usr/bin/rkt-verifier",
+            "--",
+            "tty-attack",
+            MARKER,
+        ],
+        false,
+        b"",
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    let report = json_line(&shown, "ttys");
+    assert!(!String::from_utf8_lossy(&left).contains(MARKER), "{report}");
+    assert_eq!(report["sid"], report["pid"], "{report}");
+    assert_eq!(report["devtty_errno"], libc::ENXIO, "{report}");
+    let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
 }
 
 #[test]

@@ -318,6 +318,12 @@ mod enter_hardening {
                 t.num("major", ((dev & 0xfff00) >> 8) as i64);
                 t.num("minor", ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as i64);
             }
+            if name != "/dev/tty" {
+                // which devpts instance: pty numbers repeat across instances
+                if let Ok(m) = fs::metadata(format!("/proc/self/fd/{fd}")) {
+                    t.num("st_dev", m.dev() as i64);
+                }
+            }
             let mut res = "ok".to_string();
             for b in marker.bytes().chain(std::iter::once(b'\n')) {
                 let c = b as libc_char;

@@ -15,6 +15,7 @@
 
 pub mod cleanup;
 pub mod ctx;
+pub mod hostile_enter;
 pub mod images;
 pub mod net;
 pub mod registry;

@@ -38,6 +38,18 @@ fn status_field(ctx: &TestCtx, uuid: &str, key: &str) -> Option<String> {
 /// (empty: directly) with stdout `out`; returns once the pod runs.
 #[allow(clippy::zombie_processes)]
 fn start_pod(ctx: &TestCtx, wrapper: &[&str], args: &[&str], out: Stdio) -> (Child, String) {
+    start_pod_of(ctx, &bb(), wrapper, args, out)
+}
+
+/// [`start_pod`] of `image`.
+#[allow(clippy::zombie_processes)]
+fn start_pod_of(
+    ctx: &TestCtx,
+    image: &str,
+    wrapper: &[&str],
+    args: &[&str],
+    out: Stdio,
+) -> (Child, String) {
     let uf = ctx.root().join(format!("uuid-{}", rand_suffix()));
     let mut cmd = if wrapper.is_empty() {
         ctx.rkt()
@@ -48,7 +60,7 @@ fn start_pod(ctx: &TestCtx, wrapper: &[&str], args: &[&str], out: Stdio) -> (Chi
         .arg("--insecure-options=image")
         .args(["run", "--uuid-file-save"])
         .arg(&uf)
-        .arg(bb())
+        .arg(image)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
@@ -128,18 +140,7 @@ fn tty_dev(fd: &OwnedFd) -> (u64, u64, u64) {
 /// `stdin_null`, stdout and stderr always. Returns the exit code, what the terminal showed, and
 /// what was left unread in the terminal's input queue afterwards (input someone typed — or
 /// injected — that no one read), and the terminal's local flags before and after.
-fn enter_on_a_terminal(
-    ctx: &TestCtx,
-    args: &[&str],
-    stdin_null: bool,
-    input: &[u8],
-) -> (
-    Option<i32>,
-    String,
-    Vec<u8>,
-    (u64, u64, u64),
-    [LocalFlags; 2],
-) {
+fn enter_on_a_terminal(ctx: &TestCtx, args: &[&str], stdin_null: bool, input: &[u8]) -> Session {
     let pty = nix::pty::openpty(None, None).unwrap();
     let before = termios::tcgetattr(pty.slave.as_fd()).unwrap().local_flags;
     let dev = tty_dev(&pty.slave);
@@ -200,13 +201,37 @@ fn enter_on_a_terminal(
     drop(pty.slave);
     drop(master);
     let shown = String::from_utf8_lossy(&relay.join().unwrap()).into_owned();
-    (code, shown, left, dev, [before, after])
+    Session {
+        code,
+        shown,
+        left,
+        admin: dev,
+        flags: [before, after],
+    }
+}
+
+/// What [`enter_on_a_terminal`] saw.
+struct Session {
+    /// rkt's exit code.
+    code: Option<i32>,
+    /// What the terminal showed.
+    shown: String,
+    /// What was left unread in the terminal's input queue.
+    left: Vec<u8>,
+    /// The terminal (see [`tty_dev`]).
+    admin: (u64, u64, u64),
+    /// Its local flags before and after.
+    flags: [LocalFlags; 2],
 }
 
 fn check_tty_attack(report: &Value, admin: (u64, u64, u64), left: &[u8]) {
+    check_tty_attack_of(report, admin, left, MARKER)
+}
+
+fn check_tty_attack_of(report: &Value, admin: (u64, u64, u64), left: &[u8], marker: &str) {
     let leftover = String::from_utf8_lossy(left);
     assert!(
-        !leftover.contains(MARKER),
+        !leftover.contains(&format!("{marker}\n")),
         "TIOCSTI from the pod reached the admin's terminal input: {leftover:?} ({report})"
     );
     // a session of its own: the admin's terminal is not its controlling terminal
@@ -239,7 +264,13 @@ fn check_tty_attack(report: &Value, admin: (u64, u64, u64), left: &[u8]) {
 fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     let ctx = TestCtx::new();
     let (child, uuid) = sleeper(&ctx, &[]);
-    let (code, shown, left, admin, flags) = enter_on_a_terminal(
+    let Session {
+        code,
+        shown,
+        left,
+        admin,
+        flags,
+    } = enter_on_a_terminal(
         &ctx,
         &[
             "enter",
@@ -267,14 +298,14 @@ fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     assert!(flags[0].contains(LocalFlags::ICANON | LocalFlags::ECHO));
     assert_eq!(flags[0], flags[1], "terminal not restored");
     // exit codes pass through
-    let (code, ..) = enter_on_a_terminal(
+    let Session { code, .. } = enter_on_a_terminal(
         &ctx,
         &["enter", &uuid, "/bin/sh", "-c", "exit 7"],
         false,
         b"",
     );
     assert_eq!(code, Some(7));
-    let (code, ..) = enter_on_a_terminal(
+    let Session { code, .. } = enter_on_a_terminal(
         &ctx,
         &["enter", &uuid, "/bin/sh", "-c", "kill -9 $$"],
         false,
@@ -282,7 +313,7 @@ fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     );
     assert_eq!(code, Some(128 + 9));
     // and what the admin types reaches the command (the default shell), through the pty
-    let (code, shown, ..) = enter_on_a_terminal(
+    let Session { code, shown, .. } = enter_on_a_terminal(
         &ctx,
         &["enter", &uuid],
         false,
@@ -294,10 +325,47 @@ fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
 }
 
 #[test]
+fn a_hostile_default_shell_cannot_reach_the_admins_terminal() {
+    // the image's /bin/sh, which `rkt enter UUID` runs, pushes keystrokes with TIOCSTI
+    let ctx = TestCtx::new();
+    let image = rkt_tests::hostile_enter::hostile_shell().oci_ref();
+    let (child, uuid) = start_pod_of(
+        &ctx,
+        &image,
+        &[],
+        &["--exec=/bin/sleep", "--", "300"],
+        Stdio::null(),
+    );
+    let Session {
+        code,
+        shown,
+        left,
+        admin,
+        flags,
+    } = enter_on_a_terminal(&ctx, &["enter", &uuid], false, b"");
+    assert_eq!(code, Some(0), "{shown}");
+    let report = json_line(&shown, "ttys");
+    check_tty_attack_of(
+        &report,
+        admin,
+        &left,
+        rkt_tests::hostile_enter::SHELL_MARKER,
+    );
+    assert_eq!(flags[0], flags[1], "terminal not restored");
+    stop(&ctx, &uuid, child);
+}
+
+#[test]
 fn enter_with_only_stdout_on_a_terminal_gets_a_pty_for_it() {
     let ctx = TestCtx::new();
     let (child, uuid) = sleeper(&ctx, &[]);
-    let (code, shown, left, admin, _) = enter_on_a_terminal(
+    let Session {
+        code,
+        shown,
+        left,
+        admin,
+        ..
+    } = enter_on_a_terminal(
         &ctx,
         &[
             "enter",
@@ -323,7 +391,13 @@ fn interactive_run_on_a_terminal_gets_its_own_pty() {
     // `rkt run --interactive`: libcontainer makes the app a session leader with a pty of the
     // pod's as its controlling terminal, which stage1 relays
     let ctx = TestCtx::new();
-    let (code, shown, left, admin, flags) = enter_on_a_terminal(
+    let Session {
+        code,
+        shown,
+        left,
+        admin,
+        flags,
+    } = enter_on_a_terminal(
         &ctx,
         &[
             "--insecure-options=image",
@@ -345,7 +419,9 @@ fn interactive_run_on_a_terminal_gets_its_own_pty() {
     assert_eq!(flags[0], flags[1], "terminal not restored");
     // a plain run on a terminal hands the app the terminal itself as stdio (as rkt did), but
     // in a session of its own: without CAP_SYS_ADMIN it cannot inject into it
-    let (code, shown, left, ..) = enter_on_a_terminal(
+    let Session {
+        code, shown, left, ..
+    } = enter_on_a_terminal(
         &ctx,
         &[
             "--insecure-options=image",

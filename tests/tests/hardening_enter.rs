@@ -711,10 +711,12 @@ fn runtime_binary_cannot_be_opened_for_writing_from_the_pod() {
         // protected: a read-only mount (opening for writing then fails with EROFS, or first
         // with ETXTBSY while the binary runs), or the open is refused outright. ETXTBSY on a
         // writable mount is no protection: it lasts only as long as some process runs it.
+        // (each binary shows up twice: grabbed, with write_open; at the end, write_open_later)
         let refused = |k: &str| {
-            [libc::EROFS, libc::EACCES, libc::EPERM]
-                .iter()
-                .any(|e| v[k].as_str() == Some(&e.to_string()))
+            v[k].is_null()
+                || [libc::EROFS, libc::EACCES, libc::EPERM]
+                    .iter()
+                    .any(|e| v[k].as_str() == Some(&e.to_string()))
         };
         assert!(
             v["read_only_mount"] == true || (refused("write_open") && refused("write_open_later")),
@@ -724,4 +726,55 @@ fn runtime_binary_cannot_be_opened_for_writing_from_the_pod() {
         assert_ne!(v["write_open_later"], "ok", "{v}");
     }
     let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
+}
+
+#[test]
+#[ignore = "known gap: an app's init runs stage1's binary from its (writable) host path; only \
+            ETXTBSY, from the pod's sandbox being a clone of stage1, keeps it from being written"]
+fn runtime_binary_of_an_app_start_cannot_be_opened_for_writing_from_the_pod() {
+    // CVE-2019-5736 against `rkt run`: the entrypoint of apps b* is `#!/proc/self/exe`, so
+    // their container init (a fork of stage1) execs the host's rkt-stage1 as a pod process;
+    // app a grabs its /proc/<pid>/exe
+    let ctx = TestCtx::new();
+    let image = rkt_tests::hostile_enter::hostile_shell().oci_ref();
+    let mut rkt = ctx.rkt();
+    rkt.args(["--insecure-options=image", "run", &image, "--name=a"])
+        .args([
+            "--exec=/usr/bin/rkt-verifier",
+            "--",
+            "exe-watch",
+            "4",
+            "---",
+        ]);
+    // several tries at the race: each app runs stage1 once, for a millisecond or two
+    for i in 0..8 {
+        rkt.args([&image, &format!("--name=b{i}"), "--exec=/evil"]);
+    }
+    let mut child = rkt
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = child.wait();
+    // the first app to fail stops the pod, the watcher with it: it prints each grab at once
+    assert!(
+        text.contains("\"exe\"") || text.contains("\"done\""),
+        "the watcher did not run: {text} {err}"
+    );
+    let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("exe").is_some())
+    {
+        assert!(
+            v["read_only_mount"] == true,
+            "a pod process holds a writable runtime binary: {v}"
+        );
+    }
 }

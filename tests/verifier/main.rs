@@ -395,13 +395,14 @@ mod enter_hardening {
     /// For `secs` seconds, grab (O_PATH) `/proc/<pid>/exe` of every process of the pod whose
     /// binary is not on the pod's root file system (a runtime binary), and try to open it for
     /// writing right away and once more at the end, when the process may be gone — the
-    /// CVE-2019-5736 attack, minus the write. Prints one JSON object per grabbed binary.
+    /// CVE-2019-5736 attack, minus the write. Prints a JSON object per grabbed binary at once
+    /// (`write_open`) and again at the end (`write_open_later`).
     pub fn exe_watch(secs: u64) {
         let me = std::process::id().to_string();
         let root_dev = fs::metadata("/").map(|m| m.dev()).unwrap_or(0);
         let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         let mut seen: Vec<String> = Vec::new();
-        let mut grabbed: Vec<(String, fs::File, String, String, bool)> = Vec::new();
+        let mut grabbed: Vec<(String, fs::File, String)> = Vec::new();
         let mut denied = 0u64;
         while std::time::Instant::now() < end {
             let Ok(d) = fs::read_dir("/proc") else {
@@ -412,6 +413,12 @@ mod enter_hardening {
                 if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me || seen.contains(&pid) {
                     continue;
                 }
+                // its root first: the pair is consistent even if the process exits meanwhile
+                let Ok(its_root) = opath(&format!("/proc/{pid}/root")).and_then(|r| r.metadata())
+                else {
+                    denied += 1;
+                    continue;
+                };
                 let path = format!("/proc/{pid}/exe");
                 let f = match opath(&path) {
                     Ok(f) => f,
@@ -424,23 +431,28 @@ mod enter_hardening {
                 let Ok(m) = f.metadata() else {
                     continue;
                 };
-                if m.dev() == root_dev {
-                    continue; // a binary of the pod's own
+                // a binary of the pod's own: on the file system of that process's root
+                if m.dev() == its_root.dev() || m.dev() == root_dev {
+                    continue;
                 }
-                let target = fs::read_link(&path)
+                let target = fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
-                let first = try_write_open(&f);
-                let ro = on_read_only_mount(&f);
-                grabbed.push((pid, f, target, first, ro));
+                let mut o = Obj::default();
+                o.str("pid", &pid);
+                o.str("exe", &target);
+                o.raw("read_only_mount", if on_read_only_mount(&f) { "true" } else { "false" });
+                o.str("write_open", &try_write_open(&f));
+                // at once: the pod may be stopped before the end
+                println!("{}", o.finish());
+                grabbed.push((pid, f, target));
             }
         }
-        for (pid, f, target, first, ro) in &grabbed {
+        for (pid, f, target) in &grabbed {
             let mut o = Obj::default();
             o.str("pid", pid);
             o.str("exe", target);
-            o.raw("read_only_mount", if *ro { "true" } else { "false" });
-            o.str("write_open", first);
+            o.raw("read_only_mount", if on_read_only_mount(f) { "true" } else { "false" });
             o.str("write_open_later", &try_write_open(f));
             println!("{}", o.finish());
         }

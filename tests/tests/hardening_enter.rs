@@ -818,7 +818,7 @@ fn enter_relays_window_size_and_ctrl_c_to_its_pty() {
             .lines()
             .any(|x| x.trim_end_matches('\r') == l)
     };
-    let mut wait_for = |line: &str, master: &mut std::fs::File, again: &[u8]| {
+    let wait_for = |line: &str, master: &mut std::fs::File, again: &[u8]| {
         while !has_line(line) {
             assert!(
                 Instant::now() < deadline,

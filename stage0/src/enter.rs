@@ -1,7 +1,8 @@
 //! `rkt enter`: run a command inside a running app. stage0 picks the app and the default
 //! command, then execs `rkt-stage1 enter --app=A -- CMD…` in the pod dir; stage1 confines the
-//! command like the app (namespaces, cgroups, user, capabilities, seccomp, no_new_privs). The
-//! exit code is the command's.
+//! command like the app (namespaces, cgroups, user, capabilities, seccomp, no_new_privs), in a
+//! session of its own with a pty of its own when the caller has a terminal, and with no fd of
+//! the caller but stdio (see stage1's `enter`). The exit code is the command's.
 
 use stage1_abi::{paths, PodManifest, Stage1Command};
 use std::convert::Infallible;

@@ -117,7 +117,48 @@ pub fn interest(
     (stdin, master)
 }
 
-/// The relay between stage1's terminal (stdin/stdout) and the app's pty master.
+/// Which of the caller's stdio fds are terminals, and so how a pty is relayed to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    /// Caller fds 0, 1, 2 that are terminals: the process gets the pty slave in their place
+    /// (the others it inherits as they are).
+    pub ttys: [bool; 3],
+}
+
+impl Relay {
+    /// The relay for stage1's own stdio, `None` when none of it is a terminal.
+    pub fn of_stdio() -> Option<Relay> {
+        let tty = |fd: i32| nix::unistd::isatty(fd).unwrap_or(false);
+        Relay::new([tty(0), tty(1), tty(2)])
+    }
+
+    /// `None` when no fd is a terminal (then no pty is needed).
+    pub fn new(ttys: [bool; 3]) -> Option<Relay> {
+        ttys.contains(&true).then_some(Relay { ttys })
+    }
+
+    /// Whether the caller's stdin is read and copied to the pty (and put into raw mode).
+    pub fn reads_stdin(&self) -> bool {
+        self.ttys[0]
+    }
+
+    /// The caller fd the pty's output is written to: stdout if it is a terminal, else stderr
+    /// if it is, else stdin (a terminal is normally open for both reading and writing).
+    pub fn out_fd(&self) -> i32 {
+        [1, 2, 0]
+            .into_iter()
+            .find(|&fd| self.ttys[fd as usize])
+            .unwrap_or(1)
+    }
+
+    /// The caller's terminal whose window size the pty follows.
+    pub fn term_fd(&self) -> i32 {
+        (0..3).find(|&fd| self.ttys[fd as usize]).unwrap_or(0)
+    }
+}
+
+/// The relay between stage1's terminal (stdin/stdout, see [`Relay`]) and a pty master: an
+/// interactive app's, or the one `rkt enter` gives the entered command.
 #[derive(Debug)]
 pub struct Console {
     master: OwnedFd,
@@ -126,11 +167,20 @@ pub struct Console {
     stdin_open: bool,
     master_open: bool,
     stdout_ok: bool,
+    out: i32,
+    term: i32,
 }
 
 impl Console {
     /// Take over the pty `master`: stdin goes raw, the app gets the caller's window size.
     pub fn start(master: OwnedFd) -> Result<Console, Error> {
+        Console::start_with(master, Relay { ttys: [true; 3] })
+    }
+
+    /// Take over the pty `master` for a caller whose terminals are `relay`'s: stdin, when it is
+    /// a terminal, goes raw and is copied to the pty; the pty's output goes to
+    /// [`Relay::out_fd`]; the pty gets the caller's window size.
+    pub fn start_with(master: OwnedFd, relay: Relay) -> Result<Console, Error> {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let fl = fcntl(master.as_raw_fd(), FcntlArg::F_GETFL)
             .map_err(|e| Error::Sys("reading the pty master's flags".into(), e))?;
@@ -143,11 +193,15 @@ impl Console {
             master,
             saved: None,
             pending: Vec::new(),
-            stdin_open: true,
+            stdin_open: relay.reads_stdin(),
             master_open: true,
             stdout_ok: true,
+            out: relay.out_fd(),
+            term: relay.term_fd(),
         };
-        c.saved = Some(make_raw(std::io::stdin().as_fd())?);
+        if relay.reads_stdin() {
+            c.saved = Some(make_raw(std::io::stdin().as_fd())?);
+        }
         c.resize();
         Ok(c)
     }
@@ -164,7 +218,7 @@ impl Console {
 
     /// Copy the caller's window size to the app's terminal.
     pub fn resize(&self) {
-        if let Ok(ws) = sys::get_winsize(std::io::stdin().as_fd()) {
+        if let Ok(ws) = with_stdio(self.term, sys::get_winsize) {
             if let Err(e) = sys::set_winsize(self.master.as_fd(), &ws) {
                 tracing::debug!("setting the app's window size: {e}");
             }
@@ -254,21 +308,17 @@ impl Console {
 
     /// Write to stdout (blocking; a non-blocking stdout gets up to a second per stall). Output
     /// that cannot be written is dropped so the app never blocks on a dead terminal.
-    fn write_out(&mut self, mut data: &[u8]) {
-        let out = std::io::stdout();
-        while self.stdout_ok && !data.is_empty() {
-            match nix::unistd::write(out.as_fd(), data) {
-                Ok(n) => data = &data[n..],
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLOUT)];
-                    if !matches!(poll(&mut fds, PollTimeout::from(1000u16)), Ok(n) if n > 0) {
-                        self.stdout_ok = false;
-                    }
-                }
-                Err(_) => self.stdout_ok = false,
-            }
+    fn write_out(&mut self, data: &[u8]) {
+        if !self.stdout_ok {
+            return;
         }
+        let ok = with_stdio(self.out, |out| write_all_out(out, data));
+        self.stdout_ok &= ok;
+    }
+
+    /// Whether the pty is still open (some process of the pod holds its slave).
+    pub fn is_open(&self) -> bool {
+        self.master_open
     }
 }
 
@@ -278,6 +328,34 @@ impl Drop for Console {
             let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &t);
         }
     }
+}
+
+/// Run `f` on stdio fd `fd` (0, 1 or 2).
+fn with_stdio<R>(fd: i32, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+    match fd {
+        0 => f(std::io::stdin().as_fd()),
+        1 => f(std::io::stdout().as_fd()),
+        _ => f(std::io::stderr().as_fd()),
+    }
+}
+
+/// Write all of `data` to `out` (blocking; a non-blocking fd gets up to a second per stall);
+/// false if it cannot be written.
+fn write_all_out(out: BorrowedFd<'_>, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        match nix::unistd::write(out, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(out, PollFlags::POLLOUT)];
+                if !matches!(poll(&mut fds, PollTimeout::from(1000u16)), Ok(n) if n > 0) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Put the terminal `fd` into raw mode; returns its previous settings.
@@ -306,6 +384,24 @@ mod tests {
         assert_eq!(interest(false, true, 0), (None, Some(r)));
         // the app's terminal is gone: nothing to relay
         assert_eq!(interest(true, false, 0), (None, None));
+    }
+
+    #[test]
+    fn relay_follows_the_callers_terminals() {
+        assert_eq!(Relay::new([false; 3]), None);
+        let all = Relay::new([true; 3]).unwrap();
+        assert!(all.reads_stdin());
+        assert_eq!((all.out_fd(), all.term_fd()), (1, 0));
+        // `cmd < file` on a terminal: no stdin relay, output to the terminal on stdout
+        let out = Relay::new([false, true, true]).unwrap();
+        assert!(!out.reads_stdin());
+        assert_eq!((out.out_fd(), out.term_fd()), (1, 1));
+        // `cmd > file` on a terminal: the pty's output (echo, stderr) goes to stderr
+        let err = Relay::new([true, false, true]).unwrap();
+        assert_eq!((err.out_fd(), err.term_fd()), (2, 0));
+        // only stdin: echo goes back to the terminal on stdin
+        assert_eq!(Relay::new([true, false, false]).unwrap().out_fd(), 0);
+        assert_eq!(Relay::new([false, false, true]).unwrap().term_fd(), 2);
     }
 
     #[test]

@@ -1,36 +1,90 @@
 //! `rkt-stage1 enter --app=A -- CMD…`: run a command inside a running app, confined like the
 //! app: its cgroups, all its namespaces (mount included, so its root filesystem), its user and
-//! groups, capability sets, no_new_privs and seccomp filter. stdio is inherited; the exit code is
-//! the command's (`128+n` for signal n).
+//! groups, capability sets, no_new_privs and seccomp filter. The exit code is the command's
+//! (`128+n` for signal n).
+//!
+//! The command must not be able to reach past the pod into the caller's world:
+//! - **Terminal.** It runs in a session of its own (`setsid`), so the caller's terminal is never
+//!   its controlling terminal. When any of the caller's stdin/stdout/stderr is a terminal, it
+//!   gets a fresh pty in their place (slave as controlling terminal), which this process relays
+//!   ([`crate::console`]): the caller's terminal goes raw for the command's life, follows
+//!   SIGWINCH, and is restored at the end. `TIOCSTI` or `open("/dev/tty")` in the pod thus only
+//!   ever reach the pod's own pty. Other stdio fds (pipes, files) are inherited as they are.
+//! - **File descriptors.** Every fd above 2 is closed before the exec (`close_range`), so
+//!   nothing the caller's shell or stage1 had open (a host directory, the pod dir, namespace or
+//!   cgroup files) is open in the pod; the cwd is set by `setns` to the app's root, then to the
+//!   app's working directory inside it.
+//! - **The runtime binary** (CVE-2019-5736). This process runs from a read-only bind mount of
+//!   itself (in a private mount namespace; [`run_from_read_only_exe`]) and is not dumpable, so a
+//!   pod process that gets hold of `/proc/<pid>/exe` of the child before its exec — or execs
+//!   `/proc/self/exe` through a `#!` line — cannot open the host's `rkt-stage1` for writing.
+//!
+//! Only the child joins the pod: the relaying parent stays in the host's namespaces and cgroups
+//! (it joins the pid namespace for its children only).
 //!
 //! libcontainer's tenant builder drops the seccomp filter and defaults the user to root, so
 //! stage1 does the few steps itself with libcontainer's capability and seccomp helpers, from the
 //! app's spec as [`crate::seccomp::app_view`] reads it.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::Spec;
 use stage1_abi::{exit, paths, read_json, AppStatus};
 
+use crate::console::{Console, Relay};
 use crate::{sys, Error};
 
-/// Namespaces joined, in order (mount last but one: paths are opened before any join).
+/// Namespaces joined, in order (mount last: paths are opened before any join).
 const NAMESPACES: &[(&str, CloneFlags)] = &[
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("net", CloneFlags::CLONE_NEWNET),
-    ("pid", CloneFlags::CLONE_NEWPID),
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 
+/// Signals the relay handles; the command gets them forwarded (SIGWINCH resizes its pty).
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// How long output still in the pty is copied after the command exited (a background process
+/// of the pod may hold the terminal open).
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// What the forked child needs to become the command.
+struct Child<'a> {
+    app: &'a str,
+    app_pid: Pid,
+    spec: &'a Spec,
+    cmd: &'a [String],
+    /// The namespaces to join, opened from the host's view.
+    ns: Vec<(OwnedFd, CloneFlags)>,
+    /// The pty slave and which of stdio it replaces.
+    tty: Option<(OwnedFd, Relay)>,
+    /// The signal mask to restore before exec.
+    sigmask: SigSet,
+}
+
 /// Run `cmd` in `app`; returns its exit code.
 pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
+    run_from_read_only_exe()?;
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
     let status: AppStatus = read_json(&pod_dir.join(paths::app_status(app)))
         .map_err(|_| Error::Invalid(format!("app {app:?} not found in this pod")))?;
@@ -38,20 +92,21 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
         (Some(p), false) if Path::new(&format!("/proc/{p}")).exists() => Pid::from_raw(p),
         _ => return Err(Error::Invalid(format!("app {app:?} is not running"))),
     };
+    if cmd.is_empty() {
+        return Err(Error::Invalid("no command to run".into()));
+    }
     let cfg = pod_dir
         .join(paths::app_dir(app))
         .join("bundle")
         .join("config.json");
     let spec = Spec::load(&cfg).map_err(|e| Error::Invalid(format!("{}: {e}", cfg.display())))?;
-    let process = spec
-        .process()
-        .clone()
-        .ok_or_else(|| Error::Invalid(format!("{}: no process", cfg.display())))?;
+    if spec.process().is_none() {
+        return Err(Error::Invalid(format!("{}: no process", cfg.display())));
+    }
 
-    // the app's cgroups, read from the host's view
-    crate::cgroups::join_cgroups_of(pid)?;
-
-    let mut fds: Vec<(OwnedFd, CloneFlags)> = Vec::new();
+    // everything from the host's view, before any join: the namespaces, and the pty (from the
+    // host's /dev/ptmx, never the pod's)
+    let mut ns: Vec<(OwnedFd, CloneFlags)> = Vec::new();
     let own = |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).ok();
     for (n, flag) in NAMESPACES {
         let p = format!("/proc/{pid}/ns/{n}");
@@ -59,59 +114,75 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
             continue; // e.g. --net=host: nothing to join
         }
         let f = std::fs::File::open(&p).map_err(|e| Error::io(Path::new(&p), e))?;
-        fds.push((f.into(), *flag));
+        ns.push((f.into(), *flag));
     }
-    for (fd, flag) in &fds {
-        nix::sched::setns(fd, *flag).map_err(|e| Error::Sys(format!("joining {flag:?}"), e))?;
+    let pidns = format!("/proc/{pid}/ns/pid");
+    if std::fs::read_link(&pidns).ok() != own("pid") {
+        let f = std::fs::File::open(&pidns).map_err(|e| Error::io(Path::new(&pidns), e))?;
+        // applies to children only: this process stays where it is
+        nix::sched::setns(f, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Error::Sys("joining the pod's pid namespace".into(), e))?;
     }
-    drop(fds);
-
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let path_var = env
-        .iter()
-        .find_map(|v| v.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .to_string();
-    let prog = if cmd[0].contains('/') {
-        cmd[0].clone()
-    } else {
-        path_var
-            .split(':')
-            .map(|d| format!("{}/{}", d.trim_end_matches('/'), cmd[0]))
-            .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| Error::Invalid(format!("{:?} not found in app {app:?}", cmd[0])))?
+    let relay = Relay::of_stdio();
+    let pty = match relay {
+        Some(_) => Some(
+            nix::pty::openpty(None, None)
+                .map_err(|e| Error::Sys("allocating a terminal for the command".into(), e))?,
+        ),
+        None => None,
     };
-    let cstr = |s: &str| {
-        CString::new(s).map_err(|_| Error::Invalid(format!("argument {s:?} contains NUL")))
-    };
-    let prog_c = cstr(&prog)?;
-    let argv = cmd.iter().map(|s| cstr(s)).collect::<Result<Vec<_>, _>>()?;
-    let envp = env.iter().map(|s| cstr(s)).collect::<Result<Vec<_>, _>>()?;
-    let cwd = process.cwd().clone();
 
-    // joining a pid namespace applies to children only; a close-on-exec pipe carries the
-    // child's error back if it fails before exec
+    // the child is not dumpable until its exec: no process of the pod may open its /proc files
+    // (exe, fd, mem) while it still is stage1
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Error::Sys("making stage1 non-dumpable".into(), e))?;
+    let mut blocked = SigSet::empty();
+    blocked.add(Signal::SIGCHLD);
+    blocked.add(Signal::SIGWINCH);
+    for s in FORWARDED {
+        blocked.add(*s);
+    }
+    let sigmask = blocked
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| Error::Sys("blocking signals".into(), e))?;
+    let sfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Sys("creating a signalfd".into(), e))?;
+
+    // a close-on-exec pipe carries the child's error back if it fails before exec
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Sys("creating enter pipe".into(), e))?;
+    let (master, slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
+    let child = Child {
+        app,
+        app_pid: pid,
+        spec: &spec,
+        cmd,
+        ns,
+        tty: slave.zip(relay),
+        sigmask,
+    };
     match sys::fork().map_err(|e| Error::Sys("fork".into(), e))? {
         nix::unistd::ForkResult::Child => {
             drop(rd);
-            let err = confine_and_exec(&spec, &cwd, &prog_c, &argv, &envp);
+            drop(master);
+            drop(sfd);
+            let err = child.become_command(wr.as_raw_fd());
             let _ = std::io::Write::write_all(&mut std::fs::File::from(wr), err.as_bytes());
             std::process::exit(exit::RKT_FAILURE);
         }
-        nix::unistd::ForkResult::Parent { child } => {
+        nix::unistd::ForkResult::Parent { child: cpid } => {
             drop(wr);
+            drop(child);
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(&mut std::fs::File::from(rd), &mut err);
-            let code = loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, c)) => break c,
-                    Ok(WaitStatus::Signaled(_, s, _)) => break exit::from_signal(s as i32),
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
-                }
+            let console = match (master, relay) {
+                (Some(m), Some(r)) if err.is_empty() => Some(Console::start_with(m, r)?),
+                _ => None,
             };
+            let code = relay_until_exit(cpid, console, &sfd)?;
             if err.is_empty() {
                 Ok(code)
             } else {
@@ -122,6 +193,224 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
             }
         }
     }
+}
+
+/// Relay the terminal (if any) and forward signals until the command `child` exits; its exit
+/// code. Dropping the console at the end restores the caller's terminal.
+fn relay_until_exit(
+    child: Pid,
+    mut console: Option<Console>,
+    sfd: &SignalFd,
+) -> Result<i32, Error> {
+    loop {
+        let (want_in, want_master) = console.as_ref().map_or((None, None), |c| c.interest());
+        let stdin = std::io::stdin();
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(f) = want_in {
+            fds.push(PollFd::new(stdin.as_fd(), f));
+        }
+        if let (Some(f), Some(c)) = (want_master, console.as_ref()) {
+            fds.push(PollFd::new(c.master(), f));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::Sys("polling the terminal".into(), e)),
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        if let Some(c) = console.as_mut() {
+            let mut it = revents[1..].iter().copied();
+            let r_in = want_in.and_then(|_| it.next());
+            let r_master = want_master.and_then(|_| it.next());
+            c.handle(r_in, r_master);
+        }
+        if revents[0].is_empty() {
+            continue;
+        }
+        while let Ok(Some(si)) = sfd.read_signal() {
+            let Ok(sig) = Signal::try_from(si.ssi_signo as i32) else {
+                continue;
+            };
+            match sig {
+                Signal::SIGCHLD => {}
+                Signal::SIGWINCH => {
+                    if let Some(c) = &console {
+                        c.resize();
+                    }
+                }
+                s => {
+                    let _ = nix::sys::signal::kill(child, s);
+                }
+            }
+        }
+        let code = loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => break Some(c),
+                Ok(WaitStatus::Signaled(_, s, _)) => break Some(exit::from_signal(s as i32)),
+                Ok(WaitStatus::StillAlive) => break None,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
+            }
+        };
+        if let Some(code) = code {
+            if let Some(c) = console.as_mut() {
+                c.drain(DRAIN);
+            }
+            return Ok(code);
+        }
+    }
+}
+
+impl Child<'_> {
+    /// In the forked child: leave the caller's session, take the pty, join the app's cgroups
+    /// and namespaces, close every other fd, confine and exec. Returns why it failed.
+    fn become_command(self, err_fd: i32) -> String {
+        if let Err(e) = self.sigmask.thread_set_mask() {
+            return format!("restoring the signal mask: {e}");
+        }
+        if let Err(e) = nix::unistd::setsid() {
+            return format!("creating a session: {e}");
+        }
+        if let Some((slave, relay)) = &self.tty {
+            if let Err(e) = sys::set_controlling_tty(slave.as_fd()) {
+                return format!("taking the terminal: {e}");
+            }
+            for fd in 0..3 {
+                if relay.ttys[fd as usize] {
+                    if let Err(e) = nix::unistd::dup2(slave.as_raw_fd(), fd) {
+                        return format!("connecting the terminal to fd {fd}: {e}");
+                    }
+                }
+            }
+        }
+        // the app's cgroups, read from the host's view
+        if let Err(e) = crate::cgroups::join_cgroups_of(self.app_pid) {
+            return e.to_string();
+        }
+        for (fd, flag) in &self.ns {
+            if let Err(e) = nix::sched::setns(fd, *flag) {
+                return format!("joining {flag:?}: {e}");
+            }
+        }
+        // nothing of the caller or of stage1 goes into the pod (the pipe is close-on-exec)
+        sys::close_fds_from_3_except(err_fd);
+        std::mem::forget(self.ns);
+        std::mem::forget(self.tty);
+
+        let Some(process) = self.spec.process() else {
+            return "no process in app spec".into();
+        };
+        let env: Vec<String> = process.env().clone().unwrap_or_default();
+        let prog = match resolve(&self.cmd[0], &env) {
+            Some(p) => p,
+            None => return format!("{:?} not found in app {:?}", self.cmd[0], self.app),
+        };
+        let cstr = |s: &str| CString::new(s).map_err(|_| format!("argument {s:?} contains NUL"));
+        let build = || -> Result<(CString, Vec<CString>, Vec<CString>), String> {
+            Ok((
+                cstr(&prog)?,
+                self.cmd.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?,
+                env.iter().map(|s| cstr(s)).collect::<Result<_, _>>()?,
+            ))
+        };
+        match build() {
+            Ok((prog, argv, envp)) => {
+                confine_and_exec(self.spec, process.cwd(), &prog, &argv, &envp)
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+/// `cmd` as a path: itself if it has a slash, else the first file of that name in the app's
+/// `PATH` (from `env`, else the usual one).
+fn resolve(cmd: &str, env: &[String]) -> Option<String> {
+    if cmd.contains('/') {
+        return Some(cmd.to_string());
+    }
+    let path_var = env
+        .iter()
+        .find_map(|v| v.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{}/{cmd}", d.trim_end_matches('/')))
+        .find(|p| Path::new(p).is_file())
+}
+
+/// Re-exec this process from a read-only bind mount of its own binary (in a private mount
+/// namespace that is a slave of the host's), unless the binary already is on a read-only mount.
+/// A pod process that opens `/proc/<pid>/exe` of a stage1 process that joined the pod — the
+/// entered command before its exec, or stage1 exec'd again through a `#!/proc/self/exe` line —
+/// then gets a file it cannot open for writing (EROFS): the host's `rkt-stage1` is safe from
+/// being overwritten (CVE-2019-5736). Costs one exec and no copy of the binary.
+pub fn run_from_read_only_exe() -> Result<(), Error> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let exe = Path::new("/proc/self/exe");
+    let st = statvfs(exe).map_err(|e| Error::Sys("inspecting /proc/self/exe".into(), e))?;
+    if st.flags().contains(FsFlags::ST_RDONLY) {
+        return Ok(());
+    }
+    let path: PathBuf = std::fs::read_link(exe).map_err(|e| Error::io(exe, e))?;
+    if !path.is_absolute() || path.to_string_lossy().ends_with(" (deleted)") {
+        return Err(Error::Invalid(format!(
+            "the stage1 binary {} is not a file that can be mounted",
+            path.display()
+        )));
+    }
+    let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    let running = id(exe).map_err(|e| Error::io(exe, e))?;
+    let sys_err = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |e| Error::Sys(what, e)
+    };
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(sys_err("a mount namespace for"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(sys_err("making / a slave for"))?;
+    // the running binary's own mount belongs to the namespace left behind: bind its path
+    mount(
+        Some(&path),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(sys_err("bind-mounting"))?;
+    if id(&path).ok() != Some(running) {
+        return Err(Error::Invalid(format!(
+            "the stage1 binary {} was replaced while starting",
+            path.display()
+        )));
+    }
+    mount(
+        None::<&str>,
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(sys_err("making read-only"))?;
+    let cstr = |s: &std::ffi::OsStr| {
+        CString::new(std::os::unix::ffi::OsStrExt::as_bytes(s))
+            .map_err(|_| Error::Invalid(format!("argument {s:?} contains NUL")))
+    };
+    let argv = std::env::args_os()
+        .map(|a| cstr(&a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let prog = cstr(path.as_os_str())?;
+    let e = nix::unistd::execv(&prog, &argv).unwrap_err();
+    Err(Error::Sys(format!("re-executing {}", path.display()), e))
 }
 
 fn confine_and_exec(
@@ -187,5 +476,29 @@ fn confine_and_exec(
     match nix::unistd::execve(prog, argv, envp) {
         Err(e) => format!("executing {prog:?}: {e}"),
         Ok(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_in_the_apps_path() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("tool"), "").unwrap();
+        std::fs::create_dir(bin.join("adir")).unwrap();
+        let env = vec![format!("PATH=/nonexistent::{}/", bin.display())];
+        assert_eq!(
+            resolve("tool", &env),
+            Some(format!("{}/tool", bin.display()))
+        );
+        // a directory of that name is not a command; a path is taken as it is
+        assert_eq!(resolve("adir", &env), None);
+        assert_eq!(resolve("./x/y", &env).as_deref(), Some("./x/y"));
+        // without PATH in the app's env: the usual one
+        assert!(resolve("sh", &[]).is_some_and(|p| p.ends_with("bin/sh")));
     }
 }

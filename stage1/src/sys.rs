@@ -311,3 +311,38 @@ pub fn probe(p: Probe) -> nix::Result<()> {
     }
     Err(Errno::last())
 }
+
+// --- enter hardening ---
+
+/// Close every fd from 3 up except `keep` (`close_range(2)` around it; one `close` per fd of
+/// `/proc/self/fd` on kernels before 5.9). Runs in the forked `rkt enter` child before exec, so
+/// nothing `rkt enter`'s caller or stage1 had open reaches the pod.
+pub fn close_fds_from_3_except(keep: std::os::fd::RawFd) {
+    let ranges: [(u32, u32); 2] = if keep > 2 {
+        [(3, keep as u32 - 1), (keep as u32 + 1, u32::MAX)]
+    } else {
+        [(3, u32::MAX), (1, 0)]
+    };
+    for (first, last) in ranges {
+        if first > last {
+            continue;
+        }
+        // SAFETY: close_range takes plain integers and touches no memory; the caller (a forked
+        // child about to exec) owns no OwnedFd in the range that it still uses.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        if r != 0 {
+            close_fds_except(&[keep]);
+            return;
+        }
+    }
+}
+
+/// Make the terminal `fd` the controlling terminal of this process (`TIOCSCTTY`; the caller
+/// must be a session leader without one).
+pub fn set_controlling_tty(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory of
+    // ours; the fd is borrowed, so it stays open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
+    nix::errno::Errno::result(r).map(drop)
+}

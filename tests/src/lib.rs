@@ -15,8 +15,9 @@
 
 pub mod cleanup;
 pub mod ctx;
-pub mod hostile_paths;
+pub mod hostile_enter;
 pub mod hostile_limits;
+pub mod hostile_paths;
 pub mod images;
 pub mod net;
 pub mod registry;

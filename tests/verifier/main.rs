@@ -15,6 +15,10 @@
 //!                                {"probe","ok","errno"}; exit 0 if it worked, 1 otherwise.
 //!                                PROBE: clone-newuser, clone-newnet, clone (plain fork),
 //!                                clone3, io-uring-setup, thread (a std thread)
+//!   rkt-verifier tty-attack MARKER  try TIOCSTI of "MARKER\n" on fds 0-2 and /dev/tty; JSON
+//!   rkt-verifier fds             JSON of the open fds (readlink) and whether cwd is under /
+//!   rkt-verifier exe-watch SECS  for SECS, grab /proc/<pid>/exe of every process whose binary
+//!                                is not on the pod's root fs and try to open it for writing
 
 use std::fmt::Write as _;
 use std::fs;
@@ -43,6 +47,12 @@ fn main() {
         Some("swap-loop") => swap_loop(args.get(2), args.get(3)),
         // seccomp hardening (limits)
         Some("syscall") => syscall_probe(args.get(2).map(String::as_str).unwrap_or("")),
+        // enter hardening
+        Some("tty-attack") => enter_hardening::tty_attack(args.get(2).map_or("", String::as_str)),
+        Some("fds") => enter_hardening::fds(),
+        Some("exe-watch") => {
+            enter_hardening::exe_watch(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5))
+        }
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);
@@ -368,4 +378,225 @@ fn own_fd(fd: i64) -> std::fs::File {
     use std::os::fd::FromRawFd;
     // SAFETY: the fd was just returned by the kernel to this thread; nothing else owns it.
     unsafe { std::fs::File::from_raw_fd(fd as i32) }
+}
+
+// enter hardening
+/// Attacks of a hostile process in a pod on the terminal it was given, its fds and the runtime's
+/// binary (`rkt enter` hardening tests).
+#[allow(unsafe_code)]
+mod enter_hardening {
+    use super::{js, Obj};
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+
+    extern "C" {
+        fn ioctl(fd: i32, req: u64, ...) -> i32;
+        fn getsid(pid: i32) -> i32;
+        fn isatty(fd: i32) -> i32;
+        fn fstatvfs(fd: i32, buf: *mut u64) -> i32;
+    }
+    const TIOCSTI: u64 = 0x5412;
+    const TIOCGDEV: u64 = 0x8004_5432;
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    /// For fds 0-2 and /dev/tty: is it a terminal, which one (TIOCGDEV), and did TIOCSTI of
+    /// every byte of `MARKER\n` work ("ok", else the errno).
+    pub fn tty_attack(marker: &str) {
+        let mut o = Obj::default();
+        o.num("pid", std::process::id() as i64);
+        // SAFETY: getsid takes an integer.
+        o.num("sid", unsafe { getsid(0) } as i64);
+        let devtty = fs::OpenOptions::new().read(true).write(true).open("/dev/tty");
+        let mut list = Vec::new();
+        let mut targets: Vec<(String, i32)> = (0..3).map(|fd| (fd.to_string(), fd)).collect();
+        match &devtty {
+            Ok(f) => targets.push(("/dev/tty".into(), f.as_raw_fd())),
+            Err(e) => o.num("devtty_errno", e.raw_os_error().unwrap_or(0) as i64),
+        }
+        for (name, fd) in targets {
+            let mut t = Obj::default();
+            t.str("name", &name);
+            // SAFETY: isatty takes an integer.
+            t.num("isatty", unsafe { isatty(fd) } as i64);
+            let mut dev: u32 = 0;
+            // SAFETY: TIOCGDEV writes one unsigned int into `dev`, which lives across the call.
+            if unsafe { ioctl(fd, TIOCGDEV, &mut dev as *mut u32) } == 0 {
+                t.num("major", ((dev & 0xfff00) >> 8) as i64);
+                t.num("minor", ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as i64);
+            }
+            if name != "/dev/tty" {
+                // which devpts instance: pty numbers repeat across instances
+                if let Ok(m) = fs::metadata(format!("/proc/self/fd/{fd}")) {
+                    t.num("st_dev", m.dev() as i64);
+                }
+            }
+            let mut res = "ok".to_string();
+            for b in marker.bytes().chain(std::iter::once(b'\n')) {
+                let c = b as libc_char;
+                // SAFETY: TIOCSTI reads one byte from the pointer we pass, which lives across
+                // the call.
+                if unsafe { ioctl(fd, TIOCSTI, &c as *const libc_char) } != 0 {
+                    res = errno().to_string();
+                    break;
+                }
+            }
+            t.str("tiocsti", &res);
+            list.push(t.finish());
+        }
+        o.raw("ttys", &format!("[{}]", list.join(",")));
+        println!("{}", o.finish());
+    }
+    #[allow(non_camel_case_types)]
+    type libc_char = i8;
+
+    /// The open fds (with what they point at) and the cwd: is it under this process's root?
+    pub fn fds() {
+        let mut o = Obj::default();
+        let mut list = Vec::new();
+        if let Ok(d) = fs::read_dir("/proc/self/fd") {
+            let mut fds: Vec<i32> = d
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            fds.sort_unstable();
+            for fd in fds {
+                let target = fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                // the fd read_dir itself used is gone by now
+                if target.is_empty() {
+                    continue;
+                }
+                let mut f = Obj::default();
+                f.num("fd", fd as i64);
+                f.str("target", &target);
+                list.push(f.finish());
+            }
+        }
+        o.raw("fds", &format!("[{}]", list.join(",")));
+        o.str(
+            "cwd",
+            &fs::read_link("/proc/self/cwd")
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+        o.raw("cwd_under_root", if cwd_under_root() { "true" } else { "false" });
+        println!("{}", o.finish());
+    }
+
+    /// Walk `..` from the cwd up to where `..` is itself: is that this process's root?
+    fn cwd_under_root() -> bool {
+        let id = |p: &str| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let root = id("/");
+        let mut p = String::from(".");
+        for _ in 0..256 {
+            let up = format!("{p}/..");
+            if id(&p) == id(&up) {
+                return id(&p) == root;
+            }
+            p = up;
+        }
+        false
+    }
+
+    /// For `secs` seconds, grab (O_PATH) `/proc/<pid>/exe` of every process of the pod whose
+    /// binary is not on the pod's root file system (a runtime binary), and try to open it for
+    /// writing right away and once more at the end, when the process may be gone — the
+    /// CVE-2019-5736 attack, minus the write. Prints a JSON object per grabbed binary at once
+    /// (`write_open`) and again at the end (`write_open_later`).
+    pub fn exe_watch(secs: u64) {
+        let me = std::process::id().to_string();
+        let root_dev = fs::metadata("/").map(|m| m.dev()).unwrap_or(0);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut seen: Vec<String> = Vec::new();
+        let mut grabbed: Vec<(String, fs::File, String)> = Vec::new();
+        let mut denied = 0u64;
+        while std::time::Instant::now() < end {
+            let Ok(d) = fs::read_dir("/proc") else {
+                break;
+            };
+            for e in d.flatten() {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me || seen.contains(&pid) {
+                    continue;
+                }
+                // its root first: the pair is consistent even if the process exits meanwhile
+                let Ok(its_root) = opath(&format!("/proc/{pid}/root")).and_then(|r| r.metadata())
+                else {
+                    denied += 1;
+                    continue;
+                };
+                let path = format!("/proc/{pid}/exe");
+                let f = match opath(&path) {
+                    Ok(f) => f,
+                    Err(_) => {
+                        denied += 1;
+                        continue;
+                    }
+                };
+                seen.push(pid.clone());
+                let Ok(m) = f.metadata() else {
+                    continue;
+                };
+                // a binary of the pod's own: on the file system of that process's root
+                if m.dev() == its_root.dev() || m.dev() == root_dev {
+                    continue;
+                }
+                let target = fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let mut o = Obj::default();
+                o.str("pid", &pid);
+                o.str("exe", &target);
+                o.raw("read_only_mount", if on_read_only_mount(&f) { "true" } else { "false" });
+                o.str("write_open", &try_write_open(&f));
+                // at once: the pod may be stopped before the end
+                println!("{}", o.finish());
+                grabbed.push((pid, f, target));
+            }
+        }
+        for (pid, f, target) in &grabbed {
+            let mut o = Obj::default();
+            o.str("pid", pid);
+            o.str("exe", target);
+            o.raw("read_only_mount", if on_read_only_mount(f) { "true" } else { "false" });
+            o.str("write_open_later", &try_write_open(f));
+            println!("{}", o.finish());
+        }
+        println!("{{\"done\":true,\"grabbed\":{},\"denied\":{denied}}}", grabbed.len());
+        let _ = js;
+    }
+
+    fn opath(path: &str) -> std::io::Result<fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_PATH: i32 = 0o10000000;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_PATH)
+            .open(path)
+    }
+
+    /// Whether `f` is on a read-only mount (ST_RDONLY of fstatvfs; glibc's x86_64 layout, where
+    /// f_flag is the tenth unsigned long). While the binary runs somewhere, opening it for
+    /// writing fails with ETXTBSY before the mount is looked at.
+    fn on_read_only_mount(f: &fs::File) -> bool {
+        let mut buf = [0u64; 16];
+        // SAFETY: struct statvfs is 112 bytes on x86_64; the buffer has 128 and lives across
+        // the call.
+        unsafe { fstatvfs(f.as_raw_fd(), buf.as_mut_ptr()) == 0 && buf[9] & 1 == 1 }
+    }
+
+    /// Reopen the O_PATH `f` for writing (no O_TRUNC, nothing written): "ok" or the errno.
+    fn try_write_open(f: &fs::File) -> String {
+        match fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        {
+            Ok(_) => "ok".into(),
+            Err(e) => e.raw_os_error().unwrap_or(0).to_string(),
+        }
+    }
 }

@@ -359,7 +359,10 @@ mod tests {
         assert_eq!(r.to_string(), "docker:15/s:latest");
         assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
         let r = Reference::parse("docker:5000/app:1").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker:5000", "app"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker:5000", "app")
+        );
         // the scheme still works, also for a repository that starts with digits
         let r = Reference::parse("docker:busybox").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/busybox:latest");

@@ -104,11 +104,8 @@ pub fn exec(plan: &EnterPlan, stage1: &Path) -> Result<Infallible> {
         .collect::<Result<_>>()?;
     nix::unistd::chdir(&plan.pod_dir)
         .map_err(|e| Error::io("changing directory to", &plan.pod_dir, e.into()))?;
-    let e = nix::unistd::execve(&argv[0], &argv, &envp).unwrap_err();
-    Err(Error::Stage1 {
-        path: stage1.to_path_buf(),
-        reason: format!("exec failed: {e}"),
-    })
+    // from a read-only mount, as `rkt run` (stage1 then needs no read-only re-exec of its own)
+    Err(crate::run::exec_read_only(stage1, &argv, &envp))
 }
 
 /// Whether `path` exists in the app's rootfs `root` (the last component not followed), looked

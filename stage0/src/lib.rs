@@ -33,6 +33,7 @@ pub mod prepare;
 pub mod run;
 pub mod status;
 pub mod store;
+mod sys;
 
 use std::path::PathBuf;
 

@@ -274,7 +274,12 @@ impl Pod {
         if self.console.is_some() || self.apps.len() > handoff::MAX_APPS {
             return None;
         }
-        let stage1 = std::env::current_exe().ok()?;
+        // stage0 runs this binary from a detached read-only mount, where /proc/self/exe
+        // names no host path: it says where the binary is installed
+        let stage1 = match std::env::var_os(stage1_abi::env::STAGE1_PATH) {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_exe().ok()?,
+        };
         let path = stage1.with_file_name(handoff::MONITOR_BIN);
         if path.is_file() {
             Some((path, stage1))

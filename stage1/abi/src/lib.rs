@@ -38,6 +38,11 @@ pub mod env {
     pub const LOCK_FD: &str = "RKT_LOCK_FD";
     /// `1` when stage0 ran with `--debug`.
     pub const DEBUG: &str = "RKT_DEBUG";
+    /// The host path of the `rkt-stage1` binary. stage0 execs stage1 from a detached read-only
+    /// mount of it (so that no pod process can open the binary for writing through
+    /// `/proc/PID/exe`, CVE-2019-5736), where `/proc/self/exe` names no host path: stage1 finds
+    /// `rkt-monitor` beside this path, and hands the monitor this path to exec at the end.
+    pub const STAGE1_PATH: &str = "RKT_STAGE1_PATH";
 }
 
 /// File names inside a pod dir (`$DIR/pods/<state>/<uuid>/`). All paths are relative to it.

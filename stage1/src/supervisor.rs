@@ -195,7 +195,7 @@ impl Pod {
             creating.push(c);
         }
         if let Err(e) = self
-            .sandbox_ready()
+            .sandbox_confined()
             .and_then(|()| apps::deliver_filters(&creating, &self.rc))
         {
             creating.into_iter().for_each(apps::Creating::abandon);
@@ -240,6 +240,19 @@ impl Pod {
             Some(sb) => {
                 sb.wait_ready()?;
                 tracing::debug!(pid = %sb.pid, "sandbox ready");
+                Ok(())
+            }
+            None => Err(Error::Invalid("pod not set up".into())),
+        }
+    }
+
+    /// Wait until the sandbox has confined itself (see [`Sandbox::wait_confined`]): before any
+    /// app runs.
+    fn sandbox_confined(&mut self) -> Result<(), Error> {
+        match self.sandbox.as_mut() {
+            Some(sb) => {
+                sb.wait_confined()?;
+                tracing::debug!(pid = %sb.pid, "sandbox confined");
                 Ok(())
             }
             None => Err(Error::Invalid("pod not set up".into())),

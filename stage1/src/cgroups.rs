@@ -745,7 +745,11 @@ mod tests {
                     Hierarchy {
                         own_dir: root.join(c),
                         pod_dir,
-                        controllers: if *unified { vec![] } else { vec![c.to_string()] },
+                        controllers: if *unified {
+                            vec![]
+                        } else {
+                            vec![c.to_string()]
+                        },
                         unified: *unified,
                     }
                 })

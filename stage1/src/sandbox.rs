@@ -7,7 +7,6 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
-
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -87,7 +86,9 @@ impl Sandbox {
                 Ok(nix::sys::wait::WaitStatus::StillAlive) => Ok(()),
                 _ => {
                     self.pid = Pid::from_raw(0); // reaped (or not ours): never signal it again
-                    Err(Error::Sandbox("sandbox exited while confining itself".into()))
+                    Err(Error::Sandbox(
+                        "sandbox exited while confining itself".into(),
+                    ))
                 }
             };
         }
@@ -254,8 +255,14 @@ fn confine(keep_fd: Option<i32>) -> Result<(), String> {
 fn pivot_to_empty_root() -> Result<(), String> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let err = |what: &str, e: &dyn std::fmt::Display| format!("making an empty root: {what}: {e}");
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| err("making / private", &e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| err("making / private", &e))?;
     let mnt = sys::empty_ro_tmpfs().map_err(|e| err("creating a tmpfs", &e))?;
     sys::move_mount_onto(std::os::fd::AsFd::as_fd(&mnt), c"/")
         .map_err(|e| err("attaching the tmpfs", &e))?;

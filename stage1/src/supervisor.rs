@@ -141,6 +141,7 @@ impl Pod {
             &self.pod.uuid,
             &self.pod_dir.join(paths::CGROUPS),
         )?);
+        cg.limit_pids(self.rc.pids_limit, self.rc.pids_limit_required)?;
         if self.rc.interactive && console::stdin_is_tty() {
             // relative: a socket path has at most 108 bytes (stage1 runs in the pod dir)
             let rel = Path::new(paths::STATE_DIR);

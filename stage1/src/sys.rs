@@ -310,7 +310,10 @@ pub fn empty_ro_tmpfs() -> std::io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Attach the detached mount `mnt` on top of `target` (move_mount with an empty from-path).
-pub fn move_mount_onto(mnt: std::os::fd::BorrowedFd<'_>, target: &std::ffi::CStr) -> std::io::Result<()> {
+pub fn move_mount_onto(
+    mnt: std::os::fd::BorrowedFd<'_>,
+    target: &std::ffi::CStr,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: move_mount reads the two NUL-terminated paths, which outlive the call.
     let r = unsafe {
@@ -363,7 +366,10 @@ pub fn close_all_fds_but(keep: i32) {
 pub fn scrub_environ() -> std::io::Result<usize> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let (start, end) = env_range_of_stat(&stat).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "no env range in /proc/self/stat")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no env range in /proc/self/stat",
+        )
     })?;
     if end <= start {
         return Ok(0);

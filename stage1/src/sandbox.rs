@@ -13,6 +13,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use stage1_abi::{NetConfig, RuntimeConfig};
 
+use stage1_monitor::handoff;
+
 use crate::cpus::Children;
 use crate::{sys, Error};
 
@@ -235,17 +237,78 @@ fn report(w: &OwnedFd, msg: &[u8]) {
 /// 5. a seccomp filter ([`pause_filter`]) that allows only the loop's system calls and kills
 ///    the process on anything else, or on another architecture's system call.
 fn confine(keep_fd: Option<i32>) -> Result<(), String> {
-    match keep_fd {
-        Some(fd) => sys::close_all_fds_but(fd),
-        None => sys::close_all_fds(),
+    // before /proc and the host's files go with the host's tree
+    let pause = pause_program();
+    let keep: Vec<i32> = keep_fd
+        .into_iter()
+        .chain(pause.as_ref().map(AsRawFd::as_raw_fd))
+        .collect();
+    if keep.is_empty() {
+        sys::close_all_fds();
+    } else {
+        sys::close_all_fds_but(&keep);
     }
-    // /proc/self/stat says where the environment is: before /proc goes with the host's tree
+    // /proc/self/stat says where the environment is
     sys::scrub_environ().map_err(|e| format!("clearing the environment copy: {e}"))?;
     pivot_to_empty_root()?;
     drop_all_caps()?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("clearing dumpable: {e}"))?;
+    if let Some(m) = pause {
+        // returns only if the exec failed: then this process stays, confined as below
+        exec_pause(m, keep_fd);
+    }
     sys::seccomp_set_filter(&pause_filter()).map_err(|e| format!("loading the seccomp filter: {e}"))
+}
+
+/// A sealed in-memory copy of `rkt-monitor` (installed next to `rkt-stage1`) for the sandbox to
+/// exec in its pause mode (`stage1_monitor::pause`): a small static program without libc, so
+/// the pod's PID 1 maps no host file, has no host executable and none of stage1's memory or
+/// environment. `None` without the monitor: the fork of stage1 stays, confined the same way
+/// except for those.
+fn pause_program() -> Option<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let exe = std::env::current_exe().ok()?;
+    let mut src = std::fs::File::open(exe.with_file_name(handoff::MONITOR_BIN)).ok()?;
+    let m = memfd_create(
+        c"rkt-pause",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .ok()?;
+    let mut dst = std::fs::File::from(m);
+    std::io::copy(&mut src, &mut dst).ok()?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(dst.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).ok()?;
+    Some(dst.into())
+}
+
+/// Exec the pause program `m` with an empty environment, handing it the report descriptor.
+/// Returns only on failure.
+fn exec_pause(m: OwnedFd, report_fd: Option<i32>) {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let fd_arg = report_fd.map(|fd| fd.to_string()).unwrap_or_default();
+    if let Some(fd) = report_fd {
+        if fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).is_err() {
+            return;
+        }
+    }
+    let Ok(fd_c) = std::ffi::CString::new(fd_arg) else {
+        return;
+    };
+    let args = [
+        c"rkt-pause",
+        stage1_monitor::pause::PAUSE_ARG,
+        fd_c.as_c_str(),
+    ];
+    let env: [&std::ffi::CStr; 0] = [];
+    let _ = nix::unistd::fexecve(m.as_raw_fd(), &args, &env);
+    if let Some(fd) = report_fd {
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
 }
 
 /// Make an empty read-only tmpfs the root and cwd of this process, whose mount namespace is
@@ -291,65 +354,18 @@ fn drop_all_caps() -> Result<(), String> {
     Ok(())
 }
 
-/// The system calls the confined pause process makes: waiting for signals and children, the
-/// report (`write`, `close`), leaving, and the kernel's restart of an interrupted wait.
-const PAUSE_SYSCALLS: &[libc::c_long] = &[
-    libc::SYS_rt_sigtimedwait,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigreturn,
-    libc::SYS_wait4,
-    libc::SYS_waitid,
-    libc::SYS_write,
-    libc::SYS_close,
-    libc::SYS_exit,
-    libc::SYS_exit_group,
-    libc::SYS_restart_syscall,
-];
-
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
-
-/// The pause process's seccomp program, in classic BPF (ten comparisons: building it costs
-/// nothing, so no libseccomp in the clone child): a system call of another architecture (x86
-/// compat, or x32 numbers, which carry bit 30) or not in [`PAUSE_SYSCALLS`] kills the process.
+/// The pause process's seccomp program: the one `rkt-monitor --pause` loads
+/// (`stage1_monitor::pause::filter`), for when the sandbox stays a fork of stage1.
 pub fn pause_filter() -> Vec<libc::sock_filter> {
-    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let stmt = |code, k| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let kill = stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS);
-    // seccomp_data: nr at offset 0, arch at offset 4
-    let mut p = vec![
-        stmt(LD_W_ABS, 4),
-        libc::sock_filter {
-            code: JEQ_K,
-            jt: 1,
-            jf: 0,
-            k: AUDIT_ARCH,
-        },
-        kill,
-        stmt(LD_W_ABS, 0),
-    ];
-    let n = PAUSE_SYSCALLS.len();
-    for (i, nr) in PAUSE_SYSCALLS.iter().enumerate() {
-        p.push(libc::sock_filter {
-            code: JEQ_K,
-            // past the remaining comparisons and the kill, to the allow
-            jt: (n - i) as u8,
-            jf: 0,
-            k: *nr as u32,
-        });
-    }
-    p.push(kill);
-    p.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
-    p
+    stage1_monitor::pause::filter()
+        .iter()
+        .map(|f| libc::sock_filter {
+            code: f.code,
+            jt: f.jt,
+            jf: f.jf,
+            k: f.k,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -434,22 +450,44 @@ mod tests {
         assert_eq!(st, nix::sys::wait::WaitStatus::Exited(pid, 0));
     }
 
-    /// The filter's jumps land on the allow for every listed call and on the kill otherwise.
+    /// The filter's jumps land on the allow for every listed call and on the kill otherwise,
+    /// and its numbers are libc's.
     #[test]
     fn pause_filter_layout() {
         let p = pause_filter();
-        let n = PAUSE_SYSCALLS.len();
+        let n = stage1_monitor::pause::SYSCALLS.len();
         assert_eq!(p.len(), 4 + n + 2);
         let allow = p.len() - 1;
         assert_eq!(p[allow].k, libc::SECCOMP_RET_ALLOW);
         assert_eq!(p[allow - 1].k, libc::SECCOMP_RET_KILL_PROCESS);
         assert_eq!(p[2].k, libc::SECCOMP_RET_KILL_PROCESS);
+        let allowed: Vec<u32> = (0..n).map(|i| p[4 + i].k).collect();
+        for nr in [
+            libc::SYS_rt_sigtimedwait,
+            libc::SYS_rt_sigprocmask,
+            libc::SYS_rt_sigreturn,
+            libc::SYS_wait4,
+            libc::SYS_waitid,
+            libc::SYS_write,
+            libc::SYS_close,
+            libc::SYS_exit,
+            libc::SYS_exit_group,
+            libc::SYS_restart_syscall,
+        ] {
+            assert!(allowed.contains(&(nr as u32)), "{nr}");
+        }
         for i in 0..n {
             let at = 4 + i;
             assert_eq!(at + 1 + p[at].jt as usize, allow, "comparison {i}");
             assert_eq!(p[at].jf, 0);
+            assert_eq!(
+                p[at].code,
+                (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16
+            );
         }
-        assert!(!PAUSE_SYSCALLS.contains(&libc::SYS_execve));
-        assert!(!PAUSE_SYSCALLS.contains(&libc::SYS_openat));
+        assert_eq!(
+            p[0].code,
+            (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16
+        );
     }
 }

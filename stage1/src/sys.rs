@@ -332,29 +332,34 @@ pub fn move_mount_onto(
     Ok(())
 }
 
-/// Close every descriptor but `keep` (close_range around it; a loop if that is missing).
-pub fn close_all_fds_but(keep: i32) {
-    let keep = keep.max(0) as u32;
-    // SAFETY: close_range takes plain integers and touches no memory; the caller holds no
-    // OwnedFd it still uses other than `keep`.
-    let r = unsafe {
-        let a = if keep > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32)
-        } else {
-            0
-        };
-        if a == 0 {
-            libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32)
-        } else {
-            a
+/// Close every descriptor but those in `keep` (close_range over the gaps; a loop if that is
+/// missing).
+pub fn close_all_fds_but(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&k| k >= 0)
+        .map(|&k| k as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 0u32;
+    let mut ok = true;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range takes plain integers and touches no memory; the caller holds
+            // no OwnedFd it still uses other than those in `keep`.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            ok &= r == 0;
         }
-    };
-    if r == 0 {
+        from = k.saturating_add(1);
+    }
+    if ok {
         return;
     }
     let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft.min(1 << 20));
-    for fd in (0..max as i32).filter(|&fd| fd != keep as i32) {
+    for fd in (0..max as i32).filter(|fd| !keep.contains(&(*fd as u32))) {
         let _ = nix::unistd::close(fd);
     }
 }

@@ -90,12 +90,7 @@ fn attack(ctx: &TestCtx, caps: &str) -> (Output, String, String) {
     (o, marker_secret, env_secret)
 }
 
-fn assert_nothing_of_the_host(
-    o: &Output,
-    marker_secret: &str,
-    env_secret: &str,
-    maps_of_exe_allowed: bool,
-) {
+fn assert_nothing_of_the_host(o: &Output, marker_secret: &str, env_secret: &str) {
     let out = stdout(o);
     assert_eq!(o.status.code(), Some(0), "stderr: {}\n{out}", stderr(o));
     // the attacker did look at the sandbox
@@ -113,26 +108,27 @@ fn assert_nothing_of_the_host(
         .filter(|l| l.starts_with("LIST /proc/1/") || l.starts_with("NSLIST "))
         .collect();
     assert!(listed.is_empty(), "PID 1's root is not empty: {listed:?}");
-    // PID 1 holds no descriptor; its mapped files are visible only with CAP_SYS_ADMIN (or
-    // CAP_CHECKPOINT_RESTORE), and then only its own executable, which cannot be written
+    // PID 1 is the pause program from a sealed memfd (`rkt-monitor --pause`): its executable
+    // and mapped files (visible with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) are no host file
     let exe = out
         .lines()
         .find_map(|l| l.strip_prefix("EXE /proc/1 "))
         .unwrap_or("");
+    assert!(
+        exe.starts_with("/memfd:rkt-pause"),
+        "PID 1 runs {exe:?}, not the pause program (needs rkt-monitor next to rkt-stage1: \
+         `make build`)\n{out}"
+    );
     let seen: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("SEEN /proc/1/"))
         .filter(|l| {
-            !(maps_of_exe_allowed
-                && l.starts_with("SEEN /proc/1/map_files/")
-                && !exe.is_empty()
-                && l.ends_with(&format!(" -> {exe}")))
+            !(l.starts_with("SEEN /proc/1/map_files/") && l.contains(" -> /memfd:rkt-pause"))
         })
         .collect();
     assert!(
         seen.is_empty(),
-        "PID 1 descriptors/mappings visible (a dynamically linked rkt-stage1 maps the host's \
-         libraries: build with `make build`): {seen:?}\n{out}"
+        "PID 1 descriptors/mappings visible: {seen:?}\n{out}"
     );
     // (the app's own stdio, /proc/2/fd/*, is writable, as it should be)
     let writable: Vec<&str> = out
@@ -148,20 +144,19 @@ fn assert_nothing_of_the_host(
 fn ptrace_app_cannot_reach_the_host_through_pid_1() {
     let ctx = TestCtx::new();
     let (o, m, e) = attack(&ctx, "CAP_SYS_PTRACE");
-    assert_nothing_of_the_host(&o, &m, &e, false);
+    assert_nothing_of_the_host(&o, &m, &e);
 }
 
 /// Item 1, stronger attacker: CAP_SYS_ADMIN on top opens `/proc/N/map_files` and lets the app
 /// join PID 1's mount namespace (nsenter -m), which before held a copy of the host's tree.
-/// PID 1 is a fork of rkt-stage1, so its mappings name that binary (read-only: the kernel
-/// refuses to open a running executable for writing); a dynamically linked rkt-stage1 (plain
-/// `cargo build`) would also map the host's libc, writable through map_files by a root app, so
-/// this test needs the static binaries of `make build`, which ship.
+/// PID 1 must map no host file: a fork of rkt-stage1 mapped that binary and, linked dynamically,
+/// the host's libc, writable through map_files by a root app. Needs `rkt-monitor` next to
+/// rkt-stage1 (`make build`), whose pause mode PID 1 becomes.
 #[test]
 fn admin_app_cannot_reach_the_host_through_pid_1s_mount_namespace() {
     let ctx = TestCtx::new();
     let (o, m, e) = attack(&ctx, "CAP_SYS_PTRACE,CAP_SYS_ADMIN,CAP_SYS_CHROOT");
-    assert_nothing_of_the_host(&o, &m, &e, true);
+    assert_nothing_of_the_host(&o, &m, &e);
 }
 
 // ---- item 9: pids limit, and nothing of a pod outlives `stop --force` / `gc` ----

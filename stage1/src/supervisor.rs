@@ -196,7 +196,7 @@ impl Pod {
             creating.push(c);
         }
         if let Err(e) = self
-            .sandbox_confined()
+            .sandbox_ready()
             .and_then(|()| apps::deliver_filters(&creating, &self.rc))
         {
             creating.into_iter().for_each(apps::Creating::abandon);
@@ -211,6 +211,11 @@ impl Pod {
                 }
             }
             tracing::debug!("network set up");
+        }
+        // the pod's PID 1 confines itself meanwhile; no app may run before it is done
+        if let Err(e) = self.sandbox_confined() {
+            creating.into_iter().for_each(apps::Creating::abandon);
+            return Err(e);
         }
         let mut creating = creating.into_iter();
         for (i, c) in creating.by_ref().enumerate() {

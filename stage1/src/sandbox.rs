@@ -182,13 +182,17 @@ fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
     // pipe was the last descriptor left, see `confine`) before any app runs
     let res = setup.and_then(|()| {
         if let Some(w) = &wr {
-            report(w, b"ok");
+            // EPIPE: stage1 died before PR_SET_PDEATHSIG above took effect, so nothing would
+            // ever kill this process (and, confined, nothing on the host could find it)
+            if !report(w, b"ok") {
+                return Err("stage1 is gone".to_string());
+            }
         }
         confine(wr.as_ref().map(AsRawFd::as_raw_fd))
     });
     if let Some(w) = wr {
         if let Err(e) = &res {
-            report(&w, e.as_bytes());
+            let _ = report(&w, e.as_bytes());
         }
         let _ = nix::unistd::close(w.into_raw_fd());
     }
@@ -213,15 +217,17 @@ fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
 /// Write `msg` to the report pipe with plain write(2)s: std's descriptor types may make other
 /// calls (debug builds check a descriptor with fcntl before closing it), which the filter
 /// forbids.
-fn report(w: &OwnedFd, msg: &[u8]) {
+/// Whether all of it was written.
+fn report(w: &OwnedFd, msg: &[u8]) -> bool {
     let mut done = 0;
     while done < msg.len() {
         match nix::unistd::write(w, &msg[done..]) {
             Ok(n) if n > 0 => done += n,
             Err(nix::errno::Errno::EINTR) => {}
-            _ => break,
+            _ => return false,
         }
     }
+    true
 }
 
 /// Take from the pause process everything it does not need to reap and wait for signals, so

@@ -655,4 +655,46 @@ mod tests {
         fs::write(p.path().join("pid"), "999999999\n").unwrap();
         assert_eq!(stop(&pods, C, true).unwrap().1, StopOutcome::AlreadyStopped);
     }
+
+    /// A pod whose listed cgroup cannot be removed (here a dir with a file in it, as a cgroup
+    /// with processes would be) is not down: stop --force says so, and removal keeps the pod
+    /// and its records for the next gc instead of reporting it collected.
+    #[test]
+    fn busy_listed_cgroup_keeps_the_pod() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(&d.path().join("data"));
+        let busy = d.path().join("cg-busy");
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join("tasks"), "").unwrap();
+        let gone = d.path().join("cg-gone");
+        let p = pod_in(&pods, A, Phase::Run);
+        fs::write(
+            p.path().join(paths::CGROUPS),
+            format!("{}\n{}\n", gone.display(), busy.display()),
+        )
+        .unwrap();
+        p.unlock();
+        let e = finish_forced_stop(&pods, A, None).unwrap_err().to_string();
+        assert!(e.contains("not down") && e.contains("cg-busy"), "{e}");
+        let m = FakeMounter::default();
+        let remover = Remover {
+            mounter: &m,
+            ..Default::default()
+        };
+        let mut p = pods.lock(Phase::Run, A).unwrap();
+        p.transition(Phase::ExitedGarbage).unwrap();
+        let e = remover.remove(p).unwrap_err().to_string();
+        assert!(e.contains("cg-busy"), "{e}");
+        assert!(pods
+            .path(Phase::ExitedGarbage, A)
+            .join(paths::CGROUPS)
+            .exists());
+        // once it is gone, both go through
+        fs::remove_file(busy.join("tasks")).unwrap();
+        let p = pods.lock(Phase::ExitedGarbage, A).unwrap();
+        remover.remove(p).unwrap();
+        assert!(!busy.exists() && !pods.path(Phase::ExitedGarbage, A).exists());
+        // a gone pod is no error for stop --force
+        finish_forced_stop(&pods, A, None).unwrap();
+    }
 }

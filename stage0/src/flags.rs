@@ -185,6 +185,27 @@ pub fn parse_cpu(value: &str) -> Result<u64> {
     parse_quantity(value, 1000).map_err(|e| bad("--cpu", value, e))
 }
 
+/// rkt's default `--pids-limit`: tasks (processes and threads) per pod, all apps together.
+/// podman's default is 2048 per container; a pod holds several apps, so twice that. Enough for
+/// any ordinary service (a JVM or a build runs a few hundred threads), and it stops a fork bomb
+/// long before the kernel's `pid_max` (4M on 64-bit), which the whole host shares.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+
+/// `--pids-limit`: a positive number of tasks, or `0` / `-1` for no limit (as podman).
+pub fn parse_pids_limit(value: &str) -> Result<Option<u64>> {
+    match value.trim() {
+        "0" | "-1" => Ok(None),
+        v => match v.parse::<u64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(bad(
+                "--pids-limit",
+                value,
+                "expected a number of tasks, or 0 or -1 for no limit",
+            )),
+        },
+    }
+}
+
 /// `--oom-score-adj` (-1000..=1000).
 pub fn parse_oom_score_adj(value: &str) -> Result<i32> {
     match value.trim().parse::<i32>() {
@@ -659,6 +680,17 @@ mod tests {
         assert_eq!(parse_cpu("0.1").unwrap(), 100);
         assert_eq!(parse_cpu("900m").unwrap(), 900);
         assert!(parse_cpu("abc").is_err());
+    }
+
+    #[test]
+    fn pids_limit() {
+        assert_eq!(parse_pids_limit("100").unwrap(), Some(100));
+        assert_eq!(parse_pids_limit("0").unwrap(), None);
+        assert_eq!(parse_pids_limit("-1").unwrap(), None);
+        for b in ["-2", "abc", "", "1.5", "10k"] {
+            let e = parse_pids_limit(b).unwrap_err().to_string();
+            assert!(e.contains("--pids-limit"), "{b}: {e}");
+        }
     }
 
     #[test]

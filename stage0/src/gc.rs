@@ -72,6 +72,106 @@ pub fn stop(pods: &Pods, uuid_arg: &str, force: bool) -> Result<(String, StopOut
     })
 }
 
+/// How long `rkt stop --force` waits for the pod process to die and its lock to go.
+const STOP_FORCE_WAIT: Duration = Duration::from_secs(10);
+
+/// The end of `rkt stop --force`, after [`stop`] sent SIGKILL: return only once nothing of the
+/// pod runs. The pod process (stage1 or the monitor) is gone when its lock is free; the pod's
+/// PID 1 then dies by PDEATHSIG, taking its pid namespace with it, but processes the kernel kills
+/// that way may take long to go (a CPU-throttled fork bomb lived ≈ 15 s), so stop then takes the
+/// pod's lock and runs `rkt-stage1 gc` in the pod dir, which kills whatever is left in the pod's
+/// cgroups (CPU limits lifted, frozen and killed, or `cgroup.kill`), waits until they are empty
+/// and removes them with the pod's network and mounts, as its own teardown would have. Without
+/// a stage1 binary the cgroups are killed and removed here. Errors name what is still there.
+pub fn finish_forced_stop(pods: &Pods, uuid: &str, stage1: Option<&Path>) -> Result<()> {
+    let deadline = std::time::Instant::now() + STOP_FORCE_WAIT;
+    let pod = loop {
+        match pods.state(uuid)? {
+            None => return Ok(()), // removed meanwhile (rm/gc did the work)
+            Some((phase, State::Exited)) => match pods.lock(phase, uuid) {
+                Ok(p) => break p,
+                Err(Error::NoMatch(_)) => {}
+                Err(Error::PodState { .. }) => {} // a gc at work: wait for it
+                Err(e) => return Err(e),
+            },
+            Some((_, State::ExitedGarbage | State::ExitedDeleting)) => {
+                // a gc moved it: it finishes the removal, which kills what is left
+            }
+            Some((_, State::Running)) => {}
+            Some(_) => return Ok(()),
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::PodState {
+                uuid: uuid.to_string(),
+                what: format!("still locked {STOP_FORCE_WAIT:?} after SIGKILL"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let dir = pod.path();
+    if let Some(s1) = stage1 {
+        if stage1_left_something(&dir) {
+            run_stage1_gc(s1, &dir)?;
+        }
+    } else {
+        for cg in listed_cgroups(&dir) {
+            remove_cgroup_tree(Path::new(&cg));
+        }
+    }
+    check_cgroups_gone(&dir, uuid)
+}
+
+/// `rkt-stage1 gc` in `dir`; its failure is an error naming the pod dir.
+fn run_stage1_gc(s1: &Path, dir: &Path) -> Result<()> {
+    let st = std::process::Command::new(s1)
+        .args(Stage1Command::Gc.to_args())
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .status();
+    match st {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Error::Stage1 {
+            path: s1.to_path_buf(),
+            reason: format!("gc in {} failed: {s}", dir.display()),
+        }),
+        Err(e) => Err(Error::Stage1 {
+            path: s1.to_path_buf(),
+            reason: format!("gc in {}: {e}", dir.display()),
+        }),
+    }
+}
+
+/// The cgroup dirs listed in the pod dir's `cgroups` file.
+fn listed_cgroups(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join(paths::CGROUPS))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// An error naming the first listed cgroup of the pod that still exists (with its processes,
+/// if any): the pod is not down, and its records must stay for the next gc.
+fn check_cgroups_gone(dir: &Path, uuid: &str) -> Result<()> {
+    match listed_cgroups(dir)
+        .into_iter()
+        .find(|c| Path::new(c).exists())
+    {
+        None => Ok(()),
+        Some(cg) => {
+            let procs = fs::read_to_string(Path::new(&cg).join("cgroup.procs"))
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            Err(Error::PodState {
+                uuid: uuid.to_string(),
+                what: format!("not down: cgroup {cg} still exists ({procs} processes)"),
+            })
+        }
+    }
+}
+
 /// What removal needs besides the pod dir.
 pub struct Remover<'a> {
     /// The stage1 binary for its `gc` entry point (None: skip, clean cgroups here).
@@ -129,6 +229,9 @@ impl Remover<'_> {
         if pod.phase() == Phase::ExitedGarbage {
             remove_named_cgroups(&uuid);
         }
+        // processes left in the pod's cgroups: keep the pod (and its records) for the next gc
+        // rather than report it collected
+        check_cgroups_gone(&dir, &uuid)?;
         let table = self.mount_table.get_or_init(|| {
             mount_points(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
         });
@@ -551,5 +654,47 @@ mod tests {
         let p = pod_in(&pods, C, Phase::Run);
         fs::write(p.path().join("pid"), "999999999\n").unwrap();
         assert_eq!(stop(&pods, C, true).unwrap().1, StopOutcome::AlreadyStopped);
+    }
+
+    /// A pod whose listed cgroup cannot be removed (here a dir with a file in it, as a cgroup
+    /// with processes would be) is not down: stop --force says so, and removal keeps the pod
+    /// and its records for the next gc instead of reporting it collected.
+    #[test]
+    fn busy_listed_cgroup_keeps_the_pod() {
+        let d = tempfile::tempdir().unwrap();
+        let pods = Pods::new(&d.path().join("data"));
+        let busy = d.path().join("cg-busy");
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join("tasks"), "").unwrap();
+        let gone = d.path().join("cg-gone");
+        let p = pod_in(&pods, A, Phase::Run);
+        fs::write(
+            p.path().join(paths::CGROUPS),
+            format!("{}\n{}\n", gone.display(), busy.display()),
+        )
+        .unwrap();
+        p.unlock();
+        let e = finish_forced_stop(&pods, A, None).unwrap_err().to_string();
+        assert!(e.contains("not down") && e.contains("cg-busy"), "{e}");
+        let m = FakeMounter::default();
+        let remover = Remover {
+            mounter: &m,
+            ..Default::default()
+        };
+        let mut p = pods.lock(Phase::Run, A).unwrap();
+        p.transition(Phase::ExitedGarbage).unwrap();
+        let e = remover.remove(p).unwrap_err().to_string();
+        assert!(e.contains("cg-busy"), "{e}");
+        assert!(pods
+            .path(Phase::ExitedGarbage, A)
+            .join(paths::CGROUPS)
+            .exists());
+        // once it is gone, both go through
+        fs::remove_file(busy.join("tasks")).unwrap();
+        let p = pods.lock(Phase::ExitedGarbage, A).unwrap();
+        remover.remove(p).unwrap();
+        assert!(!busy.exists() && !pods.path(Phase::ExitedGarbage, A).exists());
+        // a gone pod is no error for stop --force
+        finish_forced_stop(&pods, A, None).unwrap();
     }
 }

@@ -79,6 +79,16 @@ impl Error {
     }
 }
 
+/// Where this binary is installed, to find `rkt-monitor` beside it: `RKT_STAGE1_PATH`, since
+/// stage0 runs stage1 from a detached read-only mount where `/proc/self/exe` names no host path
+/// (docs/stage1-abi.md); else `/proc/self/exe` (stage1 started by hand or by its tests).
+pub fn installed_path() -> Option<std::path::PathBuf> {
+    match std::env::var_os(stage1_abi::env::STAGE1_PATH) {
+        Some(p) => Some(p.into()),
+        None => std::env::current_exe().ok(),
+    }
+}
+
 /// Run one stage1 invocation; returns the process exit code (the pod's for `run`, the
 /// command's for `enter`, 0 for `gc`).
 pub fn dispatch(cmd: &Stage1Command) -> Result<i32, Error> {

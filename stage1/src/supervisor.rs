@@ -141,6 +141,7 @@ impl Pod {
             &self.pod.uuid,
             &self.pod_dir.join(paths::CGROUPS),
         )?);
+        cg.limit_pids(self.rc.pids_limit, self.rc.pids_limit_required)?;
         if self.rc.interactive && console::stdin_is_tty() {
             // relative: a socket path has at most 108 bytes (stage1 runs in the pod dir)
             let rel = Path::new(paths::STATE_DIR);
@@ -211,6 +212,11 @@ impl Pod {
             }
             tracing::debug!("network set up");
         }
+        // the pod's PID 1 confines itself meanwhile; no app may run before it is done
+        if let Err(e) = self.sandbox_confined() {
+            creating.into_iter().for_each(apps::Creating::abandon);
+            return Err(e);
+        }
         let mut creating = creating.into_iter();
         for (i, c) in creating.by_ref().enumerate() {
             let a = match self.with_ctx(|ctx, pod| apps::finish_app(ctx, &pod.apps[i], c)) {
@@ -246,6 +252,19 @@ impl Pod {
         }
     }
 
+    /// Wait until the sandbox has confined itself (see [`Sandbox::wait_confined`]): before any
+    /// app runs.
+    fn sandbox_confined(&mut self) -> Result<(), Error> {
+        match self.sandbox.as_mut() {
+            Some(sb) => {
+                sb.wait_confined()?;
+                tracing::debug!(pid = %sb.pid, "sandbox confined");
+                Ok(())
+            }
+            None => Err(Error::Invalid("pod not set up".into())),
+        }
+    }
+
     /// Run `f` with what starting an app needs from the pod.
     fn with_ctx<T>(
         &self,
@@ -274,12 +293,7 @@ impl Pod {
         if self.console.is_some() || self.apps.len() > handoff::MAX_APPS {
             return None;
         }
-        // stage0 runs this binary from a detached read-only mount, where /proc/self/exe
-        // names no host path: it says where the binary is installed
-        let stage1 = match std::env::var_os(stage1_abi::env::STAGE1_PATH) {
-            Some(p) => PathBuf::from(p),
-            None => std::env::current_exe().ok()?,
-        };
+        let stage1 = crate::installed_path()?;
         let path = stage1.with_file_name(handoff::MONITOR_BIN);
         if path.is_file() {
             Some((path, stage1))

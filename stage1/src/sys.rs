@@ -346,3 +346,155 @@ pub fn set_controlling_tty(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
     nix::errno::Errno::result(r).map(drop)
 }
+
+// --- sandbox hardening ---
+
+/// A new, read-only, empty tmpfs as a detached mount (fsopen + fsmount): nothing is attached
+/// anywhere until [`move_mount_onto`], so nothing can propagate to the host meanwhile.
+pub fn empty_ro_tmpfs() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let last = std::io::Error::last_os_error;
+    // SAFETY: fsopen reads the NUL-terminated name; the result is an fd we own right below.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(last());
+    }
+    // SAFETY: fs is a fresh descriptor nobody else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+    // SAFETY: fsconfig reads the two NUL-terminated strings, which outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            c"mode".as_ptr(),
+            c"0555".as_ptr(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last());
+    }
+    // SAFETY: FSCONFIG_CMD_CREATE takes no pointers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last());
+    }
+    let attrs = libc::MOUNT_ATTR_RDONLY
+        | libc::MOUNT_ATTR_NOSUID
+        | libc::MOUNT_ATTR_NODEV
+        | libc::MOUNT_ATTR_NOEXEC;
+    // SAFETY: fsmount takes integers only; the result is an fd we own right below.
+    let m = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    if m < 0 {
+        return Err(last());
+    }
+    // SAFETY: m is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
+}
+
+/// Attach the detached mount `mnt` on top of `target` (move_mount with an empty from-path).
+pub fn move_mount_onto(
+    mnt: std::os::fd::BorrowedFd<'_>,
+    target: &std::ffi::CStr,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: move_mount reads the two NUL-terminated paths, which outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Close every descriptor but those in `keep` (close_range over the gaps; a loop if that is
+/// missing).
+pub fn close_all_fds_but(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&k| k >= 0)
+        .map(|&k| k as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 0u32;
+    let mut ok = true;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range takes plain integers and touches no memory; the caller holds
+            // no OwnedFd it still uses other than those in `keep`.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            ok &= r == 0;
+        }
+        from = k.saturating_add(1);
+    }
+    if ok {
+        return;
+    }
+    let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft.min(1 << 20));
+    for fd in (0..max as i32).filter(|fd| !keep.contains(&(*fd as u32))) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// Overwrite this process's initial environment block (what `/proc/<pid>/environ` shows: the
+/// range `env_start..env_end` of `/proc/self/stat`) with zeros. For a forked process that
+/// never execs and must not show its parent's environment to anyone who can read its memory.
+/// Returns the number of bytes cleared.
+pub fn scrub_environ() -> std::io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let (start, end) = env_range_of_stat(&stat).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no env range in /proc/self/stat",
+        )
+    })?;
+    if end <= start {
+        return Ok(0);
+    }
+    let len = end - start;
+    // SAFETY: [env_start, env_end) is the kernel's record of where it placed this process's
+    // environment strings on the initial stack: mapped, writable memory of this process. The
+    // caller is single-threaded and reads no environment variable afterwards (the strings
+    // become empty; `environ`'s pointers stay valid).
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
+    Ok(len)
+}
+
+/// `env_start` and `env_end` (fields 50 and 51) of a `/proc/<pid>/stat` line. The command name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+pub fn env_range_of_stat(stat: &str) -> Option<(usize, usize)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts with field 3
+    let mut f = rest.split_whitespace().skip(50 - 3);
+    let start = f.next()?.parse().ok()?;
+    let end = f.next()?.parse().ok()?;
+    Some((start, end))
+}

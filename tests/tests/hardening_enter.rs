@@ -728,37 +728,62 @@ fn runtime_binary_cannot_be_opened_for_writing_from_the_pod() {
     let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
 }
 
-/// CVE-2019-5736 against `rkt run`, deterministically: every stage1 process of a pod (its PID 1,
-/// each app's init before its exec, stage1 exec'd again inside the pod) runs the binary stage0
-/// exec'd from a detached read-only mount, so the file behind `/proc/PID/exe` cannot be opened
-/// for writing — EROFS once nothing runs it, not merely ETXTBSY while something does.
-#[test]
-fn the_pods_pid_1_runs_stage1_from_a_read_only_mount() {
-    let ctx = TestCtx::new();
-    let (mut child, uuid) = sleeper(&ctx, &[]);
-    let pid = std::fs::read_to_string(ctx.dir().join("pods/run").join(&uuid).join("sandbox-pid"))
-        .unwrap();
+/// Whether `/proc/PID/exe` of `pid` is the installed `rkt-stage1`, and if so, whether it is on
+/// a read-only mount (`None`: the process runs another binary).
+fn stage1_exe_read_only(pid: &str) -> Option<bool> {
     let exe = format!("/proc/{}/exe", pid.trim());
+    let running = std::fs::metadata(&exe).ok()?;
+    let installed = std::fs::metadata(rkt_tests::bin_dir().join("rkt-stage1")).unwrap();
+    if (running.dev(), running.ino()) != (installed.dev(), installed.ino()) {
+        return None;
+    }
     // while it runs, a write open fails with ETXTBSY first; the mount is what lasts
     let st = nix::sys::statvfs::statvfs(exe.as_str()).unwrap();
-    let read_only = nix::sys::statvfs::FsFlags::ST_RDONLY;
-    assert!(
-        st.flags().contains(read_only),
-        "{exe} is on a writable mount"
-    );
-    let e = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&exe)
-        .unwrap_err();
-    let code = e.raw_os_error().unwrap_or(0);
-    assert!([libc::EROFS, libc::ETXTBSY].contains(&code), "{exe}: {e}");
-    // it is the installed binary all the same
-    let running = std::fs::metadata(&exe).unwrap();
-    let installed = std::fs::metadata(rkt_tests::bin_dir().join("rkt-stage1")).unwrap();
+    Some(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// CVE-2019-5736, deterministically: stage0 execs stage1 (`rkt run`, `rkt enter`) from a
+/// detached read-only mount of its binary, so every stage1 process — and every fork of one a
+/// pod can see: an app's init before its exec, stage1 exec'd again inside the pod by a
+/// `#!/proc/self/exe` entrypoint, the entered command before its exec — has a `/proc/PID/exe`
+/// that cannot be opened for writing (EROFS once nothing runs it, not merely ETXTBSY while
+/// something does). The pod's PID 1 runs a sealed memfd, not the binary.
+#[test]
+fn stage1_runs_from_a_read_only_mount() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = sleeper(&ctx, &[]);
+    // `rkt run` is stage1 until it hands the pod to rkt-monitor, a second after it is ready
+    let pid = status_field(&ctx, &uuid, "pid").unwrap();
+    assert_ne!(stage1_exe_read_only(&pid), Some(false), "rkt run's stage1");
+    // `rkt enter` is stage1 for the command's whole life
+    let mut enter = ctx
+        .rkt()
+        .args(["enter", &uuid, "/bin/sleep", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let enter_pid = enter.id().to_string();
+    let t0 = Instant::now();
+    let mut seen = None;
+    while seen.is_none() && t0.elapsed() < Duration::from_secs(5) {
+        seen = stage1_exe_read_only(&enter_pid);
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(
-        (running.dev(), running.ino()),
-        (installed.dev(), installed.ino())
+        seen,
+        Some(true),
+        "rkt enter's stage1 runs from a writable mount"
     );
+    let _ = enter.kill();
+    let _ = enter.wait();
+    // the pod's PID 1 runs a sealed copy of rkt-monitor: nothing to write either
+    let sandbox =
+        std::fs::read_to_string(ctx.dir().join("pods/run").join(&uuid).join("sandbox-pid"))
+            .unwrap();
+    let exe = format!("/proc/{}/exe", sandbox.trim());
+    assert!(std::fs::OpenOptions::new().write(true).open(&exe).is_err());
     let _ = child.kill();
     let _ = child.wait();
     let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);

@@ -53,6 +53,17 @@ fn main() {
         Some("exe-watch") => {
             enter_hardening::exe_watch(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5))
         }
+        // sandbox hardening (pids limit): a fork bomb of CPU spinners that survives failed
+        // forks (busy-looping retries) instead of exiting like a shell does
+        Some("forkbomb") => loop {
+            match std::process::Command::new("/proc/self/exe").arg("spin").spawn() {
+                Ok(c) => std::mem::forget(c),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        },
+        Some("spin") => loop {
+            std::hint::spin_loop();
+        },
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);

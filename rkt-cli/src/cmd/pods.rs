@@ -71,7 +71,7 @@ pub struct StopArgs {
     /// read the pod UUID from this file
     #[arg(long = "uuid-file")]
     pub uuid_file: Option<PathBuf>,
-    /// SIGKILL instead of SIGTERM
+    /// SIGKILL instead of SIGTERM, and return once every process of the pod is gone
     #[arg(long)]
     pub force: bool,
 }
@@ -505,9 +505,20 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<i32> {
         }
     };
     let pods = pods(ctx);
+    let stage1 = if a.force { stage1_of(ctx) } else { None };
     let mut failed = false;
     for arg in &args {
         match stage0::gc::stop(&pods, arg, a.force) {
+            Ok((uuid, StopOutcome::Signalled)) if a.force => {
+                // --force returns once nothing of the pod runs
+                match stage0::gc::finish_forced_stop(&pods, &uuid, stage1.as_deref()) {
+                    Ok(()) => println!("{uuid:?}"),
+                    Err(e) => {
+                        eprintln!("rkt: {e}");
+                        failed = true;
+                    }
+                }
+            }
             Ok((uuid, StopOutcome::Signalled)) => println!("{uuid:?}"),
             Ok((uuid, StopOutcome::AlreadyStopped)) => {
                 println!("pod {uuid:?} is already stopped")

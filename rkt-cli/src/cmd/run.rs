@@ -130,6 +130,10 @@ pub struct PodRuntimeArgs {
     /// port forward NAME:[HOSTIP:]HOSTPORT (CNI networks only)
     #[arg(long)]
     pub port: Vec<String>,
+    /// most tasks (processes and threads) the pod may hold, all apps together; 0 or -1: no
+    /// limit [default: 4096]
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
 }
 
 /// `rkt run`.
@@ -291,6 +295,10 @@ fn run_options(ctx: &Ctx, rt: &PodRuntimeArgs) -> anyhow::Result<RunOptions> {
     })?;
     let stage1 =
         stage0::run::find_stage1(rt.stage1_path.as_deref(), cfg.stage1.location.as_deref())?;
+    let pids_limit = match &rt.pids_limit {
+        Some(v) => stage0::flags::parse_pids_limit(v)?,
+        None => Some(stage0::flags::DEFAULT_PIDS_LIMIT),
+    };
     Ok(RunOptions {
         runtime: RuntimeConfig {
             net,
@@ -319,6 +327,8 @@ fn run_options(ctx: &Ctx, rt: &PodRuntimeArgs) -> anyhow::Result<RunOptions> {
             cache_dir: std::path::absolute(ctx.global.dir.join(stage0::run::CACHE_DIR))
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            pids_limit,
+            pids_limit_required: rt.pids_limit.is_some(),
         },
         stage1,
         debug: ctx.global.debug,

@@ -292,6 +292,15 @@ pub struct RuntimeConfig {
     /// (built seccomp programs); empty = keep nothing.
     #[serde(default)]
     pub cache_dir: String,
+    /// `--pids-limit`: most tasks (processes and threads) the pod's cgroup may hold, all apps
+    /// together (`pids.max`); `None`: no limit. stage0 fills in its default when the flag is
+    /// not given (see `pids_limit_required`).
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    /// The limit was asked for with the flag: a host without the pids controller is then an
+    /// error; rkt's default limit is skipped there.
+    #[serde(default)]
+    pub pids_limit_required: bool,
 }
 
 impl RuntimeConfig {
@@ -313,6 +322,8 @@ impl RuntimeConfig {
             local_config: String::new(),
             system_config: String::new(),
             cache_dir: String::new(),
+            pids_limit: None,
+            pids_limit_required: false,
         }
     }
 }

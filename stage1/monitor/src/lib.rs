@@ -21,6 +21,7 @@
 
 pub mod handoff;
 pub mod monitor;
+pub mod pause;
 pub mod pod;
 pub mod status;
 pub mod sys;

@@ -85,6 +85,10 @@ fn write_status(app: &App<'_>) -> Result<(), Errno> {
 
 /// The monitor's main: never returns (execs teardown, or exits 254 on a broken handoff).
 pub fn main(p: &Process) -> ! {
+    // the pod sandbox's PID 1 (stage1's sandbox::confine execs it so)
+    if p.arg(1) == Some(crate::pause::PAUSE_ARG) {
+        crate::pause::main(p)
+    }
     let Some(stage1) = p.arg(1) else {
         fail(format_args!(
             "usage: rkt-monitor STAGE1 --stop-timeout=S --sandbox=PID --app=NAME,PID,CREATED,STARTED…"

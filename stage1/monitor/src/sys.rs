@@ -24,6 +24,14 @@ mod nr {
     pub const PPOLL: usize = 271;
     pub const SIGNALFD4: usize = 289;
     pub const RENAMEAT2: usize = 316;
+    // the pod sandbox's pause mode (crate::pause)
+    pub const PRCTL: usize = 157;
+    pub const SECCOMP: usize = 317;
+    pub const RT_SIGTIMEDWAIT: usize = 128;
+    pub const RT_SIGRETURN: usize = 15;
+    pub const WAITID: usize = 247;
+    pub const EXIT: usize = 60;
+    pub const RESTART_SYSCALL: usize = 219;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -43,6 +51,14 @@ mod nr {
     pub const PPOLL: usize = 73;
     pub const SIGNALFD4: usize = 74;
     pub const RENAMEAT2: usize = 276;
+    // the pod sandbox's pause mode (crate::pause)
+    pub const PRCTL: usize = 167;
+    pub const SECCOMP: usize = 277;
+    pub const RT_SIGTIMEDWAIT: usize = 137;
+    pub const RT_SIGRETURN: usize = 139;
+    pub const WAITID: usize = 95;
+    pub const EXIT: usize = 93;
+    pub const RESTART_SYSCALL: usize = 128;
 }
 
 const AT_FDCWD: isize = -100;
@@ -395,6 +411,72 @@ impl Process {
             Err(e) => e,
         }
     }
+}
+
+// --- sandbox hardening: the pod sandbox's pause mode (crate::pause) ---
+
+/// System call numbers of this architecture, for seccomp filters.
+pub mod syscalls {
+    pub use super::nr::*;
+}
+
+/// `AUDIT_ARCH_*` of this architecture (`seccomp_data.arch`).
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH: u32 = 0xC000_003E;
+/// `AUDIT_ARCH_*` of this architecture (`seccomp_data.arch`).
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// prctl(2) with one argument.
+pub fn prctl(option: usize, arg: usize) -> Result<(), Errno> {
+    call(nr::PRCTL, [option, arg, 0, 0, 0, 0]).map(drop)
+}
+
+/// One classic-BPF instruction (`struct sock_filter`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFilter {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Operand.
+    pub k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// seccomp(2) `SECCOMP_SET_MODE_FILTER` with `prog` (needs no_new_privs or CAP_SYS_ADMIN).
+pub fn seccomp_set_filter(prog: &[SockFilter]) -> Result<(), Errno> {
+    let fprog = SockFprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr(),
+    };
+    call(
+        nr::SECCOMP,
+        [1, 0, &fprog as *const SockFprog as usize, 0, 0, 0],
+    )
+    .map(drop)
+}
+
+/// Wait for one of the (blocked) signals in `mask`; its number.
+pub fn sigwait(mask: u64) -> Result<u32, Errno> {
+    call(
+        nr::RT_SIGTIMEDWAIT,
+        [&mask as *const u64 as usize, 0, 0, 8, 0, 0],
+    )
+    .map(|s| s as u32)
+}
+
+/// close(2).
+pub fn close(fd: i32) -> Result<(), Errno> {
+    call(nr::CLOSE, [fd as usize, 0, 0, 0, 0, 0]).map(drop)
 }
 
 #[cfg(test)]

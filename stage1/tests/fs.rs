@@ -71,6 +71,9 @@ fn volumes_rootfs_etc_env_and_cwd() {
         p.path().join("apps/a/rootfs/etc/mtab"),
     )
     .unwrap();
+    // a mode of its own, so that the populated volume shows where its mode came from
+    let etc = p.path().join("apps/a/rootfs/etc");
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o751)).unwrap();
     let (st, _o, e) = p.run(T);
     assert_eq!(code(&st), 0, "stderr: {e}");
     let r = |f: &str| {
@@ -88,14 +91,16 @@ fn volumes_rootfs_etc_env_and_cwd() {
         "populated: {}",
         r("empty-ls")
     );
-    assert_eq!(r("empty-mode"), "750");
+    // a volume populated from the image takes the mode of the image's directory (Docker's
+    // rule, read by stage1 through the rootfs fd), not the manifest's
+    assert_eq!(r("empty-mode"), "751");
     assert_eq!(r("cwd"), "/tmp");
     assert_eq!(r("env"), "a bar");
     assert_eq!(r("hostname"), "rkt-test");
     assert!(r("hosts").contains("localhost") && r("hosts").contains("rkt-test"));
     assert_eq!(r("mtab"), "../proc/self/mounts");
     let empty = p.path().join("volumes/empty");
-    assert_eq!(std::fs::metadata(&empty).unwrap().mode() & 0o777, 0o750);
+    assert_eq!(std::fs::metadata(&empty).unwrap().mode() & 0o777, 0o751);
 }
 
 #[test]

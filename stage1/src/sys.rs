@@ -346,3 +346,76 @@ pub fn set_controlling_tty(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
     nix::errno::Errno::result(r).map(drop)
 }
+
+// --- enter2 ---
+
+/// Close every fd above 2 except those in `keep` (`close_range` over the gaps, else one by one).
+pub fn close_fds_from_3_keeping(keep: &[std::os::fd::RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&k| k > 2).map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        let last = if k == u32::MAX { k } else { k - 1 };
+        if first <= last {
+            // SAFETY: close_range takes plain integers and touches no memory; the caller (a
+            // forked child) owns no OwnedFd in the range that it still uses.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+            if r != 0 {
+                let keep: Vec<i32> = keep.iter().map(|&k| k as i32).collect();
+                close_fds_except(&keep);
+                return;
+            }
+        }
+        first = k.saturating_add(1);
+    }
+}
+
+/// `(env_start, env_end)` from the text of `/proc/self/stat` (fields 50 and 51, counted after
+/// the parenthesised command name, which may contain spaces and parentheses).
+pub fn environ_range(stat: &str) -> Option<(usize, usize)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state)
+    let start = f.get(50 - 3)?.parse().ok()?;
+    let end = f.get(51 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
+/// Overwrite this process's environment strings — the block the kernel placed on the stack at
+/// exec, which is what `/proc/PID/environ` shows for as long as the process does not exec — with
+/// zero bytes. Afterwards every `environ` entry is the empty string (getenv finds nothing).
+/// For a forked child that enters a pod: its parent's environment (the admin's, for `rkt enter`)
+/// is then not in it for a pod process with CAP_SYS_PTRACE to read.
+pub fn scrub_environ() -> std::io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let (start, end) = environ_range(&stat)
+        .ok_or_else(|| std::io::Error::other("no environment range in /proc/self/stat"))?;
+    // the kernel's range must lie inside one writable mapping of ours (the stack)
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let inside = maps.lines().any(|l| {
+        let mut it = l.split_whitespace();
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            return false;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            return false;
+        };
+        perms.starts_with("rw") && a <= start && end <= b
+    });
+    if !inside {
+        return Err(std::io::Error::other(
+            "the environment is not in a writable mapping",
+        ));
+    }
+    // SAFETY: [start, end) is this process's own environment block, inside a mapping checked
+    // above to be readable and writable; no Rust reference points into it (std reads the
+    // environment through libc's getenv at each call, and libc's `environ` pointers stay valid,
+    // now to empty strings). The process is single-threaded (a forked child), so no other
+    // thread reads it meanwhile.
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    Ok(())
+}

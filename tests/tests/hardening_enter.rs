@@ -991,5 +991,9 @@ fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
             v["environ_secret"], true,
             "the admin's environment was readable in the pod: {v}"
         );
+        assert_ne!(
+            v["mem_secret"], true,
+            "the admin's environment was in the memory of a pod process: {v}"
+        );
     }
 }

@@ -634,9 +634,46 @@ mod enter2 {
             .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
     }
 
+    /// Read every writable mapping of `pid` through /proc/PID/mem: (bytes read, whether
+    /// RKT_ENTER_SECRET occurs in them).
+    fn scan_mem(pid: &str) -> (u64, bool) {
+        use std::os::unix::fs::FileExt;
+        let (Ok(maps), Ok(mem)) = (
+            fs::read_to_string(format!("/proc/{pid}/maps")),
+            fs::File::open(format!("/proc/{pid}/mem")),
+        ) else {
+            return (0, false);
+        };
+        let mut total = 0u64;
+        for l in maps.lines() {
+            let mut it = l.split_whitespace();
+            let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+                continue;
+            };
+            if !perms.starts_with("rw") || l.ends_with("[vvar]") {
+                continue;
+            }
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+                continue;
+            };
+            let mut buf = vec![0u8; (b - a).min(256 << 20) as usize];
+            let Ok(n) = mem.read_at(&mut buf, a) else {
+                continue;
+            };
+            total += n as u64;
+            if buf[..n].windows(16).any(|w| w == b"RKT_ENTER_SECRET") {
+                return (total, true);
+            }
+        }
+        (total, false)
+    }
+
     /// For `secs` seconds, for every process that was not there at the start: PTRACE_ATTACH
-    /// (and wait for it to stop), then read its CapEff, whether its environ names
-    /// RKT_ENTER_SECRET, its exe; detach. One JSON object per process, then `{"done":true}`.
+    /// (and wait for it to stop), then read its CapEff, whether its environ or its writable
+    /// memory names RKT_ENTER_SECRET, its exe; detach. One JSON object per process, then `{"done":true}`.
     pub fn ptrace_watch(secs: u64) {
         let me = std::process::id().to_string();
         let own = cap_eff("self").unwrap_or_default();
@@ -686,6 +723,12 @@ mod enter2 {
                     let secret = env.windows(16).any(|w| w == b"RKT_ENTER_SECRET");
                     o.raw("environ_read", "true");
                     o.raw("environ_secret", if secret { "true" } else { "false" });
+                }
+                if r == 0 {
+                    // its writable memory (heap, stack, data) while it is stopped
+                    let (read, secret) = scan_mem(&pid);
+                    o.num("mem_read", read as i64);
+                    o.raw("mem_secret", if secret { "true" } else { "false" });
                 }
                 o.str(
                     "exe",

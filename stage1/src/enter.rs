@@ -205,13 +205,7 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
         nix::unistd::ForkResult::Parent { child: cpid } => {
             drop(wr);
             drop(child);
-            // what the intermediate or the command (which a pod process may have taken over
-            // with ptrace before its exec) reported: bounded, and printable
-            let mut raw = Vec::new();
-            let _ = std::io::Read::read_to_end(
-                &mut std::io::Read::take(std::fs::File::from(rd), ERR_MAX),
-                &mut raw,
-            );
+            let raw = read_report(std::fs::File::from(rd), &sfd, cpid);
             let err = printable(&String::from_utf8_lossy(&raw));
             let console = match (master, relay) {
                 (Some(m), Some(r)) if err.is_empty() => Some(Console::start_with(m, r)?),
@@ -238,6 +232,22 @@ fn relay_until_exit(
     sfd: &SignalFd,
 ) -> Result<i32, Error> {
     loop {
+        // first: SIGCHLD may have been consumed while the report was read
+        let code = loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, c)) => break Some(c),
+                Ok(WaitStatus::Signaled(_, s, _)) => break Some(exit::from_signal(s as i32)),
+                Ok(WaitStatus::StillAlive) => break None,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
+            }
+        };
+        if let Some(code) = code {
+            if let Some(c) = console.as_mut() {
+                c.drain(DRAIN);
+            }
+            return Ok(code);
+        }
         let (want_in, want_master) = console.as_ref().map_or((None, None), |c| c.interest());
         let stdin = std::io::stdin();
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -281,20 +291,68 @@ fn relay_until_exit(
                 }
             }
         }
-        let code = loop {
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, c)) => break Some(c),
-                Ok(WaitStatus::Signaled(_, s, _)) => break Some(exit::from_signal(s as i32)),
-                Ok(WaitStatus::StillAlive) => break None,
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::Sys("waiting for the command".into(), e)),
+    }
+}
+
+/// What the intermediate or the command reported on the error pipe before the exec (nothing:
+/// the command runs), at most [`ERR_MAX`] bytes. The command may have been taken over with
+/// ptrace by a pod process before its exec, and the pipe's write end handed to a process that
+/// never ends: so this stops at the intermediate's end too, and forwards signals meanwhile
+/// (`rkt enter` stays interruptible).
+fn read_report(mut pipe: std::fs::File, sfd: &SignalFd, child: Pid) -> Vec<u8> {
+    let mut raw = Vec::new();
+    loop {
+        let mut fds = [
+            PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return raw,
+        }
+        let [r_pipe, r_sig] = fds.map(|f| f.revents().unwrap_or(PollFlags::empty()));
+        if !r_pipe.is_empty() {
+            let mut buf = [0u8; 1024];
+            match std::io::Read::read(&mut pipe, &mut buf) {
+                Ok(0) => return raw,
+                Ok(n) => {
+                    let room = (ERR_MAX as usize).saturating_sub(raw.len());
+                    raw.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return raw,
             }
-        };
-        if let Some(code) = code {
-            if let Some(c) = console.as_mut() {
-                c.drain(DRAIN);
+        }
+        if r_sig.is_empty() {
+            continue;
+        }
+        let mut ended = false;
+        while let Ok(Some(si)) = sfd.read_signal() {
+            match Signal::try_from(si.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => ended = true,
+                Ok(Signal::SIGWINCH) | Err(_) => {}
+                Ok(s) => {
+                    let _ = nix::sys::signal::kill(child, s);
+                }
             }
-            return Ok(code);
+        }
+        if ended {
+            // what is in the pipe already, without waiting for writers that may never close
+            let _ = nix::fcntl::fcntl(
+                pipe.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            let mut buf = [0u8; 1024];
+            while raw.len() < ERR_MAX as usize {
+                match std::io::Read::read(&mut pipe, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = ERR_MAX as usize - raw.len();
+                        raw.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                }
+            }
+            return raw;
         }
     }
 }
@@ -719,5 +777,31 @@ mod tests {
                 assert!(!env.is_empty() && env.iter().all(|&c| c == 0), "{env:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_report_ends_with_the_intermediate_even_if_a_writer_lingers() {
+        // in a forked (single-threaded) child: SIGCHLD must reach its signalfd
+        let got = in_child(|_| {
+            // a hang kills the child: the parent then gets no byte
+            nix::unistd::alarm::set(10);
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGCHLD);
+            set.thread_block().unwrap();
+            let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK).unwrap();
+            let (rd, wr) = nix::unistd::pipe().unwrap();
+            let pid = match sys::fork().unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    let _ = nix::unistd::write(&wr, b"boom\x1b");
+                    std::process::exit(1);
+                }
+                nix::unistd::ForkResult::Parent { child } => child,
+            };
+            // `wr` stays open here: a writer that never closes
+            let raw = read_report(std::fs::File::from(rd), &sfd, pid);
+            drop(wr);
+            u8::from(printable(&String::from_utf8_lossy(&raw)) == "boom\\u{1b}")
+        });
+        assert_eq!(got, 1);
     }
 }

@@ -908,8 +908,8 @@ fn enter_relays_window_size_and_ctrl_c_to_its_pty() {
 // enter2
 /// CVE-2019-10144 class, the ptrace way: an app granted CAP_SYS_PTRACE (as Docker and the
 /// kubelet grant debugging sidecars; a pod has no user namespace, so the capability counts in
-/// the host's) watches its pid namespace and PTRACE_ATTACHes to every process that appears in
-/// it — the command `rkt enter` makes, from its first instruction there. Whatever it gets hold
+/// the host's) watches its pid namespace and attaches to every process that appears in
+/// it (PTRACE_SEIZE) — the command `rkt enter` makes, from its first instruction there. Whatever it gets hold
 /// of must be no more than the app itself is: the app's effective capabilities (not host root's
 /// full set, which injected system calls would turn into an escape), and nothing of the admin's
 /// environment (`RKT_ENTER_SECRET` set for `rkt enter`).
@@ -931,9 +931,14 @@ fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
         ],
         Stdio::piped(),
     );
+    // a failure before the exec is still reported (by the command, through the intermediate)
+    let o = ctx.rkt_output(&["enter", &uuid, "/no/such/command"]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/no/such/command"), "{}", stderr(&o));
     let secret = format!("RKT_ENTER_SECRET={}-{}", rand_suffix(), std::process::id());
     let start = Instant::now();
     let mut entered = 0;
+    let mut codes = Vec::new();
     while start.elapsed() < Duration::from_secs(5) {
         for cmd in [&["/bin/true"][..], &["/bin/sleep", "1"][..]] {
             let o = ctx
@@ -945,7 +950,7 @@ fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
-            assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", stderr(&o));
+            codes.push((cmd.to_vec(), o.status.code(), stderr(&o)));
             entered += 1;
         }
     }
@@ -959,6 +964,9 @@ fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
     let _ = child.wait();
     let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
     eprintln!("ptrace-watch ({entered} enters): {out}");
+    for (cmd, code, err) in &codes {
+        assert_eq!(*code, Some(0), "{cmd:?}: {err}");
+    }
     let lines: Vec<Value> = out
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

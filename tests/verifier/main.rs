@@ -19,7 +19,7 @@
 //!   rkt-verifier fds             JSON of the open fds (readlink) and whether cwd is under /
 //!   rkt-verifier exe-watch SECS  for SECS, grab /proc/<pid>/exe of every process whose binary
 //!                                is not on the pod's root fs and try to open it for writing
-//!   rkt-verifier ptrace-watch SECS  for SECS, PTRACE_ATTACH to every new process of the pod
+//!   rkt-verifier ptrace-watch SECS  for SECS, PTRACE_SEIZE every new process of the pod
 //!                                and read its CapEff and environ (JSON per process)
 
 use std::fmt::Write as _;
@@ -623,8 +623,10 @@ mod enter2 {
     const SYS_PTRACE: i64 = 101;
     #[cfg(target_arch = "aarch64")]
     const SYS_PTRACE: i64 = 117;
-    const PTRACE_ATTACH: i64 = 16;
     const PTRACE_DETACH: i64 = 17;
+    const PTRACE_SEIZE: i64 = 0x4206;
+    const PTRACE_INTERRUPT: i64 = 0x4207;
+    const PTRACE_EVENT_STOP: i32 = 128;
     const WALL: i32 = 0x4000_0000;
 
     fn cap_eff(pid: &str) -> Option<String> {
@@ -671,8 +673,8 @@ mod enter2 {
         (total, false)
     }
 
-    /// For `secs` seconds, for every process that was not there at the start: PTRACE_ATTACH
-    /// (and wait for it to stop), then read its CapEff, whether its environ or its writable
+    /// For `secs` seconds, for every process that was not there at the start: PTRACE_SEIZE and
+    /// PTRACE_INTERRUPT (and wait for it to stop), then read its CapEff, whether its environ or its writable
     /// memory names RKT_ENTER_SECRET, its exe; detach. One JSON object per process, then `{"done":true}`.
     pub fn ptrace_watch(secs: u64) {
         let me = std::process::id().to_string();
@@ -701,15 +703,32 @@ mod enter2 {
                     continue;
                 };
                 n += 1;
-                // SAFETY: PTRACE_ATTACH takes integers only.
-                let r = unsafe { super::syscall(SYS_PTRACE, PTRACE_ATTACH, p as i64, 0i64, 0i64) };
+                // PTRACE_SEIZE + PTRACE_INTERRUPT rather than PTRACE_ATTACH: no SIGSTOP that
+                // could outlive the detach (a tracee caught in execve reports its exec SIGTRAP
+                // first, and the SIGSTOP would then stop it for good once detached)
+                // SAFETY: PTRACE_SEIZE and PTRACE_INTERRUPT take integers only.
+                let r = unsafe {
+                    let r = super::syscall(SYS_PTRACE, PTRACE_SEIZE, p as i64, 0i64, 0i64);
+                    if r == 0 {
+                        super::syscall(SYS_PTRACE, PTRACE_INTERRUPT, p as i64, 0i64, 0i64);
+                    }
+                    r
+                };
                 let mut o = Obj::default();
                 o.str("pid", &pid);
+                // the signal to hand back on detach (a signal-delivery-stop's own signal)
+                let mut pass = 0i64;
                 if r == 0 {
                     let mut st = 0i32;
                     // SAFETY: `st` lives across the call; the tracee stops (or exits).
-                    unsafe { waitpid(p, &mut st, WALL) };
+                    let w = unsafe { waitpid(p, &mut st, WALL) };
                     o.raw("attached", "true");
+                    o.num("wait", w as i64);
+                    o.num("wait_status", st as i64);
+                    let stopped = st & 0xff == 0x7f;
+                    if stopped && st >> 16 != PTRACE_EVENT_STOP {
+                        pass = ((st >> 8) & 0xff) as i64;
+                    }
                 } else {
                     // SAFETY: errno is thread-local and always valid to read.
                     let e = unsafe { *super::__errno_location() };
@@ -738,7 +757,8 @@ mod enter2 {
                 );
                 if r == 0 {
                     // SAFETY: PTRACE_DETACH takes integers only.
-                    unsafe { super::syscall(SYS_PTRACE, PTRACE_DETACH, p as i64, 0i64, 0i64) };
+                    let d = unsafe { super::syscall(SYS_PTRACE, PTRACE_DETACH, p as i64, 0i64, pass) };
+                    o.num("detach", d);
                 }
                 println!("{}", o.finish());
             }

@@ -14,9 +14,10 @@
 //!   nothing the caller's shell or stage1 had open (a host directory, the pod dir, namespace or
 //!   cgroup files) is open in the pod; the cwd is set by `setns` to the app's root, then to the
 //!   app's working directory inside it.
-//! - **The runtime binary** (CVE-2019-5736). This process runs from a read-only bind mount of
-//!   itself (in a private mount namespace; [`run_from_read_only_exe`]) and is not dumpable, so a
-//!   pod process that gets hold of `/proc/<pid>/exe` of the child before its exec — or execs
+//! - **The runtime binary** (CVE-2019-5736). This process runs from a read-only mount of its
+//!   binary (stage0 execs it from one; else [`run_from_read_only_exe`] re-execs it from a
+//!   read-only bind mount in a private mount namespace) and is not dumpable, so a pod process
+//!   that gets hold of `/proc/<pid>/exe` of the command before its exec — or execs
 //!   `/proc/self/exe` through a `#!` line — cannot open the host's `rkt-stage1` for writing.
 //!
 //! - **Born confined.** Nothing of `rkt enter` is ever in the pod with more than the app's

@@ -1005,3 +1005,35 @@ fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
         );
     }
 }
+
+// enter2
+/// The command now takes its session and pty after it became the app's user (it is born
+/// confined): a non-root app's entered command on a terminal still gets the pty as stdio and
+/// controlling terminal, and the caller's terminal is restored.
+#[test]
+fn a_non_root_apps_entered_command_takes_its_pty_after_confinement() {
+    let ctx = TestCtx::new();
+    let (child, uuid) = sleeper(&ctx, &["--user=1000", "--group=1000"]);
+    let s = enter_on_a_terminal(
+        &ctx,
+        &[
+            "enter",
+            &uuid,
+            "/usr/bin/rkt-verifier",
+            "tty-attack",
+            MARKER,
+        ],
+        false,
+        b"",
+    );
+    assert_eq!(s.code, Some(0), "{}", s.shown);
+    let report = json_line(&s.shown, "ttys");
+    check_tty_attack(&report, s.admin, &s.left);
+    assert_eq!(
+        report["ttys"].as_array().unwrap().len(),
+        4,
+        "/dev/tty must open (the pty): {report}"
+    );
+    assert_eq!(s.flags[0], s.flags[1], "terminal not restored");
+    stop(&ctx, &uuid, child);
+}

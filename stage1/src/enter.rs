@@ -19,7 +19,6 @@
 //!   read-only bind mount in a private mount namespace) and is not dumpable, so a pod process
 //!   that gets hold of `/proc/<pid>/exe` of the command before its exec — or execs
 //!   `/proc/self/exe` through a `#!` line — cannot open the host's `rkt-stage1` for writing.
-//!
 //! - **Born confined.** Nothing of `rkt enter` is ever in the pod with more than the app's
 //!   privileges, nor with the caller's environment. A pod process may be able to ptrace what
 //!   appears in its pid namespace (an app granted CAP_SYS_PTRACE: pods have no user namespace,

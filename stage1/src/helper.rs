@@ -209,7 +209,10 @@ fn helper_main(
     if nix::unistd::getppid() != parent {
         return 1;
     }
-    sys::close_fds_except(&[go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()]);
+    sys::close_fds_from(
+        3,
+        &[go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()],
+    );
     let program = Arc::new(program);
     let out = std::fs::File::from(verdict);
     let say = |line: String| {

@@ -250,9 +250,9 @@ fn confine(keep_fd: Option<i32>) -> Result<(), String> {
         .chain(pause.as_ref().map(AsRawFd::as_raw_fd))
         .collect();
     if keep.is_empty() {
-        sys::close_all_fds();
+        sys::close_fds_from(0, &[]);
     } else {
-        sys::close_all_fds_but(&keep);
+        sys::close_fds_from(0, &keep);
     }
     // /proc/self/stat says where the environment is
     sys::scrub_environ().map_err(|e| format!("clearing the environment copy: {e}"))?;

@@ -88,33 +88,37 @@ pub fn pageout_file_mappings() {
     }
 }
 
-/// Close every fd of this process except stdio and `keep`.
-pub fn close_fds_except(keep: &[i32]) {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+/// Close every fd from `first` up except those in `keep`: `close_range(2)` over the gaps
+/// (Linux ≥ 5.9), else one `close` per possible fd below the soft limit. The one way stage1
+/// closes what a child must not carry into a pod: the sandbox (`first` 0), an app's helper and
+/// `rkt enter`'s processes (`first` 3). The caller holds no `OwnedFd` it still uses in the
+/// range, other than those in `keep`.
+pub fn close_fds_from(first: u32, keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&k| k >= first as i32)
+        .map(|&k| k as u32)
         .collect();
-    for fd in fds {
-        if fd > 2 && !keep.contains(&fd) {
-            let _ = nix::unistd::close(fd);
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    let mut ok = true;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range takes plain integers and touches no memory; the caller holds
+            // no OwnedFd it still uses in the range (see above).
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
+            ok &= r == 0;
         }
+        from = k.saturating_add(1);
     }
-}
-
-/// Close every fd of this process, stdio included: one `close_range` (Linux ≥ 5.9), else one
-/// `close` per possible fd below the soft limit.
-pub fn close_all_fds() {
-    // SAFETY: close_range takes plain integers and touches no memory; closing fds this process
-    // owns cannot break memory safety (the caller holds no OwnedFd it still uses).
-    let r = unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) };
-    if r == 0 {
+    if ok {
         return;
     }
     let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft.min(1 << 20));
-    for fd in 0..max as i32 {
+    for fd in (first as i32..max as i32).filter(|fd| !keep.contains(&(*fd as u32))) {
         let _ = nix::unistd::close(fd);
     }
 }
@@ -314,29 +318,6 @@ pub fn probe(p: Probe) -> nix::Result<()> {
 
 // --- enter hardening ---
 
-/// Close every fd from 3 up except `keep` (`close_range(2)` around it; one `close` per fd of
-/// `/proc/self/fd` on kernels before 5.9). Runs in the forked `rkt enter` child before exec, so
-/// nothing `rkt enter`'s caller or stage1 had open reaches the pod.
-pub fn close_fds_from_3_except(keep: std::os::fd::RawFd) {
-    let ranges: [(u32, u32); 2] = if keep > 2 {
-        [(3, keep as u32 - 1), (keep as u32 + 1, u32::MAX)]
-    } else {
-        [(3, u32::MAX), (1, 0)]
-    };
-    for (first, last) in ranges {
-        if first > last {
-            continue;
-        }
-        // SAFETY: close_range takes plain integers and touches no memory; the caller (a forked
-        // child about to exec) owns no OwnedFd in the range that it still uses.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-        if r != 0 {
-            close_fds_except(&[keep]);
-            return;
-        }
-    }
-}
-
 /// Make the terminal `fd` the controlling terminal of this process (`TIOCSCTTY`; the caller
 /// must be a session leader without one).
 pub fn set_controlling_tty(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
@@ -432,69 +413,53 @@ pub fn move_mount_onto(
     Ok(())
 }
 
-/// Close every descriptor but those in `keep` (close_range over the gaps; a loop if that is
-/// missing).
-pub fn close_all_fds_but(keep: &[i32]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter(|&&k| k >= 0)
-        .map(|&k| k as u32)
-        .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let mut from = 0u32;
-    let mut ok = true;
-    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
-        if k > from {
-            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
-            // SAFETY: close_range takes plain integers and touches no memory; the caller holds
-            // no OwnedFd it still uses other than those in `keep`.
-            let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
-            ok &= r == 0;
-        }
-        from = k.saturating_add(1);
-    }
-    if ok {
-        return;
-    }
-    let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft.min(1 << 20));
-    for fd in (0..max as i32).filter(|fd| !keep.contains(&(*fd as u32))) {
-        let _ = nix::unistd::close(fd);
-    }
-}
+// --- enter2 ---
 
-/// Overwrite this process's initial environment block (what `/proc/<pid>/environ` shows: the
-/// range `env_start..env_end` of `/proc/self/stat`) with zeros. For a forked process that
-/// never execs and must not show its parent's environment to anyone who can read its memory.
-/// Returns the number of bytes cleared.
-pub fn scrub_environ() -> std::io::Result<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let (start, end) = env_range_of_stat(&stat).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "no env range in /proc/self/stat",
-        )
-    })?;
-    if end <= start {
-        return Ok(0);
-    }
-    let len = end - start;
-    // SAFETY: [env_start, env_end) is the kernel's record of where it placed this process's
-    // environment strings on the initial stack: mapped, writable memory of this process. The
-    // caller is single-threaded and reads no environment variable afterwards (the strings
-    // become empty; `environ`'s pointers stay valid).
-    unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
-    Ok(len)
-}
-
-/// `env_start` and `env_end` (fields 50 and 51) of a `/proc/<pid>/stat` line. The command name
-/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
-pub fn env_range_of_stat(stat: &str) -> Option<(usize, usize)> {
+/// `(env_start, env_end)` from the text of `/proc/self/stat` (fields 50 and 51, counted after
+/// the parenthesised command name, which may contain spaces and parentheses).
+pub fn environ_range(stat: &str) -> Option<(usize, usize)> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    // rest starts with field 3
-    let mut f = rest.split_whitespace().skip(50 - 3);
-    let start = f.next()?.parse().ok()?;
-    let end = f.next()?.parse().ok()?;
-    Some((start, end))
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state)
+    let start = f.get(50 - 3)?.parse().ok()?;
+    let end = f.get(51 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
+/// Overwrite this process's environment strings — the block the kernel placed on the stack at
+/// exec, which is what `/proc/PID/environ` shows for as long as the process does not exec — with
+/// zero bytes. Afterwards every `environ` entry is the empty string (getenv finds nothing).
+/// For a forked child that enters a pod: its parent's environment (the admin's, for `rkt enter`)
+/// is then not in it for a pod process with CAP_SYS_PTRACE to read.
+pub fn scrub_environ() -> std::io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let (start, end) = environ_range(&stat)
+        .ok_or_else(|| std::io::Error::other("no environment range in /proc/self/stat"))?;
+    // the kernel's range must lie inside one writable mapping of ours (the stack)
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let inside = maps.lines().any(|l| {
+        let mut it = l.split_whitespace();
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            return false;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            return false;
+        };
+        perms.starts_with("rw") && a <= start && end <= b
+    });
+    if !inside {
+        return Err(std::io::Error::other(
+            "the environment is not in a writable mapping",
+        ));
+    }
+    // SAFETY: [start, end) is this process's own environment block, inside a mapping checked
+    // above to be readable and writable; no Rust reference points into it (std reads the
+    // environment through libc's getenv at each call, and libc's `environ` pointers stay valid,
+    // now to empty strings). The process is single-threaded (a forked child), so no other
+    // thread reads it meanwhile.
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    Ok(())
 }

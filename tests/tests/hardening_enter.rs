@@ -929,3 +929,136 @@ fn enter_relays_window_size_and_ctrl_c_to_its_pty() {
     assert_eq!(code, Some(3));
     stop(&ctx, &uuid, child);
 }
+
+// enter2
+/// CVE-2019-10144 class, the ptrace way: an app granted CAP_SYS_PTRACE (as Docker and the
+/// kubelet grant debugging sidecars; a pod has no user namespace, so the capability counts in
+/// the host's) watches its pid namespace and attaches to every process that appears in
+/// it (PTRACE_SEIZE) — the command `rkt enter` makes, from its first instruction there. Whatever it gets hold
+/// of must be no more than the app itself is: the app's effective capabilities (not host root's
+/// full set, which injected system calls would turn into an escape), and nothing of the admin's
+/// environment (`RKT_ENTER_SECRET` set for `rkt enter`).
+#[test]
+fn an_app_with_cap_sys_ptrace_cannot_catch_an_entered_command_unconfined() {
+    let ctx = TestCtx::new();
+    let (mut child, uuid) = start_pod(
+        &ctx,
+        &[],
+        &[
+            "--caps-retain=CAP_SYS_PTRACE,CAP_CHOWN",
+            // the default profile refuses ptrace; an app given CAP_SYS_PTRACE for debugging
+            // gets it allowed too
+            "--seccomp=mode=retain,@docker/default-whitelist,ptrace",
+            "--exec=/usr/bin/rkt-verifier",
+            "--",
+            "ptrace-watch",
+            "8",
+        ],
+        Stdio::piped(),
+    );
+    // a failure before the exec is still reported (by the command, through the intermediate)
+    let o = ctx.rkt_output(&["enter", &uuid, "/no/such/command"]);
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/no/such/command"), "{}", stderr(&o));
+    let secret = format!("RKT_ENTER_SECRET={}-{}", rand_suffix(), std::process::id());
+    let start = Instant::now();
+    let mut entered = 0;
+    let mut codes = Vec::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        for cmd in [&["/bin/true"][..], &["/bin/sleep", "1"][..]] {
+            let o = ctx
+                .rkt()
+                .arg("--insecure-options=image")
+                .args(["enter", &uuid])
+                .args(cmd)
+                .env("RKT_ENTER_SECRET", &secret)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            codes.push((cmd.to_vec(), o.status.code(), stderr(&o)));
+            entered += 1;
+        }
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    let _ = ctx.rkt_output(&["gc", "--grace-period=0s"]);
+    eprintln!("ptrace-watch ({entered} enters): {out}");
+    for (cmd, code, err) in &codes {
+        assert_eq!(*code, Some(0), "{cmd:?}: {err}");
+    }
+    let lines: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["done"] == true),
+        "watcher did not finish: {out}"
+    );
+    let own = json_line(&out, "own_capeff")["own_capeff"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // CAP_SYS_PTRACE (bit 19) and CAP_CHOWN (bit 0), nothing else
+    assert_eq!(own, "0000000000080001", "the app's own capabilities");
+    let seen: Vec<&Value> = lines.iter().filter(|v| v.get("pid").is_some()).collect();
+    // not vacuous: the watcher caught entered commands and could attach to them
+    assert!(
+        seen.iter().any(|v| v["attached"] == true),
+        "the watcher attached to no entered command: {out}"
+    );
+    for v in &seen {
+        if let Some(c) = v["capeff"].as_str() {
+            assert_eq!(
+                c, own,
+                "a process of `rkt enter` was visible in the pod with more than the app's \
+                 capabilities: {v}"
+            );
+        }
+        assert_ne!(
+            v["environ_secret"], true,
+            "the admin's environment was readable in the pod: {v}"
+        );
+        assert_ne!(
+            v["mem_secret"], true,
+            "the admin's environment was in the memory of a pod process: {v}"
+        );
+    }
+}
+
+// enter2
+/// The command now takes its session and pty after it became the app's user (it is born
+/// confined): a non-root app's entered command on a terminal still gets the pty as stdio and
+/// controlling terminal, and the caller's terminal is restored.
+#[test]
+fn a_non_root_apps_entered_command_takes_its_pty_after_confinement() {
+    let ctx = TestCtx::new();
+    let (child, uuid) = sleeper(&ctx, &["--user=1000", "--group=1000"]);
+    let s = enter_on_a_terminal(
+        &ctx,
+        &[
+            "enter",
+            &uuid,
+            "/usr/bin/rkt-verifier",
+            "tty-attack",
+            MARKER,
+        ],
+        false,
+        b"",
+    );
+    assert_eq!(s.code, Some(0), "{}", s.shown);
+    let report = json_line(&s.shown, "ttys");
+    check_tty_attack(&report, s.admin, &s.left);
+    assert_eq!(
+        report["ttys"].as_array().unwrap().len(),
+        4,
+        "/dev/tty must open (the pty): {report}"
+    );
+    assert_eq!(s.flags[0], s.flags[1], "terminal not restored");
+    stop(&ctx, &uuid, child);
+}

@@ -19,6 +19,8 @@
 //!   rkt-verifier fds             JSON of the open fds (readlink) and whether cwd is under /
 //!   rkt-verifier exe-watch SECS  for SECS, grab /proc/<pid>/exe of every process whose binary
 //!                                is not on the pod's root fs and try to open it for writing
+//!   rkt-verifier ptrace-watch SECS  for SECS, PTRACE_SEIZE every new process of the pod
+//!                                and read its CapEff and environ (JSON per process)
 
 use std::fmt::Write as _;
 use std::fs;
@@ -64,6 +66,10 @@ fn main() {
         Some("spin") => loop {
             std::hint::spin_loop();
         },
+        // enter2
+        Some("ptrace-watch") => {
+            enter2::ptrace_watch(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5))
+        }
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);
@@ -609,5 +615,165 @@ mod enter_hardening {
             Ok(_) => "ok".into(),
             Err(e) => e.raw_os_error().unwrap_or(0).to_string(),
         }
+    }
+}
+
+// enter2
+/// The CVE-2019-10144-class attacker of `rkt enter`: an app with CAP_SYS_PTRACE attaches to every
+/// process that appears in its pid namespace — the entered command, before and after its exec —
+/// and looks at what it could inject system calls with and what it could read.
+#[allow(unsafe_code)]
+mod enter2 {
+    use super::{js, Obj};
+    use std::fs;
+
+    extern "C" {
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    }
+    #[cfg(target_arch = "x86_64")]
+    const SYS_PTRACE: i64 = 101;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_PTRACE: i64 = 117;
+    const PTRACE_DETACH: i64 = 17;
+    const PTRACE_SEIZE: i64 = 0x4206;
+    const PTRACE_INTERRUPT: i64 = 0x4207;
+    const PTRACE_EVENT_STOP: i32 = 128;
+    const WALL: i32 = 0x4000_0000;
+
+    fn cap_eff(pid: &str) -> Option<String> {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+    }
+
+    /// Read every writable mapping of `pid` through /proc/PID/mem: (bytes read, whether
+    /// RKT_ENTER_SECRET occurs in them).
+    fn scan_mem(pid: &str) -> (u64, bool) {
+        use std::os::unix::fs::FileExt;
+        let (Ok(maps), Ok(mem)) = (
+            fs::read_to_string(format!("/proc/{pid}/maps")),
+            fs::File::open(format!("/proc/{pid}/mem")),
+        ) else {
+            return (0, false);
+        };
+        let mut total = 0u64;
+        for l in maps.lines() {
+            let mut it = l.split_whitespace();
+            let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+                continue;
+            };
+            if !perms.starts_with("rw") || l.ends_with("[vvar]") {
+                continue;
+            }
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+                continue;
+            };
+            let mut buf = vec![0u8; (b - a).min(256 << 20) as usize];
+            let Ok(n) = mem.read_at(&mut buf, a) else {
+                continue;
+            };
+            total += n as u64;
+            if buf[..n].windows(16).any(|w| w == b"RKT_ENTER_SECRET") {
+                return (total, true);
+            }
+        }
+        (total, false)
+    }
+
+    /// For `secs` seconds, for every process that was not there at the start: PTRACE_SEIZE and
+    /// PTRACE_INTERRUPT (and wait for it to stop), then read its CapEff, whether its environ or its writable
+    /// memory names RKT_ENTER_SECRET, its exe; detach. One JSON object per process, then `{"done":true}`.
+    pub fn ptrace_watch(secs: u64) {
+        let me = std::process::id().to_string();
+        let own = cap_eff("self").unwrap_or_default();
+        println!("{{\"own_capeff\":{}}}", js(&own));
+        let list = || -> Vec<String> {
+            fs::read_dir("/proc")
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut seen = list();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut n = 0;
+        while std::time::Instant::now() < end {
+            for pid in list() {
+                if pid == me || seen.contains(&pid) {
+                    continue;
+                }
+                seen.push(pid.clone());
+                let Ok(p) = pid.parse::<i32>() else {
+                    continue;
+                };
+                n += 1;
+                // PTRACE_SEIZE + PTRACE_INTERRUPT rather than PTRACE_ATTACH: no SIGSTOP that
+                // could outlive the detach (a tracee caught in execve reports its exec SIGTRAP
+                // first, and the SIGSTOP would then stop it for good once detached)
+                // SAFETY: PTRACE_SEIZE and PTRACE_INTERRUPT take integers only.
+                let r = unsafe {
+                    let r = super::syscall(SYS_PTRACE, PTRACE_SEIZE, p as i64, 0i64, 0i64);
+                    if r == 0 {
+                        super::syscall(SYS_PTRACE, PTRACE_INTERRUPT, p as i64, 0i64, 0i64);
+                    }
+                    r
+                };
+                let mut o = Obj::default();
+                o.str("pid", &pid);
+                // the signal to hand back on detach (a signal-delivery-stop's own signal)
+                let mut pass = 0i64;
+                if r == 0 {
+                    let mut st = 0i32;
+                    // SAFETY: `st` lives across the call; the tracee stops (or exits).
+                    let w = unsafe { waitpid(p, &mut st, WALL) };
+                    o.raw("attached", "true");
+                    o.num("wait", w as i64);
+                    o.num("wait_status", st as i64);
+                    let stopped = st & 0xff == 0x7f;
+                    if stopped && st >> 16 != PTRACE_EVENT_STOP {
+                        pass = ((st >> 8) & 0xff) as i64;
+                    }
+                } else {
+                    // SAFETY: errno is thread-local and always valid to read.
+                    let e = unsafe { *super::__errno_location() };
+                    o.raw("attached", "false");
+                    o.num("attach_errno", e as i64);
+                }
+                if let Some(c) = cap_eff(&pid) {
+                    o.str("capeff", &c);
+                }
+                if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
+                    let secret = env.windows(16).any(|w| w == b"RKT_ENTER_SECRET");
+                    o.raw("environ_read", "true");
+                    o.raw("environ_secret", if secret { "true" } else { "false" });
+                }
+                if r == 0 {
+                    // its writable memory (heap, stack, data) while it is stopped
+                    let (read, secret) = scan_mem(&pid);
+                    o.num("mem_read", read as i64);
+                    o.raw("mem_secret", if secret { "true" } else { "false" });
+                }
+                o.str(
+                    "exe",
+                    &fs::read_link(format!("/proc/{pid}/exe"))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+                if r == 0 {
+                    // SAFETY: PTRACE_DETACH takes integers only.
+                    let d = unsafe { super::syscall(SYS_PTRACE, PTRACE_DETACH, p as i64, 0i64, pass) };
+                    o.num("detach", d);
+                }
+                println!("{}", o.finish());
+            }
+        }
+        println!("{{\"done\":true,\"seen\":{n}}}");
     }
 }

@@ -264,15 +264,9 @@ impl Remover<'_> {
         if !stage1_left_something(dir) {
             return; // stage1 tore down itself: spare a process per pod
         }
-        let st = std::process::Command::new(s1)
-            .args(Stage1Command::Gc.to_args())
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .status();
-        match st {
-            Ok(s) if s.success() => {}
-            Ok(s) => tracing::warn!("{} gc in {}: {s}", s1.display(), dir.display()),
-            Err(e) => tracing::warn!("{} gc in {}: {e}", s1.display(), dir.display()),
+        // a cgroup it could not empty keeps the pod for the next gc (checked by the caller)
+        if let Err(e) = run_stage1_gc(s1, dir) {
+            tracing::warn!("{e}");
         }
     }
 }

@@ -437,16 +437,8 @@ pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
             "hiding the cgroup v1 hierarchies from libcontainer: {what}: {e}"
         ))
     };
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| err("unshare", e))?;
     // nothing done in this namespace may propagate back to the host
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(|e| err("making / a slave mount", e))?;
+    crate::sys::unshare_slave_mount_namespace().map_err(|e| err("a slave mount namespace", e))?;
     umount2(root, MntFlags::MNT_DETACH).map_err(|e| err("unmounting /sys/fs/cgroup", e))?;
     mount(
         Some("tmpfs"),

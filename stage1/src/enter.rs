@@ -561,15 +561,7 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
         let what = format!("{what} {}", path.display());
         move |e| Error::Sys(what, e)
     };
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(sys_err("a mount namespace for"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(sys_err("making / a slave for"))?;
+    sys::unshare_slave_mount_namespace().map_err(sys_err("a slave mount namespace for"))?;
     // the running binary's own mount belongs to the namespace left behind: bind its path
     mount(
         Some(&path),

@@ -123,6 +123,20 @@ pub fn close_fds_from(first: u32, keep: &[i32]) {
     }
 }
 
+/// Give this process a mount namespace of its own whose mounts are slaves of the one it leaves:
+/// the host's mounts still reach it, nothing done in it propagates back.
+pub fn unshare_slave_mount_namespace() -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+}
+
 /// Restore the default SIGPIPE disposition (the Rust runtime ignores SIGPIPE, and an ignored
 /// signal stays ignored across exec: apps must get the default).
 pub fn default_sigpipe() {

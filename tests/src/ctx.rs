@@ -132,6 +132,64 @@ impl TestCtx {
         (u.trim().len() == 36).then(|| u.trim().to_string())
     }
 
+    /// `rkt [--insecure-options=image] run --uuid-file-save=F RUN_ARGS…` (image, app flags and
+    /// `--exec=…` included in `run_args`), spawned through `wrapper` (empty: directly) with
+    /// stdin closed, stdout `out` and no stderr, in the background. Returns the child and the
+    /// pod's UUID once the pod is running and ready (`rkt status --wait-ready`); kills it and
+    /// panics if that takes over 20 s or `rkt run` exits first. The caller waits for the child.
+    #[allow(clippy::zombie_processes)]
+    pub fn spawn_pod(
+        &self,
+        wrapper: &[&str],
+        run_args: &[&str],
+        out: std::process::Stdio,
+    ) -> (std::process::Child, String) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::time::{Duration, Instant};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let uf = self.root().join(format!(
+            "spawned-{}.uuid",
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut cmd = if wrapper.is_empty() {
+            self.rkt()
+        } else {
+            self.rkt_under(wrapper)
+        };
+        let mut child = cmd
+            .arg("--insecure-options=image")
+            .arg("run")
+            .arg(format!("--uuid-file-save={}", uf.display()))
+            .args(run_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rkt run");
+        let start = Instant::now();
+        loop {
+            if let Ok(u) = std::fs::read_to_string(&uf) {
+                let u = u.trim().to_string();
+                if u.len() == 36
+                    && self
+                        .rkt_output(&["status", "--wait-ready=10s", &u])
+                        .status
+                        .success()
+                {
+                    return (child, u);
+                }
+            }
+            if start.elapsed() > Duration::from_secs(20)
+                || child.try_wait().ok().flatten().is_some()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pod {run_args:?} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// UUIDs of the pods in a phase dir (`run`, `prepared`, …) of this context's data dir.
     pub fn pods_in(&self, phase: &str) -> Vec<String> {
         match std::fs::read_dir(self.dir().join("pods").join(phase)) {

@@ -36,13 +36,11 @@ fn status_field(ctx: &TestCtx, uuid: &str, key: &str) -> Option<String> {
 
 /// `rkt run` of busybox with `args` (app flags and `--exec=…`), spawned through `wrapper`
 /// (empty: directly) with stdout `out`; returns once the pod runs.
-#[allow(clippy::zombie_processes)]
 fn start_pod(ctx: &TestCtx, wrapper: &[&str], args: &[&str], out: Stdio) -> (Child, String) {
     start_pod_of(ctx, &bb(), wrapper, args, out)
 }
 
 /// [`start_pod`] of `image`.
-#[allow(clippy::zombie_processes)]
 fn start_pod_of(
     ctx: &TestCtx,
     image: &str,
@@ -50,44 +48,7 @@ fn start_pod_of(
     args: &[&str],
     out: Stdio,
 ) -> (Child, String) {
-    let uf = ctx.root().join(format!("uuid-{}", rand_suffix()));
-    let mut cmd = if wrapper.is_empty() {
-        ctx.rkt()
-    } else {
-        ctx.rkt_under(wrapper)
-    };
-    let mut child = cmd
-        .arg("--insecure-options=image")
-        .args(["run", "--uuid-file-save"])
-        .arg(&uf)
-        .arg(image)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Ok(u) = std::fs::read_to_string(&uf) {
-            let u = u.trim().to_string();
-            if status_field(ctx, &u, "state").as_deref() == Some("running")
-                && status_field(ctx, &u, "pid").is_some()
-                && ctx
-                    .rkt_output(&["status", "--wait-ready=10s", &u])
-                    .status
-                    .success()
-            {
-                return (child, u);
-            }
-        }
-        if start.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pod did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ctx.spawn_pod(wrapper, &[&[image], args].concat(), out)
 }
 
 fn sleeper(ctx: &TestCtx, flags: &[&str]) -> (Child, String) {

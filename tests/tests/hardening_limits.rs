@@ -112,40 +112,9 @@ fn syscalls_named_in_seccomp_flag_are_allowed_as_named() {
 
 /// A pod running `sleep`, started in the background; its UUID once it is ready. The caller
 /// waits for the child (clippy cannot see through the returned tuple).
-#[allow(clippy::zombie_processes)]
 fn start_sleeper(ctx: &TestCtx) -> (Child, String) {
-    let uf = ctx.root().join("sleeper.uuid");
-    let mut child = ctx
-        .rkt()
-        .arg("--insecure-options=image")
-        .args(["run", "--net=host", "--uuid-file-save"])
-        .arg(&uf)
-        .arg(bb())
-        .args(["--exec=/bin/sleep", "--", "300"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Ok(u) = std::fs::read_to_string(&uf) {
-            let u = u.trim().to_string();
-            if u.len() == 36
-                && ctx
-                    .rkt_output(&["status", "--wait-ready=10s", &u])
-                    .status
-                    .success()
-            {
-                return (child, u);
-            }
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pod did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let args = ["--net=host", &bb(), "--exec=/bin/sleep", "--", "300"];
+    ctx.spawn_pod(&[], &args, Stdio::null())
 }
 
 #[test]

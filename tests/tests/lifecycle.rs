@@ -46,52 +46,15 @@ fn start_and_kill_sleeper(ctx: &TestCtx) -> String {
 }
 
 /// [`start_sleeper`] with extra per-app flags.
-#[allow(clippy::zombie_processes)]
 fn start_sleeper_with(ctx: &TestCtx, app_flags: &[&str], secs: &str) -> (Child, String) {
-    let uf = ctx.root().join(format!(
-        "uuid-{}",
-        std::process::id() as u64 + rand_suffix()
-    ));
-    let mut child = ctx
-        .rkt()
-        .arg("--insecure-options=image")
-        .args(["run", "--uuid-file-save"])
-        .arg(&uf)
-        .arg(bb())
-        .args(app_flags)
-        .args(["--exec=/bin/sleep", "--", secs])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Ok(u) = std::fs::read_to_string(&uf) {
-            let u = u.trim().to_string();
-            if status_field(ctx, &u, "state").as_deref() == Some("running")
-                && status_field(ctx, &u, "pid").is_some()
-                && ctx
-                    .rkt_output(&["status", "--wait-ready=10s", &u])
-                    .status
-                    .success()
-            {
-                return (child, u);
-            }
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pod did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
+    let image = bb();
+    let args = [
+        &[image.as_str()],
+        app_flags,
+        &["--exec=/bin/sleep", "--", secs],
+    ]
+    .concat();
+    ctx.spawn_pod(&[], &args, Stdio::null())
 }
 
 fn assert_no_leaks(ctx: &TestCtx) {

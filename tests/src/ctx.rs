@@ -190,6 +190,26 @@ impl TestCtx {
         }
     }
 
+    /// Assert that no pod dir is left in any phase and nothing is mounted under the data dir:
+    /// what every refused or failed `rkt run`/`prepare` must leave.
+    pub fn assert_nothing_left(&self) {
+        for phase in [
+            "embryo",
+            "prepare",
+            "prepared",
+            "run",
+            "exited-garbage",
+            "garbage",
+        ] {
+            assert!(
+                self.pods_in(phase).is_empty(),
+                "pod left in {phase}: {:?}",
+                self.pods_in(phase)
+            );
+        }
+        crate::cleanup::assert_no_mounts_under(&self.dir(), "mounts left");
+    }
+
     /// UUIDs of the pods in a phase dir (`run`, `prepared`, …) of this context's data dir.
     pub fn pods_in(&self, phase: &str) -> Vec<String> {
         match std::fs::read_dir(self.dir().join("pods").join(phase)) {

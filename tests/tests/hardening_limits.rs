@@ -201,24 +201,6 @@ fn one_line_254(o: &Output, want: &[&str]) {
     assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
 }
 
-fn no_pods(ctx: &TestCtx) {
-    for phase in [
-        "embryo",
-        "prepare",
-        "prepared",
-        "run",
-        "exited-garbage",
-        "garbage",
-    ] {
-        assert!(
-            ctx.pods_in(phase).is_empty(),
-            "pod left in {phase}: {:?}",
-            ctx.pods_in(phase)
-        );
-    }
-    rkt_tests::cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left");
-}
-
 /// Files under `dir` (recursively), skipping the sqlite index.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -238,7 +220,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// Nothing of a refused image in the store, and no pod.
 fn nothing_left(ctx: &TestCtx) {
-    no_pods(ctx);
+    ctx.assert_nothing_left();
     let list = ctx.rkt_output(&["image", "list", "--format=json"]);
     assert!(list.status.success(), "{}", stderr(&list));
     let v: Value = serde_json::from_slice(&list.stdout).unwrap_or(Value::Null);
@@ -318,7 +300,7 @@ fn environment_too_large_for_execve_is_refused_at_prepare() {
     ] {
         let o = rkt_with_stack(&ctx, "8192", args).output().unwrap();
         one_line_254(&o, &["execve", "2097152 bytes"]);
-        no_pods(&ctx);
+        ctx.assert_nothing_left();
     }
     // a flag's variable longer than the kernel takes for one string
     let file = ctx.root().join("big.env");
@@ -332,7 +314,7 @@ fn environment_too_large_for_execve_is_refused_at_prepare() {
     .output()
     .unwrap();
     one_line_254(&o, &["\"BIG\"", "MAX_ARG_STRLEN"]);
-    no_pods(&ctx);
+    ctx.assert_nothing_left();
     // with room for it (an unlimited stack: 6 MiB) it runs
     let o = rkt_with_stack(
         &ctx,

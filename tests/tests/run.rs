@@ -8,24 +8,6 @@ fn bb() -> String {
     images::busybox().oci_ref()
 }
 
-fn assert_nothing_left(ctx: &TestCtx) {
-    for phase in [
-        "embryo",
-        "prepare",
-        "prepared",
-        "run",
-        "exited-garbage",
-        "garbage",
-    ] {
-        assert!(
-            ctx.pods_in(phase).is_empty(),
-            "pod left in {phase}: {:?}",
-            ctx.pods_in(phase)
-        );
-    }
-    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left");
-}
-
 fn one_line_254(o: &Output, want: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(254), "stderr: {err}");
@@ -151,7 +133,7 @@ fn bad_input_exits_254_and_leaves_nothing() {
     for (args, want) in cases {
         let o = ctx.rkt_output(&args);
         one_line_254(&o, want);
-        assert_nothing_left(&ctx);
+        ctx.assert_nothing_left();
     }
 }
 
@@ -160,7 +142,7 @@ fn missing_stage1_fails_before_creating_a_pod() {
     let ctx = TestCtx::new();
     let o = ctx.rkt_output(&["run", "--stage1-path=/nonexistent/rkt-stage1", &bb()]);
     one_line_254(&o, "/nonexistent/rkt-stage1");
-    assert_nothing_left(&ctx);
+    ctx.assert_nothing_left();
 }
 
 #[test]

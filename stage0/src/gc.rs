@@ -275,11 +275,7 @@ impl Remover<'_> {
 /// cgroup that still exists, its libcontainer state dir, or networks not yet torn down (an
 /// unreadable net-info.json counts: better one process too many than a leaked address).
 fn stage1_left_something(dir: &Path) -> bool {
-    let cgroups = fs::read_to_string(dir.join(paths::CGROUPS)).unwrap_or_default();
-    cgroups
-        .lines()
-        .map(str::trim)
-        .any(|l| !l.is_empty() && Path::new(l).exists())
+    listed_cgroups(dir).iter().any(|c| Path::new(c).exists())
         || dir.join(paths::STATE_DIR).exists()
         || match stage1_abi::read_json::<stage1_abi::NetInfo>(&dir.join(paths::NET_INFO)) {
             Ok(info) => info.active,
@@ -352,16 +348,9 @@ fn remove_named_cgroups(uuid: &str) {
 
 /// Remove the cgroup dirs stage1 listed (deepest first); those already gone are fine.
 fn remove_cgroups(dir: &Path) {
-    let Ok(list) = fs::read_to_string(dir.join(paths::CGROUPS)) else {
-        return;
-    };
-    let mut cgs: Vec<&str> = list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut cgs = listed_cgroups(dir);
     cgs.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-    for cg in cgs {
+    for cg in &cgs {
         if let Err(e) = fs::remove_dir(cg) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("removing cgroup {cg}: {e}");

@@ -143,3 +143,21 @@ pub fn stdout(o: &std::process::Output) -> String {
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Spawn `cmd` with stdout piped and stderr discarded, and wait for its first line, which must
+/// be `want` (with its newline): for a pod that says when it is up. Returns the child.
+pub fn spawn_until_line(cmd: &mut Command, want: &str) -> std::process::Child {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("reading the first line");
+    assert_eq!(line, want, "first line of {cmd:?}");
+    child
+}

@@ -336,9 +336,9 @@ fn mount_target_swapped_for_a_symlink_stays_in_the_rootfs() {
     for target in ["/", escape.to_str().unwrap()] {
         let _ = std::fs::remove_dir_all(&shared);
         std::fs::create_dir_all(&shared).unwrap();
-        let mut attacker = ctx
-            .rkt()
-            .args([
+        // the attacker pod, once it swaps
+        let mut attacker = rkt_tests::spawn_until_line(
+            ctx.rkt().args([
                 "--insecure-options=image",
                 "run",
                 "--net=none",
@@ -350,19 +350,9 @@ fn mount_target_swapped_for_a_symlink_stays_in_the_rootfs() {
                 "swap-loop",
                 "/vol/sub",
                 target,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // wait until it swaps
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(attacker.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line, "swapping\n");
+            ]),
+            "swapping\n",
+        );
         let (mut inside, mut failed) = (0, 0);
         for _ in 0..25 {
             let o = ctx.rkt_output(&[

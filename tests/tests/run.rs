@@ -601,10 +601,8 @@ fn pods_run_on_a_cgroup_v2_only_view() {
 #[test]
 fn sigterm_to_rkt_run_stops_the_pod_within_the_timeout() {
     let ctx = TestCtx::new();
-    let mut child = ctx
-        .rkt()
-        .arg("--insecure-options=image")
-        .args([
+    let mut child = rkt_tests::spawn_until_line(
+        ctx.rkt().arg("--insecure-options=image").args([
             "run",
             "--stop-timeout=2",
             &bb(),
@@ -612,18 +610,9 @@ fn sigterm_to_rkt_run_stops_the_pod_within_the_timeout() {
             "--",
             "-c",
             "trap '' TERM; echo up; sleep 300",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "up\n");
+        ]),
+        "up\n",
+    );
     let t = std::time::Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

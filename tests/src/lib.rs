@@ -22,6 +22,7 @@ pub mod images;
 pub mod net;
 pub mod registry;
 pub mod tarball;
+pub mod terminal;
 
 pub use ctx::TestCtx;
 

@@ -814,80 +814,13 @@ fn app_start_attack(last: bool) -> bool {
 
 #[test]
 fn enter_relays_window_size_and_ctrl_c_to_its_pty() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
     let ctx = TestCtx::new();
     let (child, uuid) = sleeper(&ctx, &[]);
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
-    let mut rkt = ctx
-        .rkt_under(&["setsid", "-c", "-w"])
-        .args(["enter", &uuid, "/bin/sh"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let text = Arc::new(Mutex::new(String::new()));
-    let mut reader = master.try_clone().unwrap();
-    let t = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            t.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let has_line = |l: &str| {
-        text.lock()
-            .unwrap()
-            .lines()
-            .any(|x| x.trim_end_matches('\r') == l)
-    };
-    let wait_for = |line: &str, master: &mut std::fs::File, again: &[u8]| {
-        while !has_line(line) {
-            assert!(
-                Instant::now() < deadline,
-                "no {line:?}: {:?}",
-                text.lock().unwrap()
-            );
-            master.write_all(again).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    };
-    wait_for("S2", &mut master, b"echo S$((1+1))\n");
-    // the admin's terminal is resized: rkt gets SIGWINCH and resizes the command's pty
-    let st = Command::new("stty")
-        .arg("-F")
-        .arg(&slave_path)
-        .args(["rows", "31", "cols", "79"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    wait_for("W31x79", &mut master, b"echo W$(stty size | tr ' ' x)\n");
-    // Ctrl-C reaches the command's foreground job through its own pty; the shell lives on
-    master.write_all(b"echo G$((0+1)); sleep 100\n").unwrap();
-    wait_for("G1", &mut master, b"");
-    std::thread::sleep(Duration::from_millis(200));
-    master.write_all(b"\x03").unwrap();
-    master.write_all(b"echo C$?\n").unwrap();
-    wait_for("C130", &mut master, b"");
-    master.write_all(b"exit 3\n").unwrap();
-    let code = loop {
-        if let Some(s) = rkt.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(Instant::now() < deadline, "rkt enter did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(3));
+    // the admin's terminal is resized: rkt gets SIGWINCH and resizes the command's pty; Ctrl-C
+    // reaches the command's foreground job through its own pty; the shell lives on
+    let mut rkt = ctx.rkt_under(&["setsid", "-c", "-w"]);
+    rkt.args(["enter", &uuid, "/bin/sh"]);
+    assert_eq!(rkt_tests::terminal::drive_shell(&mut rkt, 31, 79), Some(3));
     stop(&ctx, &uuid, child);
 }
 

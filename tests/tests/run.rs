@@ -793,105 +793,16 @@ fn interactive_without_a_terminal_passes_stdio() {
     assert!(out.contains("hi"), "{out:?}");
 }
 
-/// Output of an interactive pod read from the master side of its caller's terminal.
-struct PtyOutput(std::sync::Arc<std::sync::Mutex<String>>);
-
-impl PtyOutput {
-    fn start(mut master: std::fs::File) -> PtyOutput {
-        use std::io::Read;
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let b = buf.clone();
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            // EIO once the slave side is closed everywhere
-            while let Ok(n @ 1..) = master.read(&mut chunk) {
-                b.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        PtyOutput(buf)
-    }
-
-    /// Whether a line of the output is exactly `line` (the terminal also echoes what was typed,
-    /// so markers are computed by the shell and never typed literally).
-    fn has_line(&self, line: &str) -> bool {
-        self.0.lock().unwrap().lines().any(|l| l.trim() == line)
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
 /// On the caller's own terminal (a pty whose controlling process is `rkt run`): Ctrl-C reaches
 /// the interactive app — rkt relays the terminal raw, so it is not rkt that gets SIGINT — and a
 /// window size change of the caller's terminal reaches the app's.
 #[test]
 fn interactive_app_gets_ctrl_c_and_window_size_changes() {
-    use std::io::Write;
-    use std::time::{Duration, Instant};
     let ctx = TestCtx::new();
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave_path = nix::unistd::ttyname(&pty.slave).expect("ttyname");
-    let slave = std::fs::File::from(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
     // -c: the pty (stdin) becomes rkt's controlling terminal; -w: wait for it
-    let mut child = ctx
-        .rkt_under(&["setsid", "-c", "-w"])
-        .args(interactive_sh())
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .expect("spawn setsid rkt");
-    let out = PtyOutput::start(master.try_clone().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut wait_for = |line: &str, master: &mut std::fs::File, again: &[u8]| {
-        while !out.has_line(line) {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("no {line:?} from the pod; output: {:?}", out.text());
-            }
-            master.write_all(again).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    };
-    // the shell runs
-    wait_for("S2", &mut master, b"echo S$((1+1))\n");
-
-    // resize the caller's terminal: the kernel sends SIGWINCH to rkt, which resizes the app's
-    let st = std::process::Command::new("stty")
-        .arg("-F")
-        .arg(&slave_path)
-        .args(["rows", "33", "cols", "77"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    wait_for("W33x77", &mut master, b"echo W$(stty size | tr ' ' x)\n");
-
-    // Ctrl-C while the app runs a foreground job: the job dies of SIGINT (the shell reports
-    // 130), the app and rkt live on
-    master.write_all(b"echo G$((0+1)); sleep 100\n").unwrap();
-    wait_for("G1", &mut master, b"");
-    std::thread::sleep(Duration::from_millis(200));
-    master.write_all(b"\x03").unwrap();
-    master.write_all(b"echo C$?\n").unwrap();
-    wait_for("C130", &mut master, b"");
-
-    master.write_all(b"exit 3\n").unwrap();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rkt run --interactive did not exit: {:?}",
-            out.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(3), "output: {:?}", out.text());
+    let mut rkt = ctx.rkt_under(&["setsid", "-c", "-w"]);
+    rkt.args(interactive_sh());
+    assert_eq!(rkt_tests::terminal::drive_shell(&mut rkt, 33, 77), Some(3));
 }
 
 /// The CPUs each `/proc/<pid>/status` in `out` allows, from their `Cpus_allowed_list` lines.

@@ -185,6 +185,22 @@ struct Session {
     flags: [LocalFlags; 2],
 }
 
+/// `rkt ARGS` on a terminal (stdin `/dev/null` if `stdin_null`) running the verifier's
+/// `tty-attack`: it must exit 0 and inject nothing into the admin's terminal. Its report and
+/// the session.
+fn tty_attack_on_a_terminal(ctx: &TestCtx, args: &[&str], stdin_null: bool) -> (Value, Session) {
+    let s = enter_on_a_terminal(ctx, args, stdin_null, b"");
+    assert_eq!(s.code, Some(0), "{}", s.shown);
+    let report = json_line(&s.shown, "ttys");
+    check_tty_attack(&report, s.admin, &s.left);
+    (report, s)
+}
+
+/// `rkt enter UUID` of the verifier's `tty-attack`.
+fn enter_tty_attack(uuid: &str) -> [&str; 5] {
+    ["enter", uuid, "/usr/bin/rkt-verifier", "tty-attack", MARKER]
+}
+
 fn check_tty_attack(report: &Value, admin: (u64, u64, u64), left: &[u8]) {
     check_tty_attack_of(report, admin, left, MARKER)
 }
@@ -225,27 +241,8 @@ fn check_tty_attack_of(report: &Value, admin: (u64, u64, u64), left: &[u8], mark
 fn enter_on_a_terminal_gets_its_own_pty_and_tiocsti_stays_in_the_pod() {
     let ctx = TestCtx::new();
     let (child, uuid) = sleeper(&ctx, &[]);
-    let Session {
-        code,
-        shown,
-        left,
-        admin,
-        flags,
-    } = enter_on_a_terminal(
-        &ctx,
-        &[
-            "enter",
-            &uuid,
-            "/usr/bin/rkt-verifier",
-            "tty-attack",
-            MARKER,
-        ],
-        false,
-        b"",
-    );
-    assert_eq!(code, Some(0), "{shown}");
-    let report = json_line(&shown, "ttys");
-    check_tty_attack(&report, admin, &left);
+    let (report, Session { flags, .. }) =
+        tty_attack_on_a_terminal(&ctx, &enter_tty_attack(&uuid), false);
     let ttys = report["ttys"].as_array().unwrap();
     // stdio and /dev/tty are the pod's own pty, and injecting into it works (it is harmless)
     assert_eq!(ttys.len(), 4, "/dev/tty must open (the pty): {report}");
@@ -320,27 +317,7 @@ fn a_hostile_default_shell_cannot_reach_the_admins_terminal() {
 fn enter_with_only_stdout_on_a_terminal_gets_a_pty_for_it() {
     let ctx = TestCtx::new();
     let (child, uuid) = sleeper(&ctx, &[]);
-    let Session {
-        code,
-        shown,
-        left,
-        admin,
-        ..
-    } = enter_on_a_terminal(
-        &ctx,
-        &[
-            "enter",
-            &uuid,
-            "/usr/bin/rkt-verifier",
-            "tty-attack",
-            MARKER,
-        ],
-        true,
-        b"",
-    );
-    assert_eq!(code, Some(0), "{shown}");
-    let report = json_line(&shown, "ttys");
-    check_tty_attack(&report, admin, &left);
+    let (report, _) = tty_attack_on_a_terminal(&ctx, &enter_tty_attack(&uuid), true);
     let ttys = report["ttys"].as_array().unwrap();
     assert_eq!(ttys[0]["isatty"], 0, "stdin stays /dev/null: {report}");
     assert_eq!(ttys[1]["isatty"], 1, "{report}");
@@ -352,30 +329,21 @@ fn interactive_run_on_a_terminal_gets_its_own_pty() {
     // `rkt run --interactive`: libcontainer makes the app a session leader with a pty of the
     // pod's as its controlling terminal, which stage1 relays
     let ctx = TestCtx::new();
-    let Session {
-        code,
-        shown,
-        left,
-        admin,
-        flags,
-    } = enter_on_a_terminal(
+    let image = bb();
+    let (report, Session { flags, .. }) = tty_attack_on_a_terminal(
         &ctx,
         &[
             "--insecure-options=image",
             "run",
             "--interactive",
-            &bb(),
+            &image,
             "--exec=/usr/bin/rkt-verifier",
             "--",
             "tty-attack",
             MARKER,
         ],
         false,
-        b"",
     );
-    assert_eq!(code, Some(0), "{shown}");
-    let report = json_line(&shown, "ttys");
-    check_tty_attack(&report, admin, &left);
     assert_eq!(report["ttys"].as_array().unwrap().len(), 4, "{report}");
     assert_eq!(flags[0], flags[1], "terminal not restored");
     // a plain run on a terminal hands the app the terminal itself as stdio (as rkt did), but

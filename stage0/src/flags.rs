@@ -305,11 +305,7 @@ pub fn parse_seccomp(value: &str) -> Result<Seccomp> {
                 }
             });
         } else if let Some(e) = part.strip_prefix("errno=") {
-            let ok = e.len() > 1
-                && e.starts_with('E')
-                && e.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            if !ok {
+            if stage1_abi::errno::errno_from_name(e).is_none() {
                 return Err(bad(f, value, format!("{e:?} is not an errno name")));
             }
             errno = Some(e.to_string());

@@ -21,9 +21,6 @@ use crate::mount::Mounter;
 use crate::pods::{LockedPod, Phase, Pods};
 use crate::{Error, Result};
 
-/// File name of the per-app image record inside `apps/<app>/`.
-pub const APP_IMAGE_FILE: &str = "image";
-
 /// `apps/<app>/image`: which image an app came from and the layer dirs its overlay uses
 /// (kept so `run-prepared` can mount again, e.g. after a reboot).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,23 +163,9 @@ impl<'a> Preparer<'a> {
     }
 }
 
-/// Write a pod-dir JSON file atomically (temp file + rename) but without fsync: a pod is
-/// worth nothing after a power loss (its processes are gone), and gc removes a pod whose files
-/// did not survive. Saves a few ms per file on `rkt run`'s critical path.
+/// Write a pod-dir JSON file by the pod-dir rule (`stage1_abi::write_atomic`).
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let data = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::io("encoding", path, std::io::Error::other(e)))?;
-    let res = fs::write(&tmp, &data).and_then(|()| fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(|e| Error::io("writing", path, e))
+    Ok(stage1_abi::write_json_atomic(path, value)?)
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
@@ -200,9 +183,11 @@ fn mount_app(
     app: &str,
     layers: &[PathBuf],
 ) -> Result<PathBuf> {
-    let adir = pod_dir.join(paths::app_dir(app));
     let rootfs = pod_dir.join(paths::app_rootfs(app));
-    let (upper, work) = (adir.join("upper"), adir.join("work"));
+    let (upper, work) = (
+        pod_dir.join(paths::app_upper(app)),
+        pod_dir.join(paths::app_work(app)),
+    );
     for d in [&rootfs, &upper, &work] {
         mkdir(d, 0o755)?;
     }
@@ -218,7 +203,9 @@ fn mount_app(
     // overlayfs needs at least one lower dir; an image without layers gets an empty one.
     let mut lower = layers.to_vec();
     if lower.is_empty() {
-        let empty = adir.join("empty");
+        let empty = pod_dir
+            .join(paths::app_dir(app))
+            .join(paths::APP_EMPTY_LOWER);
         mkdir(&empty, 0o755)?;
         lower.push(empty);
     }
@@ -242,7 +229,7 @@ pub fn mount_apps(
             if mounter.is_mounted(&rootfs).unwrap_or(false) {
                 continue;
             }
-            let rec_path = pod_dir.join(paths::app_dir(&app.name)).join(APP_IMAGE_FILE);
+            let rec_path = pod_dir.join(paths::app_image(&app.name));
             let rec: AppImage = stage1_abi::read_json(&rec_path)?;
             mounted.push(mount_app(mounter, pod_dir, &app.name, &rec.layers)?);
         }
@@ -295,7 +282,7 @@ impl<'a> PreparingPod<'a> {
                 name: app.image.name.clone(),
                 layers: layers.clone(),
             };
-            let rec_path = dir.join(paths::app_dir(&app.name)).join(APP_IMAGE_FILE);
+            let rec_path = dir.join(paths::app_image(&app.name));
             write_json(&rec_path, &rec)?;
         }
         for (app, layers) in self.manifest.apps.iter().zip(layers) {

@@ -78,9 +78,7 @@ pub fn run(preparer: &Preparer<'_>, opts: &PrepareOptions, run: &RunOptions) -> 
 /// Move a freshly prepared pod to `run/` and exec stage1. Returns only on failure, after
 /// undoing the pod.
 pub fn run_pod(pod: PreparingPod<'_>, run: &RunOptions) -> Result<Infallible> {
-    if run.runtime.interactive && pod.manifest().apps.len() > 1 {
-        return Err(Error::usage("interactive option only supports one image"));
-    }
+    stage1_abi::check_interactive(run.runtime.interactive, pod.manifest().apps.len())?;
     let pod = pod.into_running()?;
     let err = exec_stage1(pod.locked(), run);
     drop(pod); // unmount, unpin, delete
@@ -117,9 +115,7 @@ pub fn run_prepared(
     }
     let result = (|| {
         let manifest: PodManifest = stage1_abi::read_json(&pod.path().join(paths::POD_MANIFEST))?;
-        if run.runtime.interactive && manifest.apps.len() > 1 {
-            return Err(Error::usage("interactive option only supports one image"));
-        }
+        stage1_abi::check_interactive(run.runtime.interactive, manifest.apps.len())?;
         let mounted = prepare::mount_apps(mounter, &pod.path(), &manifest)?;
         let err = exec_stage1(&pod, run);
         prepare::unmount_all(mounter, &mounted);

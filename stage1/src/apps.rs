@@ -82,13 +82,9 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     s.replace('\n', " ")
 }
 
-/// Write a status file atomically (temp + rename). No fsync: readers need atomicity, not
-/// durability across a host crash, and three fsyncs per app cost milliseconds.
+/// Write a status file by the pod-dir rule (`stage1_abi::write_atomic`).
 pub fn write_status(path: &Path, st: &AppStatus) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let data = serde_json::to_vec_pretty(st).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(stage1_abi::write_json_atomic(path, st)?)
 }
 
 /// Release the app root filesystems stage0 mounted (`apps/<app>/rootfs`) once nothing of the
@@ -102,7 +98,7 @@ pub fn release_rootfs(pod_dir: &Path) {
         return;
     };
     for e in rd.flatten() {
-        let rootfs = e.path().join("rootfs");
+        let rootfs = e.path().join(paths::APP_ROOTFS);
         let res = match nix::mount::umount2(&rootfs, nix::mount::MntFlags::empty()) {
             Err(nix::errno::Errno::EBUSY) => {
                 nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH)
@@ -136,7 +132,7 @@ pub fn prepare_app(
             app: app.name.clone(),
             uuid: uuid.to_string(),
             state,
-            bundle: pod_dir.join(paths::app_dir(&app.name)).join("bundle"),
+            bundle: pod_dir.join(paths::app_bundle(&app.name)),
             interactive: rc.interactive,
             console_socket: console_socket.map(Path::to_path_buf),
         },
@@ -194,11 +190,11 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     for g in &app.supplementary_gids {
         user::check_id("supplementary gid", *g).map_err(|e| app_err(&app.name, e))?;
     }
-    let bundle = pod_dir.join(paths::app_dir(&app.name)).join("bundle");
+    let bundle = pod_dir.join(paths::app_bundle(&app.name));
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
         volumes::etc_mounts(
-            &bundle.join("files"),
+            &bundle.join(paths::BUNDLE_FILES),
             &root,
             ctx.rc,
             ctx.dns,
@@ -228,7 +224,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     })
     .map_err(|e| app_err(&app.name, e))?;
     let filter = crate::seccomp::take_over(&mut spec);
-    let cfg = bundle.join("config.json");
+    let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
     let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
     std::fs::write(&cfg, data).map_err(|e| Error::io(&cfg, e))?;

@@ -185,9 +185,9 @@ impl PodCgroups {
             let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
             let own_dir = join_rel(&mp, rel);
             let pod_dir = if rel.trim_matches('/').is_empty() {
-                join_rel(&mp, &format!("rkt/{uuid}"))
+                join_rel(&mp, &format!("{}/{uuid}", stage1_abi::cgroup::ROOT_PARENT))
             } else {
-                own_dir.join(format!("rkt-{uuid}"))
+                own_dir.join(stage1_abi::cgroup::nested_name(uuid))
             };
             // every v1 hierarchy, without exception: libcontainer's clean-up after a failed
             // create kills every process in the creating helper's cgroups, so the helper must

@@ -116,9 +116,8 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
         return Err(Error::Invalid("no command to run".into()));
     }
     let cfg = pod_dir
-        .join(paths::app_dir(app))
-        .join("bundle")
-        .join("config.json");
+        .join(paths::app_bundle(app))
+        .join(paths::BUNDLE_CONFIG);
     let spec = Spec::load(&cfg).map_err(|e| Error::Invalid(format!("{}: {e}", cfg.display())))?;
     if spec.process().is_none() {
         return Err(Error::Invalid(format!("{}: no process", cfg.display())));

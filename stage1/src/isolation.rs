@@ -634,50 +634,6 @@ fn docker_conditional(allowed: &[String]) -> Vec<Value> {
     rules
 }
 
-/// errno name → number (the names rkt's `errno=` accepts in practice).
-pub fn errno_from_name(name: &str) -> Option<i32> {
-    const TABLE: &[(&str, i32)] = &[
-        ("EPERM", 1),
-        ("ENOENT", 2),
-        ("ESRCH", 3),
-        ("EINTR", 4),
-        ("EIO", 5),
-        ("ENXIO", 6),
-        ("E2BIG", 7),
-        ("ENOEXEC", 8),
-        ("EBADF", 9),
-        ("ECHILD", 10),
-        ("EAGAIN", 11),
-        ("ENOMEM", 12),
-        ("EACCES", 13),
-        ("EFAULT", 14),
-        ("EBUSY", 16),
-        ("EEXIST", 17),
-        ("EXDEV", 18),
-        ("ENODEV", 19),
-        ("ENOTDIR", 20),
-        ("EISDIR", 21),
-        ("EINVAL", 22),
-        ("ENFILE", 23),
-        ("EMFILE", 24),
-        ("ENOTTY", 25),
-        ("ETXTBSY", 26),
-        ("EFBIG", 27),
-        ("ENOSPC", 28),
-        ("ESPIPE", 29),
-        ("EROFS", 30),
-        ("EMLINK", 31),
-        ("EPIPE", 32),
-        ("EDOM", 33),
-        ("ERANGE", 34),
-        ("ENOSYS", 38),
-        ("ENOTSUP", 95),
-        ("EOPNOTSUPP", 95),
-    ];
-    let up = name.trim().to_ascii_uppercase();
-    TABLE.iter().find(|(n, _)| *n == up).map(|(_, v)| *v)
-}
-
 /// The architectures a filter covers: the native one and the compat ABIs the kernel can run.
 /// Each one roughly doubles what libseccomp does to build the filter (≈ 4–5 ms per
 /// architecture here, in every app's start), so an ABI the kernel does not have is left out: its
@@ -731,7 +687,7 @@ pub fn seccomp_json(
     let mut x = expand(&req.syscalls)?;
     let deny = match &req.errno {
         Some(e) => {
-            let n = errno_from_name(e)
+            let n = stage1_abi::errno::errno_from_name(e)
                 .ok_or_else(|| Error::Invalid(format!("unknown errno {e:?} in seccomp filter")))?;
             json!({"action": "SCMP_ACT_ERRNO", "errnoRet": n})
         }

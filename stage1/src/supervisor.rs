@@ -77,11 +77,7 @@ pub fn run() -> Result<i32, Error> {
     let pod: PodManifest = read_json(&pod_dir.join(paths::POD_MANIFEST))?;
     pod.validate()?;
     let rc: RuntimeConfig = read_json(&pod_dir.join(paths::RUNTIME_CONFIG))?;
-    if rc.interactive && pod.apps.len() > 1 {
-        return Err(Error::Invalid(
-            "interactive mode only works with one app".into(),
-        ));
-    }
+    stage1_abi::check_interactive(rc.interactive, pod.apps.len())?;
     check_lock_fd()?;
     write_file(
         &pod_dir.join(paths::PID),

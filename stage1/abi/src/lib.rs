@@ -10,11 +10,12 @@
 //!   file and the per-app status files ([`AppStatus`], written by stage1);
 //! * the **exit codes** ([`exit`]).
 //!
-//! Every file is JSON and written atomically (temp file + `rename(2)`) with [`write_json_atomic`],
-//! so a reader never sees half a file. The human-readable description of the same contract lives
+//! Every file is written with [`write_atomic`] (one rule for stage0, stage1 and the monitor:
+//! a temp file in the same dir, then `rename(2)`, no fsync), so a reader never sees half a file. The human-readable description of the same contract lives
 //! in `docs/stage1-abi.md`; keep the two in step.
 #![deny(unsafe_code)]
 
+pub mod errno;
 mod manifest;
 mod network;
 mod status;
@@ -24,7 +25,6 @@ pub use network::*;
 pub use status::*;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of this contract. stage1 refuses a pod whose manifest names another version.
@@ -59,8 +59,24 @@ pub mod paths {
     pub const SANDBOX_PID: &str = "sandbox-pid";
     /// Directory of per-app status files ([`crate::AppStatus`]), one per app, named by app.
     pub const STATUS_DIR: &str = "status";
-    /// Per-app directories: `apps/<app>/{rootfs,upper,work,image}`.
+    /// Per-app directories: `apps/<app>/{rootfs,upper,work,image,bundle}`.
     pub const APPS_DIR: &str = "apps";
+    /// In an app dir: the overlay mount point of the app's root filesystem (stage0 mounts it).
+    pub const APP_ROOTFS: &str = "rootfs";
+    /// In an app dir: the overlay's upper dir, the app's writable layer.
+    pub const APP_UPPER: &str = "upper";
+    /// In an app dir: the overlay's work dir.
+    pub const APP_WORK: &str = "work";
+    /// In an app dir: the image record (which image the app runs, its layers), by stage0.
+    pub const APP_IMAGE: &str = "image";
+    /// In an app dir: the empty lower dir of an image without layers (overlayfs needs one).
+    pub const APP_EMPTY_LOWER: &str = "empty";
+    /// In an app dir: the OCI bundle stage1 writes for libcontainer.
+    pub const APP_BUNDLE: &str = "bundle";
+    /// In a bundle: the OCI runtime spec.
+    pub const BUNDLE_CONFIG: &str = "config.json";
+    /// In a bundle: files stage1 bind-mounts into the app (`/etc/hosts`, …).
+    pub const BUNDLE_FILES: &str = "files";
     /// Empty-volume backing dirs: `volumes/<name>`.
     pub const VOLUMES_DIR: &str = "volumes";
     /// libcontainer state root of the pod's containers.
@@ -82,7 +98,23 @@ pub mod paths {
     }
     /// `apps/<app>/rootfs`: the overlay mount point of the app's root filesystem.
     pub fn app_rootfs(app: &str) -> PathBuf {
-        app_dir(app).join("rootfs")
+        app_dir(app).join(APP_ROOTFS)
+    }
+    /// `apps/<app>/upper`
+    pub fn app_upper(app: &str) -> PathBuf {
+        app_dir(app).join(APP_UPPER)
+    }
+    /// `apps/<app>/work`
+    pub fn app_work(app: &str) -> PathBuf {
+        app_dir(app).join(APP_WORK)
+    }
+    /// `apps/<app>/image`
+    pub fn app_image(app: &str) -> PathBuf {
+        app_dir(app).join(APP_IMAGE)
+    }
+    /// `apps/<app>/bundle`
+    pub fn app_bundle(app: &str) -> PathBuf {
+        app_dir(app).join(APP_BUNDLE)
     }
     /// `status/<app>`
     pub fn app_status(app: &str) -> PathBuf {
@@ -92,6 +124,30 @@ pub mod paths {
     pub fn volume_dir(name: &str) -> PathBuf {
         PathBuf::from(VOLUMES_DIR).join(name)
     }
+}
+
+/// How stage1 names a pod's cgroups (only stage1 creates and removes them; `rkt gc` asks
+/// `rkt-stage1 gc`). In each hierarchy the pod cgroup is `<own>/rkt-<uuid>` beside stage1's own
+/// cgroup when that is not the root, else `/rkt/<uuid>`; an app's is `<pod>/<app>`. Every path
+/// stage1 made is listed in [`paths::CGROUPS`].
+pub mod cgroup {
+    /// The parent of pod cgroups made at a hierarchy's root: `/rkt/<uuid>`.
+    pub const ROOT_PARENT: &str = "rkt";
+    /// The pod cgroup made beside a non-root cgroup of stage1: `rkt-<uuid>`.
+    pub fn nested_name(uuid: &str) -> String {
+        format!("rkt-{uuid}")
+    }
+}
+
+/// The one check of "interactive takes exactly one app", made by stage0 before it prepares or
+/// runs a pod and by stage1 before it starts one.
+pub fn check_interactive(interactive: bool, apps: usize) -> Result<(), AbiError> {
+    if interactive && apps != 1 {
+        return Err(AbiError::Invalid(
+            "interactive option only supports one image".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Exit codes shared by `rkt` and `rkt-stage1`.
@@ -198,33 +254,41 @@ pub enum AbiError {
     Invalid(String),
 }
 
-/// Write `value` as JSON to `path` atomically: a temp file in the same dir, fsync, rename.
-pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AbiError> {
-    let io = |source| AbiError::Io {
+/// Write `data` to the pod-dir file `path` atomically. The rule for every pod-dir file, in
+/// stage0, stage1 and the monitor: write a temp file `.<name>.tmp.<pid>` in the same directory,
+/// then `rename(2)` it over `path`. A reader sees the old file or the new one, never half of
+/// one. There is no fsync: the files describe processes that a host crash kills anyway, and gc
+/// removes a pod whose files did not survive. The temp file is removed on failure.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), AbiError> {
+    let tmp = temp_path(path);
+    let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|source| AbiError::Io {
         path: path.to_path_buf(),
         source,
-    };
+    })
+}
+
+/// The temp file [`write_atomic`] writes before renaming it to `path`.
+pub fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let data = serde_json::to_vec_pretty(value).map_err(|source| AbiError::Json {
+    dir.join(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Write `value` as pretty JSON with [`write_atomic`].
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AbiError> {
+    let mut data = serde_json::to_vec_pretty(value).map_err(|source| AbiError::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    data.push(b'\n');
+    write_atomic(path, &data)
 }
 
 /// Read a JSON file written with [`write_json_atomic`].

@@ -61,16 +61,23 @@ impl Os for RealOs {
     }
 }
 
-/// Write `status/<app>` atomically (temporary file, then rename), as stage1 does.
-fn write_status(app: &App<'_>) -> Result<(), Errno> {
-    const ENAMETOOLONG: Errno = Errno(36);
-    let mut json = Buf::<1024>::default();
-    status::write_json(&mut json, app).map_err(|_| ENAMETOOLONG)?;
-    let name = app.spec.name;
+const ENAMETOOLONG: Errno = Errno(36);
+
+/// `status/<app>` and its temp file, named as stage1-abi's `write_atomic` names them.
+fn status_paths(name: &str) -> Result<(Buf<320>, Buf<320>), Errno> {
     let mut tmp = Buf::<320>::default();
     let mut dst = Buf::<320>::default();
-    write!(tmp, "{STATUS_DIR}/{name}.tmp.{}", sys::getpid()).map_err(|_| ENAMETOOLONG)?;
+    write!(tmp, "{STATUS_DIR}/.{name}.tmp.{}", sys::getpid()).map_err(|_| ENAMETOOLONG)?;
     write!(dst, "{STATUS_DIR}/{name}").map_err(|_| ENAMETOOLONG)?;
+    Ok((tmp, dst))
+}
+
+/// Write `status/<app>` by stage1-abi's rule for pod-dir files (`write_atomic`: a temp file in
+/// the same dir, then rename, no fsync), which it cannot link (no std here).
+fn write_status(app: &App<'_>) -> Result<(), Errno> {
+    let mut json = Buf::<1024>::default();
+    status::write_json(&mut json, app).map_err(|_| ENAMETOOLONG)?;
+    let (mut tmp, mut dst) = status_paths(app.spec.name)?;
     let (tmp, dst) = (
         tmp.as_cstr().ok_or(ENAMETOOLONG)?,
         dst.as_cstr().ok_or(ENAMETOOLONG)?,
@@ -198,5 +205,20 @@ mod tests {
     fn constants_match_their_twins() {
         assert_eq!(TEARDOWN_C.to_str().unwrap(), crate::handoff::TEARDOWN);
         assert_eq!(STATUS_DIR, stage1_abi::paths::STATUS_DIR);
+    }
+
+    #[test]
+    fn status_files_are_written_by_the_abi_rule() {
+        let (mut tmp, mut dst) = status_paths("web").unwrap();
+        let want = stage1_abi::paths::app_status("web");
+        assert_eq!(
+            dst.as_cstr().unwrap().to_str().unwrap(),
+            want.to_str().unwrap()
+        );
+        let want_tmp = stage1_abi::temp_path(&want);
+        assert_eq!(
+            tmp.as_cstr().unwrap().to_str().unwrap(),
+            want_tmp.to_str().unwrap()
+        );
     }
 }

@@ -109,6 +109,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Whether the data dir `data_dir` has a store (one was opened there before).
+    pub fn exists(data_dir: &Path) -> bool {
+        data_dir.join("cas").is_dir()
+    }
+
     /// Open (creating if needed) the store of the data dir `data_dir` (rkt `--dir`).
     pub fn open(data_dir: &Path) -> Result<Store> {
         let cas = data_dir.join("cas");

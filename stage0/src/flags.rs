@@ -720,7 +720,11 @@ mod tests {
         assert_eq!(s.syscalls, vec!["reboot", "@rkt/default-blacklist"]);
         let s = parse_seccomp("mode=retain,@docker/default-whitelist").unwrap();
         assert_eq!(s.errno, None);
+        // every name of the kernel's errno headers, not only the common ones
+        let s = parse_seccomp("mode=remove,errno=EXFULL,reboot").unwrap();
+        assert_eq!(s.errno.as_deref(), Some("EXFULL"));
         for b in [
+            "mode=remove,errno=ENOTANERRNO,reboot",
             "reboot",
             "mode=keep,reboot",
             "mode=retain",

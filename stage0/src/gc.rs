@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::images::Images;
-use crate::mount::{mount_points, HostMounter, Mounter};
+use crate::mount::{mount_points, Mounter};
 use crate::pods::{LockedPod, Phase, Pods, State};
 use crate::{Error, Result};
 
@@ -81,9 +81,9 @@ const STOP_FORCE_WAIT: Duration = Duration::from_secs(10);
 /// that way may take long to go (a CPU-throttled fork bomb lived ≈ 15 s), so stop then takes the
 /// pod's lock and runs `rkt-stage1 gc` in the pod dir, which kills whatever is left in the pod's
 /// cgroups (CPU limits lifted, frozen and killed, or `cgroup.kill`), waits until they are empty
-/// and removes them with the pod's network and mounts, as its own teardown would have. Without
-/// a stage1 binary the cgroups are killed and removed here. Errors name what is still there.
-pub fn finish_forced_stop(pods: &Pods, uuid: &str, stage1: Option<&Path>) -> Result<()> {
+/// and removes them with the pod's network and mounts, as its own teardown would have (only
+/// stage1 creates and removes cgroups). Errors name what is still there.
+pub fn finish_forced_stop(pods: &Pods, uuid: &str, stage1: &Path) -> Result<()> {
     let deadline = std::time::Instant::now() + STOP_FORCE_WAIT;
     let pod = loop {
         match pods.state(uuid)? {
@@ -109,19 +109,14 @@ pub fn finish_forced_stop(pods: &Pods, uuid: &str, stage1: Option<&Path>) -> Res
         std::thread::sleep(Duration::from_millis(5));
     };
     let dir = pod.path();
-    if let Some(s1) = stage1 {
-        if stage1_left_something(&dir) {
-            run_stage1_gc(s1, &dir)?;
-        }
-    } else {
-        for cg in listed_cgroups(&dir) {
-            remove_cgroup_tree(Path::new(&cg));
-        }
+    if stage1_left_something(&dir) {
+        run_stage1_gc(stage1, &dir)?;
     }
-    check_cgroups_gone(&dir, uuid)
+    Ok(())
 }
 
-/// `rkt-stage1 gc` in `dir`; its failure is an error naming the pod dir.
+/// `rkt-stage1 gc` in `dir`; its failure (e.g. a cgroup it could not empty) is an error naming
+/// the pod dir, and the pod stays for the next gc.
 fn run_stage1_gc(s1: &Path, dir: &Path) -> Result<()> {
     let st = std::process::Command::new(s1)
         .args(Stage1Command::Gc.to_args())
@@ -152,30 +147,10 @@ fn listed_cgroups(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// An error naming the first listed cgroup of the pod that still exists (with its processes,
-/// if any): the pod is not down, and its records must stay for the next gc.
-fn check_cgroups_gone(dir: &Path, uuid: &str) -> Result<()> {
-    match listed_cgroups(dir)
-        .into_iter()
-        .find(|c| Path::new(c).exists())
-    {
-        None => Ok(()),
-        Some(cg) => {
-            let procs = fs::read_to_string(Path::new(&cg).join("cgroup.procs"))
-                .map(|s| s.lines().count())
-                .unwrap_or(0);
-            Err(Error::PodState {
-                uuid: uuid.to_string(),
-                what: format!("not down: cgroup {cg} still exists ({procs} processes)"),
-            })
-        }
-    }
-}
-
 /// What removal needs besides the pod dir.
 pub struct Remover<'a> {
-    /// The stage1 binary for its `gc` entry point (None: skip, clean cgroups here).
-    pub stage1: Option<PathBuf>,
+    /// The stage1 binary, for its `gc` entry point.
+    pub stage1: PathBuf,
     /// The image store, to drop the pod's pins (None: leave them; image gc checks pods).
     pub images: Option<&'a dyn Images>,
     /// Mount operations.
@@ -186,12 +161,13 @@ pub struct Remover<'a> {
     pub mount_table: std::cell::OnceCell<Vec<PathBuf>>,
 }
 
-impl Default for Remover<'_> {
-    fn default() -> Self {
+impl<'a> Remover<'a> {
+    /// A remover that runs `stage1`'s gc and unmounts with `mounter`, leaving image pins alone.
+    pub fn new(stage1: &Path, mounter: &'a dyn Mounter) -> Self {
         Remover {
-            stage1: None,
+            stage1: stage1.to_path_buf(),
             images: None,
-            mounter: &HostMounter,
+            mounter,
             mount_table: std::cell::OnceCell::new(),
         }
     }
@@ -222,16 +198,12 @@ impl Remover<'_> {
     pub fn remove(&self, pod: LockedPod) -> Result<()> {
         let dir = pod.path();
         let uuid = pod.uuid().to_string();
-        if pod.phase() == Phase::ExitedGarbage {
-            self.stage1_gc(&dir);
+        // a pod that never ran has nothing of stage1's; one whose stage1 tore down itself is
+        // spared a process. A gc that fails (processes left in the pod's cgroups) keeps the pod
+        // and its records for the next gc rather than report it collected.
+        if pod.phase() == Phase::ExitedGarbage && stage1_left_something(&dir) {
+            run_stage1_gc(&self.stage1, &dir)?;
         }
-        remove_cgroups(&dir);
-        if pod.phase() == Phase::ExitedGarbage {
-            remove_named_cgroups(&uuid);
-        }
-        // processes left in the pod's cgroups: keep the pod (and its records) for the next gc
-        // rather than report it collected
-        check_cgroups_gone(&dir, &uuid)?;
         let table = self.mount_table.get_or_init(|| {
             mount_points(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
         });
@@ -258,17 +230,6 @@ impl Remover<'_> {
             Err(e) => Err(Error::io("removing pod dir", &dir, e)),
         }
     }
-
-    fn stage1_gc(&self, dir: &Path) {
-        let Some(s1) = &self.stage1 else { return };
-        if !stage1_left_something(dir) {
-            return; // stage1 tore down itself: spare a process per pod
-        }
-        // a cgroup it could not empty keeps the pod for the next gc (checked by the caller)
-        if let Err(e) = run_stage1_gc(s1, dir) {
-            tracing::warn!("{e}");
-        }
-    }
 }
 
 /// Whether a stage1 that ran in `dir` left state its `gc` entry point must clean: a listed
@@ -284,79 +245,6 @@ fn stage1_left_something(dir: &Path) -> bool {
             }
             Err(_) => true,
         }
-}
-
-/// Cgroup mount points of this host (v1 hierarchies and cgroup2), read once per process.
-fn cgroup_mounts() -> &'static [PathBuf] {
-    static M: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
-    M.get_or_init(|| {
-        let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        mi.lines()
-            .filter_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                let fstype = post.split(' ').next()?;
-                (fstype == "cgroup" || fstype == "cgroup2")
-                    .then(|| pre.split(' ').nth(4).map(PathBuf::from))
-                    .flatten()
-            })
-            .collect()
-    })
-}
-
-/// Remove a cgroup dir and its children, deepest first, killing processes still in them.
-fn remove_cgroup_tree(dir: &Path) {
-    let children: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    for c in children {
-        remove_cgroup_tree(&c);
-    }
-    for attempt in 0..20 {
-        match fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) if attempt == 19 => {
-                tracing::warn!("removing cgroup {}: {e}", dir.display());
-                return;
-            }
-            Err(_) => {
-                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-/// Remove `<hierarchy>/rkt/<uuid>` in every hierarchy: stage1's pod cgroup when it does not
-/// nest under the caller's, found by name even if stage1 died before listing it.
-fn remove_named_cgroups(uuid: &str) {
-    for mp in cgroup_mounts() {
-        let d = mp.join("rkt").join(uuid);
-        if d.is_dir() {
-            remove_cgroup_tree(&d);
-        }
-    }
-}
-
-/// Remove the cgroup dirs stage1 listed (deepest first); those already gone are fine.
-fn remove_cgroups(dir: &Path) {
-    let mut cgs = listed_cgroups(dir);
-    cgs.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-    for cg in &cgs {
-        if let Err(e) = fs::remove_dir(cg) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("removing cgroup {cg}: {e}");
-            }
-        }
-    }
 }
 
 /// `rkt rm`: remove one pod in any non-running state. Returns its UUID.
@@ -527,11 +415,21 @@ pub fn gc(pods: &Pods, opts: &GcOptions, remover: &Remover<'_>) -> Result<GcRepo
 mod tests {
     use super::*;
     use crate::mount::fake::FakeMounter;
+    use crate::mount::HostMounter;
 
     const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
     const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
     const C: &str = "cccccccc-0000-4000-8000-000000000003";
     const D: &str = "dddddddd-0000-4000-8000-000000000004";
+
+    /// A stand-in for `rkt-stage1` whose `gc` runs `script`.
+    fn fake_stage1(dir: &Path, script: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("rkt-stage1");
+        fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
 
     fn pod_in(pods: &Pods, uuid: &str, phase: Phase) -> LockedPod {
         let mut p = pods.create(uuid).unwrap();
@@ -544,12 +442,9 @@ mod tests {
     #[test]
     fn gc_marks_sweeps_and_respects_locks_and_grace() {
         let d = tempfile::tempdir().unwrap();
-        let pods = Pods::new(d.path());
+        let pods = Pods::new(&d.path().join("data"));
         let m = FakeMounter::default();
-        let remover = Remover {
-            mounter: &m,
-            ..Default::default()
-        };
+        let remover = Remover::new(&fake_stage1(d.path(), "exit 0"), &m);
         pod_in(&pods, A, Phase::Run).unlock(); // exited
         let running = pod_in(&pods, B, Phase::Run); // running (locked)
         pod_in(&pods, C, Phase::Prepare).unlock(); // aborted prepare
@@ -592,7 +487,13 @@ mod tests {
         let pods = Pods::new(d.path());
         pods.ensure_dirs().unwrap();
         fs::create_dir(pods.path(Phase::Embryo, A)).unwrap();
-        let r = gc(&pods, &GcOptions::default(), &Remover::default()).unwrap();
+        let s1 = fake_stage1(d.path(), "exit 1");
+        let r = gc(
+            &pods,
+            &GcOptions::default(),
+            &Remover::new(&s1, &HostMounter),
+        )
+        .unwrap();
         assert_eq!(r.collected, vec![A.to_string()]);
         assert_eq!(pods.locate(A), None);
     }
@@ -601,7 +502,9 @@ mod tests {
     fn rm_refuses_running_and_removes_the_rest() {
         let d = tempfile::tempdir().unwrap();
         let pods = Pods::new(d.path());
-        let remover = Remover::default();
+        let s1 = d.path().join("s1");
+        fs::create_dir(&s1).unwrap();
+        let remover = Remover::new(&fake_stage1(&s1, "exit 0"), &HostMounter);
         let running = pod_in(&pods, A, Phase::Run);
         let e = rm(&pods, "aaaa", &remover).unwrap_err();
         assert_eq!(e.to_string(), format!("pod \"{A}\" is currently running"));
@@ -639,45 +542,47 @@ mod tests {
         assert_eq!(stop(&pods, C, true).unwrap().1, StopOutcome::AlreadyStopped);
     }
 
-    /// A pod whose listed cgroup cannot be removed (here a dir with a file in it, as a cgroup
-    /// with processes would be) is not down: stop --force says so, and removal keeps the pod
-    /// and its records for the next gc instead of reporting it collected.
+    /// A pod whose stage1 gc fails (here: a listed "cgroup" that still holds a file, as a
+    /// cgroup with processes in it would) is not down: stop --force says so, and removal keeps
+    /// the pod and its records for the next gc instead of reporting it collected.
     #[test]
-    fn busy_listed_cgroup_keeps_the_pod() {
+    fn a_failed_stage1_gc_keeps_the_pod() {
         let d = tempfile::tempdir().unwrap();
         let pods = Pods::new(&d.path().join("data"));
         let busy = d.path().join("cg-busy");
         fs::create_dir(&busy).unwrap();
         fs::write(busy.join("tasks"), "").unwrap();
-        let gone = d.path().join("cg-gone");
+        let s1 = fake_stage1(
+            d.path(),
+            &format!(
+                "rmdir {0} 2>/dev/null || {{ echo {0} busy >&2; exit 1; }}",
+                busy.display()
+            ),
+        );
         let p = pod_in(&pods, A, Phase::Run);
         fs::write(
             p.path().join(paths::CGROUPS),
-            format!("{}\n{}\n", gone.display(), busy.display()),
+            format!("{}\n", busy.display()),
         )
         .unwrap();
         p.unlock();
-        let e = finish_forced_stop(&pods, A, None).unwrap_err().to_string();
-        assert!(e.contains("not down") && e.contains("cg-busy"), "{e}");
+        let e = finish_forced_stop(&pods, A, &s1).unwrap_err().to_string();
+        assert!(e.contains("gc in") && e.contains(A), "{e}");
         let m = FakeMounter::default();
-        let remover = Remover {
-            mounter: &m,
-            ..Default::default()
-        };
+        let remover = Remover::new(&s1, &m);
         let mut p = pods.lock(Phase::Run, A).unwrap();
         p.transition(Phase::ExitedGarbage).unwrap();
-        let e = remover.remove(p).unwrap_err().to_string();
-        assert!(e.contains("cg-busy"), "{e}");
+        remover.remove(p).unwrap_err();
         assert!(pods
             .path(Phase::ExitedGarbage, A)
             .join(paths::CGROUPS)
             .exists());
-        // once it is gone, both go through
+        // once it is empty, both go through
         fs::remove_file(busy.join("tasks")).unwrap();
         let p = pods.lock(Phase::ExitedGarbage, A).unwrap();
         remover.remove(p).unwrap();
         assert!(!busy.exists() && !pods.path(Phase::ExitedGarbage, A).exists());
         // a gone pod is no error for stop --force
-        finish_forced_stop(&pods, A, None).unwrap();
+        finish_forced_stop(&pods, A, &s1).unwrap();
     }
 }

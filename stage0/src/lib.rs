@@ -31,9 +31,16 @@ pub mod mount;
 pub mod pods;
 pub mod prepare;
 pub mod run;
+pub mod runtime;
 pub mod status;
 pub mod store;
 mod sys;
+
+pub use runtime::{
+    Dirs, Insecure, Ipc, PidsLimit, PodList, PodSource, PrepareRequest, RunRequest, Runtime, Wait,
+};
+/// The exit codes rkt shares with stage1.
+pub use stage1_abi::exit;
 
 use std::path::PathBuf;
 

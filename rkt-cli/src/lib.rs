@@ -10,7 +10,7 @@ pub mod output;
 mod sys;
 
 use clap::Parser;
-use stage1_abi::exit;
+use stage0::exit;
 
 /// Entry point of the `rkt` binary; returns the process exit code.
 pub fn main() -> i32 {
@@ -31,6 +31,15 @@ pub fn main() -> i32 {
                     let _ = e.print();
                     0
                 }
+                // only global flags: as bare `rkt`
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                | ErrorKind::MissingSubcommand
+                    if cli_has_no_subcommand(&argv) =>
+                {
+                    let mut cmd = <args::Cli as clap::CommandFactory>::command();
+                    let _ = cmd.write_help(&mut std::io::stderr());
+                    exit::USAGE
+                }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     let _ = e.print();
                     exit::USAGE
@@ -46,13 +55,32 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.debug);
-    match cmd::dispatch(cli) {
+    let argv = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match cmd::dispatch(cli, argv) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rkt: {}", output::one_line(&e));
             exit::RKT_FAILURE
         }
     }
+}
+
+/// Whether `argv` names no subcommand (only global flags and their values).
+fn cli_has_no_subcommand(argv: &[std::ffi::OsString]) -> bool {
+    let cmd = <args::Cli as clap::CommandFactory>::command();
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
+        .collect();
+    !argv[1..].iter().any(|a| {
+        let a = a.to_string_lossy();
+        names
+            .iter()
+            .any(|n| n.starts_with(a.as_ref()) && !a.is_empty())
+    })
 }
 
 fn init_logging(debug: bool) {

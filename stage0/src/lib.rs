@@ -17,7 +17,6 @@
 //! `unsafe` at all. The on-disk state machine is described in `docs/pod-lifecycle.md`.
 #![deny(unsafe_code)]
 
-pub mod apps;
 pub mod config;
 pub mod enter;
 pub mod exec_limits;
@@ -30,6 +29,7 @@ pub mod manifest;
 pub mod mount;
 pub mod pods;
 pub mod prepare;
+pub mod request;
 pub mod run;
 pub mod runtime;
 pub mod status;
@@ -105,7 +105,8 @@ impl Error {
             source,
         }
     }
-    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+    /// A [`Error::Usage`] with `msg`.
+    pub fn usage(msg: impl Into<String>) -> Self {
         Error::Usage(msg.into())
     }
 }

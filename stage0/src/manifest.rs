@@ -5,12 +5,12 @@
 use stage1_abi::{
     App, ImageRef, Isolators, MountPoint, PodManifest, Port, Volume, VolumeKind, ABI_VERSION,
 };
-use std::collections::BTreeSet;
 
-use crate::apps::AppArgs;
 use crate::flags;
 use crate::images::{ImageConfig, ImageMeta};
+use crate::request::{AppRequest, PodRequest};
 use crate::{Error, Result};
+use std::collections::BTreeSet;
 
 /// Environment every app starts from (rkt stage1's defaults); anything else overrides it.
 pub const DEFAULT_ENV: &[(&str, &str)] = &[
@@ -24,23 +24,6 @@ pub const DEFAULT_ENV: &[(&str, &str)] = &[
     ("HOME", "/root"),
 ];
 
-/// What the user asked for, parsed but not yet resolved against the store.
-#[derive(Debug, Clone, Default)]
-pub struct PodRequest {
-    /// The images with their per-app flags, in order.
-    pub apps: Vec<AppArgs>,
-    /// `--volume`.
-    pub volumes: Vec<Volume>,
-    /// `--mount` given before any image: applies to every app.
-    pub default_mounts: Vec<MountPoint>,
-    /// `--inherit-env`.
-    pub inherit_env: bool,
-    /// `--set-env-file` content, in file order.
-    pub set_env_file: Vec<(String, String)>,
-    /// `--set-env`.
-    pub set_env: Vec<(String, String)>,
-}
-
 /// An image resolved in the store.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
@@ -48,80 +31,6 @@ pub struct ResolvedImage {
     pub meta: ImageMeta,
     /// Its config.
     pub config: ImageConfig,
-}
-
-impl PodRequest {
-    /// The app names, in order (`--name` or the default from the image string).
-    pub fn app_names(&self) -> Result<Vec<String>> {
-        self.apps
-            .iter()
-            .map(|a| match &a.flags.name {
-                Some(n) => Ok(n.clone()),
-                None => flags::default_app_name(&a.image),
-            })
-            .collect()
-    }
-
-    /// The checks that need neither the store nor a pod dir, done first so bad input costs
-    /// nothing and leaves nothing behind: at least one image, unique app names, unique volume
-    /// names, every `--mount` naming a `--volume`, host volume sources that exist.
-    pub fn check(&self) -> Result<()> {
-        if self.apps.is_empty() {
-            return Err(Error::usage(
-                "must provide at least one image or specify the pod manifest",
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for n in self.app_names()? {
-            if !seen.insert(n.clone()) {
-                return Err(Error::usage(format!("multiple apps with name {n}")));
-            }
-        }
-        let mut vols = BTreeSet::new();
-        for v in &self.volumes {
-            if !vols.insert(v.name.as_str()) {
-                return Err(Error::usage(format!("duplicate volume name {:?}", v.name)));
-            }
-            if let VolumeKind::Host { source, .. } = &v.kind {
-                std::fs::metadata(source).map_err(|e| {
-                    Error::usage(format!(
-                        "host volume {:?}: source {source:?}: {}",
-                        v.name,
-                        io_text(&e)
-                    ))
-                })?;
-            }
-        }
-        let mounts = self
-            .default_mounts
-            .iter()
-            .chain(self.apps.iter().flat_map(|a| a.flags.mounts.iter()));
-        for m in mounts {
-            if !vols.contains(m.volume.as_str()) {
-                return Err(Error::usage(format!(
-                    "dangling mount point {:?}: no volume named {:?}",
-                    m.target, m.volume
-                )));
-            }
-        }
-        for (a, name) in self.apps.iter().zip(self.app_names()?) {
-            if a.flags.caps_retain.is_some() && a.flags.caps_remove.is_some() {
-                return Err(Error::usage(format!(
-                    "app {name:?}: --caps-retain and --caps-remove cannot be used together"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    // "No such file or directory (os error 2)" → "No such file or directory"
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// An environment being built: variables in the order they were first set, each set again
@@ -151,7 +60,7 @@ impl EnvBuilder {
 /// per-app `--environment`; `AC_APP_NAME` is always the app's name.
 pub fn app_environment(
     req: &PodRequest,
-    app: &AppArgs,
+    app: &AppRequest,
     app_name: &str,
     image: &ImageConfig,
     host_env: &[(String, String)],
@@ -185,7 +94,7 @@ pub fn app_environment(
 
 /// argv with `docker run` semantics: `--exec` replaces Entrypoint and Cmd; arguments after `--`
 /// replace Cmd.
-pub fn app_exec(app: &AppArgs, app_name: &str, image: &ImageConfig) -> Result<Vec<String>> {
+pub fn app_exec(app: &AppRequest, app_name: &str, image: &ImageConfig) -> Result<Vec<String>> {
     let exec: Vec<String> = match &app.flags.exec {
         Some(e) => std::iter::once(e.clone())
             .chain(app.args.iter().flatten().cloned())
@@ -207,7 +116,7 @@ pub fn app_exec(app: &AppArgs, app_name: &str, image: &ImageConfig) -> Result<Ve
 
 /// User and group: `--user`/`--group` override the image's `User` (`user[:group]`) field by
 /// field; default root (docker2aci: a user without group gets group 0).
-pub fn app_user_group(app: &AppArgs, image: &ImageConfig) -> (String, String) {
+pub fn app_user_group(app: &AppRequest, image: &ImageConfig) -> (String, String) {
     let (iu, ig) = match image.user.split_once(':') {
         Some((u, g)) => (u, g),
         None => (image.user.as_str(), ""),
@@ -375,14 +284,27 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apps::parse_apps;
+    use crate::request::AppFlags;
 
-    fn req(tail: &str) -> PodRequest {
-        let v: Vec<String> = tail.split_whitespace().map(String::from).collect();
+    /// A pod of these images, no flags.
+    fn req(images: &[&str]) -> PodRequest {
+        pod(images.iter().map(|i| app(i, |_| {})).collect())
+    }
+
+    fn pod(apps: Vec<AppRequest>) -> PodRequest {
         PodRequest {
-            apps: parse_apps(&v).unwrap(),
+            apps,
             ..Default::default()
         }
+    }
+
+    fn app(image: &str, set: impl FnOnce(&mut AppFlags)) -> AppRequest {
+        let mut a = AppRequest {
+            image: image.into(),
+            ..Default::default()
+        };
+        set(&mut a.flags);
+        a
     }
 
     fn img(name: &str, cfg: ImageConfig) -> ResolvedImage {
@@ -419,16 +341,20 @@ mod tests {
             cmd: vec!["c1".into(), "c2".into()],
             ..Default::default()
         };
-        let exec = |tail: &str| {
-            let r = req(tail);
-            app_exec(&r.apps[0], "a", &cfg).unwrap()
+        let exec = |exec: Option<&str>, args: Option<&[&str]>| {
+            let mut a = app("img", |f| f.exec = exec.map(String::from));
+            a.args = args.map(|v| v.iter().map(|s| s.to_string()).collect());
+            app_exec(&a, "a", &cfg).unwrap()
         };
-        assert_eq!(exec("img"), vec!["/ep", "x", "c1", "c2"]);
-        assert_eq!(exec("img -- y z"), vec!["/ep", "x", "y", "z"]);
-        assert_eq!(exec("img --exec /bin/true"), vec!["/bin/true"]);
-        assert_eq!(exec("img --exec /bin/echo -- hi"), vec!["/bin/echo", "hi"]);
+        assert_eq!(exec(None, None), vec!["/ep", "x", "c1", "c2"]);
+        assert_eq!(exec(None, Some(&["y", "z"])), vec!["/ep", "x", "y", "z"]);
+        assert_eq!(exec(Some("/bin/true"), None), vec!["/bin/true"]);
+        assert_eq!(
+            exec(Some("/bin/echo"), Some(&["hi"])),
+            vec!["/bin/echo", "hi"]
+        );
         let empty = ImageConfig::default();
-        let r = req("img");
+        let r = req(&["img"]);
         assert!(app_exec(&r.apps[0], "a", &empty).is_err());
     }
 
@@ -439,7 +365,7 @@ mod tests {
         cfg.env.push("V7=again".into());
         cfg.volumes = (0..4096).map(|i| format!("/v{i}/")).collect();
         cfg.exposed_ports = (0..4096).map(|i| format!("{}/tcp", i % 2048 + 1)).collect();
-        let mut r = req("img");
+        let mut r = req(&["img"]);
         r.set_env = vec![("V9".into(), "flag".into())];
         let t = std::time::Instant::now();
         let m = build("u", &r, &[img("img", cfg)], &[]).unwrap();
@@ -463,7 +389,7 @@ mod tests {
     fn an_environment_execve_would_refuse_is_refused_at_prepare() {
         let mut cfg = busybox();
         cfg.env = vec![format!("BIG={}", "x".repeat(200_000))];
-        let e = build("u", &req("img"), &[img("img", cfg)], &[])
+        let e = build("u", &req(&["img"]), &[img("img", cfg)], &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("MAX_ARG_STRLEN"), "{e}");
@@ -471,7 +397,9 @@ mod tests {
 
     #[test]
     fn env_precedence_is_rkts() {
-        let mut r = req("img --environment=E=app");
+        let mut r = pod(vec![app("img", |f| {
+            f.environment.push(("E".into(), "app".into()))
+        })]);
         r.inherit_env = true;
         r.set_env_file = vec![("C".into(), "file".into()), ("D".into(), "file".into())];
         r.set_env = vec![("D".into(), "setenv".into()), ("E".into(), "setenv".into())];
@@ -501,7 +429,7 @@ mod tests {
         let mut cfg = busybox();
         cfg.user = "1000:100".into();
         cfg.working_dir = "/srv".into();
-        let m = build("u", &req("img"), &[img("img", cfg.clone())], &[]).unwrap();
+        let m = build("u", &req(&["img"]), &[img("img", cfg.clone())], &[]).unwrap();
         assert_eq!(
             (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
             ("1000", "100")
@@ -509,7 +437,10 @@ mod tests {
         assert_eq!(m.apps[0].working_dir, "/srv");
         let m = build(
             "u",
-            &req("img --group=5 --working-dir=/tmp"),
+            &pod(vec![app("img", |f| {
+                f.group = Some("5".into());
+                f.working_dir = Some("/tmp".into());
+            })]),
             &[img("img", cfg.clone())],
             &[],
         )
@@ -521,13 +452,13 @@ mod tests {
         assert_eq!(m.apps[0].working_dir, "/tmp");
         cfg.user = "nobody".into();
         cfg.working_dir.clear();
-        let m = build("u", &req("img"), &[img("img", cfg)], &[]).unwrap();
+        let m = build("u", &req(&["img"]), &[img("img", cfg)], &[]).unwrap();
         assert_eq!(
             (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
             ("nobody", "0")
         );
         assert_eq!(m.apps[0].working_dir, "/");
-        let m = build("u", &req("img"), &[img("img", busybox())], &[]).unwrap();
+        let m = build("u", &req(&["img"]), &[img("img", busybox())], &[]).unwrap();
         assert_eq!(
             (m.apps[0].user.as_str(), m.apps[0].group.as_str()),
             ("0", "0")
@@ -544,7 +475,7 @@ mod tests {
         ] {
             let mut cfg = busybox();
             cfg.user = user.into();
-            let e = build("u", &req("img"), &[img("img", cfg)], &[])
+            let e = build("u", &req(&["img"]), &[img("img", cfg)], &[])
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -554,26 +485,37 @@ mod tests {
         }
         let mut cfg = busybox();
         cfg.user = "2147483647:2147483647".into();
-        assert!(build("u", &req("img"), &[img("img", cfg)], &[]).is_ok());
+        assert!(build("u", &req(&["img"]), &[img("img", cfg)], &[]).is_ok());
     }
 
     #[test]
     fn names_volumes_and_mounts_are_checked() {
-        let e = req("a/busybox b/busybox:2").check().unwrap_err();
+        let e = req(&["a/busybox", "b/busybox:2"]).check().unwrap_err();
         assert_eq!(e.to_string(), "multiple apps with name busybox");
-        assert!(req("a/busybox b/busybox --name=b2").check().is_ok());
-        let e = req("img --mount volume=nope,target=/x")
-            .check()
-            .unwrap_err();
+        assert!(pod(vec![
+            app("a/busybox", |_| {}),
+            app("b/busybox", |f| f.name = Some("b2".into()))
+        ])
+        .check()
+        .is_ok());
+        let e = pod(vec![app("img", |f| {
+            f.mounts
+                .push(flags::parse_mount("volume=nope,target=/x").unwrap())
+        })])
+        .check()
+        .unwrap_err();
         assert!(e.to_string().starts_with("dangling mount point \"/x\""));
-        let mut r = req("img");
+        let mut r = req(&["img"]);
         r.volumes = vec![flags::parse_volume("v,kind=host,source=/nonexistent/x").unwrap()];
         let e = r.check().unwrap_err();
         assert!(e.to_string().contains("No such file or directory"), "{e}");
         assert!(PodRequest::default().check().is_err());
-        let e = req("img --caps-retain=CAP_CHOWN --caps-remove=CAP_KILL")
-            .check()
-            .unwrap_err();
+        let e = pod(vec![app("img", |f| {
+            f.caps_retain = Some(vec!["CAP_CHOWN".into()]);
+            f.caps_remove = Some(vec!["CAP_KILL".into()]);
+        })])
+        .check()
+        .unwrap_err();
         assert!(e.to_string().contains("cannot be used together"));
     }
 
@@ -581,7 +523,10 @@ mod tests {
     fn image_volumes_become_populated_empty_volumes() {
         let mut cfg = busybox();
         cfg.volumes = vec!["/data/".into(), "/var/cache".into(), "/covered".into()];
-        let mut r = req("img --mount volume=mine,target=/covered");
+        let mut r = pod(vec![app("img", |f| {
+            f.mounts
+                .push(flags::parse_mount("volume=mine,target=/covered").unwrap())
+        })]);
         r.volumes = vec![
             flags::parse_volume("mine,kind=empty").unwrap(),
             flags::parse_volume("volume-var-cache,kind=host,source=/tmp").unwrap(),
@@ -610,7 +555,7 @@ mod tests {
     fn default_mounts_apply_to_all_apps_and_ports_are_named() {
         let mut cfg = busybox();
         cfg.exposed_ports = vec!["80/tcp".into(), "53/udp".into(), "8080".into()];
-        let mut r = req("a b");
+        let mut r = req(&["a", "b"]);
         r.volumes = vec![flags::parse_volume("v,kind=empty").unwrap()];
         r.default_mounts = vec![flags::parse_mount("volume=v,target=/v").unwrap()];
         let m = build("u", &r, &[img("a", cfg.clone()), img("b", cfg)], &[]).unwrap();
@@ -624,7 +569,12 @@ mod tests {
     fn isolators_are_carried() {
         let m = build(
             "u",
-            &req("img --memory=128M --cpu=500m --readonly-rootfs --seccomp=mode=remove,reboot"),
+            &pod(vec![app("img", |f| {
+                f.memory = Some(128_000_000);
+                f.cpu_millis = Some(500);
+                f.readonly_rootfs = true;
+                f.seccomp = Some(flags::parse_seccomp("mode=remove,reboot").unwrap());
+            })]),
             &[img("img", busybox())],
             &[],
         )

@@ -16,9 +16,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::images::{Images, ResolveOptions};
-use crate::manifest::{self, PodRequest, ResolvedImage};
+use crate::manifest::{self, ResolvedImage};
 use crate::mount::Mounter;
 use crate::pods::{LockedPod, Phase, Pods};
+use crate::request::PodRequest;
 use crate::{Error, Result};
 
 /// `apps/<app>/image`: which image an app came from and the layer dirs its overlay uses
@@ -354,10 +355,10 @@ impl Drop for PreparingPod<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apps::parse_apps;
     use crate::images::fake::FakeImages;
     use crate::images::ImageConfig;
     use crate::mount::fake::FakeMounter;
+    use crate::request::AppRequest;
 
     const U: &str = "11111111-2222-4333-8444-555555555555";
 
@@ -386,11 +387,16 @@ mod tests {
         (d, imgs)
     }
 
-    fn opts(tail: &str) -> PrepareOptions {
-        let v: Vec<String> = tail.split_whitespace().map(String::from).collect();
+    fn opts(images: &str) -> PrepareOptions {
         PrepareOptions {
             request: PodRequest {
-                apps: parse_apps(&v).unwrap(),
+                apps: images
+                    .split_whitespace()
+                    .map(|i| AppRequest {
+                        image: i.into(),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             },
             uuid: Some(U.into()),
@@ -465,13 +471,18 @@ mod tests {
             images: &imgs,
             mounter: &m,
         };
-        for (tail, msg) in [
-            ("busybox busybox", "multiple apps with name busybox"),
-            ("unknown", "image \"unknown\" not found"),
-            ("busybox --mount volume=x,target=/x", "dangling mount point"),
+        let mut dangling = opts("busybox");
+        dangling.request.apps[0]
+            .flags
+            .mounts
+            .push(crate::flags::parse_mount("volume=x,target=/x").unwrap());
+        for (o, msg) in [
+            (opts("busybox busybox"), "multiple apps with name busybox"),
+            (opts("unknown"), "image \"unknown\" not found"),
+            (dangling, "dangling mount point"),
         ] {
-            let e = p.prepare(&opts(tail)).err().unwrap();
-            assert!(e.to_string().contains(msg), "{tail}: {e}");
+            let e = p.prepare(&o).err().unwrap();
+            assert!(e.to_string().contains(msg), "{msg}: {e}");
         }
         assert!(!data.join("pods").exists() || Pods::new(&data).locate(U).is_none());
     }

@@ -22,10 +22,10 @@ use crate::enter::EnterPlan;
 use crate::export::ExportRequest;
 use crate::gc::{GcOptions, GcReport, Remover, StopOutcome};
 use crate::images::{PullPolicy, ResolveOptions};
-use crate::manifest::PodRequest;
 use crate::mount::HostMounter;
 use crate::pods::Pods;
 use crate::prepare::{PrepareOptions, Preparer};
+use crate::request::PodRequest;
 use crate::run::RunOptions;
 use crate::status::PodInfo;
 use crate::store::StoreImages;
@@ -43,6 +43,15 @@ pub struct Dirs {
     pub local_config: PathBuf,
     /// The user's configuration, highest precedence.
     pub user_config: Option<PathBuf>,
+}
+
+impl Dirs {
+    /// The configuration roots, lowest precedence first.
+    pub fn config_roots(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.system_config.clone(), self.local_config.clone()];
+        v.extend(self.user_config.clone());
+        v
+    }
 }
 
 impl Default for Dirs {
@@ -80,6 +89,18 @@ pub enum PodSource {
     Apps(PodRequest),
     /// A complete pod manifest (`rkt cat-manifest`'s JSON), its images resolved by name or id.
     Manifest(PodManifest),
+}
+
+impl PodSource {
+    /// The manifest in `path` (the JSON `rkt cat-manifest` prints; a missing `abiVersion` is
+    /// this build's).
+    pub fn manifest_file(path: &Path) -> Result<PodSource> {
+        let mut m: PodManifest = stage1_abi::read_json(path)?;
+        if m.abi_version == 0 {
+            m.abi_version = stage1_abi::ABI_VERSION;
+        }
+        Ok(PodSource::Manifest(m))
+    }
 }
 
 /// How to create a pod ([`Runtime::prepare`], [`Runtime::run`]).
@@ -314,11 +335,6 @@ impl Runtime {
     }
 
     fn prepare_options(&self, req: &PrepareRequest) -> PrepareOptions {
-        let mut config_dirs = vec![
-            self.dirs.system_config.clone(),
-            self.dirs.local_config.clone(),
-        ];
-        config_dirs.extend(self.dirs.user_config.clone());
         PrepareOptions {
             request: match &req.pod {
                 PodSource::Apps(r) => r.clone(),
@@ -329,7 +345,7 @@ impl Runtime {
                 insecure_image: self.insecure.image,
                 insecure_tls: self.insecure.tls,
                 allow_http: self.insecure.http,
-                config_dirs,
+                config_dirs: self.dirs.config_roots(),
                 progress: req.progress,
             },
             uuid_file_save: req.uuid_file_save.clone(),

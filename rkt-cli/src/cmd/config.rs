@@ -5,16 +5,11 @@ use super::Ctx;
 use crate::args::ConfigArgs;
 
 pub fn run(ctx: &Ctx, a: &ConfigArgs) -> anyhow::Result<i32> {
-    let dirs = stage0::config::ConfigDirs {
-        system: ctx.global.system_config.clone(),
-        local: ctx.global.local_config.clone(),
-        user: ctx.global.user_config.clone(),
-    };
-    let cfg = stage0::config::load(&dirs)?;
-    let roots: Vec<std::path::PathBuf> = dirs.in_order().iter().map(|p| p.to_path_buf()).collect();
+    let rt = ctx.runtime()?;
+    let roots = rt.dirs().config_roots();
     let auth = image_store::config::load_auth(&roots)?;
     let mirrors = image_store::config::load_mirrors(&roots)?;
-    let mut v = serde_json::to_value(&cfg)?;
+    let mut v = serde_json::to_value(rt.config())?;
     v["auth"] = serde_json::to_value(auth.view())?;
     v["mirrors"] = serde_json::to_value(&mirrors)?;
     crate::output::print_json(&v, a.pretty_print)?;

@@ -6,7 +6,6 @@ use image_store::{FetchOptions, ImageId, ImageInfo, PullPolicy, RenderOptions, S
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::Ctx;
 use crate::output::{print_json, print_table, Format};
@@ -189,11 +188,6 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--signature is not supported yet (try --insecure-options=image)");
     }
     let store = open(ctx)?;
-    let mut config_dirs = vec![
-        ctx.global.system_config.clone(),
-        ctx.global.local_config.clone(),
-    ];
-    config_dirs.extend(ctx.global.user_config.clone());
     let pull_policy = if a.store_only {
         PullPolicy::Never
     } else {
@@ -208,7 +202,7 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         insecure_image: ctx.insecure.image,
         insecure_tls: ctx.insecure.tls,
         allow_http: ctx.insecure.http,
-        config_dirs,
+        config_dirs: ctx.dirs().config_roots(),
         progress: std::io::stderr().is_terminal(),
     };
     for img in &a.images {
@@ -430,57 +424,12 @@ fn rm(ctx: &Ctx, a: &RmArgs) -> anyhow::Result<i32> {
     Ok(if rep.errors.is_empty() {
         0
     } else {
-        stage1_abi::exit::RKT_FAILURE
+        stage0::exit::RKT_FAILURE
     })
 }
 
-/// Parse a Go-style duration: `24h`, `1h30m`, `90s`, `0`.
-fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() || n == 'µ' {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
-        num.clear();
-        let mult = match unit.as_str() {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => anyhow::bail!("invalid duration {s:?}: unknown unit {unit:?}"),
-        };
-        total += v * mult;
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        anyhow::bail!("invalid duration {s:?}: missing unit");
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 fn gc(ctx: &Ctx, a: &GcArgs) -> anyhow::Result<i32> {
-    let grace = parse_duration(&a.grace_period)?;
+    let grace = stage0::flags::parse_duration("--grace-period", &a.grace_period)?;
     let store = open(ctx)?;
     let r = store.gc(grace)?;
     if a.format != Format::Table {
@@ -513,16 +462,6 @@ fn cat_manifest(ctx: &Ctx, a: &CatManifestArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("3x").is_err());
-    }
 
     #[test]
     fn sizes() {

@@ -17,14 +17,44 @@ pub struct Ctx {
     pub global: GlobalArgs,
     /// Parsed `--insecure-options`.
     pub insecure: InsecureOptions,
+    /// The command line as given (clap hides a `--` before the first image).
+    pub argv: Vec<String>,
+}
+
+impl Ctx {
+    /// The directories of the global flags.
+    pub fn dirs(&self) -> stage0::Dirs {
+        stage0::Dirs {
+            data: self.global.dir.clone(),
+            system_config: self.global.system_config.clone(),
+            local_config: self.global.local_config.clone(),
+            user_config: self.global.user_config.clone(),
+        }
+    }
+
+    /// The pod runtime of the global flags: every pod command is one call on it.
+    pub fn runtime(&self) -> anyhow::Result<stage0::Runtime> {
+        let i = self.insecure;
+        Ok(stage0::Runtime::open(self.dirs())?
+            .with_insecure(stage0::Insecure {
+                image: i.image,
+                tls: i.tls,
+                http: i.http,
+                capabilities: i.capabilities,
+                paths: i.paths,
+                seccomp: i.seccomp,
+            })
+            .with_debug(self.global.debug))
+    }
 }
 
 /// Run the parsed command; returns the exit code (errors become 254 in `main`).
-pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+pub fn dispatch(cli: Cli, argv: Vec<String>) -> anyhow::Result<i32> {
     let insecure = InsecureOptions::parse(&cli.global.insecure_options)?;
     let ctx = Ctx {
         global: cli.global,
         insecure,
+        argv,
     };
     match cli.command {
         Command::Version => version::run(&ctx),

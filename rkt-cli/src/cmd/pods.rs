@@ -1,14 +1,14 @@
-//! `rkt list`, `status`, `stop`, `rm`, `gc`, `cat-manifest`: clap types, output formatting and
-//! thin adapters to `stage0::{status, gc}`.
+//! `rkt list`, `status`, `stop`, `rm`, `gc`, `cat-manifest`, `enter`, `export`: clap types,
+//! output formatting and adapters to [`stage0::Runtime`].
 
 use anyhow::Context;
 use chrono::{DateTime, Local};
 use clap::Args;
 use serde::Serialize;
-use stage0::gc::{GcOptions, Remover, StopOutcome};
-use stage0::mount::HostMounter;
-use stage0::pods::{Pods, State};
+use stage0::gc::{GcOptions, StopOutcome};
+use stage0::pods::State;
 use stage0::status::PodInfo;
+use stage0::Wait;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -145,10 +145,6 @@ pub struct ExportArgs {
     pub uuid: String,
     /// output OCI image archive (import with `rkt fetch oci-archive:FILE`)
     pub file: PathBuf,
-}
-
-fn pods(ctx: &Ctx) -> Pods {
-    Pods::new(&ctx.global.dir)
 }
 
 fn read_uuid_file(f: &PathBuf) -> anyhow::Result<String> {
@@ -330,7 +326,10 @@ fn nets_text(p: &PodInfo) -> String {
 
 /// `rkt list`.
 pub fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<i32> {
-    let (all, errors) = stage0::status::list(&pods(ctx))?;
+    let stage0::PodList {
+        pods: all,
+        unreadable: errors,
+    } = ctx.runtime()?.list()?;
     if a.format != Format::Table {
         let v: Vec<PodJson> = all.iter().map(pod_json).collect();
         print_json(&v, a.format == Format::JsonPretty)?;
@@ -413,11 +412,11 @@ pub fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn parse_wait(flag: &str, v: &str) -> anyhow::Result<Option<Option<Duration>>> {
+fn parse_wait(flag: &str, v: &str) -> anyhow::Result<Wait> {
     Ok(match v {
-        "false" | "0" | "" => None,
-        "true" => Some(None),
-        d => Some(Some(stage0::flags::parse_duration(flag, d)?)),
+        "false" | "0" | "" => Wait::No,
+        "true" => Wait::Forever,
+        d => Wait::For(stage0::flags::parse_duration(flag, d)?),
     })
 }
 
@@ -434,20 +433,9 @@ pub fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<i32> {
         },
         (None, None) => anyhow::bail!("UUID cannot be empty"),
     };
-    let pods = pods(ctx);
-    let uuid = pods.find(&arg)?.uuid;
-    if let Some(t) = parse_wait("--wait-ready", &a.wait_ready)? {
-        if !stage0::status::wait_ready(&pods, &uuid, t)? {
-            anyhow::bail!("pod {uuid:?} is not ready: timed out");
-        }
-    }
-    if let Some(t) = parse_wait("--wait", &a.wait)? {
-        if !stage0::status::wait_finished(&pods, &uuid, t)? {
-            anyhow::bail!("pod {uuid:?} has not exited: timed out");
-        }
-    }
-    let p = stage0::status::pod_info(&pods, &uuid)?
-        .ok_or_else(|| anyhow::anyhow!("no matches found for {arg:?}"))?;
+    let ready = parse_wait("--wait-ready", &a.wait_ready)?;
+    let exited = parse_wait("--wait", &a.wait)?;
+    let p = ctx.runtime()?.status(&arg, ready, exited)?;
     if a.format != Format::Table {
         print_json(&pod_json(&p), a.format == Format::JsonPretty)?;
         return Ok(0);
@@ -504,21 +492,10 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let pods = pods(ctx);
-    let stage1 = if a.force { stage1_of(ctx) } else { None };
+    let rt = ctx.runtime()?;
     let mut failed = false;
     for arg in &args {
-        match stage0::gc::stop(&pods, arg, a.force) {
-            Ok((uuid, StopOutcome::Signalled)) if a.force => {
-                // --force returns once nothing of the pod runs
-                match stage0::gc::finish_forced_stop(&pods, &uuid, stage1.as_deref()) {
-                    Ok(()) => println!("{uuid:?}"),
-                    Err(e) => {
-                        eprintln!("rkt: {e}");
-                        failed = true;
-                    }
-                }
-            }
+        match rt.stop(arg, a.force) {
             Ok((uuid, StopOutcome::Signalled)) => println!("{uuid:?}"),
             Ok((uuid, StopOutcome::AlreadyStopped)) => {
                 println!("pod {uuid:?} is already stopped")
@@ -532,42 +509,13 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> anyhow::Result<i32> {
     Ok(if failed { 254 } else { 0 })
 }
 
-/// The stage1 binary from config or next to rkt, if there is one.
-fn stage1_of(ctx: &Ctx) -> Option<PathBuf> {
-    let cfg = stage0::config::load(&stage0::config::ConfigDirs {
-        system: ctx.global.system_config.clone(),
-        local: ctx.global.local_config.clone(),
-        user: ctx.global.user_config.clone(),
-    })
-    .ok();
-    let location = cfg.and_then(|c| c.stage1.location);
-    stage0::run::find_stage1(None, location.as_deref()).ok()
-}
-
-fn remover(ctx: &Ctx) -> (Option<PathBuf>, Option<stage0::store::StoreImages>) {
-    let images = if ctx.global.dir.join("cas").is_dir() {
-        stage0::store::StoreImages::open(&ctx.global.dir).ok()
-    } else {
-        None
-    };
-    (stage1_of(ctx), images)
-}
-
 /// `rkt rm`.
 pub fn rm(ctx: &Ctx, a: &RmArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
     let args = uuid_args(&a.uuids, &a.uuid_file)?;
-    let (stage1, images) = remover(ctx);
-    let r = Remover {
-        stage1,
-        images: images.as_ref().map(|i| i as &dyn stage0::images::Images),
-        mounter: &HostMounter,
-        ..Default::default()
-    };
-    let pods = pods(ctx);
+    let rt = ctx.runtime()?;
     let mut failed = false;
     for arg in &args {
-        match stage0::gc::rm(&pods, arg, &r) {
+        match rt.rm(arg) {
             Ok(uuid) => println!("{uuid:?}"),
             Err(e) => {
                 eprintln!("rkt: {e}");
@@ -580,20 +528,12 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> anyhow::Result<i32> {
 
 /// `rkt gc`.
 pub fn gc(ctx: &Ctx, a: &GcArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
     let opts = GcOptions {
         grace_period: stage0::flags::parse_duration("--grace-period", &a.grace_period)?,
         expire_prepared: stage0::flags::parse_duration("--expire-prepared", &a.expire_prepared)?,
         mark_only: a.mark_only,
     };
-    let (stage1, images) = remover(ctx);
-    let r = Remover {
-        stage1,
-        images: images.as_ref().map(|i| i as &dyn stage0::images::Images),
-        mounter: &HostMounter,
-        ..Default::default()
-    };
-    let rep = stage0::gc::gc(&pods(ctx), &opts, &r)?;
+    let rep = ctx.runtime()?.gc(&opts)?;
     for u in &rep.marked {
         eprintln!("moving pod {u:?} to garbage");
     }
@@ -621,43 +561,28 @@ pub fn cat_manifest(ctx: &Ctx, a: &CatManifestArgs) -> anyhow::Result<i32> {
         (None, Some(f)) => read_uuid_file(f)?,
         (None, None) => anyhow::bail!("UUID cannot be empty"),
     };
-    let p = stage0::status::find(&pods(ctx), &arg)?;
-    let m = p
-        .manifest
-        .ok_or_else(|| anyhow::anyhow!("pod {:?} has no readable manifest", p.uuid))?;
-    print_json(&m, a.pretty_print)?;
+    print_json(&ctx.runtime()?.manifest(&arg)?, a.pretty_print)?;
     Ok(0)
 }
 
 /// `rkt enter`: on success this process becomes the command (its exit code is rkt's).
 pub fn enter(ctx: &Ctx, a: &EnterArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
-    let plan = stage0::enter::plan(&pods(ctx), &a.uuid, a.app.as_deref(), &a.cmd)?;
-    let stage1 = match stage1_of(ctx) {
-        Some(s) => s,
-        None => stage0::run::find_stage1(None, None)?,
-    };
+    let rt = ctx.runtime()?;
+    let plan = rt.enter_plan(&a.uuid, a.app.as_deref(), &a.cmd)?;
     if plan.default_cmd {
         eprintln!("no command specified, assuming {:?}", plan.cmd[0]);
     }
-    match stage0::enter::exec(&plan, &stage1)? {}
+    match rt.enter(&plan)? {}
 }
 
 /// `rkt export`.
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
-    let images = stage0::store::StoreImages::open(&ctx.global.dir)?;
-    stage0::export::export(
-        &pods(ctx),
-        &images,
-        &HostMounter,
-        &stage0::export::ExportRequest {
-            uuid: a.uuid.clone(),
-            app: a.app.clone(),
-            out: a.file.clone(),
-            overwrite: a.overwrite,
-        },
-    )?;
+    ctx.runtime()?.export(&stage0::export::ExportRequest {
+        uuid: a.uuid.clone(),
+        app: a.app.clone(),
+        out: a.file.clone(),
+        overwrite: a.overwrite,
+    })?;
     Ok(0)
 }
 

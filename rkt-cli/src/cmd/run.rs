@@ -1,18 +1,17 @@
-//! `rkt run`, `rkt prepare`, `rkt run-prepared`: clap types and thin adapters to `stage0`.
+//! `rkt run`, `rkt prepare`, `rkt run-prepared`: clap types and adapters to
+//! [`stage0::Runtime`].
 //!
 //! clap parses the pod flags; everything from the first image on is taken raw and parsed by
-//! `stage0::apps::parse_apps` (rkt's per-app grammar).
+//! [`crate::args::apps::parse_apps`] (rkt's per-app grammar) into stage0's typed requests.
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
-use stage0::apps::{parse_apps, AppArgs};
-use stage0::images::{PullPolicy, ResolveOptions};
-use stage0::manifest::PodRequest;
-use stage0::mount::HostMounter;
-use stage0::prepare::{PrepareOptions, Preparer};
-use stage0::run::RunOptions;
-use stage1_abi::{DnsConfig, NetConfig, RuntimeConfig};
+use stage0::images::PullPolicy;
+use stage0::request::{AppRequest, PodRequest};
+use stage0::{Error, Ipc, PidsLimit, PodSource, PrepareRequest, RunRequest};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::args::apps::parse_apps;
 
 use super::Ctx;
 
@@ -184,30 +183,31 @@ pub struct RunPreparedArgs {
     pub uuid: String,
 }
 
-/// The image tail, refusing a `--` that came before any image (clap swallows it).
-fn app_sections(images: &[String]) -> anyhow::Result<Vec<AppArgs>> {
-    let argv: Vec<String> = std::env::args().collect();
+/// The image tail, refusing a `--` that came before any image (clap swallows it, so the
+/// command line as given is checked).
+fn app_sections(ctx: &Ctx, images: &[String]) -> Result<Vec<AppRequest>, Error> {
+    let argv = &ctx.argv;
     if !images.is_empty() && argv.len() > images.len() {
         let before = &argv[argv.len() - images.len() - 1];
         if before == "--" && argv[argv.len() - images.len()..] == *images {
-            return Err(stage0::Error::Usage(
+            return Err(Error::Usage(
                 "an image is required before any app arguments".into(),
-            )
-            .into());
+            ));
         }
     }
-    Ok(parse_apps(images)?)
+    parse_apps(images)
 }
 
-/// `--pod-manifest`: the manifest, after rkt's conflict check (no images, volumes, mounts,
-/// environment flags or pull policy other than `new` with it).
-fn pod_manifest(
+/// What the pod is made of: `--pod-manifest` (after rkt's conflict check: no images, volumes,
+/// mounts, ports, environment flags or pull policy other than `new` with it), or the images.
+fn pod_source(
+    ctx: &Ctx,
     p: &PodPrepareArgs,
     images: &[String],
     ports: &[String],
-) -> anyhow::Result<Option<stage1_abi::PodManifest>> {
+) -> anyhow::Result<PodSource> {
     let Some(f) = &p.pod_manifest else {
-        return Ok(None);
+        return pod_request(p, app_sections(ctx, images)?).map(PodSource::Apps);
     };
     if !images.is_empty()
         || !p.volume.is_empty()
@@ -220,14 +220,10 @@ fn pod_manifest(
     {
         anyhow::bail!("conflicting flags set with --pod-manifest (see --help)");
     }
-    let mut m: stage1_abi::PodManifest = stage1_abi::read_json(f)?;
-    if m.abi_version == 0 {
-        m.abi_version = stage1_abi::ABI_VERSION;
-    }
-    Ok(Some(m))
+    Ok(PodSource::manifest_file(f)?)
 }
 
-fn pod_request(p: &PodPrepareArgs, apps: Vec<AppArgs>) -> anyhow::Result<PodRequest> {
+fn pod_request(p: &PodPrepareArgs, apps: Vec<AppRequest>) -> anyhow::Result<PodRequest> {
     let mut req = PodRequest {
         apps,
         inherit_env: p.inherit_env,
@@ -249,160 +245,72 @@ fn pod_request(p: &PodPrepareArgs, apps: Vec<AppArgs>) -> anyhow::Result<PodRequ
     Ok(req)
 }
 
-fn prepare_options(
-    ctx: &Ctx,
-    p: &PodPrepareArgs,
-    apps: Vec<AppArgs>,
-) -> anyhow::Result<PrepareOptions> {
-    let mut config_dirs = vec![
-        ctx.global.system_config.clone(),
-        ctx.global.local_config.clone(),
-    ];
-    config_dirs.extend(ctx.global.user_config.clone());
-    Ok(PrepareOptions {
-        request: pod_request(p, apps)?,
-        resolve: ResolveOptions {
-            pull_policy: match p.pull_policy {
-                PullPolicyArg::New => PullPolicy::New,
-                PullPolicyArg::Update => PullPolicy::Update,
-                PullPolicyArg::Never => PullPolicy::Never,
-            },
-            insecure_image: ctx.insecure.image,
-            insecure_tls: ctx.insecure.tls,
-            allow_http: ctx.insecure.http,
-            config_dirs,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> PrepareRequest {
+    PrepareRequest {
+        pod,
+        pull_policy: match p.pull_policy {
+            PullPolicyArg::New => PullPolicy::New,
+            PullPolicyArg::Update => PullPolicy::Update,
+            PullPolicyArg::Never => PullPolicy::Never,
         },
         uuid_file_save: p.uuid_file_save.clone(),
         host_env: std::env::vars().collect(),
-        uuid: None,
-    })
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    }
 }
 
-fn run_options(ctx: &Ctx, rt: &PodRuntimeArgs) -> anyhow::Result<RunOptions> {
-    let net = stage0::flags::parse_net(&rt.net)?;
+fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
     let mut ports = Vec::new();
     for p in &rt.port {
         ports.push(stage0::flags::parse_port(p)?);
     }
-    if !ports.is_empty() && matches!(net, NetConfig::Host | NetConfig::None) {
-        anyhow::bail!("--port cannot be used with --net=host or --net=none");
-    }
-    let cfg = stage0::config::load(&stage0::config::ConfigDirs {
-        system: ctx.global.system_config.clone(),
-        local: ctx.global.local_config.clone(),
-        user: ctx.global.user_config.clone(),
-    })?;
-    let stage1 =
-        stage0::run::find_stage1(rt.stage1_path.as_deref(), cfg.stage1.location.as_deref())?;
-    let pids_limit = match &rt.pids_limit {
-        Some(v) => stage0::flags::parse_pids_limit(v)?,
-        None => Some(stage0::flags::DEFAULT_PIDS_LIMIT),
-    };
-    Ok(RunOptions {
-        runtime: RuntimeConfig {
-            net,
-            hostname: rt.hostname.clone().unwrap_or_default(),
-            interactive: rt.interactive,
-            ipc: match rt.ipc {
-                IpcArg::Auto => "auto",
-                IpcArg::Private => "private",
-                IpcArg::Parent => "parent",
-            }
-            .into(),
-            stop_timeout_secs: rt.stop_timeout,
-            disable_capabilities: ctx.insecure.capabilities,
-            disable_paths: ctx.insecure.paths,
-            disable_seccomp: ctx.insecure.seccomp,
-            dns: DnsConfig {
-                servers: rt.dns.clone(),
-                search: rt.dns_search.clone(),
-                options: rt.dns_opt.clone(),
-                domain: rt.dns_domain.clone(),
-            },
-            hosts_entries: rt.hosts_entry.clone(),
-            ports,
-            local_config: ctx.global.local_config.display().to_string(),
-            system_config: ctx.global.system_config.display().to_string(),
-            cache_dir: std::path::absolute(ctx.global.dir.join(stage0::run::CACHE_DIR))
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            pids_limit,
-            pids_limit_required: rt.pids_limit.is_some(),
+    Ok(RunRequest {
+        net: stage0::flags::parse_net(&rt.net)?,
+        hostname: rt.hostname.clone(),
+        interactive: rt.interactive,
+        ipc: match rt.ipc {
+            IpcArg::Auto | IpcArg::Private => Ipc::Private,
+            IpcArg::Parent => Ipc::Host,
         },
-        stage1,
-        debug: ctx.global.debug,
+        stop_timeout: Duration::from_secs(rt.stop_timeout),
+        dns: stage0::request::DnsConfig {
+            servers: rt.dns.clone(),
+            search: rt.dns_search.clone(),
+            options: rt.dns_opt.clone(),
+            domain: rt.dns_domain.clone(),
+        },
+        hosts_entries: rt.hosts_entry.clone(),
+        ports,
+        pids_limit: match &rt.pids_limit {
+            None => PidsLimit::Default,
+            Some(v) => match stage0::flags::parse_pids_limit(v)? {
+                None => PidsLimit::Unlimited,
+                Some(n) => PidsLimit::Max(n),
+            },
+        },
+        stage1: rt.stage1_path.clone(),
     })
-}
-
-fn open_images(ctx: &Ctx) -> anyhow::Result<stage0::store::StoreImages> {
-    stage0::store::StoreImages::open(&ctx.global.dir)
-        .with_context(|| format!("opening the image store in {}", ctx.global.dir.display()))
 }
 
 /// `rkt run`: returns only on failure (on success this process becomes stage1).
 pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
-    if let Some(m) = pod_manifest(&a.prep, &a.images, &a.rt.port)? {
-        let opts = prepare_options(ctx, &a.prep, vec![])?;
-        let run = run_options(ctx, &a.rt)?;
-        let images = open_images(ctx)?;
-        let preparer = Preparer {
-            data_dir: &ctx.global.dir,
-            images: &images,
-            mounter: &HostMounter,
-        };
-        let pod = preparer.prepare_manifest(m, &opts)?;
-        let res = stage0::run::run_pod(pod, &run);
-        match res? {}
-    }
-    let apps = app_sections(&a.images)?;
-    if a.rt.interactive && apps.len() > 1 {
-        anyhow::bail!("interactive option only supports one image");
-    }
-    let opts = prepare_options(ctx, &a.prep, apps)?;
-    opts.request.check()?;
-    let run = run_options(ctx, &a.rt)?;
-    let images = open_images(ctx)?;
-    let preparer = Preparer {
-        data_dir: &ctx.global.dir,
-        images: &images,
-        mounter: &HostMounter,
-    };
-    match stage0::run::run(&preparer, &opts, &run)? {}
+    let pod = pod_source(ctx, &a.prep, &a.images, &a.rt.port)?;
+    let run = run_request(&a.rt)?;
+    match ctx.runtime()?.run(&prepare_request(&a.prep, pod), &run)? {}
 }
 
 /// `rkt prepare`: prints the UUID.
 pub fn prepare(ctx: &Ctx, a: &PrepareArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
-    let manifest = pod_manifest(&a.prep, &a.images, &[])?;
-    let apps = match manifest {
-        Some(_) => vec![],
-        None => app_sections(&a.images)?,
-    };
-    let mut opts = prepare_options(ctx, &a.prep, apps)?;
-    opts.resolve.progress &= !a.quiet;
-    if manifest.is_none() {
-        opts.request.check()?;
-    }
-    let images = open_images(ctx)?;
-    let preparer = Preparer {
-        data_dir: &ctx.global.dir,
-        images: &images,
-        mounter: &HostMounter,
-    };
-    let pod = match manifest {
-        Some(m) => preparer.prepare_manifest(m, &opts)?,
-        None => preparer.prepare(&opts)?,
-    };
-    let uuid = pod.finish_prepare()?;
+    let pod = pod_source(ctx, &a.prep, &a.images, &[])?;
+    let mut req = prepare_request(&a.prep, pod);
+    req.progress &= !a.quiet;
+    let uuid = ctx.runtime()?.prepare(&req)?;
     println!("{uuid}");
     Ok(0)
 }
 
 /// `rkt run-prepared UUID`: returns only on failure.
 pub fn run_prepared(ctx: &Ctx, a: &RunPreparedArgs) -> anyhow::Result<i32> {
-    stage0::run::require_root()?;
-    let run = run_options(ctx, &a.rt)?;
-    match stage0::run::run_prepared(&ctx.global.dir, &HostMounter, &a.uuid, &run)? {}
+    let run = run_request(&a.rt)?;
+    match ctx.runtime()?.run_prepared(&a.uuid, &run)? {}
 }

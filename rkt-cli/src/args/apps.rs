@@ -5,61 +5,13 @@
 //! ```
 //!
 //! Per-app flags after an image apply to that image; `--` starts the app's arguments and `---`
-//! ends them (the end of argv ends them too). clap cannot express this, so the CLI hands the
-//! tail of argv (from the first image on) to [`parse_apps`].
+//! ends them (the end of argv ends them too). clap cannot express this, so `rkt run` and `rkt
+//! prepare` hand the tail of argv (from the first image on) to [`parse_apps`], which produces
+//! stage0's typed [`AppRequest`]s. Flag values are parsed by `stage0::flags`.
 
-use stage1_abi::{MountPoint, Seccomp};
-
-use crate::flags;
-use crate::{Error, Result};
-
-/// Per-app flags (all optional; unset means "image default").
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AppFlags {
-    /// `--name`.
-    pub name: Option<String>,
-    /// `--exec`: replaces the image's entrypoint and cmd.
-    pub exec: Option<String>,
-    /// `--user`.
-    pub user: Option<String>,
-    /// `--group`.
-    pub group: Option<String>,
-    /// `--supplementary-gids`.
-    pub supplementary_gids: Option<Vec<u32>>,
-    /// `--working-dir`.
-    pub working_dir: Option<String>,
-    /// `--environment K=V` (repeatable).
-    pub environment: Vec<(String, String)>,
-    /// `--mount volume=V,target=P` (repeatable).
-    pub mounts: Vec<MountPoint>,
-    /// `--readonly-rootfs`.
-    pub readonly_rootfs: bool,
-    /// `--memory` in bytes.
-    pub memory: Option<u64>,
-    /// `--cpu` in millicores.
-    pub cpu_millis: Option<u64>,
-    /// `--cpu-shares`.
-    pub cpu_shares: Option<u64>,
-    /// `--oom-score-adj`.
-    pub oom_score_adj: Option<i32>,
-    /// `--caps-retain`.
-    pub caps_retain: Option<Vec<String>>,
-    /// `--caps-remove`.
-    pub caps_remove: Option<Vec<String>>,
-    /// `--seccomp`.
-    pub seccomp: Option<Seccomp>,
-}
-
-/// One image of the command line with its flags and arguments.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AppArgs {
-    /// The image string as typed.
-    pub image: String,
-    /// Its per-app flags.
-    pub flags: AppFlags,
-    /// Arguments after `--` (replace the image's cmd); `None` when no `--` was given.
-    pub args: Option<Vec<String>>,
-}
+use stage0::flags;
+use stage0::request::{AppFlags, AppRequest};
+use stage0::{Error, Result};
 
 /// Names of the per-app flags, for help text and error messages.
 pub const APP_FLAGS: &[&str] = &[
@@ -82,8 +34,8 @@ pub const APP_FLAGS: &[&str] = &[
 ];
 
 /// Parse the tail of `rkt run`/`rkt prepare` argv (from the first image on).
-pub fn parse_apps(tail: &[String]) -> Result<Vec<AppArgs>> {
-    let mut apps: Vec<AppArgs> = Vec::new();
+pub fn parse_apps(tail: &[String]) -> Result<Vec<AppRequest>> {
+    let mut apps: Vec<AppRequest> = Vec::new();
     let mut i = 0;
     while i < tail.len() {
         let a = tail[i].as_str();
@@ -136,7 +88,7 @@ pub fn parse_apps(tail: &[String]) -> Result<Vec<AppArgs>> {
         } else if a.starts_with('-') && a.len() > 1 {
             return Err(Error::usage(format!("unknown shorthand flag {a:?}")));
         } else {
-            apps.push(AppArgs {
+            apps.push(AppRequest {
                 image: a.to_string(),
                 ..Default::default()
             });

@@ -1,4 +1,7 @@
-//! Argument types for `rkt` (clap derive). Types only; no logic.
+//! Argument types for `rkt` (clap derive), and in [`apps`] rkt's per-app grammar, which clap
+//! cannot express.
+
+pub mod apps;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

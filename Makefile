@@ -17,9 +17,14 @@ BENCH_PACKAGES := podman crun runc umoci hyperfine systemd-container uidmap cata
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
+# cargo tools `make lint` runs (from crates.io, like the crates of the build)
+CARGO_MACHETE_VERSION := 0.9.2
+
 .PHONY: deps
-deps: ## install the Debian packages for build, tests and demo (idempotent)
+deps: ## install the Debian packages and cargo tools for build, lint, tests and demo (idempotent)
 	@scripts/apt-install.sh $(DEB_PACKAGES)
+	@cargo-machete --version 2>/dev/null | grep -q '$(CARGO_MACHETE_VERSION)' || \
+		$(CARGO) install cargo-machete --locked --version $(CARGO_MACHETE_VERSION)
 
 .PHONY: bench-deps
 bench-deps: deps ## install and configure the peer runtimes for `make bench`
@@ -103,8 +108,10 @@ bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps
 	@scripts/bench.sh
 
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings denied
+lint: ## rustfmt check, clippy with warnings denied, no unused dependency (cargo machete)
 	$(CARGO) fmt --all -- --check
+	@command -v cargo-machete >/dev/null || { echo "cargo-machete missing: run 'make deps'" >&2; exit 1; }
+	cargo-machete
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p stage1-monitor --bin rkt-monitor --features bin -- -C panic=abort -D warnings
 

@@ -85,15 +85,10 @@ pub fn cgroup_mode(root: &Path) -> CgroupMode {
     let mut v1 = false;
     let mut v2_root = false;
     let mut v2_other = false;
-    for line in mi.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mountpoint = pre.split(' ').nth(4).unwrap_or("");
-        let fstype = post.split(' ').next().unwrap_or("");
-        match fstype {
+    for m in crate::mount::parse_mountinfo(&mi) {
+        match m.fstype.as_str() {
             "cgroup" => v1 = true,
-            "cgroup2" if mountpoint == "/sys/fs/cgroup" => v2_root = true,
+            "cgroup2" if m.mount_point == Path::new("/sys/fs/cgroup") => v2_root = true,
             "cgroup2" => v2_other = true,
             _ => {}
         }

@@ -98,16 +98,48 @@ pub fn booted_at() -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
-/// Mount points listed in `/proc/self/mountinfo` content (octal escapes decoded).
-pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+/// One line of `/proc/self/mountinfo` (proc(5)): the fields stage0 reads, octal escapes
+/// (`\040` for a space, …) decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Field 4: the root of the mount within its filesystem.
+    pub root: PathBuf,
+    /// Field 5: the mount point.
+    pub mount_point: PathBuf,
+    /// The filesystem type (first field after ` - `).
+    pub fstype: String,
+}
+
+/// Parse `/proc/self/mountinfo` content: the one parser of stage0. Lines that are not
+/// mountinfo lines are skipped.
+pub fn parse_mountinfo(mountinfo: &str) -> Vec<MountEntry> {
     mountinfo
         .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape(p)))
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mut f = pre.split(' ');
+            let root = f.nth(3)?;
+            let mount_point = f.next()?;
+            Some(MountEntry {
+                root: unescape(root),
+                mount_point: unescape(mount_point),
+                fstype: post.split(' ').next()?.to_string(),
+            })
+        })
         .collect()
 }
 
-fn unescape(s: &str) -> String {
+/// Mount points listed in `/proc/self/mountinfo` content.
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    parse_mountinfo(mountinfo)
+        .into_iter()
+        .map(|e| e.mount_point)
+        .collect()
+}
+
+/// Decode mountinfo's octal escapes; the bytes are kept as they are (a path need not be UTF-8).
+fn unescape(s: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -116,15 +148,17 @@ fn unescape(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            out.push(v as u8);
             i += 4;
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// The host's mount table through nix.
@@ -281,6 +315,15 @@ mod tests {
             mount_points(mi),
             vec![PathBuf::from("/mnt/a b"), PathBuf::from("/x")]
         );
+        // optional fields, a tab, a backslash, a non-UTF-8 byte, a root that is not /
+        let mi = "40 1 0:2 /sub\\134d /m\\011t\\377 rw shared:1 master:2 - cgroup2 c rw\n\
+                  garbage line\n";
+        let e = parse_mountinfo(mi);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].root, PathBuf::from("/sub\\d"));
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(e[0].mount_point.as_os_str().as_bytes(), b"/m\tt\xff");
+        assert_eq!(e[0].fstype, "cgroup2");
     }
     /// Root only: an image with more layers than fit in one page of absolute paths mounts.
     #[test]

@@ -52,7 +52,7 @@ impl FromStr for PullPolicy {
 }
 
 /// How to fetch.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FetchOptions {
     /// When to contact the remote.
     pub pull_policy: PullPolicy,
@@ -64,8 +64,21 @@ pub struct FetchOptions {
     pub allow_http: bool,
     /// rkt config dirs, lowest precedence first (system, local, user).
     pub config_dirs: Vec<PathBuf>,
-    /// Draw progress bars on stderr (the caller decides: only when stderr is a terminal).
-    pub progress: bool,
+    /// Where layer downloads report their progress (none: nowhere).
+    pub progress: Option<std::sync::Arc<dyn crate::progress::Progress>>,
+}
+
+impl std::fmt::Debug for FetchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions")
+            .field("pull_policy", &self.pull_policy)
+            .field("insecure_image", &self.insecure_image)
+            .field("insecure_tls", &self.insecure_tls)
+            .field("allow_http", &self.allow_http)
+            .field("config_dirs", &self.config_dirs)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// The signature-policy stage of the pipeline. Until trust keys exist, like rkt: an image whose
@@ -177,7 +190,7 @@ impl Store {
         opts: &FetchOptions,
         rt: Option<&tokio::runtime::Runtime>,
     ) -> Result<ImageId> {
-        let progress = std::sync::Arc::new(crate::progress::Progress::new(opts.progress));
+        let progress = opts.progress.clone();
         let id = p.manifest_digest.clone();
         // Layers to fetch: each distinct diff id not already extracted.
         let mut seen = HashSet::new();
@@ -211,7 +224,8 @@ impl Store {
                     let handle = handle.clone();
                     let progress = progress.clone();
                     async move {
-                        let reader = progress.wrap(
+                        let reader = crate::progress::wrap(
+                            progress.as_ref(),
                             &desc.digest,
                             desc.size,
                             open_blob(&handle, &blobs, &desc)?,

@@ -36,7 +36,7 @@ mod gc;
 mod index;
 mod layer;
 mod manifest;
-mod progress;
+pub mod progress;
 mod render;
 mod source;
 mod store;

@@ -7,6 +7,7 @@ pub mod args;
 pub mod cmd;
 pub mod insecure;
 pub mod output;
+mod progress;
 mod sys;
 
 use clap::Parser;

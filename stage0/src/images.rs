@@ -9,6 +9,7 @@ pub type ImageError = Box<dyn std::error::Error + Send + Sync>;
 
 /// rkt's `--pull-policy` and how to resolve images (from the global `--insecure-options` and
 /// the run flags): the image store's own fetch options.
+pub use image_store::progress::{LayerProgress, Progress};
 pub use image_store::{FetchOptions as ResolveOptions, PullPolicy};
 
 /// An image's name and id as stored.

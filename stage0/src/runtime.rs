@@ -104,7 +104,7 @@ impl PodSource {
 }
 
 /// How to create a pod ([`Runtime::prepare`], [`Runtime::run`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PrepareRequest {
     /// The pod.
     pub pod: PodSource,
@@ -114,20 +114,31 @@ pub struct PrepareRequest {
     pub uuid_file_save: Option<PathBuf>,
     /// The caller's environment, for [`PodRequest::inherit_env`].
     pub host_env: Vec<(String, String)>,
-    /// Draw fetch progress bars on stderr (a terminal front end only).
-    pub progress: bool,
+    /// Where image downloads report their progress.
+    pub progress: Option<std::sync::Arc<dyn crate::images::Progress>>,
+}
+
+impl std::fmt::Debug for PrepareRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrepareRequest")
+            .field("pod", &self.pod)
+            .field("pull_policy", &self.pull_policy)
+            .field("uuid_file_save", &self.uuid_file_save)
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PrepareRequest {
     /// A request for `pod` with the defaults: fetch missing images, no UUID file, no host
-    /// environment, no progress bars.
+    /// environment, no progress reports.
     pub fn new(pod: PodSource) -> Self {
         PrepareRequest {
             pod,
             pull_policy: PullPolicy::New,
             uuid_file_save: None,
             host_env: Vec::new(),
-            progress: false,
+            progress: None,
         }
     }
 }
@@ -346,7 +357,7 @@ impl Runtime {
                 insecure_tls: self.insecure.tls,
                 allow_http: self.insecure.http,
                 config_dirs: self.dirs.config_roots(),
-                progress: req.progress,
+                progress: req.progress.clone(),
             },
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),

@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use image_store::{FetchOptions, ImageId, ImageInfo, PullPolicy, RenderOptions, Store};
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::Ctx;
@@ -203,7 +202,7 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         insecure_tls: ctx.insecure.tls,
         allow_http: ctx.insecure.http,
         config_dirs: ctx.dirs().config_roots(),
-        progress: std::io::stderr().is_terminal(),
+        progress: crate::progress::terminal_bars(),
     };
     for img in &a.images {
         let id = store

@@ -255,7 +255,7 @@ fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> PrepareRequest {
         },
         uuid_file_save: p.uuid_file_save.clone(),
         host_env: std::env::vars().collect(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress: crate::progress::terminal_bars(),
     }
 }
 
@@ -303,7 +303,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
 pub fn prepare(ctx: &Ctx, a: &PrepareArgs) -> anyhow::Result<i32> {
     let pod = pod_source(ctx, &a.prep, &a.images, &[])?;
     let mut req = prepare_request(&a.prep, pod);
-    req.progress &= !a.quiet;
+    if a.quiet {
+        req.progress = None;
+    }
     let uuid = ctx.runtime()?.prepare(&req)?;
     println!("{uuid}");
     Ok(0)

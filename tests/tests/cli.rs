@@ -11,6 +11,24 @@ fn no_subcommand_exits_2_with_help() {
 }
 
 #[test]
+fn only_global_flags_behave_as_bare_rkt() {
+    let ctx = TestCtx::new();
+    for flags in [
+        &["--debug"][..],
+        &["--insecure-options=image", "--debug"][..],
+    ] {
+        let out = ctx.rkt().args(flags).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        assert!(!out.stderr.is_empty(), "help goes to stderr");
+    }
+    // a subcommand still runs, and an unknown word is still an error
+    let out = ctx.rkt().args(["--debug", "version"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = ctx.rkt().args(["--debug", "bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(254));
+}
+
+#[test]
 fn unknown_insecure_option_exits_254_naming_it() {
     let ctx = TestCtx::new();
     let out = ctx

@@ -110,6 +110,38 @@ fn syscalls_named_in_seccomp_flag_are_allowed_as_named() {
     assert_eq!(code(&out, "unshare-U"), Some(0), "{out}");
 }
 
+#[test]
+fn seccomp_errno_takes_every_kernel_errno_name() {
+    let ctx = TestCtx::new();
+    // a name the kernel does not define is refused before anything is made
+    let o = ctx.rkt_output(&[
+        "run",
+        &bb(),
+        "--seccomp=mode=remove,errno=ENOTANERRNO,reboot",
+    ]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(stderr(&o).contains("ENOTANERRNO"), "{}", stderr(&o));
+    ctx.assert_nothing_left();
+    // EXFULL (54) is one of the names only the kernel's full errno table has
+    let o = ctx.rkt_output(&[
+        "run",
+        "--net=host",
+        &bb(),
+        "--seccomp=mode=remove,errno=EXFULL,io_uring_setup",
+        &format!("--exec={VERIFIER}"),
+        "--",
+        "syscall",
+        "io-uring-setup",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(
+        probes(&out)["io-uring-setup"],
+        (false, 54),
+        "{out}{}",
+        stderr(&o)
+    );
+}
+
 /// A pod running `sleep`, started in the background; its UUID once it is ready. The caller
 /// waits for the child (clippy cannot see through the returned tuple).
 fn start_sleeper(ctx: &TestCtx) -> (Child, String) {

@@ -1,20 +1,23 @@
-//! rkt stage0: pod preparation, the pod state machine on disk, and the hand-off (`execve`) to
-//! stage1. No namespaces, no cgroups here — those belong to stage1.
+//! rkt stage0: the pod runtime library every front end drives — `rkt` today, the CRI server
+//! next. [`Runtime`] is its front door: one typed call per pod operation (prepare, run,
+//! run-prepared, list, status, stop, rm, gc, enter, export, the manifest), typed errors, no
+//! printing, no argv. No namespaces, no cgroups here — those belong to stage1.
 //!
-//! The pieces, in the order `rkt run` uses them:
-//! * [`apps`] parses rkt's per-app argument grammar (`IMG [flags] [-- args ---] IMG …`);
-//! * [`flags`] parses the values of the pod and app flags (volumes, mounts, quantities, seccomp);
+//! Behind the front door, in the order `rkt run` uses them:
+//! * [`request`]: what a new pod is made of ([`request::PodRequest`], [`request::AppRequest`]);
+//! * [`flags`] parses the values of the pod and app flags (volumes, mounts, quantities,
+//!   seccomp, durations);
 //! * [`images`] is the narrow view stage0 has of the image store ([`store`] implements it for
 //!   `image_store::Store`; unit tests use a fake);
-//! * [`manifest`] turns images + flags into the pod manifest (a `stage1-abi` type);
+//! * [`manifest`] turns images + requests into the pod manifest (a `stage1-abi` type);
 //! * [`pods`] is the pod directory state machine (phases, locks, UUID lookup);
 //! * [`prepare`] creates a pod (embryo → prepare → prepared|run) with its overlay mounts;
 //! * [`run`] writes the runtime parameters and execs stage1;
 //! * [`status`] and [`gc`] observe, stop, remove and garbage-collect pods;
 //! * [`enter`] and [`export`] run a command in a running app and export an exited one.
 //!
-//! Syscalls go through nix's safe wrappers (flock, mount, execve), so this crate has no
-//! `unsafe` at all. The on-disk state machine is described in `docs/pod-lifecycle.md`.
+//! Syscalls go through nix's safe wrappers (flock, mount, execve) or `sys`'s, the only module
+//! with `unsafe`. The on-disk state machine is described in `docs/pod-lifecycle.md`.
 #![deny(unsafe_code)]
 
 pub mod config;

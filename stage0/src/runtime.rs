@@ -9,6 +9,9 @@
 //! calling process with the pod ([`Runtime::run`], [`Runtime::run_prepared`]) or with the
 //! entered command ([`Runtime::enter`]) return only on failure: the caller forks first if it
 //! wants to go on (a CRI server does; `rkt run` does not, the `rkt` process *is* the pod).
+//!
+//! The app-level operations of mutable pods (add, start, stop and remove one app of a running
+//! pod) join as methods here, with [`crate::request::AppRequest`] as their input.
 
 use std::cell::OnceCell;
 use std::convert::Infallible;

@@ -314,13 +314,10 @@ impl Runtime {
     }
 
     /// The stage1 binary, or why there is none.
-    pub fn stage1(&self) -> Result<&Path> {
+    pub fn stage1(&self) -> Result<PathBuf> {
         match &self.stage1 {
-            Some(p) => Ok(p),
-            None => Err(
-                crate::run::find_stage1(None, self.config.stage1.location.as_deref())
-                    .expect_err("stage1 lookup failed at open"),
-            ),
+            Some(p) => Ok(p.clone()),
+            None => crate::run::find_stage1(None, self.config.stage1.location.as_deref()),
         }
     }
 
@@ -377,7 +374,7 @@ impl Runtime {
         }
         let stage1 = match &run.stage1 {
             Some(p) => crate::run::find_stage1(Some(p), None)?,
-            None => self.stage1()?.to_path_buf(),
+            None => self.stage1()?,
         };
         let (pids_limit, pids_limit_required) = match run.pids_limit {
             PidsLimit::Default => (Some(crate::flags::DEFAULT_PIDS_LIMIT), false),
@@ -500,14 +497,14 @@ impl Runtime {
     pub fn stop(&self, uuid_arg: &str, force: bool) -> Result<(String, StopOutcome)> {
         let (uuid, outcome) = crate::gc::stop(&self.pods, uuid_arg, force)?;
         if force && outcome == StopOutcome::Signalled {
-            crate::gc::finish_forced_stop(&self.pods, &uuid, self.stage1()?)?;
+            crate::gc::finish_forced_stop(&self.pods, &uuid, &self.stage1()?)?;
         }
         Ok((uuid, outcome))
     }
 
     fn remover(&self) -> Result<Remover<'_>> {
         Ok(Remover {
-            stage1: self.stage1()?.to_path_buf(),
+            stage1: self.stage1()?,
             images: self
                 .images_if_any()
                 .map(|i| i as &dyn crate::images::Images),
@@ -543,7 +540,7 @@ impl Runtime {
     /// app). Returns only on failure.
     pub fn enter(&self, plan: &EnterPlan) -> Result<Infallible> {
         crate::run::require_root()?;
-        crate::enter::exec(plan, self.stage1()?)
+        crate::enter::exec(plan, &self.stage1()?)
     }
 
     /// Export an exited pod's app as an OCI image archive.

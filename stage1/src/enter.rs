@@ -7,7 +7,7 @@
 //! - **Terminal.** It runs in a session of its own (`setsid`), so the caller's terminal is never
 //!   its controlling terminal. When any of the caller's stdin/stdout/stderr is a terminal, it
 //!   gets a fresh pty in their place (slave as controlling terminal), which this process relays
-//!   ([`crate::console`]): the caller's terminal goes raw for the command's life, follows
+//!   ([`crate::app::console`]): the caller's terminal goes raw for the command's life, follows
 //!   SIGWINCH, and is restored at the end. `TIOCSTI` or `open("/dev/tty")` in the pod thus only
 //!   ever reach the pod's own pty. Other stdio fds (pipes, files) are inherited as they are.
 //! - **File descriptors.** Every fd above 2 is closed before the exec (`close_range`), so
@@ -42,7 +42,7 @@
 //!
 //! libcontainer's tenant builder drops the seccomp filter and defaults the user to root, so
 //! stage1 does the few steps itself with libcontainer's capability and seccomp helpers, from the
-//! app's spec as [`crate::seccomp::app_view`] reads it.
+//! app's spec as [`crate::security::seccomp::app_view`] reads it.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -60,7 +60,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::Spec;
 use stage1_abi::{exit, paths, read_json, AppStatus};
 
-use crate::console::{Console, Relay};
+use crate::app::console::{Console, Relay};
 use crate::{sys, Error};
 
 /// Namespaces joined, in order (mount last: paths are opened before any join).
@@ -602,7 +602,7 @@ fn confine(spec: &Spec) -> Result<(), String> {
     let syscall = libcontainer::syscall::syscall::create_syscall();
     let process = spec.process().as_ref().ok_or("no process in app spec")?;
     // the filter and capabilities the app runs with (stage1 may have loaded its filter itself)
-    let (seccomp, caps) = crate::seccomp::app_view(spec)?;
+    let (seccomp, caps) = crate::security::seccomp::app_view(spec)?;
     let seccomp = seccomp.as_ref();
     let nnp = process.no_new_privileges() == Some(true);
     // as libcontainer: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes first

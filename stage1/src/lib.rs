@@ -1,33 +1,21 @@
 //! rkt stage1: the pod supervisor. Creates the pod sandbox and its apps with libcontainer,
 //! reaps them and exits with the pod's exit code. Single-threaded by design.
-//!
-//! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
-//! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
-//! (capabilities, seccomp, paths), [`seccomp`] (an app's filter, built ahead and loaded right
-//! before exec), [`seccomp_cache`] (built programs kept across pods), [`user`] (user/group
-//! resolution), [`inroot`] (file operations inside an app's rootfs), [`volumes`] (volumes and
-//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer),
-//! [`console`] (an interactive app's terminal), [`network`] (CNI networks, iptables chains,
-//! netns), [`supervisor`] (the run loop, gc), [`enter`].
 #![deny(unsafe_code)]
 
-pub mod apps;
+/// One app: spec, user, volumes, console, the helper that creates its container, its start.
+pub mod app;
+/// Pod and app cgroups, their removal, the helpers' CPUs.
 pub mod cgroups;
-pub mod console;
-pub mod cpus;
+/// `rkt enter`: a command in a running app, confined like it.
 pub mod enter;
-pub mod helper;
-pub mod inroot;
-pub mod isolation;
+/// CNI networks, iptables chains, the pod's netns.
 pub mod network;
-pub mod sandbox;
-pub mod seccomp;
-pub mod seccomp_cache;
-pub mod spec;
-pub mod supervisor;
+/// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.
+pub mod pod;
+/// Capabilities, seccomp (built ahead, cached), file operations inside an app's rootfs.
+pub mod security;
+/// The raw system calls `nix` does not cover (the crate's only unsafe code).
 mod sys;
-pub mod user;
-pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -93,8 +81,8 @@ pub fn installed_path() -> Option<std::path::PathBuf> {
 /// command's for `enter`, 0 for `gc`).
 pub fn dispatch(cmd: &Stage1Command) -> Result<i32, Error> {
     match cmd {
-        Stage1Command::Run => supervisor::run(),
-        Stage1Command::Gc => supervisor::gc().map(|()| 0),
+        Stage1Command::Run => pod::supervisor::run(),
+        Stage1Command::Gc => pod::supervisor::gc().map(|()| 0),
         Stage1Command::Enter { app, cmd } => enter::enter(app, cmd),
     }
 }

@@ -25,7 +25,7 @@ fn main() {
     // `teardown` is exec'd by rkt-monitor, not by stage0, so it is not part of stage1-abi
     let res = match args.split_first() {
         Some((cmd, rest)) if cmd == stage1_monitor::handoff::TEARDOWN => {
-            stage1::supervisor::teardown(rest)
+            stage1::pod::supervisor::teardown(rest)
         }
         _ => stage1_abi::Stage1Command::from_args(&args)
             .map_err(stage1::Error::from)

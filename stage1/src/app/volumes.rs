@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use serde_json::{json, Value};
 use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 
-use crate::inroot::{is_absent, Root};
+use crate::security::inroot::{is_absent, Root};
 use crate::Error;
 
 /// Deepest directory tree an image `VOLUME` is copied from.

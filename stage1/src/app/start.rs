@@ -9,11 +9,12 @@ use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 use nix::unistd::Pid;
 use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
+use crate::app::helper::{Helper, Job};
+use crate::app::spec::{self, SpecInput};
+use crate::app::{user, volumes};
 use crate::cgroups::PodCgroups;
-use crate::helper::{Helper, Job};
-use crate::sandbox::Sandbox;
-use crate::spec::{self, SpecInput};
-use crate::{user, volumes, Error};
+use crate::pod::sandbox::Sandbox;
+use crate::Error;
 
 /// What starting an app needs from the pod.
 pub struct PodCtx<'a> {
@@ -29,7 +30,7 @@ pub struct PodCtx<'a> {
     pub cgroups: &'a PodCgroups,
     /// Where the apps' resolv.conf comes from (flags or a CNI plugin), if anywhere.
     pub dns: Option<&'a DnsConfig>,
-    /// The (interactive) app gets a terminal (see [`crate::console`]).
+    /// The (interactive) app gets a terminal (see [`crate::app::console`]).
     pub terminal: bool,
 }
 
@@ -114,7 +115,7 @@ pub fn release_rootfs(pod_dir: &Path) {
 }
 
 /// First half of starting an app, done before the sandbox exists: record its cgroups and fork
-/// the helper that creates them and then its container (see [`crate::helper`]).
+/// the helper that creates them and then its container (see [`crate::app::helper`]).
 pub fn prepare_app(
     pod_dir: &Path,
     uuid: &str,
@@ -184,7 +185,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         ));
     }
     // every file stage1 looks at or makes in the image's tree goes through this fd
-    let root = crate::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
+    let root = crate::security::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
     let (uid, gid) =
         user::resolve(&root, &app.user, &app.group).map_err(|e| app_err(&app.name, e))?;
     for g in &app.supplementary_gids {
@@ -223,7 +224,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
-    let filter = crate::seccomp::take_over(&mut spec);
+    let filter = crate::security::seccomp::take_over(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
     let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
@@ -252,7 +253,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
 /// the containers. Must run before [`finish_app`] starts them.
 pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), Error> {
     let cache = (!rc.cache_dir.is_empty())
-        .then(|| crate::seccomp_cache::ProgramCache::new(Path::new(&rc.cache_dir)));
+        .then(|| crate::security::seccomp_cache::ProgramCache::new(Path::new(&rc.cache_dir)));
     let mut built: Vec<(&serde_json::Value, Vec<u8>)> = Vec::new();
     for c in creating {
         let Some(f) = &c.filter else {
@@ -261,13 +262,14 @@ pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), 
         let i = match built.iter().position(|(g, _)| *g == f) {
             Some(i) => i,
             None => {
-                let p = crate::seccomp::build(f, cache.as_ref())
+                let p = crate::security::seccomp::build(f, cache.as_ref())
                     .map_err(|e| app_err(&c.app, format!("building the seccomp filter: {e}")))?;
                 built.push((f, p));
                 built.len() - 1
             }
         };
-        crate::seccomp::deliver(&built[i].1, c.helper.program()).map_err(|e| app_err(&c.app, e))?;
+        crate::security::seccomp::deliver(&built[i].1, c.helper.program())
+            .map_err(|e| app_err(&c.app, e))?;
     }
     tracing::debug!(filters = built.len(), "seccomp filters built");
     Ok(())

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use stage1_abi::{App, RuntimeConfig};
 
-use crate::isolation::{self, MASKED_PATHS, READONLY_PATHS};
+use crate::security::isolation::{self, MASKED_PATHS, READONLY_PATHS};
 use crate::Error;
 
 /// Spec annotation naming the app.

@@ -10,10 +10,10 @@
 //! create, kills and removes the caller's cgroups. The app's process ends up a child of stage1
 //! (a child subreaper) once the helper exits. Helpers are forked right after the pod's cgroups
 //! exist and set themselves up while stage1 builds the sandbox and the bundles, on another
-//! CPU than stage1's where there is one ([`crate::cpus`]); [`Helper::create`] then says "go".
+//! CPU than stage1's where there is one ([`crate::cgroups::cpus`]); [`Helper::create`] then says "go".
 //!
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
-//! program once it is built; the init loads it right before exec ([`crate::seccomp`]).
+//! program once it is built; the init loads it right before exec ([`crate::security::seccomp`]).
 //!
 //! Protocol: stage1 writes one byte to the `go` pipe; the helper answers `ok <pid>` or
 //! `err: <message>` on the verdict pipe. libcontainer's own error log line is captured into the
@@ -32,9 +32,9 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
-use crate::apps::chain;
+use crate::app::start::chain;
+use crate::cgroups::cpus::Children;
 use crate::cgroups::PodCgroups;
-use crate::cpus::Children;
 use crate::{sys, Error};
 
 /// What the helper needs to create the container.
@@ -51,7 +51,7 @@ pub struct Job {
     /// Give the app stage1's stdin.
     pub interactive: bool,
     /// Give the app a terminal whose master libcontainer sends to this socket (see
-    /// [`crate::console`]) instead of stage1's stdio.
+    /// [`crate::app::console`]) instead of stage1's stdio.
     pub console_socket: Option<PathBuf>,
 }
 
@@ -76,7 +76,7 @@ impl Helper {
         };
         let (go_rd, go_wr) = pipe()?;
         let (v_rd, v_wr) = pipe()?;
-        let program = crate::seccomp::program_file()?;
+        let program = crate::security::seccomp::program_file()?;
         let parent = nix::unistd::getpid();
         let cpus = Children::new();
         match sys::fork().map_err(|e| Error::Sys("forking the app helper".into(), e))? {
@@ -112,7 +112,7 @@ impl Helper {
         }
     }
 
-    /// The memfd the app's init loads its seccomp program from (see [`crate::seccomp`]).
+    /// The memfd the app's init loads its seccomp program from (see [`crate::security::seccomp`]).
     pub fn program(&self) -> &std::fs::File {
         &self.program
     }
@@ -331,19 +331,19 @@ impl Executor for RktExecutor {
         let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
         sys::default_sigpipe();
-        if let Err(e) = crate::seccomp::load_at_exec(spec, &self.program) {
+        if let Err(e) = crate::security::seccomp::load_at_exec(spec, &self.program) {
             // the app never runs; it ends as a rkt-side failure, named on the pod's stderr
             let app = spec
                 .annotations()
                 .as_ref()
-                .and_then(|a| a.get(crate::spec::ANN_APP).cloned());
+                .and_then(|a| a.get(crate::app::spec::ANN_APP).cloned());
             eprintln!("stage1: app {:?}: {e}", app.unwrap_or_default());
             std::process::exit(stage1_abi::exit::RKT_FAILURE);
         }
         let app = || {
             spec.annotations()
                 .as_ref()
-                .and_then(|a| a.get(crate::spec::ANN_APP).cloned())
+                .and_then(|a| a.get(crate::app::spec::ANN_APP).cloned())
                 .unwrap_or_default()
         };
         let no_env = HashMap::new();

@@ -6,7 +6,7 @@
 //! critical path. stage1 instead builds the same filter with the same library from the same OCI
 //! `linux.seccomp` object while libcontainer creates the container on the other core, and writes
 //! the BPF program into a memfd that the app's init inherits from its helper
-//! ([`crate::helper`]). libcontainer gets the spec without `linux.seccomp`; its executor hook,
+//! ([`crate::app::helper`]). libcontainer gets the spec without `linux.seccomp`; its executor hook,
 //! which runs in the init after everything libcontainer does and right before exec, loads the
 //! program ([`load_at_exec`]).
 //!
@@ -35,7 +35,7 @@ use nix::sys::memfd::MemFdCreateFlag;
 use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Spec};
 use serde_json::{json, Value};
 
-use crate::seccomp_cache::ProgramCache;
+use crate::security::seccomp_cache::ProgramCache;
 use crate::sys;
 
 /// Spec annotation: the app's OCI `linux.seccomp` object (JSON), which stage1 loads itself.
@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn compiled_program_is_whole_instructions() {
-        let names: Vec<&str> = crate::isolation::DOCKER_DEFAULT_WHITELIST.to_vec();
+        let names: Vec<&str> = crate::security::isolation::DOCKER_DEFAULT_WHITELIST.to_vec();
         let prog = compile(&allow_list(&names)).unwrap();
         let insns = parse_program(&prog).unwrap();
         assert!(insns.len() > names.len(), "{} instructions", insns.len());
@@ -614,7 +614,7 @@ mod tests {
     fn default_filter(caps: &[&str]) -> Value {
         let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
         let rc = stage1_abi::RuntimeConfig::new(stage1_abi::NetConfig::Host, "h");
-        crate::isolation::seccomp_json(&stage1_abi::Isolators::default(), &rc, &caps)
+        crate::security::isolation::seccomp_json(&stage1_abi::Isolators::default(), &rc, &caps)
             .unwrap()
             .unwrap()
     }

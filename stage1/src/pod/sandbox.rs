@@ -15,7 +15,7 @@ use stage1_abi::{NetConfig, RuntimeConfig};
 
 use stage1_monitor::handoff;
 
-use crate::cpus::Children;
+use crate::cgroups::cpus::Children;
 use crate::{sys, Error};
 
 /// A running sandbox.
@@ -61,7 +61,7 @@ impl Sandbox {
         let mut head = [0u8; 2];
         let mut msg = String::new();
         if f.read_exact(&mut head).is_ok() && &head == b"ok" {
-            // it set itself up off stage1's CPU (crate::cpus)
+            // it set itself up off stage1's CPU (crate::cgroups::cpus)
             if let Err(e) = self.cpus.give_back(self.pid) {
                 tracing::warn!("restoring the sandbox's CPU affinity: {e}");
             }

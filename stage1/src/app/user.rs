@@ -4,7 +4,7 @@
 //! never make stage1 read the host's files; ids above [`MAX_ID`] are refused wherever they come
 //! from (2^32-1 is `(uid_t)-1`, which `setresuid` takes as "leave unchanged", i.e. root).
 
-use crate::inroot::{is_absent, Root};
+use crate::security::inroot::{is_absent, Root};
 use crate::Error;
 
 /// The largest uid or gid an app may run as (2^31-1, as runc).

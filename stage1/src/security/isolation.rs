@@ -600,9 +600,9 @@ fn docker_conditional(allowed: &[String]) -> Vec<Value> {
     let has = |n: &str| allowed.binary_search_by(|a| a.as_str().cmp(n)).is_ok();
     let mut rules = Vec::new();
     if !has("clone") {
-        // libcontainer 0.7 (the spec's reader, and `crate::seccomp` mirrors it) reads
+        // libcontainer 0.7 (the spec's reader, and `crate::security::seccomp` mirrors it) reads
         // MASKED_EQ as `(arg & valueTwo) == value`, the other way round from runc and Docker's
-        // profile (`value` the mask); the kernel tests in `crate::seccomp` load this rule
+        // profile (`value` the mask); the kernel tests in `crate::security::seccomp` load this rule
         // through libcontainer too, so a change of that reading shows there
         rules.push(json!({
             "names": ["clone"],

@@ -599,7 +599,7 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
 /// Confine this process exactly like the app: its seccomp filter, supplementary groups,
 /// uid/gid, capability sets (all five), no_new_privs; and not dumpable.
 fn confine(spec: &Spec) -> Result<(), String> {
-    let syscall = libcontainer::syscall::syscall::create_syscall();
+    let syscall = crate::libcontainer_bypass::syscall();
     let process = spec.process().as_ref().ok_or("no process in app spec")?;
     // the filter and capabilities the app runs with (stage1 may have loaded its filter itself)
     let (seccomp, caps) = crate::security::seccomp::app_view(spec)?;
@@ -607,8 +607,7 @@ fn confine(spec: &Spec) -> Result<(), String> {
     let nnp = process.no_new_privileges() == Some(true);
     // as libcontainer: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes first
     if let (Some(s), false) = (seccomp, nnp) {
-        libcontainer::seccomp::initialize_seccomp(s)
-            .map_err(|e| format!("loading seccomp filter: {e}"))?;
+        crate::libcontainer_bypass::load_seccomp(s)?;
     }
     let user = process.user();
     let gids: Vec<Gid> = user
@@ -624,19 +623,16 @@ fn confine(spec: &Spec) -> Result<(), String> {
     syscall
         .set_id(Uid::from_raw(user.uid()), Gid::from_raw(user.gid()))
         .map_err(|e| format!("setting uid/gid: {e}"))?;
-    libcontainer::capabilities::reset_effective(syscall.as_ref())
-        .map_err(|e| format!("resetting capabilities: {e}"))?;
+    crate::libcontainer_bypass::reset_effective_caps(syscall.as_ref())?;
     if let Some(caps) = &caps {
-        libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
-            .map_err(|e| format!("dropping capabilities: {e}"))?;
+        crate::libcontainer_bypass::drop_privileges(caps, syscall.as_ref())?;
     }
     // a change of uid/gid resets dumpable to fs.suid_dumpable: set it again
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making stage1 non-dumpable: {e}"))?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
         if let Some(s) = seccomp {
-            libcontainer::seccomp::initialize_seccomp(s)
-                .map_err(|e| format!("loading seccomp filter: {e}"))?;
+            crate::libcontainer_bypass::load_seccomp(s)?;
         }
     }
     Ok(())

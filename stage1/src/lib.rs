@@ -8,6 +8,8 @@ pub mod app;
 pub mod cgroups;
 /// `rkt enter`: a command in a running app, confined like it.
 pub mod enter;
+/// Every reach past libcontainer's front door, and what to re-check on its upgrade.
+pub mod libcontainer_bypass;
 /// CNI networks, iptables chains, the pod's netns.
 pub mod network;
 /// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.

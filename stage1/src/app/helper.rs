@@ -5,7 +5,7 @@
 //! cgroups (stage1 recorded them and made the pod's), moves itself into them — a thread's
 //! self-move, which needs no RCU grace period ([`PodCgroups::enter_app`]) — so the container's
 //! processes inherit them, and then runs libcontainer in a mount namespace without the v1
-//! hierarchies ([`crate::cgroups::hide_v1_from_libcontainer`]): libcontainer neither moves the
+//! hierarchies ([`crate::libcontainer_bypass::hide_v1_from_libcontainer`]): libcontainer neither moves the
 //! container a second time (a move that would wait for a grace period) nor, after a failed
 //! create, kills and removes the caller's cgroups. The app's process ends up a child of stage1
 //! (a child subreaper) once the helper exits. Helpers are forked right after the pod's cgroups
@@ -20,21 +20,19 @@
 //! verdict pipe too, for when its clean-up kills the helper before it can answer. As a bonus
 //! stage1 never runs libcontainer's creation code itself, which keeps its resident memory small.
 
-use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
 
 use crate::app::start::chain;
 use crate::cgroups::cpus::Children;
 use crate::cgroups::PodCgroups;
+use crate::libcontainer_bypass::{cause, RktExecutor};
 use crate::{sys, Error};
 
 /// What the helper needs to create the container.
@@ -186,16 +184,6 @@ fn parse_verdict(msg: &str) -> Result<Pid, String> {
     })
 }
 
-/// The cause at the end of one of libcontainer's nested error messages ("… error in executing
-/// process : executable … not found"), without its wrapping.
-fn cause(msg: &str) -> &str {
-    msg.rsplit(" : ")
-        .next()
-        .unwrap_or(msg)
-        .trim_start_matches("failed to run container process ")
-        .trim()
-}
-
 fn helper_main(
     cgroups: &PodCgroups,
     job: &Job,
@@ -225,7 +213,7 @@ fn helper_main(
         .and_then(|()| {
             if cgroups.uses_v1() {
                 check_private_cgroups(&job.uuid, &job.app)?;
-                crate::cgroups::hide_v1_from_libcontainer().map_err(|e| e.to_string())
+                crate::libcontainer_bypass::hide_v1_from_libcontainer().map_err(|e| e.to_string())
             } else {
                 Ok(()) // libcontainer's v2 manager only touches the explicit path it is given
             }
@@ -238,18 +226,9 @@ fn helper_main(
     // everything else); the subscriber is built while stage1 still writes the bundle
     let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
     let sub = match out.try_clone() {
-        Ok(log) if !debug => Some(
-            tracing_subscriber::fmt()
-                .with_writer(std::sync::Mutex::new(log))
-                .with_ansi(false)
-                .with_level(false)
-                .with_target(false)
-                .without_time()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(
-                    "off,libcontainer::container::builder_impl=error",
-                ))
-                .finish(),
-        ),
+        Ok(log) if !debug => Some(crate::libcontainer_bypass::error_log_subscriber(
+            std::sync::Mutex::new(log),
+        )),
         _ => None,
     };
     let mut b = [0u8; 1];
@@ -317,138 +296,10 @@ fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
         .ok_or_else(|| "container has no pid".to_string())
 }
 
-/// Runs inside the app's init right before exec: tie the app to stage1's life, give it a clean
-/// signal mask (stage1 blocks the signals it reads from its signalfd), load the seccomp filter
-/// stage1 built for it (last: it may forbid the calls before it).
-#[derive(Clone)]
-struct RktExecutor {
-    /// The memfd with the app's seccomp program.
-    program: Arc<std::fs::File>,
-}
-
-impl Executor for RktExecutor {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
-        sys::default_sigpipe();
-        if let Err(e) = crate::security::seccomp::load_at_exec(spec, &self.program) {
-            // the app never runs; it ends as a rkt-side failure, named on the pod's stderr
-            let app = spec
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(crate::app::spec::ANN_APP).cloned());
-            eprintln!("stage1: app {:?}: {e}", app.unwrap_or_default());
-            std::process::exit(stage1_abi::exit::RKT_FAILURE);
-        }
-        let app = || {
-            spec.annotations()
-                .as_ref()
-                .and_then(|a| a.get(crate::app::spec::ANN_APP).cloned())
-                .unwrap_or_default()
-        };
-        let no_env = HashMap::new();
-        let env = app_env(spec, APP_ENV.get().unwrap_or(&no_env));
-        let args = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().clone())
-            .unwrap_or_default();
-        let e = exec_app(&args, env);
-        // the app never runs; say why on the pod's stderr (libcontainer would exit 255 and
-        // log nothing there)
-        eprintln!("stage1: app {:?}: {e}", app());
-        std::process::exit(stage1_abi::exit::RKT_FAILURE);
-    }
-
-    /// Keep the environment libcontainer computed (the spec's plus HOME and LISTEN_* when it
-    /// adds them) for [`Self::exec`], instead of libcontainer's default, which removes and
-    /// sets the variables one by one: glibc's `setenv` scans the whole environment each time,
-    /// so 100 000 variables took ≈ 30 s.
-    fn setup_envs(
-        &self,
-        envs: HashMap<String, String>,
-    ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
-        let _ = APP_ENV.set(envs);
-        Ok(())
-    }
-
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        let Some(arg0) = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.args().as_ref())
-            .and_then(|a| a.first())
-        else {
-            return Err(ExecutorValidationError::ArgValidationError(
-                "no command to execute".into(),
-            ));
-        };
-        let found = if arg0.contains('/') {
-            Path::new(arg0).exists()
-        } else {
-            let path = spec
-                .process()
-                .as_ref()
-                .and_then(|p| p.env().as_ref())
-                .and_then(|e| {
-                    e.iter()
-                        .find_map(|v| v.strip_prefix("PATH=").map(str::to_string))
-                })
-                .unwrap_or_else(|| {
-                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
-                });
-            path.split(':').any(|d| Path::new(d).join(arg0).exists())
-        };
-        if found {
-            Ok(())
-        } else {
-            Err(ExecutorValidationError::ArgValidationError(format!(
-                "executable {arg0:?} not found in the app's root filesystem"
-            )))
-        }
-    }
-}
-
-/// The app's environment as libcontainer computed it ([`RktExecutor::setup_envs`]), in the
-/// app's init process.
-static APP_ENV: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
-
-/// The app's `KEY=VALUE` strings: `computed`'s variables in the spec's order (one entry per
-/// variable, the spec's first position), then those only `computed` has, sorted. Linear.
-fn app_env(spec: &Spec, computed: &HashMap<String, String>) -> Vec<String> {
-    let listed = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.env().as_ref())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    ordered_env(listed, computed)
-}
-
-fn ordered_env(listed: &[String], computed: &HashMap<String, String>) -> Vec<String> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(computed.len());
-    let mut out = Vec::with_capacity(computed.len());
-    for kv in listed {
-        let k = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-        if let Some(v) = computed.get(k) {
-            if seen.insert(k) {
-                out.push(format!("{k}={v}"));
-            }
-        }
-    }
-    let mut rest: Vec<(&String, &String)> = computed
-        .iter()
-        .filter(|(k, _)| !seen.contains(k.as_str()))
-        .collect();
-    rest.sort();
-    out.extend(rest.into_iter().map(|(k, v)| format!("{k}={v}")));
-    out
-}
-
 /// Exec `args` with environment `env`, searching `PATH` of `env` for a bare name as execvp
 /// does. Returns only on failure, with a one-line reason; E2BIG (arguments and environment
 /// over what the kernel takes) says so and names the limits.
-fn exec_app(args: &[String], env: Vec<String>) -> String {
+pub(crate) fn exec_app(args: &[String], env: Vec<String>) -> String {
     use std::ffi::CString;
     let Some(arg0) = args.first() else {
         return "no command to execute".into();
@@ -514,48 +365,6 @@ const MAX_ARG_STRLEN: usize = 32 * 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn app_env_keeps_the_spec_order_and_takes_libcontainers_values() {
-        let listed: Vec<String> = ["PATH=/bin", "A=1", "B=2", "A=3", "NOEQ"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let computed: HashMap<String, String> = [
-            ("PATH", "/bin"),
-            ("A", "3"),
-            ("B", "2"),
-            ("NOEQ", ""),
-            ("HOME", "/root"),
-            ("LISTEN_FDS", "1"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(
-            ordered_env(&listed, &computed),
-            [
-                "PATH=/bin",
-                "A=3",
-                "B=2",
-                "NOEQ=",
-                "HOME=/root",
-                "LISTEN_FDS=1"
-            ]
-        );
-        // linear: 200 000 variables in well under a second, even unoptimised
-        let listed: Vec<String> = (0..200_000).map(|i| format!("V{i}={i}")).collect();
-        let computed: HashMap<String, String> = (0..200_000)
-            .map(|i| (format!("V{i}"), i.to_string()))
-            .collect();
-        let t = std::time::Instant::now();
-        assert_eq!(ordered_env(&listed, &computed).len(), 200_000);
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(2),
-            "{:?}",
-            t.elapsed()
-        );
-    }
 
     #[test]
     fn exec_failures_name_the_cause() {

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::container::ContainerStatus;
-use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 use nix::unistd::Pid;
 use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
@@ -224,7 +222,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
-    let filter = crate::security::seccomp::take_over(&mut spec);
+    let filter = crate::libcontainer_bypass::take_over_seccomp(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
     let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
@@ -310,14 +308,8 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
     // the config it saved and read the init's /proc entry. Then record the state `start`
     // records (rkt's specs have no poststart hooks), while the app execs on the other core.
     let state = pod_dir.join(paths::STATE_DIR).join(&app.name);
-    NotifySocket::new(state.join(NOTIFY_FILE))
-        .notify_container_start()
-        .map_err(|e| fail(app_err(&app.name, format!("starting the container: {e}"))))?;
-    if let Err(e) = libcontainer::container::Container::load(state)
-        .and_then(|mut c| c.set_status(ContainerStatus::Running).save())
-    {
-        tracing::warn!(app = %app.name, "recording the container as running: {}", chain(&e));
-    }
+    crate::libcontainer_bypass::start_created(&app.name, &state)
+        .map_err(|e| fail(app_err(&app.name, e)))?;
     status.pid = Some(pid.as_raw());
     status.started_ns = Some(now_ns());
     write_status(&status_path, &status)?;

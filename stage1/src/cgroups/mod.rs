@@ -411,7 +411,7 @@ impl PodCgroups {
 }
 
 /// Whether the calling process has exactly one thread (`Threads:` of /proc/self/status).
-fn single_threaded() -> bool {
+pub(crate) fn single_threaded() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|s| threads_of_status(&s) == Some(1))
 }
 
@@ -420,38 +420,6 @@ fn threads_of_status(status: &str) -> Option<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
-}
-
-/// Give the calling process (the helper, right before it runs libcontainer) a private mount
-/// namespace in which no cgroup v1 hierarchy is mounted: `/sys/fs/cgroup` is an empty tmpfs.
-///
-/// On v1 stage1 does all cgroup work itself (creation, limits, devices, removal) and the
-/// helper has already moved into the app's cgroups, so the app inherits them. libcontainer's v1
-/// manager would otherwise write its intermediate process's PID to `cgroup.procs` again — a
-/// no-op move that still waits for the RCU grace period [`PodCgroups::enter_app`] avoids — and
-/// after a failed create kill every process in the caller's cgroups and remove them. In this
-/// view it finds no hierarchy and does neither. The container's own mount namespace is made
-/// from this one, which changes nothing for the app: its root is pivoted away and its spec
-/// mounts no cgroup file system. The host's mounts reach this namespace as before (slave).
-pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    let root = Path::new("/sys/fs/cgroup");
-    let err = |what: &str, e: nix::errno::Errno| {
-        Error::Cgroup(format!(
-            "hiding the cgroup v1 hierarchies from libcontainer: {what}: {e}"
-        ))
-    };
-    // nothing done in this namespace may propagate back to the host
-    crate::sys::unshare_slave_mount_namespace().map_err(|e| err("a slave mount namespace", e))?;
-    umount2(root, MntFlags::MNT_DETACH).map_err(|e| err("unmounting /sys/fs/cgroup", e))?;
-    mount(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("size=4k,mode=755"),
-    )
-    .map_err(|e| err("mounting an empty /sys/fs/cgroup", e))
 }
 
 /// Give a new cpuset cgroup its parent's `cpuset.cpus` and `cpuset.mems`: v1 leaves them
@@ -705,108 +673,5 @@ mod tests {
         let _ = fs::remove_dir(&pod);
         let _ = fs::remove_dir(&shared);
         joined.unwrap();
-    }
-
-    fn v1_mounts(mountinfo: &str) -> usize {
-        mountinfo
-            .lines()
-            .filter(|l| {
-                l.split_once(" - ")
-                    .is_some_and(|(_, t)| t.starts_with("cgroup "))
-            })
-            .count()
-    }
-
-    /// Root only: the helper's view has no v1 hierarchy and an empty tmpfs at /sys/fs/cgroup,
-    /// the caller's view is untouched.
-    #[test]
-    fn v1_hierarchies_hidden_in_a_private_view_only() {
-        let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        if !nix::unistd::geteuid().is_root() || v1_mounts(&host) == 0 {
-            return;
-        }
-        // a forked child: the test harness's threads stay out of the new namespace
-        let code = match crate::sys::fork().unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let ok = single_threaded()
-                    && hide_v1_from_libcontainer().is_ok()
-                    && fs::read_to_string("/proc/self/mountinfo")
-                        .is_ok_and(|mi| v1_mounts(&mi) == 0)
-                    && nix::sys::statfs::statfs("/sys/fs/cgroup")
-                        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-                    && fs::read_dir("/sys/fs/cgroup").is_ok_and(|mut d| d.next().is_none());
-                std::process::exit(i32::from(!ok));
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                match nix::sys::wait::waitpid(child, None).unwrap() {
-                    nix::sys::wait::WaitStatus::Exited(_, c) => c,
-                    other => panic!("child: {other:?}"),
-                }
-            }
-        };
-        assert_eq!(
-            code, 0,
-            "the forked child was not alone or still saw v1 hierarchies"
-        );
-        let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert_eq!(
-            v1_mounts(&after),
-            v1_mounts(&host),
-            "the host lost a hierarchy"
-        );
-    }
-
-    /// The vendored libcgroups patch (vendor/README.md): a controller's hierarchy found in one
-    /// listing of the mount table is the one upstream's per-controller scan finds.
-    #[test]
-    fn patched_libcgroups_finds_hierarchies_in_one_listing() {
-        use libcgroups::v1::{util, ControllerType as C};
-        let m: Vec<PathBuf> = [
-            "/sys/fs/cgroup/systemd",
-            "/sys/fs/cgroup/cpu,cpuacct",
-            "/sys/fs/cgroup/memory",
-            "/sys/fs/cgroup/net_cls,net_prio",
-            "/sys/fs/cgroup/pids",
-        ]
-        .map(PathBuf::from)
-        .into();
-        let found = |c: C| util::find_subsystem_mount_point(&m, &c).ok();
-        let p = |s: &str| Some(PathBuf::from(s));
-        assert_eq!(found(C::Cpu), p("/sys/fs/cgroup/cpu,cpuacct"));
-        assert_eq!(found(C::CpuAcct), p("/sys/fs/cgroup/cpu,cpuacct"));
-        assert_eq!(
-            found(C::NetworkPriority),
-            p("/sys/fs/cgroup/net_cls,net_prio")
-        );
-        assert_eq!(
-            found(C::NetworkClassifier),
-            p("/sys/fs/cgroup/net_cls,net_prio")
-        );
-        assert_eq!(found(C::Memory), p("/sys/fs/cgroup/memory"));
-        assert_eq!(found(C::Pids), p("/sys/fs/cgroup/pids"));
-        assert_eq!(found(C::Devices), None);
-        // and on this host, for every controller, the same answer as upstream's scan
-        let listed = util::list_subsystem_mount_points().unwrap();
-        let all = [
-            C::Cpu,
-            C::CpuAcct,
-            C::CpuSet,
-            C::Devices,
-            C::HugeTlb,
-            C::Memory,
-            C::Pids,
-            C::PerfEvent,
-            C::Blkio,
-            C::NetworkPriority,
-            C::NetworkClassifier,
-            C::Freezer,
-        ];
-        for c in all {
-            assert_eq!(
-                util::find_subsystem_mount_point(&listed, &c).ok(),
-                util::get_subsystem_mount_point(&c).ok(),
-                "{c}"
-            );
-        }
     }
 }

@@ -37,26 +37,45 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// The pod or runtime configuration asks for something impossible.
-    #[error("{0}")]
-    Invalid(String),
+    /// The pod as a whole (lock, monitor hand-off, teardown).
+    #[error(transparent)]
+    Pod(#[from] pod::PodError),
+    /// An interactive app's terminal did not arrive.
+    #[error("console socket: {0}")]
+    Console(&'static str),
     /// cgroup set-up or removal failed.
-    #[error("{0}")]
-    Cgroup(String),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// A file in an image's root filesystem could not be read or made.
+    #[error(transparent)]
+    InRoot(#[from] security::inroot::InRootError),
+    /// An app's user or group is wrong.
+    #[error(transparent)]
+    User(#[from] app::user::UserError),
+    /// An app's capability or seccomp isolators are wrong.
+    #[error(transparent)]
+    Isolation(#[from] security::isolation::IsolationError),
     /// A system call failed.
     #[error("{0}: {1}")]
     Sys(String, nix::errno::Errno),
     /// The pod sandbox could not be created.
-    #[error("pod sandbox: {0}")]
-    Sandbox(String),
+    #[error(transparent)]
+    Sandbox(#[from] pod::sandbox::SandboxError),
     /// One app could not be created or started.
-    #[error("app {app:?}: {msg}")]
-    App {
-        /// The app.
-        app: String,
-        /// What went wrong.
-        msg: String,
-    },
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    /// An app's spec is wrong.
+    #[error(transparent)]
+    Spec(#[from] app::spec::SpecError),
+    /// An app's volumes are wrong.
+    #[error(transparent)]
+    Volume(#[from] app::volumes::VolumeError),
+    /// A network could not be set up or removed.
+    #[error(transparent)]
+    Network(#[from] network::NetError),
+    /// `rkt enter` failed.
+    #[error(transparent)]
+    Enter(#[from] enter::EnterError),
 }
 
 impl Error {

@@ -62,6 +62,7 @@ use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, Spec};
 
+use crate::cgroups::CgroupError;
 use crate::Error;
 
 /// stage1's log filter: libcontainer logs every failure on its way up at error level, several
@@ -104,10 +105,8 @@ where
 pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let root = Path::new("/sys/fs/cgroup");
-    let err = |what: &str, e: nix::errno::Errno| {
-        Error::Cgroup(format!(
-            "hiding the cgroup v1 hierarchies from libcontainer: {what}: {e}"
-        ))
+    let err = |what: &'static str, source: nix::errno::Errno| {
+        Error::from(CgroupError::HideV1 { what, source })
     };
     // nothing done in this namespace may propagate back to the host
     crate::sys::unshare_slave_mount_namespace().map_err(|e| err("a slave mount namespace", e))?;

@@ -30,6 +30,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::app::start::chain;
+use crate::app::AppFailure;
 use crate::cgroups::cpus::Children;
 use crate::cgroups::PodCgroups;
 use crate::libcontainer_bypass::{cause, RktExecutor};
@@ -145,10 +146,7 @@ impl Helper {
         }
         let _ = nix::sys::wait::waitpid(self.pid, None);
         self.pid = Pid::from_raw(0);
-        parse_verdict(&msg).map_err(|msg| Error::App {
-            app: self.app.clone(),
-            msg,
-        })
+        parse_verdict(&msg).map_err(|msg| crate::app::app_err(&self.app, AppFailure::Create(msg)))
     }
 }
 

@@ -8,6 +8,14 @@ use stage1_abi::{App, RuntimeConfig};
 use crate::security::isolation::{self, MASKED_PATHS, READONLY_PATHS};
 use crate::Error;
 
+/// What can be wrong with an app's spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// An empty `exec`.
+    #[error("app {0:?} has nothing to execute")]
+    NothingToExecute(String),
+}
+
 /// Spec annotation naming the app.
 pub const ANN_APP: &str = "rkt.app";
 
@@ -77,10 +85,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, Error> {
         env.push("TERM=xterm".to_string());
     }
     if app.exec.is_empty() {
-        return Err(Error::Invalid(format!(
-            "app {:?} has nothing to execute",
-            app.name
-        )));
+        return Err(SpecError::NothingToExecute(app.name.clone()).into());
     }
     let root = inp.uid == 0;
     let mut capsj = json!({ "bounding": caps });

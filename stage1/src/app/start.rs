@@ -9,7 +9,7 @@ use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeC
 
 use crate::app::helper::{Helper, Job};
 use crate::app::spec::{self, SpecInput};
-use crate::app::{user, volumes};
+use crate::app::{app_err, user, volumes, AppFailure};
 use crate::cgroups::PodCgroups;
 use crate::pod::sandbox::Sandbox;
 use crate::Error;
@@ -56,13 +56,6 @@ impl AppProc {
         self.status.signal = signal;
         self.status.stopped_by_pod = stopped_by_pod;
         let _ = write_status(&self.status_path, &self.status);
-    }
-}
-
-fn app_err(app: &str, msg: impl std::fmt::Display) -> Error {
-    Error::App {
-        app: app.to_string(),
-        msg: msg.to_string(),
     }
 }
 
@@ -177,10 +170,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let pod_dir = ctx.pod_dir;
     let rootfs = pod_dir.join(paths::app_rootfs(&app.name));
     if !rootfs.is_dir() {
-        return Err(app_err(
-            &app.name,
-            format!("root filesystem {} missing", rootfs.display()),
-        ));
+        return Err(app_err(&app.name, AppFailure::RootfsMissing(rootfs)));
     }
     // every file stage1 looks at or makes in the image's tree goes through this fd
     let root = crate::security::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
@@ -225,7 +215,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let filter = crate::libcontainer_bypass::take_over_seccomp(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
-    let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
+    let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, AppFailure::Spec(e)))?;
     std::fs::write(&cfg, data).map_err(|e| Error::io(&cfg, e))?;
 
     let status_path = pod_dir.join(paths::app_status(&app.name));
@@ -261,13 +251,13 @@ pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), 
             Some(i) => i,
             None => {
                 let p = crate::security::seccomp::build(f, cache.as_ref())
-                    .map_err(|e| app_err(&c.app, format!("building the seccomp filter: {e}")))?;
+                    .map_err(|e| app_err(&c.app, AppFailure::SeccompBuild(e)))?;
                 built.push((f, p));
                 built.len() - 1
             }
         };
         crate::security::seccomp::deliver(&built[i].1, c.helper.program())
-            .map_err(|e| app_err(&c.app, e))?;
+            .map_err(|e| app_err(&c.app, AppFailure::SeccompDeliver(e)))?;
     }
     tracing::debug!(filters = built.len(), "seccomp filters built");
     Ok(())
@@ -300,7 +290,7 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
         std::fs::write(&p, adj.to_string()).map_err(|e| {
             fail(app_err(
                 &app.name,
-                format!("setting oom_score_adj to {adj}: {e}"),
+                AppFailure::OomScoreAdj { adj, source: e },
             ))
         })?;
     }
@@ -309,7 +299,7 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
     // records (rkt's specs have no poststart hooks), while the app execs on the other core.
     let state = pod_dir.join(paths::STATE_DIR).join(&app.name);
     crate::libcontainer_bypass::start_created(&app.name, &state)
-        .map_err(|e| fail(app_err(&app.name, e)))?;
+        .map_err(|e| fail(app_err(&app.name, AppFailure::Start(e))))?;
     status.pid = Some(pid.as_raw());
     status.started_ns = Some(now_ns());
     write_status(&status_path, &status)?;

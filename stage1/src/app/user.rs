@@ -10,12 +10,33 @@ use crate::Error;
 /// The largest uid or gid an app may run as (2^31-1, as runc).
 pub const MAX_ID: u32 = i32::MAX as u32;
 
+/// What can be wrong with an app's user or group.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// An id above [`MAX_ID`].
+    #[error("{what} {id} is above the largest allowed id {MAX_ID}")]
+    IdTooLarge {
+        /// Where it came from.
+        what: String,
+        /// The id as given.
+        id: String,
+    },
+    /// A user name the image's /etc/passwd does not list.
+    #[error("user {0:?} not found in the image's /etc/passwd")]
+    NoSuchUser(String),
+    /// A group name the image's /etc/group does not list.
+    #[error("group {0:?} not found in the image's /etc/group")]
+    NoSuchGroup(String),
+}
+
 /// Refuse an id above [`MAX_ID`]; `what` names where it came from.
 pub fn check_id(what: &str, id: u32) -> Result<u32, Error> {
     if id > MAX_ID {
-        return Err(Error::Invalid(format!(
-            "{what} {id} is above the largest allowed id {MAX_ID}"
-        )));
+        return Err(UserError::IdTooLarge {
+            what: what.to_string(),
+            id: id.to_string(),
+        }
+        .into());
     }
     Ok(id)
 }
@@ -28,9 +49,11 @@ fn numeric(what: &str, s: &str) -> Result<Option<u32>, Error> {
     }
     match s.parse::<u64>() {
         Ok(n) if n <= u64::from(MAX_ID) => Ok(Some(n as u32)),
-        _ => Err(Error::Invalid(format!(
-            "{what} {s} is above the largest allowed id {MAX_ID}"
-        ))),
+        _ => Err(UserError::IdTooLarge {
+            what: what.to_string(),
+            id: s.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -88,11 +111,7 @@ pub fn resolve(root: &Root, user: &str, group: &str) -> Result<(u32, u32), Error
     } else if user.starts_with('/') {
         owner_of(root, "user", user)?.0
     } else {
-        let e = passwd_entry(root, user)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "user {user:?} not found in the image's /etc/passwd"
-            ))
-        })?;
+        let e = passwd_entry(root, user)?.ok_or_else(|| UserError::NoSuchUser(user.to_string()))?;
         pw_gid = Some(e.gid);
         e.uid
     };
@@ -105,11 +124,7 @@ pub fn resolve(root: &Root, user: &str, group: &str) -> Result<(u32, u32), Error
     } else {
         lookup_file(root, "/etc/group", group)?
             .and_then(|f| f.get(2)?.parse().ok())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "group {group:?} not found in the image's /etc/group"
-                ))
-            })?
+            .ok_or_else(|| UserError::NoSuchGroup(group.to_string()))?
     };
     Ok((
         check_id(&format!("user {user:?}: uid"), uid)?,

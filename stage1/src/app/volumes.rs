@@ -14,6 +14,31 @@ use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 use crate::security::inroot::{is_absent, Root};
 use crate::Error;
 
+/// What can be wrong with an app's volumes.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A mount point names a volume the pod does not define.
+    #[error("mount point {target:?} of app {app:?} names undefined volume {volume:?}")]
+    Undefined {
+        /// The mount point's target.
+        target: String,
+        /// The app.
+        app: String,
+        /// The volume it names.
+        volume: String,
+    },
+    /// A host volume's source cannot be used.
+    #[error("volume {volume:?}: host source {source_path:?}: {source}")]
+    HostSource {
+        /// The volume.
+        volume: String,
+        /// Its host path.
+        source_path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
 /// Deepest directory tree an image `VOLUME` is copied from.
 const MAX_COPY_DEPTH: usize = 128;
 
@@ -196,18 +221,19 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
             .volumes
             .iter()
             .find(|v| v.name == m.volume)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "mount point {:?} of app {:?} names undefined volume {:?}",
-                    m.target, app.name, m.volume
-                ))
+            .ok_or_else(|| VolumeError::Undefined {
+                target: m.target.clone(),
+                app: app.name.clone(),
+                volume: m.volume.clone(),
             })?;
         let ro = v.read_only || m.read_only;
         match &v.kind {
             VolumeKind::Host { source, recursive } => {
                 let src = PathBuf::from(source);
-                std::fs::metadata(&src).map_err(|e| {
-                    Error::Invalid(format!("volume {:?}: host source {source:?}: {e}", v.name))
+                std::fs::metadata(&src).map_err(|e| VolumeError::HostSource {
+                    volume: v.name.clone(),
+                    source_path: source.clone(),
+                    source: e,
                 })?;
                 out.push(bind(&m.target, &src, ro, *recursive));
             }

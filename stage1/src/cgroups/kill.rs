@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::CgroupError;
 use crate::Error;
 
 /// Kill every process in the cgroups listed in `list_file` (and any cgroup below them) and
@@ -158,11 +159,11 @@ pub fn kill_all(all: &[PathBuf], deadline: Instant) -> Result<(), Error> {
                 .filter(|d| !procs_of(d).is_empty())
                 .map(|d| d.display().to_string())
                 .collect();
-            return Err(Error::Cgroup(format!(
-                "processes still alive in cgroups {} after {:?}",
-                busy.join(", "),
-                KILL_DEADLINE
-            )));
+            return Err(CgroupError::StillAlive {
+                dirs: busy,
+                after: KILL_DEADLINE,
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -176,10 +177,11 @@ fn remove_empty(dir: &Path, deadline: Instant) -> Result<(), Error> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if Instant::now() > deadline => {
-                return Err(Error::Cgroup(format!(
-                    "removing cgroup {}: {e}",
-                    dir.display()
-                )))
+                return Err(CgroupError::Remove {
+                    dir: dir.to_path_buf(),
+                    source: e,
+                }
+                .into())
             }
             Err(_) => {
                 for p in procs_of(dir) {

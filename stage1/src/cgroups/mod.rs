@@ -15,6 +15,78 @@ use stage1_abi::Isolators;
 
 use crate::Error;
 
+/// What can go wrong with the pod's cgroups.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No cgroup file system is mounted.
+    #[error("no cgroup hierarchy found")]
+    NoHierarchy,
+    /// `mkdir` of a cgroup failed.
+    #[error("creating cgroup {}: {source}", dir.display())]
+    Create {
+        /// The cgroup dir.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing a cgroup file failed.
+    #[error("writing {value:?} to {}: {source}", file.display())]
+    Write {
+        /// The file.
+        file: PathBuf,
+        /// What was written.
+        value: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A limit needs a v2 controller the pod's cgroup does not have.
+    #[error(
+        "{flag} needs the cgroup v2 {controller:?} controller, which {} does not have (available: {available})",
+        dir.display()
+    )]
+    MissingV2Controller {
+        /// The flag that sets the limit.
+        flag: String,
+        /// The controller.
+        controller: String,
+        /// The cgroup.
+        dir: PathBuf,
+        /// What it has (`none`).
+        available: String,
+    },
+    /// `--pids-limit` on a v1 host without the pids hierarchy.
+    #[error("--pids-limit needs the cgroup \"pids\" controller, which this host does not mount")]
+    NoPidsHierarchy,
+    /// The thread self-move needs a single-threaded caller.
+    #[error("moving into the app's cgroups: the calling process has several threads")]
+    SeveralThreads,
+    /// Processes outlived the kill deadline.
+    #[error("processes still alive in cgroups {} after {after:?}", dirs.join(", "))]
+    StillAlive {
+        /// The busy cgroups.
+        dirs: Vec<String>,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// An emptied cgroup could not be removed.
+    #[error("removing cgroup {}: {source}", dir.display())]
+    Remove {
+        /// The cgroup dir.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The helper's view without v1 hierarchies could not be made
+    /// ([`crate::libcontainer_bypass::hide_v1_from_libcontainer`]).
+    #[error("hiding the cgroup v1 hierarchies from libcontainer: {what}: {source}")]
+    HideV1 {
+        /// The step.
+        what: &'static str,
+        /// The cause.
+        source: nix::errno::Errno,
+    },
+}
+
 pub mod cpus;
 mod kill;
 
@@ -133,17 +205,24 @@ fn mkdir_p(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), Error> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::Cgroup(format!(
-            "creating cgroup {}: {e}",
-            dir.display()
-        ))),
+        Err(source) => Err(CgroupError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        }
+        .into()),
     }
 }
 
 fn write_cg(dir: &Path, file: &str, val: &str) -> Result<(), Error> {
     let p = dir.join(file);
-    fs::write(&p, val)
-        .map_err(|e| Error::Cgroup(format!("writing {val:?} to {}: {e}", p.display())))
+    fs::write(&p, val).map_err(|source| {
+        CgroupError::Write {
+            file: p.clone(),
+            value: val.to_string(),
+            source,
+        }
+        .into()
+    })
 }
 
 /// A limit needs `controller` in the unified cgroup `dir`; without it the kernel only says
@@ -153,11 +232,18 @@ fn need_v2_controller(dir: &Path, controller: &str, flag: &str) -> Result<(), Er
     if have.split_whitespace().any(|c| c == controller) {
         return Ok(());
     }
-    Err(Error::Cgroup(format!(
-        "{flag} needs the cgroup v2 {controller:?} controller, which {} does not have (available: {})",
-        dir.display(),
-        if have.trim().is_empty() { "none" } else { have.trim() }
-    )))
+    Err(CgroupError::MissingV2Controller {
+        flag: flag.to_string(),
+        controller: controller.to_string(),
+        dir: dir.to_path_buf(),
+        available: if have.trim().is_empty() {
+            "none"
+        } else {
+            have.trim()
+        }
+        .to_string(),
+    }
+    .into())
 }
 
 impl PodCgroups {
@@ -206,7 +292,7 @@ impl PodCgroups {
             });
         }
         if hier.is_empty() {
-            return Err(Error::Cgroup("no cgroup hierarchy found".into()));
+            return Err(CgroupError::NoHierarchy.into());
         }
         let this = PodCgroups {
             hier,
@@ -264,10 +350,7 @@ impl PodCgroups {
             done = true;
         }
         if !done && required && !self.is_unified() {
-            return Err(Error::Cgroup(
-                "--pids-limit needs the cgroup \"pids\" controller, which this host does not mount"
-                    .into(),
-            ));
+            return Err(CgroupError::NoPidsHierarchy.into());
         }
         Ok(())
     }
@@ -399,9 +482,7 @@ impl PodCgroups {
             return Ok(());
         }
         if !single_threaded() {
-            return Err(Error::Cgroup(
-                "moving into the app's cgroups: the calling process has several threads".into(),
-            ));
+            return Err(CgroupError::SeveralThreads.into());
         }
         for h in &self.hier {
             write_cg(&h.pod_dir.join(app), "tasks", "0")?;

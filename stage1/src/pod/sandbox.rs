@@ -18,6 +18,23 @@ use stage1_monitor::handoff;
 use crate::cgroups::cpus::Children;
 use crate::{sys, Error};
 
+/// What can go wrong with the pod sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox said why it failed.
+    #[error("pod sandbox: {0}")]
+    Reported(String),
+    /// It exited without a word.
+    #[error("pod sandbox: sandbox exited")]
+    Exited,
+    /// It exited while confining itself.
+    #[error("pod sandbox: sandbox exited while confining itself")]
+    ExitedWhileConfining,
+    /// `--ipc` names no mode.
+    #[error("invalid ipc mode {0:?} (expected auto, private or parent)")]
+    IpcMode(String),
+}
+
 /// A running sandbox.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -88,9 +105,7 @@ impl Sandbox {
                 Ok(nix::sys::wait::WaitStatus::StillAlive) => Ok(()),
                 _ => {
                     self.pid = Pid::from_raw(0); // reaped (or not ours): never signal it again
-                    Err(Error::Sandbox(
-                        "sandbox exited while confining itself".into(),
-                    ))
+                    Err(SandboxError::ExitedWhileConfining.into())
                 }
             };
         }
@@ -102,11 +117,11 @@ impl Sandbox {
         self.kill();
         let _ = waitpid(self.pid, None);
         self.pid = Pid::from_raw(0); // reaped: never signal that PID again
-        Error::Sandbox(if msg.is_empty() {
-            "sandbox exited".to_string()
+        if msg.is_empty() {
+            SandboxError::Exited.into()
         } else {
-            msg
-        })
+            SandboxError::Reported(msg).into()
+        }
     }
 }
 
@@ -119,11 +134,7 @@ pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
     match rc.ipc.as_str() {
         "auto" | "private" | "" => f |= CloneFlags::CLONE_NEWIPC,
         "parent" => {}
-        other => {
-            return Err(Error::Invalid(format!(
-                "invalid ipc mode {other:?} (expected auto, private or parent)"
-            )))
-        }
+        other => return Err(SandboxError::IpcMode(other.to_string()).into()),
     }
     if !matches!(rc.net, NetConfig::Host) {
         f |= CloneFlags::CLONE_NEWNET;

@@ -23,6 +23,7 @@ use crate::app::console::{self, Console, ConsoleSocket};
 use crate::app::start::{self, AppProc, PodCtx};
 use crate::cgroups::PodCgroups;
 use crate::pod::sandbox::{self, Sandbox};
+use crate::pod::PodError;
 use crate::Error;
 
 /// The running pod.
@@ -59,14 +60,9 @@ fn check_lock_fd() -> Result<(), Error> {
         );
         return Ok(());
     };
-    let fd: i32 = v.parse().map_err(|_| {
-        Error::Invalid(format!(
-            "{}={v:?} is not a file descriptor",
-            stage1_abi::env::LOCK_FD
-        ))
-    })?;
+    let fd: i32 = v.parse().map_err(|_| PodError::LockFdValue(v.clone()))?;
     if !Path::new(&format!("/proc/self/fd/{fd}")).exists() {
-        return Err(Error::Invalid(format!("pod lock fd {fd} is not open")));
+        return Err(PodError::LockFdClosed(fd).into());
     }
     Ok(())
 }
@@ -244,7 +240,7 @@ impl Pod {
                 tracing::debug!(pid = %sb.pid, "sandbox ready");
                 Ok(())
             }
-            None => Err(Error::Invalid("pod not set up".into())),
+            None => Err(PodError::NotSetUp.into()),
         }
     }
 
@@ -257,7 +253,7 @@ impl Pod {
                 tracing::debug!(pid = %sb.pid, "sandbox confined");
                 Ok(())
             }
-            None => Err(Error::Invalid("pod not set up".into())),
+            None => Err(PodError::NotSetUp.into()),
         }
     }
 
@@ -267,7 +263,7 @@ impl Pod {
         f: impl FnOnce(&PodCtx<'_>, &PodManifest) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let (Some(sandbox), Some(cgroups)) = (&self.sandbox, &self.cgroups) else {
-            return Err(Error::Invalid("pod not set up".into()));
+            return Err(PodError::NotSetUp.into());
         };
         let ctx = PodCtx {
             pod_dir: &self.pod_dir,
@@ -317,10 +313,10 @@ impl Pod {
         }
         let cargs: Result<Vec<CString>, _> = args.into_iter().map(CString::new).collect();
         let Ok(cargs) = cargs else {
-            return Error::Invalid("monitor arguments contain NUL".into());
+            return PodError::Nul("monitor arguments").into();
         };
         let Ok(path) = CString::new(monitor.as_os_str().as_encoded_bytes()) else {
-            return Error::Invalid("monitor path contains NUL".into());
+            return PodError::Nul("monitor path").into();
         };
         tracing::debug!(monitor = %monitor.display(), "handing the pod to the monitor");
         match nix::unistd::execv(&path, &cargs) {
@@ -582,7 +578,7 @@ impl monitor::Os for StatusWriter<'_> {
 /// code (a teardown failure is a warning: the apps' outcome stands, and `rkt gc` retries).
 pub fn teardown(args: &[String]) -> Result<i32, Error> {
     let t = Teardown::parse(args.iter().map(String::as_str))
-        .map_err(|e| Error::Invalid(format!("teardown: {e}")))?;
+        .map_err(|e| PodError::TeardownArgs(e.to_string()))?;
     tracing::debug!(?t, "tearing down after the monitor");
     kill_sandbox(Pid::from_raw(t.sandbox_pid));
     if let Err(e) = gc() {

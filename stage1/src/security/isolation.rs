@@ -6,6 +6,26 @@ use stage1_abi::{Isolators, RuntimeConfig, Seccomp, SeccompMode};
 
 use crate::Error;
 
+/// What can be wrong with an app's capability or seccomp isolators.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    /// A capability name the kernel does not know.
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    /// Both a retain and a remove set.
+    #[error("caps_retain and caps_remove are mutually exclusive")]
+    RetainAndRemove,
+    /// A `@group` of syscalls stage1 does not know.
+    #[error("unknown seccomp group {0:?}")]
+    UnknownSeccompGroup(String),
+    /// An errno name that is not one.
+    #[error("unknown errno {0:?} in seccomp filter")]
+    UnknownErrno(String),
+    /// `mode=remove,@appc.io/all`.
+    #[error("seccomp remove-set @appc.io/all would block every syscall")]
+    RemoveAll,
+}
+
 /// rkt's (appc's) default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
@@ -59,7 +79,7 @@ pub fn normalize_cap(name: &str) -> Result<String, Error> {
         format!("CAP_{up}")
     };
     if full.parse::<caps::Capability>().is_err() {
-        return Err(Error::Invalid(format!("unknown capability {name:?}")));
+        return Err(IsolationError::UnknownCapability(name.to_string()).into());
     }
     Ok(full)
 }
@@ -68,9 +88,7 @@ pub fn normalize_cap(name: &str) -> Result<String, Error> {
 /// (defaults minus), all caps with `--insecure-options=capabilities`.
 pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>, Error> {
     if iso.caps_retain.is_some() && iso.caps_remove.is_some() {
-        return Err(Error::Invalid(
-            "caps_retain and caps_remove are mutually exclusive".into(),
-        ));
+        return Err(IsolationError::RetainAndRemove.into());
     }
     if rc.disable_capabilities {
         // every capability stage1 itself may pass on
@@ -527,7 +545,7 @@ fn expand(names: &[String]) -> Result<Expanded, Error> {
                 Some(&[])
             }
             _ if n.starts_with('@') => {
-                return Err(Error::Invalid(format!("unknown seccomp group {n:?}")));
+                return Err(IsolationError::UnknownSeccompGroup(n.to_string()).into());
             }
             _ => None,
         };
@@ -688,7 +706,7 @@ pub fn seccomp_json(
     let deny = match &req.errno {
         Some(e) => {
             let n = stage1_abi::errno::errno_from_name(e)
-                .ok_or_else(|| Error::Invalid(format!("unknown errno {e:?} in seccomp filter")))?;
+                .ok_or_else(|| IsolationError::UnknownErrno(e.to_string()))?;
             json!({"action": "SCMP_ACT_ERRNO", "errnoRet": n})
         }
         None => json!({"action": "SCMP_ACT_KILL_PROCESS"}),
@@ -702,9 +720,7 @@ pub fn seccomp_json(
         }
         SeccompMode::Remove => {
             if x.all {
-                return Err(Error::Invalid(
-                    "seccomp remove-set @appc.io/all would block every syscall".into(),
-                ));
+                return Err(IsolationError::RemoveAll.into());
             }
             if x.names.is_empty() {
                 // `remove @appc.io/empty` = the default allow-list

@@ -138,7 +138,7 @@ pub fn start_created(app: &str, state: &Path) -> Result<(), String> {
 
 /// Take the app's seccomp filter over from libcontainer when stage1 can build it exactly
 /// ([`crate::security::seccomp::take_over`]); returns the filter to build and deliver.
-pub fn take_over_seccomp(spec: &mut serde_json::Value) -> Option<serde_json::Value> {
+pub fn take_over_seccomp(spec: &mut Spec) -> Option<serde_json::Value> {
     crate::security::seccomp::take_over(spec)
 }
 

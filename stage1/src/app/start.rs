@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
 use crate::app::helper::{Helper, Job};
@@ -192,12 +193,15 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         .map_err(|e| app_err(&app.name, e))?,
     );
     let sb = ctx.sandbox;
-    let mut join_ns = vec![("pid", sb.ns_path("pid")), ("uts", sb.ns_path("uts"))];
+    let mut join_ns = vec![
+        (LinuxNamespaceType::Pid, sb.ns_path("pid")),
+        (LinuxNamespaceType::Uts, sb.ns_path("uts")),
+    ];
     if sb.own_net {
-        join_ns.push(("network", sb.ns_path("net")));
+        join_ns.push((LinuxNamespaceType::Network, sb.ns_path("net")));
     }
     if sb.own_ipc {
-        join_ns.push(("ipc", sb.ns_path("ipc")));
+        join_ns.push((LinuxNamespaceType::Ipc, sb.ns_path("ipc")));
     }
     let mut spec = spec::build(&SpecInput {
         app,
@@ -205,6 +209,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         rootfs: &rootfs,
         uid,
         gid,
+        additional_gids: app.supplementary_gids.clone(),
         join_ns,
         mounts,
         cgroups_path: ctx.cgroups.libcontainer_path(&app.name),

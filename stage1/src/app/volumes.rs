@@ -6,9 +6,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::Mount;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use serde_json::{json, Value};
 use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 
 use crate::security::inroot::{is_absent, Root};
@@ -205,16 +205,16 @@ fn copy_tree(
     Ok(())
 }
 
-fn bind(dest: &str, src: &Path, ro: bool, recursive: bool) -> Value {
+fn bind(dest: &str, src: &Path, ro: bool, recursive: bool) -> Mount {
     let mut opts = vec![if recursive { "rbind" } else { "bind" }];
     if ro {
         opts.push("ro");
     }
-    json!({"destination": dest, "type": "bind", "source": src, "options": opts})
+    crate::app::spec::mount(dest, "bind", src, &opts)
 }
 
 /// The app's volume mounts.
-pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec<Value>, Error> {
+pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec<Mount>, Error> {
     let mut out = Vec::new();
     for m in &app.mounts {
         let v = pod
@@ -281,7 +281,7 @@ pub fn etc_mounts(
     rc: &RuntimeConfig,
     dns: Option<&DnsConfig>,
     readonly_rootfs: bool,
-) -> Result<Vec<Value>, Error> {
+) -> Result<Vec<Mount>, Error> {
     let mut out = Vec::new();
     std::fs::create_dir_all(files_dir).map_err(|e| Error::io(files_dir, e))?;
     let write = |name: &str, data: String| -> Result<PathBuf, Error> {

@@ -40,10 +40,11 @@
 //!   `fork_bomb_stays_at_the_pids_limit_and_dies_with_stop_force` (the app is in stage1's cgroups).
 //! - **libcontainer's log text** ([`error_log_subscriber`], [`cause`], [`LOG_FILTER`]): the
 //!   helper keeps only the error event of `libcontainer::container::builder_impl` (the one line
-//!   it logs before its clean-up may kill the helper) and cuts libcontainer's nested message
-//!   (`… : cause`) to its cause. Relies on: that tracing target and level, the ` : ` joint of
-//!   its messages. Caught by: `run.rs` `run_true_exits_0_and_false_exits_1` (a missing
-//!   executable is one line naming it) and the helper's unit tests.
+//!   it logs before its clean-up may kill the helper) and sends it to stage1 as a typed
+//!   `Log` message ([`crate::app::channel::LogWriter`]); stage1 cuts libcontainer's nested
+//!   message (`… : cause`) to its cause. Relies on: that tracing target and level, the ` : `
+//!   joint of its messages. Caught by: `run.rs` `run_true_exits_0_and_false_exits_1` (a
+//!   missing executable is one line naming it) and the unit tests of `app::channel`.
 //! - **Privilege calls of `rkt enter`** ([`load_seccomp`], [`reset_effective_caps`],
 //!   [`drop_privileges`], [`syscall`]): `enter` confines itself with libcontainer's own
 //!   functions, so it matches the app. Relies on: those functions' signatures and behaviour.

@@ -15,12 +15,11 @@
 //! The helper and so the app's init inherit a memfd into which stage1 writes the app's seccomp
 //! program once it is built; the init loads it right before exec ([`crate::security::seccomp`]).
 //!
-//! Protocol: stage1 writes one byte to the `go` pipe; the helper answers `ok <pid>` or
-//! `err: <message>` on the verdict pipe. libcontainer's own error log line is captured into the
-//! verdict pipe too, for when its clean-up kills the helper before it can answer. As a bonus
+//! Protocol ([`crate::app::channel`]): stage1 sends `Go` on one pipe; the helper answers
+//! `Created(pid)` or `Failed(cause)` on the other. libcontainer's own error log line arrives
+//! there too (`Log`), for when its clean-up kills the helper before it can answer. As a bonus
 //! stage1 never runs libcontainer's creation code itself, which keeps its resident memory small.
 
-use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
+use crate::app::channel::{FromHelper, LogWriter, Receiver, Sender, ToHelper, Verdict};
 use crate::app::start::chain;
 use crate::app::AppFailure;
 use crate::cgroups::cpus::Children;
@@ -59,8 +59,8 @@ pub struct Job {
 pub struct Helper {
     app: String,
     pid: Pid,
-    go: Option<std::fs::File>,
-    verdict: Option<std::fs::File>,
+    go: Option<Sender<ToHelper>>,
+    verdict: Option<Receiver<FromHelper>>,
     program: std::fs::File,
     cpus: Children,
 }
@@ -90,8 +90,8 @@ impl Helper {
                 Ok(Helper {
                     app: job.app,
                     pid: child,
-                    go: Some(go_wr.into()),
-                    verdict: Some(v_rd.into()),
+                    go: Some(Sender::new(go_wr.into())),
+                    verdict: Some(Receiver::new(v_rd.into())),
                     program,
                     cpus,
                 })
@@ -102,12 +102,12 @@ impl Helper {
     /// Let the helper create the container (config.json must be written); it works while
     /// stage1 does other things until [`Helper::wait_created`].
     pub fn go(&mut self) {
-        if let Some(mut go) = self.go.take() {
+        if let Some(go) = self.go.take() {
             // it set itself up off stage1's CPU; what it creates gets stage1's affinity
             if let Err(e) = self.cpus.give_back(self.pid) {
                 tracing::warn!(app = %self.app, "restoring the helper's CPU affinity: {e}");
             }
-            let _ = go.write_all(b"g");
+            let _ = go.send(&ToHelper::Go);
         }
     }
 
@@ -127,26 +127,25 @@ impl Helper {
     pub fn wait_created(mut self) -> Result<Pid, Error> {
         // read up to the verdict, not to EOF: the app's process holds a copy of the pipe until
         // it execs
-        let mut msg = String::new();
-        if let Some(v) = self.verdict.take() {
-            let mut r = std::io::BufReader::new(v);
-            loop {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let verdict = line.starts_with("ok ") || line.starts_with("err: ");
-                        msg.push_str(&line);
-                        if verdict {
-                            break;
+        let mut v = Verdict::default();
+        let res = match self.verdict.take() {
+            Some(mut rx) => loop {
+                match rx.recv() {
+                    Ok(Some(m)) => {
+                        if let Some(d) = v.take(m) {
+                            break d;
                         }
                     }
+                    Ok(None) => break v.ended(None),
+                    Err(e) => break v.ended(Some(e)),
                 }
-            }
-        }
+            },
+            None => v.ended(None),
+        };
         let _ = nix::sys::wait::waitpid(self.pid, None);
         self.pid = Pid::from_raw(0);
-        parse_verdict(&msg).map_err(|msg| crate::app::app_err(&self.app, AppFailure::Create(msg)))
+        res.map(Pid::from_raw)
+            .map_err(|msg| crate::app::app_err(&self.app, AppFailure::Create(msg)))
     }
 }
 
@@ -159,27 +158,6 @@ impl Drop for Helper {
             let _ = nix::sys::wait::waitpid(self.pid, None);
         }
     }
-}
-
-fn parse_verdict(msg: &str) -> Result<Pid, String> {
-    for l in msg.lines() {
-        if let Some(p) = l
-            .strip_prefix("ok ")
-            .and_then(|p| p.trim().parse::<i32>().ok())
-            .filter(|p| *p > 0)
-        {
-            return Ok(Pid::from_raw(p));
-        }
-    }
-    if let Some(e) = msg.lines().rev().find_map(|l| l.strip_prefix("err: ")) {
-        return Err(e.to_string());
-    }
-    // the helper died before it could answer: use libcontainer's log line
-    let last = msg.lines().rev().find(|l| !l.trim().is_empty());
-    Err(match last {
-        Some(l) => cause(l).to_string(),
-        None => "creating the container failed (run with --debug for details)".to_string(),
-    })
 }
 
 fn helper_main(
@@ -200,9 +178,9 @@ fn helper_main(
         &[go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()],
     );
     let program = Arc::new(program);
-    let out = std::fs::File::from(verdict);
-    let say = |line: String| {
-        let _ = (&out).write_all(line.as_bytes());
+    let out = Sender::<FromHelper>::new(verdict.into());
+    let say = |m: FromHelper| {
+        let _ = out.send(&m);
     };
     if let Err(e) = cgroups
         .create_app(&job.app)
@@ -217,21 +195,20 @@ fn helper_main(
             }
         })
     {
-        say(format!("err: {e}\n"));
+        say(FromHelper::Failed(e));
         return 1;
     }
-    // libcontainer's error log line goes to the verdict pipe (with --debug, to stderr as
-    // everything else); the subscriber is built while stage1 still writes the bundle
+    // libcontainer's error log line goes to stage1 as a `Log` message (with --debug, to stderr
+    // as everything else); the subscriber is built while stage1 still writes the bundle
     let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
     let sub = match out.try_clone() {
-        Ok(log) if !debug => Some(crate::libcontainer_bypass::error_log_subscriber(
-            std::sync::Mutex::new(log),
-        )),
+        Ok(log) if !debug => Some(crate::libcontainer_bypass::error_log_subscriber(LogWriter(
+            log,
+        ))),
         _ => None,
     };
-    let mut b = [0u8; 1];
-    match std::fs::File::from(go).read(&mut b) {
-        Ok(1) => {}
+    match Receiver::<ToHelper>::new(go.into()).recv() {
+        Ok(Some(ToHelper::Go)) => {}
         _ => return 0, // stage1 gave up on this app
     }
     let res = match sub {
@@ -239,8 +216,8 @@ fn helper_main(
         None => create(job, &program),
     };
     match &res {
-        Ok(pid) => say(format!("ok {pid}\n")),
-        Err(e) => say(format!("err: {e}\n")),
+        Ok(pid) => say(FromHelper::Created(pid.as_raw())),
+        Err(e) => say(FromHelper::Failed(e.clone())),
     }
     i32::from(res.is_err())
 }
@@ -379,26 +356,13 @@ mod tests {
     }
 
     #[test]
-    fn verdicts() {
-        assert_eq!(parse_verdict("ok 42\n").unwrap(), Pid::from_raw(42));
-        assert_eq!(
-            parse_verdict("noise\nerr: setting oom_score_adj to -5: denied\n").unwrap_err(),
-            "setting oom_score_adj to -5: denied"
-        );
-        // killed by libcontainer's clean-up after logging its error
-        let log = "failed to run container process exec process failed with error error in \
-                   executing process : executable \"/bin/nope\" not found\n";
-        assert_eq!(
-            parse_verdict(log).unwrap_err(),
-            "executable \"/bin/nope\" not found"
-        );
-        assert!(parse_verdict("").unwrap_err().contains("--debug"));
-        // a create error the helper reports itself is cut to its cause the same way
+    fn create_errors_are_cut_to_their_cause() {
+        // a create error the helper reports itself is cut to its cause as libcontainer's log
+        // line is (crate::app::channel::Verdict)
         let chained = "failed to create container: exec process failed with error error in \
                        executing process : executable \"/bin/nope\" not found";
         assert_eq!(cause(chained), "executable \"/bin/nope\" not found");
         assert_eq!(cause("no such file"), "no such file");
-        assert!(parse_verdict("ok 0\n").is_err());
     }
 
     #[test]

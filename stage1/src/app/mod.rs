@@ -1,6 +1,7 @@
 //! One app of the pod: its OCI spec, user, volumes and terminal, and the helper that creates
 //! its container.
 
+pub mod channel;
 pub mod console;
 pub mod helper;
 pub mod spec;

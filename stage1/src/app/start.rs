@@ -180,6 +180,9 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     for g in &app.supplementary_gids {
         user::check_id("supplementary gid", *g).map_err(|e| app_err(&app.name, e))?;
     }
+    let additional_gids =
+        user::supplementary_gids(&root, &app.user, uid, gid, &app.supplementary_gids)
+            .map_err(|e| app_err(&app.name, e))?;
     let bundle = pod_dir.join(paths::app_bundle(&app.name));
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
@@ -209,7 +212,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         rootfs: &rootfs,
         uid,
         gid,
-        additional_gids: app.supplementary_gids.clone(),
+        additional_gids,
         join_ns,
         mounts,
         cgroups_path: ctx.cgroups.libcontainer_path(&app.name),

@@ -1,5 +1,6 @@
 //! Resolve `--user` / `--group` inside an app's root filesystem (appc rules): numeric id, a name
-//! from the rootfs' /etc/passwd or /etc/group, or `/path` = owner of that file in the rootfs.
+//! from the rootfs' /etc/passwd or /etc/group, or `/path` = owner of that file in the rootfs;
+//! and the user's supplementary groups from the rootfs' /etc/group ([`supplementary_gids`]).
 //! Every file is read through [`Root`] (`openat2(RESOLVE_IN_ROOT)`), so a link in the image can
 //! never make stage1 read the host's files; ids above [`MAX_ID`] are refused wherever they come
 //! from (2^32-1 is `(uid_t)-1`, which `setresuid` takes as "leave unchanged", i.e. root).
@@ -132,6 +133,74 @@ pub fn resolve(root: &Root, user: &str, group: &str) -> Result<(u32, u32), Error
     ))
 }
 
+/// The lines of `file` (in the root) split into fields; empty when the file is missing. A file
+/// the root's links lead out of, or one over the size bound of [`Root::read_file`], is an
+/// error.
+fn entries(root: &Root, file: &str) -> Result<Vec<Vec<String>>, Error> {
+    let data = match root.read_file(file) {
+        Ok(d) => d,
+        Err(e) if is_absent(e) => return Ok(Vec::new()),
+        Err(e) => return Err(root.err("reading", file, e)),
+    };
+    Ok(String::from_utf8_lossy(&data)
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect())
+}
+
+/// The name the image's /etc/passwd gives the app's user, whose group memberships it gets:
+/// `user` itself when it is a name, the first entry with uid `uid` when it is a number; None
+/// for the default user (empty), an owner path, or a uid the file does not list.
+fn user_name(root: &Root, user: &str, uid: u32) -> Result<Option<String>, Error> {
+    if user.is_empty() || user.starts_with('/') {
+        return Ok(None);
+    }
+    if numeric("user", user)?.is_none() {
+        return Ok(Some(user.to_string()));
+    }
+    Ok(entries(root, "/etc/passwd")?
+        .into_iter()
+        .find(|f| f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid))
+        .map(|mut f| f.swap_remove(0)))
+}
+
+/// The app's supplementary groups, as docker, runc and the kubelet's default `Merge` policy
+/// give them: every group of the image's /etc/group whose member list names the app's user
+/// (see [`user_name`]), then the manifest's `extra`; each gid once, in that order, the primary
+/// `gid` left out. A listed group's gid above [`MAX_ID`] is refused like any other id.
+pub fn supplementary_gids(
+    root: &Root,
+    user: &str,
+    uid: u32,
+    gid: u32,
+    extra: &[u32],
+) -> Result<Vec<u32>, Error> {
+    let mut out: Vec<u32> = Vec::new();
+    if let Some(name) = user_name(root, user, uid)? {
+        for f in entries(root, "/etc/group")? {
+            let (Some(group), Some(g), Some(members)) = (f.first(), f.get(2), f.get(3)) else {
+                continue;
+            };
+            if !members.split(',').any(|m| m.trim() == name) {
+                continue;
+            }
+            if g.is_empty() || !g.bytes().all(|b| b.is_ascii_digit()) {
+                continue; // not a group line
+            }
+            // all digits: too large for a u32 is as refused as above MAX_ID
+            let g = g.parse::<u32>().unwrap_or(u32::MAX);
+            out.push(check_id(
+                &format!("group {group:?} of user {name:?}: gid"),
+                g,
+            )?);
+        }
+    }
+    out.extend(extra);
+    let mut seen = std::collections::HashSet::from([gid]);
+    out.retain(|g| seen.insert(*g));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +304,117 @@ mod tests {
         // an owner path through the chain fails closed
         let e = resolve(&r, "/c0/passwd", "").unwrap_err().to_string();
         assert!(e.contains("too many levels"), "{e}");
+    }
+
+    fn with_groups(passwd: &str, group: &str) -> (tempfile::TempDir, Root) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), passwd).unwrap();
+        std::fs::write(d.path().join("etc/group"), group).unwrap();
+        let r = Root::open(d.path()).unwrap();
+        (d, r)
+    }
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n\
+                          other:x:1001:1001::/:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:root,app\naudio:x:29:other, app\n\
+                         video:x:44:other\ndup:x:29:app\nbroken line\nself:x:1000:app\n";
+
+    #[test]
+    fn named_and_numeric_users_get_their_image_groups_then_the_manifests() {
+        let (_d, r) = with_groups(PASSWD, GROUP);
+        // every group naming the user, in file order, each gid once, not the primary
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[]).unwrap(),
+            [10, 29]
+        );
+        // a uid the passwd file names gets that user's groups
+        assert_eq!(
+            supplementary_gids(&r, "1000", 1000, 1000, &[]).unwrap(),
+            [10, 29]
+        );
+        // the manifest's are added after them, deduplicated, without the primary gid
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[5, 10, 1000, 6, 5]).unwrap(),
+            [10, 29, 5, 6]
+        );
+        // another primary group (--group) is left out, the user's own group is then listed
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 10, &[]).unwrap(),
+            [29, 1000]
+        );
+        assert_eq!(
+            supplementary_gids(&r, "other", 1001, 1001, &[]).unwrap(),
+            [29, 44]
+        );
+        // no user named: only the manifest's
+        assert_eq!(supplementary_gids(&r, "4242", 4242, 0, &[7]).unwrap(), [7]);
+        assert_eq!(supplementary_gids(&r, "", 0, 0, &[7, 0]).unwrap(), [7]);
+        assert_eq!(
+            supplementary_gids(&r, "/etc/passwd", 0, 0, &[]).unwrap(),
+            [0u32; 0]
+        );
+        // a user in no group, a missing /etc/group
+        assert_eq!(supplementary_gids(&r, "0", 0, 0, &[]).unwrap(), [10]);
+        let (_d, r) = with_groups(PASSWD, "");
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[3]).unwrap(),
+            [3]
+        );
+        let d = tempfile::tempdir().unwrap();
+        let r = Root::open(d.path()).unwrap();
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[3]).unwrap(),
+            [3]
+        );
+    }
+
+    #[test]
+    fn image_groups_above_2_31_are_refused() {
+        let (_d, r) = with_groups(PASSWD, "big:x:4294967295:app\nnotme:x:4294967295:other\n");
+        let e = supplementary_gids(&r, "app", 1000, 1000, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("above the largest allowed id"), "{e}");
+        assert!(e.contains("\"big\""), "{e}");
+        let (_d, r) = with_groups(PASSWD, "huge:x:99999999999999999999:app\n");
+        assert!(supplementary_gids(&r, "app", 1000, 1000, &[]).is_err());
+    }
+
+    #[test]
+    fn etc_group_is_read_inside_the_root_and_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("img");
+        std::fs::create_dir_all(img.join("etc")).unwrap();
+        std::fs::write(img.join("etc/passwd"), PASSWD).unwrap();
+        // a host group file the image links to by absolute path: the image's (missing) file
+        let host = d.path().join("group");
+        std::fs::write(&host, "hostonly:x:4242:app\n").unwrap();
+        std::os::unix::fs::symlink(&host, img.join("etc/group")).unwrap();
+        let r = Root::open(&img).unwrap();
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[]).unwrap(),
+            [0u32; 0]
+        );
+        // `..` stops at the root
+        std::fs::remove_file(img.join("etc/group")).unwrap();
+        std::fs::write(img.join("group"), "inimg:x:77:app\n").unwrap();
+        std::os::unix::fs::symlink("../../../../group", img.join("etc/group")).unwrap();
+        assert_eq!(
+            supplementary_gids(&r, "app", 1000, 1000, &[]).unwrap(),
+            [77]
+        );
+        // a FIFO is refused, not read (it would block)
+        std::fs::remove_file(img.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&img.join("etc/group"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(supplementary_gids(&r, "app", 1000, 1000, &[]).is_err());
+        // a file over the read bound is refused, not read whole
+        std::fs::remove_file(img.join("etc/group")).unwrap();
+        let f = std::fs::File::create(img.join("etc/group")).unwrap();
+        f.set_len(crate::security::inroot::MAX_READ + 1).unwrap();
+        let e = supplementary_gids(&r, "app", 1000, 1000, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/group"), "{e}");
     }
 }

@@ -10,6 +10,8 @@ pub mod cgroups;
 pub mod enter;
 /// Every reach past libcontainer's front door, and what to re-check on its upgrade.
 pub mod libcontainer_bypass;
+/// The one reader of `/proc/<pid>/mountinfo`.
+pub mod mountinfo;
 /// CNI networks, iptables chains, the pod's netns.
 pub mod network;
 /// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.

@@ -357,12 +357,9 @@ mod tests {
     }
 
     fn v1_mounts(mountinfo: &str) -> usize {
-        mountinfo
-            .lines()
-            .filter(|l| {
-                l.split_once(" - ")
-                    .is_some_and(|(_, t)| t.starts_with("cgroup "))
-            })
+        crate::mountinfo::parse(mountinfo)
+            .iter()
+            .filter(|m| m.fs_type == "cgroup")
             .count()
     }
 

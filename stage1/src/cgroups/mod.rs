@@ -133,23 +133,14 @@ pub struct PodCgroups {
 type CgMount = (PathBuf, String, Vec<String>, bool);
 
 fn parse_mounts() -> Result<Vec<CgMount>, Error> {
-    let mi = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io(Path::new("/proc/self/mountinfo"), e))?;
     let mut out = Vec::new();
-    for line in mi.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let f: Vec<&str> = pre.split(' ').collect();
-        let g: Vec<&str> = post.split(' ').collect();
-        if f.len() < 5 || g.len() < 3 {
+    for m in crate::mountinfo::read_self()? {
+        let unified = m.fs_type == "cgroup2";
+        if m.fs_type != "cgroup" && !unified {
             continue;
         }
-        let unified = g[0] == "cgroup2";
-        if g[0] != "cgroup" && !unified {
-            continue;
-        }
-        let ctrls: Vec<String> = g[2]
+        let ctrls: Vec<String> = m
+            .super_options
             .split(',')
             .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
             .filter(|o| {
@@ -160,7 +151,12 @@ fn parse_mounts() -> Result<Vec<CgMount>, Error> {
             })
             .map(str::to_string)
             .collect();
-        out.push((PathBuf::from(f[4]), f[3].to_string(), ctrls, unified));
+        out.push((
+            m.mount_point,
+            m.root.to_string_lossy().into_owned(),
+            ctrls,
+            unified,
+        ));
     }
     Ok(out)
 }

@@ -388,6 +388,7 @@ pub fn pause_filter() -> Vec<libc::sock_filter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn rc(net: NetConfig, ipc: &str) -> RuntimeConfig {
         RuntimeConfig {
@@ -453,14 +454,13 @@ mod tests {
         assert_eq!(status_field(pid, "Seccomp"), "2");
         // not dumpable: its /proc files belong to root and the kernel says so via ptrace checks;
         // the mount namespace holds only the empty root
-        let mi = std::fs::read_to_string(proc_("mountinfo")).unwrap();
-        assert_eq!(mi.lines().count(), 1, "{mi}");
-        assert!(mi.contains(" tmpfs "), "{mi}");
+        let mi = crate::mountinfo::read(Path::new(&proc_("mountinfo"))).unwrap();
+        assert_eq!(mi.len(), 1, "{mi:?}");
+        assert_eq!(mi[0].fs_type, "tmpfs", "{mi:?}");
         // the host's mount table is untouched
-        assert!(std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .all(|l| !l.contains(" / / ") || !l.contains(" tmpfs ")));
+        assert!(crate::mountinfo::read_self().unwrap().iter().all(|m| {
+            !(m.root == Path::new("/") && m.mount_point == Path::new("/") && m.fs_type == "tmpfs")
+        }));
         // it still ends on SIGTERM, by returning (exit 0), not killed by its filter
         nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
         let st = waitpid(pid, None).unwrap();

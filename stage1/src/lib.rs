@@ -2,23 +2,23 @@
 //! reaps them and exits with the pod's exit code. Single-threaded by design.
 #![deny(unsafe_code)]
 
-/// One app: spec, user, volumes, console, the helper that creates its container, its start.
+// One app: spec, user, volumes, console, the helper that creates its container, its start.
 pub mod app;
-/// Pod and app cgroups, their removal, the helpers' CPUs.
+// Pod and app cgroups, their removal, the helpers' CPUs.
 pub mod cgroups;
-/// `rkt enter`: a command in a running app, confined like it.
+// `rkt enter`: a command in a running app, confined like it.
 pub mod enter;
-/// Every reach past libcontainer's front door, and what to re-check on its upgrade.
+// Every reach past libcontainer's front door, and what to re-check on its upgrade.
 pub mod libcontainer_bypass;
-/// The one reader of `/proc/<pid>/mountinfo`.
+// The one reader of `/proc/<pid>/mountinfo`.
 pub mod mountinfo;
-/// CNI networks, iptables chains, the pod's netns.
+// CNI networks, iptables chains, the pod's netns.
 pub mod network;
-/// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.
+// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.
 pub mod pod;
-/// Capabilities, seccomp (built ahead, cached), file operations inside an app's rootfs.
+// Capabilities, seccomp (built ahead, cached), file operations inside an app's rootfs.
 pub mod security;
-/// The raw system calls `nix` does not cover (the crate's only unsafe code).
+// The raw system calls `nix` does not cover (the crate's only unsafe code).
 mod sys;
 
 use std::path::{Path, PathBuf};

@@ -166,7 +166,7 @@ fn user_name(root: &Root, user: &str, uid: u32) -> Result<Option<String>, Error>
 
 /// The app's supplementary groups, as docker, runc and the kubelet's default `Merge` policy
 /// give them: every group of the image's /etc/group whose member list names the app's user
-/// (see [`user_name`]), then the manifest's `extra`; each gid once, in that order, the primary
+/// (`user_name`), then the manifest's `extra`; each gid once, in that order, the primary
 /// `gid` left out. A listed group's gid above [`MAX_ID`] is refused like any other id.
 pub fn supplementary_gids(
     root: &Root,

@@ -122,7 +122,7 @@ pub const DEVICE_ALLOW: &[&str] = &[
     "c 10:200 rwm", // tun
 ];
 
-/// The pod's cgroups. Dropping does nothing: call [`PodCgroups::remove`] at teardown.
+/// The pod's cgroups. Dropping does nothing: call [`remove_listed`] on the pod's list at teardown.
 #[derive(Debug)]
 pub struct PodCgroups {
     hier: Vec<Hierarchy>,

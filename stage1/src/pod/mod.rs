@@ -15,9 +15,12 @@ pub enum PodError {
     /// A step that needs the sandbox before it exists (a bug).
     #[error("pod not set up")]
     NotSetUp,
-    /// The monitor cannot be exec'd with a NUL in its argv.
-    #[error("{0} contain NUL")]
-    Nul(&'static str),
+    /// The monitor cannot be exec'd with a NUL in its arguments.
+    #[error("monitor arguments contain NUL")]
+    MonitorArgsNul,
+    /// ... or in its path.
+    #[error("monitor path contains NUL")]
+    MonitorPathNul,
     /// `rkt-stage1 teardown` with arguments the monitor does not write.
     #[error("teardown: {0}")]
     TeardownArgs(String),

@@ -313,10 +313,10 @@ impl Pod {
         }
         let cargs: Result<Vec<CString>, _> = args.into_iter().map(CString::new).collect();
         let Ok(cargs) = cargs else {
-            return PodError::Nul("monitor arguments").into();
+            return PodError::MonitorArgsNul.into();
         };
         let Ok(path) = CString::new(monitor.as_os_str().as_encoded_bytes()) else {
-            return PodError::Nul("monitor path").into();
+            return PodError::MonitorPathNul.into();
         };
         tracing::debug!(monitor = %monitor.display(), "handing the pod to the monitor");
         match nix::unistd::execv(&path, &cargs) {

@@ -7,7 +7,7 @@
 //! - **Terminal.** It runs in a session of its own (`setsid`), so the caller's terminal is never
 //!   its controlling terminal. When any of the caller's stdin/stdout/stderr is a terminal, it
 //!   gets a fresh pty in their place (slave as controlling terminal), which this process relays
-//!   ([`crate::console`]): the caller's terminal goes raw for the command's life, follows
+//!   ([`crate::app::console`]): the caller's terminal goes raw for the command's life, follows
 //!   SIGWINCH, and is restored at the end. `TIOCSTI` or `open("/dev/tty")` in the pod thus only
 //!   ever reach the pod's own pty. Other stdio fds (pipes, files) are inherited as they are.
 //! - **File descriptors.** Every fd above 2 is closed before the exec (`close_range`), so
@@ -42,7 +42,7 @@
 //!
 //! libcontainer's tenant builder drops the seccomp filter and defaults the user to root, so
 //! stage1 does the few steps itself with libcontainer's capability and seccomp helpers, from the
-//! app's spec as [`crate::seccomp::app_view`] reads it.
+//! app's spec as [`crate::security::seccomp::app_view`] reads it.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -60,8 +60,47 @@ use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::Spec;
 use stage1_abi::{exit, paths, read_json, AppStatus};
 
-use crate::console::{Console, Relay};
+use crate::app::console::{Console, Relay};
 use crate::{sys, Error};
+
+/// What can go wrong in `rkt enter`.
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    /// No status file for the app.
+    #[error("app {0:?} not found in this pod")]
+    NoSuchApp(String),
+    /// The app has exited (or has no process).
+    #[error("app {0:?} is not running")]
+    NotRunning(String),
+    /// An empty command.
+    #[error("no command to run")]
+    NoCommand,
+    /// The app's spec cannot be used.
+    #[error("{}: {msg}", path.display())]
+    Spec {
+        /// The spec's path.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The command could not be confined or started (the child's report).
+    #[error("app {app:?}: {msg}")]
+    Confine {
+        /// The app.
+        app: String,
+        /// The child's report.
+        msg: String,
+    },
+    /// The binary cannot be bind-mounted read-only.
+    #[error("the stage1 binary {} is not a file that can be mounted", .0.display())]
+    ExeNotMountable(PathBuf),
+    /// The binary changed under us.
+    #[error("the stage1 binary {} was replaced while starting", .0.display())]
+    ExeReplaced(PathBuf),
+    /// An argument with a NUL byte.
+    #[error("argument {0:?} contains NUL")]
+    Nul(std::ffi::OsString),
+}
 
 /// Namespaces joined, in order (mount last: paths are opened before any join).
 const NAMESPACES: &[(&str, CloneFlags)] = &[
@@ -107,20 +146,27 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
     run_from_read_only_exe()?;
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
     let status: AppStatus = read_json(&pod_dir.join(paths::app_status(app)))
-        .map_err(|_| Error::Invalid(format!("app {app:?} not found in this pod")))?;
+        .map_err(|_| EnterError::NoSuchApp(app.to_string()))?;
     let pid = match (status.pid, status.finished()) {
         (Some(p), false) if Path::new(&format!("/proc/{p}")).exists() => Pid::from_raw(p),
-        _ => return Err(Error::Invalid(format!("app {app:?} is not running"))),
+        _ => return Err(EnterError::NotRunning(app.to_string()).into()),
     };
     if cmd.is_empty() {
-        return Err(Error::Invalid("no command to run".into()));
+        return Err(EnterError::NoCommand.into());
     }
     let cfg = pod_dir
         .join(paths::app_bundle(app))
         .join(paths::BUNDLE_CONFIG);
-    let spec = Spec::load(&cfg).map_err(|e| Error::Invalid(format!("{}: {e}", cfg.display())))?;
+    let spec = Spec::load(&cfg).map_err(|e| EnterError::Spec {
+        path: cfg.clone(),
+        msg: e.to_string(),
+    })?;
     if spec.process().is_none() {
-        return Err(Error::Invalid(format!("{}: no process", cfg.display())));
+        return Err(EnterError::Spec {
+            path: cfg,
+            msg: "no process".into(),
+        }
+        .into());
     }
 
     // everything from the host's view, before any join: the namespaces, and the pty (from the
@@ -214,10 +260,11 @@ pub fn enter(app: &str, cmd: &[String]) -> Result<i32, Error> {
             if err.is_empty() {
                 Ok(code)
             } else {
-                Err(Error::App {
+                Err(EnterError::Confine {
                     app: app.to_string(),
                     msg: err,
-                })
+                }
+                .into())
             }
         }
     }
@@ -549,10 +596,7 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
     }
     let path: PathBuf = std::fs::read_link(exe).map_err(|e| Error::io(exe, e))?;
     if !path.is_absolute() || path.to_string_lossy().ends_with(" (deleted)") {
-        return Err(Error::Invalid(format!(
-            "the stage1 binary {} is not a file that can be mounted",
-            path.display()
-        )));
+        return Err(EnterError::ExeNotMountable(path).into());
     }
     let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
     let running = id(exe).map_err(|e| Error::io(exe, e))?;
@@ -571,10 +615,7 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
     )
     .map_err(sys_err("bind-mounting"))?;
     if id(&path).ok() != Some(running) {
-        return Err(Error::Invalid(format!(
-            "the stage1 binary {} was replaced while starting",
-            path.display()
-        )));
+        return Err(EnterError::ExeReplaced(path).into());
     }
     mount(
         None::<&str>,
@@ -586,7 +627,7 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
     .map_err(sys_err("making read-only"))?;
     let cstr = |s: &std::ffi::OsStr| {
         CString::new(std::os::unix::ffi::OsStrExt::as_bytes(s))
-            .map_err(|_| Error::Invalid(format!("argument {s:?} contains NUL")))
+            .map_err(|_| EnterError::Nul(s.to_owned()))
     };
     let argv = std::env::args_os()
         .map(|a| cstr(&a))
@@ -599,16 +640,15 @@ pub fn run_from_read_only_exe() -> Result<(), Error> {
 /// Confine this process exactly like the app: its seccomp filter, supplementary groups,
 /// uid/gid, capability sets (all five), no_new_privs; and not dumpable.
 fn confine(spec: &Spec) -> Result<(), String> {
-    let syscall = libcontainer::syscall::syscall::create_syscall();
+    let syscall = crate::libcontainer_bypass::syscall();
     let process = spec.process().as_ref().ok_or("no process in app spec")?;
     // the filter and capabilities the app runs with (stage1 may have loaded its filter itself)
-    let (seccomp, caps) = crate::seccomp::app_view(spec)?;
+    let (seccomp, caps) = crate::security::seccomp::app_view(spec)?;
     let seccomp = seccomp.as_ref();
     let nnp = process.no_new_privileges() == Some(true);
     // as libcontainer: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes first
     if let (Some(s), false) = (seccomp, nnp) {
-        libcontainer::seccomp::initialize_seccomp(s)
-            .map_err(|e| format!("loading seccomp filter: {e}"))?;
+        crate::libcontainer_bypass::load_seccomp(s)?;
     }
     let user = process.user();
     let gids: Vec<Gid> = user
@@ -624,19 +664,16 @@ fn confine(spec: &Spec) -> Result<(), String> {
     syscall
         .set_id(Uid::from_raw(user.uid()), Gid::from_raw(user.gid()))
         .map_err(|e| format!("setting uid/gid: {e}"))?;
-    libcontainer::capabilities::reset_effective(syscall.as_ref())
-        .map_err(|e| format!("resetting capabilities: {e}"))?;
+    crate::libcontainer_bypass::reset_effective_caps(syscall.as_ref())?;
     if let Some(caps) = &caps {
-        libcontainer::capabilities::drop_privileges(caps, syscall.as_ref())
-            .map_err(|e| format!("dropping capabilities: {e}"))?;
+        crate::libcontainer_bypass::drop_privileges(caps, syscall.as_ref())?;
     }
     // a change of uid/gid resets dumpable to fs.suid_dumpable: set it again
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making stage1 non-dumpable: {e}"))?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
         if let Some(s) = seccomp {
-            libcontainer::seccomp::initialize_seccomp(s)
-                .map_err(|e| format!("loading seccomp filter: {e}"))?;
+            crate::libcontainer_bypass::load_seccomp(s)?;
         }
     }
     Ok(())

@@ -1,33 +1,25 @@
 //! rkt stage1: the pod supervisor. Creates the pod sandbox and its apps with libcontainer,
 //! reaps them and exits with the pod's exit code. Single-threaded by design.
-//!
-//! Modules by concern: [`sandbox`] (pause/reaper PID 1 holding the pod namespaces),
-//! [`cgroups`] (pod and app cgroups), [`spec`] (OCI spec of an app), [`isolation`]
-//! (capabilities, seccomp, paths), [`seccomp`] (an app's filter, built ahead and loaded right
-//! before exec), [`seccomp_cache`] (built programs kept across pods), [`user`] (user/group
-//! resolution), [`inroot`] (file operations inside an app's rootfs), [`volumes`] (volumes and
-//! /etc files), [`apps`] (start one app), [`helper`] (the child that runs libcontainer),
-//! [`console`] (an interactive app's terminal), [`network`] (CNI networks, iptables chains,
-//! netns), [`supervisor`] (the run loop, gc), [`enter`].
 #![deny(unsafe_code)]
 
-pub mod apps;
+// One app: spec, user, volumes, console, the helper that creates its container, its start.
+pub mod app;
+// Pod and app cgroups, their removal, the helpers' CPUs.
 pub mod cgroups;
-pub mod console;
-pub mod cpus;
+// `rkt enter`: a command in a running app, confined like it.
 pub mod enter;
-pub mod helper;
-pub mod inroot;
-pub mod isolation;
+// Every reach past libcontainer's front door, and what to re-check on its upgrade.
+pub mod libcontainer_bypass;
+// The one reader of `/proc/<pid>/mountinfo`.
+pub mod mountinfo;
+// CNI networks, iptables chains, the pod's netns.
 pub mod network;
-pub mod sandbox;
-pub mod seccomp;
-pub mod seccomp_cache;
-pub mod spec;
-pub mod supervisor;
+// The pod sandbox (PID 1 holding the namespaces) and the supervisor's run loop.
+pub mod pod;
+// Capabilities, seccomp (built ahead, cached), file operations inside an app's rootfs.
+pub mod security;
+// The raw system calls `nix` does not cover (the crate's only unsafe code).
 mod sys;
-pub mod user;
-pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -47,26 +39,45 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// The pod or runtime configuration asks for something impossible.
-    #[error("{0}")]
-    Invalid(String),
+    /// The pod as a whole (lock, monitor hand-off, teardown).
+    #[error(transparent)]
+    Pod(#[from] pod::PodError),
+    /// An interactive app's terminal did not arrive.
+    #[error("console socket: {0}")]
+    Console(&'static str),
     /// cgroup set-up or removal failed.
-    #[error("{0}")]
-    Cgroup(String),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// A file in an image's root filesystem could not be read or made.
+    #[error(transparent)]
+    InRoot(#[from] security::inroot::InRootError),
+    /// An app's user or group is wrong.
+    #[error(transparent)]
+    User(#[from] app::user::UserError),
+    /// An app's capability or seccomp isolators are wrong.
+    #[error(transparent)]
+    Isolation(#[from] security::isolation::IsolationError),
     /// A system call failed.
     #[error("{0}: {1}")]
     Sys(String, nix::errno::Errno),
     /// The pod sandbox could not be created.
-    #[error("pod sandbox: {0}")]
-    Sandbox(String),
+    #[error(transparent)]
+    Sandbox(#[from] pod::sandbox::SandboxError),
     /// One app could not be created or started.
-    #[error("app {app:?}: {msg}")]
-    App {
-        /// The app.
-        app: String,
-        /// What went wrong.
-        msg: String,
-    },
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    /// An app's spec is wrong.
+    #[error(transparent)]
+    Spec(#[from] app::spec::SpecError),
+    /// An app's volumes are wrong.
+    #[error(transparent)]
+    Volume(#[from] app::volumes::VolumeError),
+    /// A network could not be set up or removed.
+    #[error(transparent)]
+    Network(#[from] network::NetError),
+    /// `rkt enter` failed.
+    #[error(transparent)]
+    Enter(#[from] enter::EnterError),
 }
 
 impl Error {
@@ -93,8 +104,8 @@ pub fn installed_path() -> Option<std::path::PathBuf> {
 /// command's for `enter`, 0 for `gc`).
 pub fn dispatch(cmd: &Stage1Command) -> Result<i32, Error> {
     match cmd {
-        Stage1Command::Run => supervisor::run(),
-        Stage1Command::Gc => supervisor::gc().map(|()| 0),
+        Stage1Command::Run => pod::supervisor::run(),
+        Stage1Command::Gc => pod::supervisor::gc().map(|()| 0),
         Stage1Command::Enter { app, cmd } => enter::enter(app, cmd),
     }
 }

@@ -3,14 +3,10 @@
 
 fn main() {
     let debug = std::env::var(stage1_abi::env::DEBUG).is_ok_and(|v| v == "1");
-    // libcontainer logs every failure on its way up at error level, several lines per error;
-    // stage1 reports the one-line cause itself, so it is only shown with --debug
     let filter = if debug {
-        // libcontainer's v1 manager runs in a view without v1 hierarchies (stage1 owns the
-        // cgroups there, see cgroups::hide_v1_from_libcontainer) and would warn about each
-        "debug,libcgroups::v1::manager=error"
+        stage1::libcontainer_bypass::DEBUG_LOG_FILTER
     } else {
-        "warn,libcontainer=off,libcgroups=off"
+        stage1::libcontainer_bypass::LOG_FILTER
     };
     let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -25,7 +21,7 @@ fn main() {
     // `teardown` is exec'd by rkt-monitor, not by stage0, so it is not part of stage1-abi
     let res = match args.split_first() {
         Some((cmd, rest)) if cmd == stage1_monitor::handoff::TEARDOWN => {
-            stage1::supervisor::teardown(rest)
+            stage1::pod::supervisor::teardown(rest)
         }
         _ => stage1_abi::Stage1Command::from_args(&args)
             .map_err(stage1::Error::from)

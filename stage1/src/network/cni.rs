@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::conf::NetworkConf;
+use super::NetError;
 use crate::Error;
 
 /// Where plugin binaries are looked for, in order.
@@ -36,19 +37,20 @@ impl Plugins {
     /// The binary of plugin `ty`.
     pub fn find(&self, ty: &str) -> Result<PathBuf, Error> {
         if ty.contains('/') {
-            return Err(Error::Invalid(format!("invalid CNI plugin type {ty:?}")));
+            return Err(NetError::PluginType(ty.to_string()).into());
         }
         self.dirs
             .iter()
             .map(|d| d.join(ty))
             .find(|p| p.is_file())
             .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "CNI plugin {ty:?} not found in {} (apt-get install containernetworking-plugins)",
-                    std::env::join_paths(&self.dirs)
+                NetError::PluginMissing {
+                    ty: ty.to_string(),
+                    dirs: std::env::join_paths(&self.dirs)
                         .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ))
+                        .unwrap_or_default(),
+                }
+                .into()
             })
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use stage1_abi::NetRequest;
 
+use super::NetError;
 use crate::Error;
 
 /// Name of the built-in network with masquerade and a default route.
@@ -104,7 +105,10 @@ pub fn builtin(name: &str) -> Option<NetworkConf> {
 }
 
 fn parse(v: &Value, source: &str) -> Result<NetworkConf, Error> {
-    let bad = |what: &str| Error::Invalid(format!("network configuration {source}: {what}"));
+    let bad = |what: &str| NetError::Conf {
+        source_name: source.to_string(),
+        msg: what.to_string(),
+    };
     let name = v["name"]
         .as_str()
         .filter(|n| !n.is_empty())
@@ -126,7 +130,7 @@ fn parse(v: &Value, source: &str) -> Result<NetworkConf, Error> {
                 p
             })
             .collect(),
-        Some(_) => return Err(bad("\"plugins\" is not a list")),
+        Some(_) => return Err(bad("\"plugins\" is not a list").into()),
         None => {
             let mut p = v.clone();
             if let Some(o) = p.as_object_mut() {
@@ -137,11 +141,11 @@ fn parse(v: &Value, source: &str) -> Result<NetworkConf, Error> {
         }
     };
     if plugins.is_empty() {
-        return Err(bad("no plugins"));
+        return Err(bad("no plugins").into());
     }
     for p in &plugins {
         if p["type"].as_str().is_none_or(|t| t.is_empty()) {
-            return Err(bad("a plugin has no \"type\""));
+            return Err(bad("a plugin has no \"type\"").into());
         }
     }
     Ok(NetworkConf {
@@ -156,8 +160,10 @@ fn parse(v: &Value, source: &str) -> Result<NetworkConf, Error> {
 /// Read one configuration file (`.conf`/`.json`: one plugin; `.conflist`: a chain).
 pub fn load_file(path: &Path) -> Result<NetworkConf, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let v: Value = serde_json::from_slice(&data)
-        .map_err(|e| Error::Invalid(format!("network configuration {}: {e}", path.display())))?;
+    let v: Value = serde_json::from_slice(&data).map_err(|e| NetError::Conf {
+        source_name: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
     parse(&v, &path.display().to_string())
 }
 
@@ -230,12 +236,7 @@ pub fn resolve(requests: &[NetRequest], user: &[NetworkConf]) -> Result<Vec<Atta
             }
             continue;
         }
-        let conf = find(&r.name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "network {:?} not found (no net.d configuration names it and it is not built in)",
-                r.name
-            ))
-        })?;
+        let conf = find(&r.name).ok_or_else(|| NetError::UnknownNetwork(r.name.clone()))?;
         let args = r
             .args
             .iter()

@@ -23,6 +23,111 @@ use stage1_abi::{paths, DnsConfig, NetAttachment, NetConfig, NetInfo, PodManifes
 
 use crate::Error;
 
+/// What can go wrong with the pod's networks.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A network configuration file is malformed.
+    #[error("network configuration {source_name}: {msg}")]
+    Conf {
+        /// The file (or built-in name).
+        source_name: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// `--net` names a network nobody defines.
+    #[error("network {0:?} not found (no net.d configuration names it and it is not built in)")]
+    UnknownNetwork(String),
+    /// A plugin type that is a path.
+    #[error("invalid CNI plugin type {0:?}")]
+    PluginType(String),
+    /// A plugin binary that is not installed.
+    #[error("CNI plugin {ty:?} not found in {dirs} (apt-get install containernetworking-plugins)")]
+    PluginMissing {
+        /// The plugin type.
+        ty: String,
+        /// Where it was looked for.
+        dirs: String,
+    },
+    /// A plugin failed.
+    #[error("network {net:?}: {msg}")]
+    Plugin {
+        /// The network.
+        net: String,
+        /// The plugin's error.
+        msg: String,
+    },
+    /// The address `--net=NAME:IP=…` asks for is taken.
+    #[error("requested IP address {ip:?} is not available in network: {net}")]
+    IpTaken {
+        /// The address.
+        ip: String,
+        /// The network.
+        net: String,
+    },
+    /// The pod's netns could not be bind-mounted.
+    #[error("bind-mounting the pod's netns at {path}: {msg}")]
+    BindNetns {
+        /// The bind mount's path.
+        path: String,
+        /// The cause.
+        msg: String,
+    },
+    /// `--port` names a port no app exposes.
+    #[error("--port {name}: no app of the pod exposes a port named {name:?} (exposed: {exposed})")]
+    UnknownPort {
+        /// The port's name.
+        name: String,
+        /// The exposed ports (`none`).
+        exposed: String,
+    },
+    /// `--port`'s host address is not IPv4.
+    #[error("--port {name}: {ip:?} is not an IPv4 address")]
+    PortHostIp {
+        /// The port's name.
+        name: String,
+        /// The address.
+        ip: String,
+    },
+    /// A port whose protocol cannot be forwarded.
+    #[error("--port {name}: protocol {protocol:?} cannot be forwarded")]
+    PortProtocol {
+        /// The port's name.
+        name: String,
+        /// Its protocol.
+        protocol: String,
+    },
+    /// `--port` with `--net=host|none`.
+    #[error("--port needs a CNI network (not --net=host or --net=none)")]
+    PortWithoutCni,
+    /// `--port` and no network with an IPv4 address.
+    #[error("--port: no network of the pod has an IPv4 address")]
+    PortNoIpv4,
+    /// iptables could not be run.
+    #[error("running {cmd}: {source} (apt-get install iptables)")]
+    IptablesRun {
+        /// The command.
+        cmd: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// iptables could not be waited for.
+    #[error("waiting for {cmd}: {source}")]
+    IptablesWait {
+        /// The command.
+        cmd: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// iptables failed.
+    #[error("{cmd}: {msg}")]
+    Iptables {
+        /// The command.
+        cmd: String,
+        /// Its first line on stderr, or why it could not run.
+        msg: String,
+    },
+}
+
 /// Where pod network namespaces are bind-mounted (`ip netns` looks there).
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -79,28 +184,28 @@ fn forwards(
                     .iter()
                     .flat_map(|a| a.ports.iter().map(|p| p.name.as_str()))
                     .collect();
-                Error::Invalid(format!(
-                    "--port {}: no app of the pod exposes a port named {:?} (exposed: {})",
-                    f.name,
-                    f.name,
-                    if known.is_empty() {
+                NetError::UnknownPort {
+                    name: f.name.clone(),
+                    exposed: if known.is_empty() {
                         "none".to_string()
                     } else {
                         known.join(", ")
-                    }
-                ))
+                    },
+                }
             })?;
         let host_ip = match &f.host_ip {
-            Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
-                Error::Invalid(format!("--port {}: {ip:?} is not an IPv4 address", f.name))
+            Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| NetError::PortHostIp {
+                name: f.name.clone(),
+                ip: ip.clone(),
             })?),
             None => None,
         };
         if !matches!(port.protocol.as_str(), "tcp" | "udp") {
-            return Err(Error::Invalid(format!(
-                "--port {}: protocol {:?} cannot be forwarded",
-                f.name, port.protocol
-            )));
+            return Err(NetError::PortProtocol {
+                name: f.name.clone(),
+                protocol: port.protocol.clone(),
+            }
+            .into());
         }
         out.push(nat::Forward {
             protocol: port.protocol.clone(),
@@ -132,9 +237,7 @@ impl NetPlan {
 pub fn plan(pod: &PodManifest, rc: &RuntimeConfig) -> Result<Option<NetPlan>, Error> {
     let NetConfig::Cni(requests) = &rc.net else {
         if !rc.ports.is_empty() {
-            return Err(Error::Invalid(
-                "--port needs a CNI network (not --net=host or --net=none)".into(),
-            ));
+            return Err(NetError::PortWithoutCni.into());
         }
         return Ok(None);
     };
@@ -147,12 +250,18 @@ pub fn plan(pod: &PodManifest, rc: &RuntimeConfig) -> Result<Option<NetPlan>, Er
 fn plugin_error(net: &str, args: &str, e: &cni::PluginError) -> Error {
     if e.msg.contains("requested IP address") && e.msg.contains("not available") {
         if let Some(ip) = args.split(';').find_map(|kv| kv.strip_prefix("IP=")) {
-            return Error::Invalid(format!(
-                "requested IP address {ip:?} is not available in network: {net}"
-            ));
+            return NetError::IpTaken {
+                ip: ip.to_string(),
+                net: net.to_string(),
+            }
+            .into();
         }
     }
-    Error::Invalid(format!("network {net:?}: {e}"))
+    NetError::Plugin {
+        net: net.to_string(),
+        msg: e.to_string(),
+    }
+    .into()
 }
 
 /// Attach the sandbox (PID `sandbox_pid`, already in its own network namespace) to the
@@ -214,11 +323,9 @@ fn attach_all(
     attach: &[conf::Attach],
     info: &mut NetInfo,
 ) -> Result<Option<DnsConfig>, Error> {
-    bind_netns(sandbox_pid, Path::new(&info.netns)).map_err(|e| {
-        Error::Invalid(format!(
-            "bind-mounting the pod's netns at {}: {e}",
-            info.netns
-        ))
+    bind_netns(sandbox_pid, Path::new(&info.netns)).map_err(|e| NetError::BindNetns {
+        path: info.netns.clone(),
+        msg: e.to_string(),
     })?;
     // the masquerade of the networks rkt masquerades is checked while their plugins run
     let masq: Vec<nat::RuleCheck> = attach
@@ -270,9 +377,7 @@ fn attach_all(
     if !rc.ports.is_empty() {
         // forwards go to the first network that masquerades, else the last one (as rkt)
         let chosen = up.iter().find(|u| u.0).or(up.last()).cloned();
-        let (_, ip, host_if) = chosen.ok_or_else(|| {
-            Error::Invalid("--port: no network of the pod has an IPv4 address".into())
-        })?;
+        let (_, ip, host_if) = chosen.ok_or(NetError::PortNoIpv4)?;
         plan.forwards = forwards(pod, rc, ip)?;
         // the host's 127.0.0.1 may only leave through the pod's link with route_localnet, which
         // also lets the pod's packets for 127.0.0.0/8 in: the guard drops those first
@@ -341,10 +446,13 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             let s = n.result.as_ref().map(cni::summarize).unwrap_or_default();
             if let Some(dev) = s.host_if {
                 if let Err(e) = retire_host_veth(&dev, s.ip) {
-                    first.get_or_insert(Error::Invalid(format!(
-                        "network {:?}: retiring the host veth {dev}: {e}",
-                        n.net_name
-                    )));
+                    first.get_or_insert(
+                        NetError::Plugin {
+                            net: n.net_name.clone(),
+                            msg: format!("retiring the host veth {dev}: {e}"),
+                        }
+                        .into(),
+                    );
                     continue;
                 }
             }
@@ -361,7 +469,13 @@ pub fn teardown(pod_dir: &Path) -> Result<(), Error> {
             cni::del(&plugins, &conf, &inv, n.result.as_ref())
         };
         if let Err(e) = res {
-            first.get_or_insert(Error::Invalid(format!("network {:?}: {e}", n.net_name)));
+            first.get_or_insert(
+                NetError::Plugin {
+                    net: n.net_name.clone(),
+                    msg: e.to_string(),
+                }
+                .into(),
+            );
         }
     }
     if let Err(e) = unbind_netns(Path::new(&info.netns)) {

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use stage1_abi::NatRecord;
 
+use super::NetError;
 use crate::Error;
 
 /// One `--port` forward, resolved.
@@ -331,7 +332,10 @@ fn spawn(cmd: &str, args: &[&str], input: Option<&str>) -> Result<Child, Error> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Invalid(format!("running {cmd}: {e} (apt-get install iptables)")))?;
+        .map_err(|source| NetError::IptablesRun {
+            cmd: cmd.to_string(),
+            source,
+        })?;
     if let (Some(i), Some(mut si)) = (input, child.stdin.take()) {
         let _ = si.write_all(i.as_bytes());
     }
@@ -341,13 +345,21 @@ fn spawn(cmd: &str, args: &[&str], input: Option<&str>) -> Result<Child, Error> 
 fn wait(cmd: &str, child: Child) -> Result<String, Error> {
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::Invalid(format!("waiting for {cmd}: {e}")))?;
+        .map_err(|source| NetError::IptablesWait {
+            cmd: cmd.to_string(),
+            source,
+        })?;
     if !out.status.success() {
         let e = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Invalid(format!(
-            "{cmd}: {}",
-            e.lines().find(|l| !l.trim().is_empty()).unwrap_or("failed")
-        )));
+        return Err(NetError::Iptables {
+            cmd: cmd.to_string(),
+            msg: e
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed")
+                .to_string(),
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

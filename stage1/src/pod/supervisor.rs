@@ -19,10 +19,11 @@ use stage1_abi::{exit, paths, read_json, AppStatus, PodManifest, RuntimeConfig};
 use stage1_monitor::handoff::{self, AppSpec, MonitorArg, Teardown};
 use stage1_monitor::pod as monitor;
 
-use crate::apps::{self, AppProc, PodCtx};
+use crate::app::console::{self, Console, ConsoleSocket};
+use crate::app::start::{self, AppProc, PodCtx};
 use crate::cgroups::PodCgroups;
-use crate::console::{self, Console, ConsoleSocket};
-use crate::sandbox::{self, Sandbox};
+use crate::pod::sandbox::{self, Sandbox};
+use crate::pod::PodError;
 use crate::Error;
 
 /// The running pod.
@@ -59,14 +60,9 @@ fn check_lock_fd() -> Result<(), Error> {
         );
         return Ok(());
     };
-    let fd: i32 = v.parse().map_err(|_| {
-        Error::Invalid(format!(
-            "{}={v:?} is not a file descriptor",
-            stage1_abi::env::LOCK_FD
-        ))
-    })?;
+    let fd: i32 = v.parse().map_err(|_| PodError::LockFdValue(v.clone()))?;
     if !Path::new(&format!("/proc/self/fd/{fd}")).exists() {
-        return Err(Error::Invalid(format!("pod lock fd {fd} is not open")));
+        return Err(PodError::LockFdClosed(fd).into());
     }
     Ok(())
 }
@@ -151,7 +147,7 @@ impl Pod {
         // helpers create and enter the app cgroups while the sandbox and bundles are built
         let mut helpers = Vec::new();
         for a in &self.pod.apps {
-            helpers.push(apps::prepare_app(
+            helpers.push(start::prepare_app(
                 &self.pod_dir,
                 &self.pod.uuid,
                 &self.rc,
@@ -185,24 +181,24 @@ impl Pod {
             )?);
             tracing::debug!("network set up");
         }
-        crate::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
+        crate::app::volumes::prepare_empty_volumes(&self.pod_dir, &self.pod)?;
         let mut creating = Vec::new();
         for (i, h) in helpers.into_iter().enumerate() {
-            let c = self.with_ctx(|ctx, pod| apps::create_app(ctx, &pod.apps[i], h))?;
+            let c = self.with_ctx(|ctx, pod| start::create_app(ctx, &pod.apps[i], h))?;
             creating.push(c);
         }
         if let Err(e) = self
             .sandbox_ready()
-            .and_then(|()| apps::deliver_filters(&creating, &self.rc))
+            .and_then(|()| start::deliver_filters(&creating, &self.rc))
         {
-            creating.into_iter().for_each(apps::Creating::abandon);
+            creating.into_iter().for_each(start::Creating::abandon);
             return Err(e);
         }
         if let (Some(plan), true) = (&netplan, overlap) {
             match crate::network::setup(&self.pod_dir, &self.pod, &self.rc, plan, sb_pid) {
                 Ok(n) => self.net = Some(n),
                 Err(e) => {
-                    creating.into_iter().for_each(apps::Creating::abandon);
+                    creating.into_iter().for_each(start::Creating::abandon);
                     return Err(e);
                 }
             }
@@ -210,15 +206,15 @@ impl Pod {
         }
         // the pod's PID 1 confines itself meanwhile; no app may run before it is done
         if let Err(e) = self.sandbox_confined() {
-            creating.into_iter().for_each(apps::Creating::abandon);
+            creating.into_iter().for_each(start::Creating::abandon);
             return Err(e);
         }
         let mut creating = creating.into_iter();
         for (i, c) in creating.by_ref().enumerate() {
-            let a = match self.with_ctx(|ctx, pod| apps::finish_app(ctx, &pod.apps[i], c)) {
+            let a = match self.with_ctx(|ctx, pod| start::finish_app(ctx, &pod.apps[i], c)) {
                 Ok(a) => a,
                 Err(e) => {
-                    creating.for_each(apps::Creating::abandon);
+                    creating.for_each(start::Creating::abandon);
                     return Err(e);
                 }
             };
@@ -244,7 +240,7 @@ impl Pod {
                 tracing::debug!(pid = %sb.pid, "sandbox ready");
                 Ok(())
             }
-            None => Err(Error::Invalid("pod not set up".into())),
+            None => Err(PodError::NotSetUp.into()),
         }
     }
 
@@ -257,7 +253,7 @@ impl Pod {
                 tracing::debug!(pid = %sb.pid, "sandbox confined");
                 Ok(())
             }
-            None => Err(Error::Invalid("pod not set up".into())),
+            None => Err(PodError::NotSetUp.into()),
         }
     }
 
@@ -267,7 +263,7 @@ impl Pod {
         f: impl FnOnce(&PodCtx<'_>, &PodManifest) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let (Some(sandbox), Some(cgroups)) = (&self.sandbox, &self.cgroups) else {
-            return Err(Error::Invalid("pod not set up".into()));
+            return Err(PodError::NotSetUp.into());
         };
         let ctx = PodCtx {
             pod_dir: &self.pod_dir,
@@ -317,10 +313,10 @@ impl Pod {
         }
         let cargs: Result<Vec<CString>, _> = args.into_iter().map(CString::new).collect();
         let Ok(cargs) = cargs else {
-            return Error::Invalid("monitor arguments contain NUL".into());
+            return PodError::MonitorArgsNul.into();
         };
         let Ok(path) = CString::new(monitor.as_os_str().as_encoded_bytes()) else {
-            return Error::Invalid("monitor path contains NUL".into());
+            return PodError::MonitorPathNul.into();
         };
         tracing::debug!(monitor = %monitor.display(), "handing the pod to the monitor");
         match nix::unistd::execv(&path, &cargs) {
@@ -492,7 +488,7 @@ fn release(pod_dir: &Path) -> Result<(), Error> {
     // finished (net-info.json says what was done)
     let net = crate::network::teardown(pod_dir);
     let cg = crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS));
-    apps::release_rootfs(pod_dir);
+    start::release_rootfs(pod_dir);
     let state = pod_dir.join(paths::STATE_DIR);
     let st = match std::fs::remove_dir_all(&state) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&state, e)),
@@ -571,7 +567,7 @@ impl monitor::Os for StatusWriter<'_> {
     fn record(&mut self, app: &monitor::App<'_>) {
         tracing::debug!(app = app.spec.name, end = ?app.end, "app exited");
         let path = self.pod_dir.join(paths::app_status(app.spec.name));
-        if let Err(e) = apps::write_status(&path, &app_status(app)) {
+        if let Err(e) = start::write_status(&path, &app_status(app)) {
             tracing::warn!("{e}");
         }
     }
@@ -582,7 +578,7 @@ impl monitor::Os for StatusWriter<'_> {
 /// code (a teardown failure is a warning: the apps' outcome stands, and `rkt gc` retries).
 pub fn teardown(args: &[String]) -> Result<i32, Error> {
     let t = Teardown::parse(args.iter().map(String::as_str))
-        .map_err(|e| Error::Invalid(format!("teardown: {e}")))?;
+        .map_err(|e| PodError::TeardownArgs(e.to_string()))?;
     tracing::debug!(?t, "tearing down after the monitor");
     kill_sandbox(Pid::from_raw(t.sandbox_pid));
     if let Err(e) = gc() {

@@ -6,13 +6,38 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::Mount;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use serde_json::{json, Value};
 use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 
-use crate::inroot::{is_absent, Root};
+use crate::security::inroot::{is_absent, Root};
 use crate::Error;
+
+/// What can be wrong with an app's volumes.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A mount point names a volume the pod does not define.
+    #[error("mount point {target:?} of app {app:?} names undefined volume {volume:?}")]
+    Undefined {
+        /// The mount point's target.
+        target: String,
+        /// The app.
+        app: String,
+        /// The volume it names.
+        volume: String,
+    },
+    /// A host volume's source cannot be used.
+    #[error("volume {volume:?}: host source {source_path:?}: {source}")]
+    HostSource {
+        /// The volume.
+        volume: String,
+        /// Its host path.
+        source_path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
 
 /// Deepest directory tree an image `VOLUME` is copied from.
 const MAX_COPY_DEPTH: usize = 128;
@@ -180,34 +205,35 @@ fn copy_tree(
     Ok(())
 }
 
-fn bind(dest: &str, src: &Path, ro: bool, recursive: bool) -> Value {
+fn bind(dest: &str, src: &Path, ro: bool, recursive: bool) -> Mount {
     let mut opts = vec![if recursive { "rbind" } else { "bind" }];
     if ro {
         opts.push("ro");
     }
-    json!({"destination": dest, "type": "bind", "source": src, "options": opts})
+    crate::app::spec::mount(dest, "bind", src, &opts)
 }
 
 /// The app's volume mounts.
-pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec<Value>, Error> {
+pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec<Mount>, Error> {
     let mut out = Vec::new();
     for m in &app.mounts {
         let v = pod
             .volumes
             .iter()
             .find(|v| v.name == m.volume)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "mount point {:?} of app {:?} names undefined volume {:?}",
-                    m.target, app.name, m.volume
-                ))
+            .ok_or_else(|| VolumeError::Undefined {
+                target: m.target.clone(),
+                app: app.name.clone(),
+                volume: m.volume.clone(),
             })?;
         let ro = v.read_only || m.read_only;
         match &v.kind {
             VolumeKind::Host { source, recursive } => {
                 let src = PathBuf::from(source);
-                std::fs::metadata(&src).map_err(|e| {
-                    Error::Invalid(format!("volume {:?}: host source {source:?}: {e}", v.name))
+                std::fs::metadata(&src).map_err(|e| VolumeError::HostSource {
+                    volume: v.name.clone(),
+                    source_path: source.clone(),
+                    source: e,
                 })?;
                 out.push(bind(&m.target, &src, ro, *recursive));
             }
@@ -255,7 +281,7 @@ pub fn etc_mounts(
     rc: &RuntimeConfig,
     dns: Option<&DnsConfig>,
     readonly_rootfs: bool,
-) -> Result<Vec<Value>, Error> {
+) -> Result<Vec<Mount>, Error> {
     let mut out = Vec::new();
     std::fs::create_dir_all(files_dir).map_err(|e| Error::io(files_dir, e))?;
     let write = |name: &str, data: String| -> Result<PathBuf, Error> {

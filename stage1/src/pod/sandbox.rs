@@ -15,8 +15,25 @@ use stage1_abi::{NetConfig, RuntimeConfig};
 
 use stage1_monitor::handoff;
 
-use crate::cpus::Children;
+use crate::cgroups::cpus::Children;
 use crate::{sys, Error};
+
+/// What can go wrong with the pod sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox said why it failed.
+    #[error("pod sandbox: {0}")]
+    Reported(String),
+    /// It exited without a word.
+    #[error("pod sandbox: sandbox exited")]
+    Exited,
+    /// It exited while confining itself.
+    #[error("pod sandbox: sandbox exited while confining itself")]
+    ExitedWhileConfining,
+    /// `--ipc` names no mode.
+    #[error("invalid ipc mode {0:?} (expected auto, private or parent)")]
+    IpcMode(String),
+}
 
 /// A running sandbox.
 #[derive(Debug)]
@@ -61,7 +78,7 @@ impl Sandbox {
         let mut head = [0u8; 2];
         let mut msg = String::new();
         if f.read_exact(&mut head).is_ok() && &head == b"ok" {
-            // it set itself up off stage1's CPU (crate::cpus)
+            // it set itself up off stage1's CPU (crate::cgroups::cpus)
             if let Err(e) = self.cpus.give_back(self.pid) {
                 tracing::warn!("restoring the sandbox's CPU affinity: {e}");
             }
@@ -88,9 +105,7 @@ impl Sandbox {
                 Ok(nix::sys::wait::WaitStatus::StillAlive) => Ok(()),
                 _ => {
                     self.pid = Pid::from_raw(0); // reaped (or not ours): never signal it again
-                    Err(Error::Sandbox(
-                        "sandbox exited while confining itself".into(),
-                    ))
+                    Err(SandboxError::ExitedWhileConfining.into())
                 }
             };
         }
@@ -102,11 +117,11 @@ impl Sandbox {
         self.kill();
         let _ = waitpid(self.pid, None);
         self.pid = Pid::from_raw(0); // reaped: never signal that PID again
-        Error::Sandbox(if msg.is_empty() {
-            "sandbox exited".to_string()
+        if msg.is_empty() {
+            SandboxError::Exited.into()
         } else {
-            msg
-        })
+            SandboxError::Reported(msg).into()
+        }
     }
 }
 
@@ -119,11 +134,7 @@ pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
     match rc.ipc.as_str() {
         "auto" | "private" | "" => f |= CloneFlags::CLONE_NEWIPC,
         "parent" => {}
-        other => {
-            return Err(Error::Invalid(format!(
-                "invalid ipc mode {other:?} (expected auto, private or parent)"
-            )))
-        }
+        other => return Err(SandboxError::IpcMode(other.to_string()).into()),
     }
     if !matches!(rc.net, NetConfig::Host) {
         f |= CloneFlags::CLONE_NEWNET;
@@ -377,6 +388,7 @@ pub fn pause_filter() -> Vec<libc::sock_filter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn rc(net: NetConfig, ipc: &str) -> RuntimeConfig {
         RuntimeConfig {
@@ -442,14 +454,13 @@ mod tests {
         assert_eq!(status_field(pid, "Seccomp"), "2");
         // not dumpable: its /proc files belong to root and the kernel says so via ptrace checks;
         // the mount namespace holds only the empty root
-        let mi = std::fs::read_to_string(proc_("mountinfo")).unwrap();
-        assert_eq!(mi.lines().count(), 1, "{mi}");
-        assert!(mi.contains(" tmpfs "), "{mi}");
+        let mi = crate::mountinfo::read(Path::new(&proc_("mountinfo"))).unwrap();
+        assert_eq!(mi.len(), 1, "{mi:?}");
+        assert_eq!(mi[0].fs_type, "tmpfs", "{mi:?}");
         // the host's mount table is untouched
-        assert!(std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .all(|l| !l.contains(" / / ") || !l.contains(" tmpfs ")));
+        assert!(crate::mountinfo::read_self().unwrap().iter().all(|m| {
+            !(m.root == Path::new("/") && m.mount_point == Path::new("/") && m.fs_type == "tmpfs")
+        }));
         // it still ends on SIGTERM, by returning (exit 0), not killed by its filter
         nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
         let st = waitpid(pid, None).unwrap();

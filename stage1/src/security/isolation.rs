@@ -1,10 +1,38 @@
 //! Isolation defaults as rkt applied them: capabilities, seccomp groups, masked and read-only
 //! paths. Pure data + logic, unit tested without root.
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
+};
 use stage1_abi::{Isolators, RuntimeConfig, Seccomp, SeccompMode};
 
 use crate::Error;
+
+/// The OCI capability named `name` (`CAP_…`), as libcontainer reads it from a spec.
+pub fn oci_capability(name: &str) -> Option<oci_spec::runtime::Capability> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// What can be wrong with an app's capability or seccomp isolators.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    /// A capability name the kernel does not know.
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    /// Both a retain and a remove set.
+    #[error("caps_retain and caps_remove are mutually exclusive")]
+    RetainAndRemove,
+    /// A `@group` of syscalls stage1 does not know.
+    #[error("unknown seccomp group {0:?}")]
+    UnknownSeccompGroup(String),
+    /// An errno name that is not one.
+    #[error("unknown errno {0:?} in seccomp filter")]
+    UnknownErrno(String),
+    /// `mode=remove,@appc.io/all`.
+    #[error("seccomp remove-set @appc.io/all would block every syscall")]
+    RemoveAll,
+}
 
 /// rkt's (appc's) default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -59,7 +87,7 @@ pub fn normalize_cap(name: &str) -> Result<String, Error> {
         format!("CAP_{up}")
     };
     if full.parse::<caps::Capability>().is_err() {
-        return Err(Error::Invalid(format!("unknown capability {name:?}")));
+        return Err(IsolationError::UnknownCapability(name.to_string()).into());
     }
     Ok(full)
 }
@@ -68,9 +96,7 @@ pub fn normalize_cap(name: &str) -> Result<String, Error> {
 /// (defaults minus), all caps with `--insecure-options=capabilities`.
 pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>, Error> {
     if iso.caps_retain.is_some() && iso.caps_remove.is_some() {
-        return Err(Error::Invalid(
-            "caps_retain and caps_remove are mutually exclusive".into(),
-        ));
+        return Err(IsolationError::RetainAndRemove.into());
     }
     if rc.disable_capabilities {
         // every capability stage1 itself may pass on
@@ -101,7 +127,7 @@ pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>
 }
 
 /// The syscalls Docker's default profile allows unconditionally (the unconditional part of
-/// `@docker/default-whitelist` = `@rkt/default-whitelist`; see [`seccomp_json`] for the rest:
+/// `@docker/default-whitelist` = `@rkt/default-whitelist`; see [`seccomp_filter`] for the rest:
 /// `clone` without namespace flags, and the CAP_SYS_ADMIN additions). Without `clone`/`clone3`
 /// (conditional) and without `io_uring_*` (moby removed them from its default profile in 2023:
 /// io_uring bypasses the syscall filter for the operations it performs and has been a steady
@@ -527,7 +553,7 @@ fn expand(names: &[String]) -> Result<Expanded, Error> {
                 Some(&[])
             }
             _ if n.starts_with('@') => {
-                return Err(Error::Invalid(format!("unknown seccomp group {n:?}")));
+                return Err(IsolationError::UnknownSeccompGroup(n.to_string()).into());
             }
             _ => None,
         };
@@ -596,42 +622,76 @@ const DOCKER_EPERM: &[&str] = &[
 /// - `clone3` fails with ENOSYS, whose flags sit in memory a filter cannot read: libc then
 ///   falls back to `clone`, as under Docker;
 /// - [`DOCKER_EPERM`] fail with EPERM.
-fn docker_conditional(allowed: &[String]) -> Vec<Value> {
+fn docker_conditional(allowed: &[String]) -> Vec<LinuxSyscall> {
     let has = |n: &str| allowed.binary_search_by(|a| a.as_str().cmp(n)).is_ok();
     let mut rules = Vec::new();
     if !has("clone") {
-        // libcontainer 0.7 (the spec's reader, and `crate::seccomp` mirrors it) reads
+        // libcontainer 0.7 (the spec's reader, and `crate::security::seccomp` mirrors it) reads
         // MASKED_EQ as `(arg & valueTwo) == value`, the other way round from runc and Docker's
-        // profile (`value` the mask); the kernel tests in `crate::seccomp` load this rule
+        // profile (`value` the mask); the kernel tests in `crate::security::seccomp` load this rule
         // through libcontainer too, so a change of that reading shows there
-        rules.push(json!({
-            "names": ["clone"],
-            "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": 0, "valueTwo": CLONE_NS_FLAGS,
-                      "op": "SCMP_CMP_MASKED_EQ"}],
-        }));
+        rules.push(syscall_rule(
+            &["clone"],
+            LinuxSeccompAction::ScmpActAllow,
+            None,
+            Some(vec![masked_eq(0, 0, CLONE_NS_FLAGS)]),
+        ));
         for bit in (0..64)
             .map(|b| 1u64 << b)
             .filter(|b| CLONE_NS_FLAGS & b != 0)
         {
-            rules.push(json!({
-                "names": ["clone"],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": libc::EPERM,
-                "args": [{"index": 0, "value": bit, "valueTwo": bit,
-                          "op": "SCMP_CMP_MASKED_EQ"}],
-            }));
+            rules.push(syscall_rule(
+                &["clone"],
+                LinuxSeccompAction::ScmpActErrno,
+                Some(libc::EPERM as u32),
+                Some(vec![masked_eq(0, bit, bit)]),
+            ));
         }
     }
     if !has("clone3") {
-        rules.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO",
-                          "errnoRet": libc::ENOSYS}));
+        rules.push(syscall_rule(
+            &["clone3"],
+            LinuxSeccompAction::ScmpActErrno,
+            Some(libc::ENOSYS as u32),
+            None,
+        ));
     }
     let eperm: Vec<&str> = DOCKER_EPERM.iter().copied().filter(|n| !has(n)).collect();
     if !eperm.is_empty() {
-        rules.push(json!({"names": eperm, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}));
+        rules.push(syscall_rule(
+            &eperm,
+            LinuxSeccompAction::ScmpActErrno,
+            Some(libc::EPERM as u32),
+            None,
+        ));
     }
     rules
+}
+
+/// One OCI seccomp rule.
+fn syscall_rule(
+    names: &[&str],
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    args: Option<Vec<LinuxSeccompArg>>,
+) -> LinuxSyscall {
+    let mut r = LinuxSyscall::default();
+    r.set_names(names.iter().map(|s| s.to_string()).collect())
+        .set_action(action)
+        .set_errno_ret(errno_ret)
+        .set_args(args);
+    r
+}
+
+/// The condition `(arg[index] & value_two) == value` (as libcontainer reads MASKED_EQ).
+fn masked_eq(index: usize, value: u64, value_two: u64) -> LinuxSeccompArg {
+    LinuxSeccompArgBuilder::default()
+        .index(index)
+        .value(value)
+        .value_two(value_two)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .build()
+        .expect("every field of the condition is set")
 }
 
 /// The architectures a filter covers: the native one and the compat ABIs the kernel can run.
@@ -640,18 +700,18 @@ fn docker_conditional(allowed: &[String]) -> Vec<Value> {
 /// syscalls then hit the filter's bad-architecture action (the process is killed) instead of
 /// failing with ENOSYS. Docker and podman always list x86_64, x86 and x32; most kernels, this
 /// one included, are built without x32.
-fn seccomp_architectures() -> Vec<&'static str> {
-    static ARCHES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+fn seccomp_architectures() -> Vec<Arch> {
+    static ARCHES: std::sync::OnceLock<Vec<Arch>> = std::sync::OnceLock::new();
     ARCHES
         .get_or_init(|| {
             if cfg!(target_arch = "x86_64") {
-                let mut v = vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"];
+                let mut v = vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86];
                 if crate::sys::x32_syscalls() {
-                    v.push("SCMP_ARCH_X32");
+                    v.push(Arch::ScmpArchX32);
                 }
                 v
             } else if cfg!(target_arch = "aarch64") {
-                vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+                vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm]
             } else {
                 Vec::new()
             }
@@ -670,11 +730,11 @@ fn seccomp_architectures() -> Vec<&'static str> {
 /// flags, `…,clone3` and `…,io_uring_setup` allow those. In remove mode the user writes a
 /// deny-list and gets exactly it (`mode=remove,@appc.io/empty` is the default allow-list, with
 /// its conditions).
-pub fn seccomp_json(
+pub fn seccomp_filter(
     iso: &Isolators,
     rc: &RuntimeConfig,
     caps: &[String],
-) -> Result<Option<Value>, Error> {
+) -> Result<Option<LinuxSeccomp>, Error> {
     if rc.disable_seccomp {
         return Ok(None);
     }
@@ -685,13 +745,14 @@ pub fn seccomp_json(
     };
     let req = iso.seccomp.as_ref().unwrap_or(&default);
     let mut x = expand(&req.syscalls)?;
+    // (action, errnoRet) of what the filter denies
     let deny = match &req.errno {
         Some(e) => {
             let n = stage1_abi::errno::errno_from_name(e)
-                .ok_or_else(|| Error::Invalid(format!("unknown errno {e:?} in seccomp filter")))?;
-            json!({"action": "SCMP_ACT_ERRNO", "errnoRet": n})
+                .ok_or_else(|| IsolationError::UnknownErrno(e.to_string()))?;
+            (LinuxSeccompAction::ScmpActErrno, Some(n as u32))
         }
-        None => json!({"action": "SCMP_ACT_KILL_PROCESS"}),
+        None => (LinuxSeccompAction::ScmpActKillProcess, None),
     };
     let retain = match req.mode {
         SeccompMode::Retain => {
@@ -702,9 +763,7 @@ pub fn seccomp_json(
         }
         SeccompMode::Remove => {
             if x.all {
-                return Err(Error::Invalid(
-                    "seccomp remove-set @appc.io/all would block every syscall".into(),
-                ));
+                return Err(IsolationError::RemoveAll.into());
             }
             if x.names.is_empty() {
                 // `remove @appc.io/empty` = the default allow-list
@@ -715,11 +774,8 @@ pub fn seccomp_json(
             }
         }
     };
-    let (default_action, rule_action) = if retain {
-        (deny.clone(), json!({"action": "SCMP_ACT_ALLOW"}))
-    } else {
-        (json!({"action": "SCMP_ACT_ALLOW"}), deny.clone())
-    };
+    let allow = (LinuxSeccompAction::ScmpActAllow, None);
+    let (default_action, rule_action) = if retain { (deny, allow) } else { (allow, deny) };
     let sys_admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
     if retain && x.docker_whitelist && sys_admin {
         x.names
@@ -728,32 +784,42 @@ pub fn seccomp_json(
         x.names.dedup();
     }
     let names = x.names;
-    let mut def = json!({
-        "defaultAction": default_action["action"],
-        "architectures": seccomp_architectures(),
-        "syscalls": [],
-    });
-    if let Some(e) = default_action.get("errnoRet") {
-        def["defaultErrnoRet"] = e.clone();
-    }
     let mut rules = Vec::new();
     if !names.is_empty() {
-        let mut rule = json!({"names": names, "action": rule_action["action"]});
-        if let Some(e) = rule_action.get("errnoRet") {
-            rule["errnoRet"] = e.clone();
-        }
+        let mut rule = LinuxSyscall::default();
+        rule.set_names(names.clone())
+            .set_action(rule_action.0)
+            .set_errno_ret(rule_action.1)
+            .set_args(None);
         rules.push(rule);
     }
     if retain && x.docker_whitelist {
         rules.extend(docker_conditional(&names));
     }
-    def["syscalls"] = Value::Array(rules);
-    Ok(Some(def))
+    let mut f = LinuxSeccomp::default();
+    f.set_default_action(default_action.0)
+        .set_default_errno_ret(default_action.1)
+        .set_architectures(Some(seccomp_architectures()))
+        .set_flags(None)
+        .set_listener_path(None)
+        .set_listener_metadata(None)
+        .set_syscalls(Some(rules));
+    Ok(Some(f))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// [`seccomp_filter`] as the JSON of the spec.
+    fn seccomp_json(
+        iso: &Isolators,
+        rc: &RuntimeConfig,
+        caps: &[String],
+    ) -> Result<Option<Value>, Error> {
+        seccomp_filter(iso, rc, caps).map(|f| f.map(|f| serde_json::to_value(f).unwrap()))
+    }
     use stage1_abi::NetConfig;
 
     fn rc() -> RuntimeConfig {

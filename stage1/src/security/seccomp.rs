@@ -6,7 +6,7 @@
 //! critical path. stage1 instead builds the same filter with the same library from the same OCI
 //! `linux.seccomp` object while libcontainer creates the container on the other core, and writes
 //! the BPF program into a memfd that the app's init inherits from its helper
-//! ([`crate::helper`]). libcontainer gets the spec without `linux.seccomp`; its executor hook,
+//! ([`crate::app::helper`]). libcontainer gets the spec without `linux.seccomp`; its executor hook,
 //! which runs in the init after everything libcontainer does and right before exec, loads the
 //! program ([`load_at_exec`]).
 //!
@@ -32,10 +32,10 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use nix::sys::memfd::MemFdCreateFlag;
-use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxSeccomp, Spec};
-use serde_json::{json, Value};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Spec};
+use serde_json::Value;
 
-use crate::seccomp_cache::ProgramCache;
+use crate::security::seccomp_cache::ProgramCache;
 use crate::sys;
 
 /// Spec annotation: the app's OCI `linux.seccomp` object (JSON), which stage1 loads itself.
@@ -144,29 +144,30 @@ fn allows(f: &Value, name: &str) -> bool {
 
 /// Take `spec`'s filter over for stage1 when that is exact (see the module docs): remove
 /// `linux.seccomp`, record it in [`ANN_FILTER`], give a root app the capabilities it needs to
-/// load it ([`ANN_DROP_CAPS`]). Returns the filter to build and deliver, or None (libcontainer
-/// keeps it, or there is none).
-pub fn take_over(spec: &mut Value) -> Option<Value> {
-    let f = spec["linux"].get("seccomp")?.clone();
+/// load it ([`ANN_DROP_CAPS`]). Returns the filter (as its spec JSON) to build and deliver, or
+/// None (libcontainer keeps it, or there is none).
+pub fn take_over(spec: &mut Spec) -> Option<Value> {
+    let typed = spec.linux().as_ref()?.seccomp().as_ref()?;
+    let f = serde_json::to_value(typed).ok()?;
     if !mirrorable(&f) {
         return None;
     }
-    let process = &spec["process"];
-    let nnp = process["noNewPrivileges"] == true;
-    let root = process["user"]["uid"] == 0;
-    let has = |caps: &Value, set: &str, c: &str| {
-        caps[set]
-            .as_array()
-            .is_some_and(|v| v.iter().any(|x| x == c))
-    };
-    let sets = ["bounding", "effective", "permitted"];
-    let extra: Vec<&str> = if nnp {
+    let process = spec.process().as_ref()?;
+    let nnp = process.no_new_privileges() == Some(true);
+    let root = process.user().uid() == 0;
+    let caps = process.capabilities().clone().unwrap_or_default();
+    let sets = [caps.bounding(), caps.effective(), caps.permitted()];
+    let loader = loader_caps();
+    let extra: Vec<(&str, Capability)> = if nnp {
         Vec::new()
     } else if root {
-        let caps = &process["capabilities"];
-        LOADER_CAPS
+        loader
             .into_iter()
-            .filter(|c| !sets.iter().all(|s| has(caps, s, c)))
+            .filter(|(_, c)| {
+                !sets
+                    .iter()
+                    .all(|s| s.as_ref().is_some_and(|s| s.contains(c)))
+            })
             .collect()
     } else {
         return None; // no way to load it without no_new_privs
@@ -174,28 +175,41 @@ pub fn take_over(spec: &mut Value) -> Option<Value> {
     if !extra.is_empty() && !DROP_SYSCALLS.iter().all(|s| allows(&f, s)) {
         return None;
     }
-    let caps = &mut spec["process"]["capabilities"];
-    for set in sets {
-        for c in &extra {
-            if !has(caps, set, c) {
-                match caps[set].as_array_mut() {
-                    Some(v) => v.push(json!(c)),
-                    None => caps[set] = json!([c]),
-                }
-            }
-        }
-    }
-    if let Some(l) = spec["linux"].as_object_mut() {
-        l.remove("seccomp");
-    }
-    if !spec["annotations"].is_object() {
-        spec["annotations"] = json!({});
-    }
-    spec["annotations"][ANN_FILTER] = json!(f.to_string());
+    let add = |set: &Option<Capabilities>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.extend(extra.iter().map(|(_, c)| *c));
+        Some(set)
+    };
+    let mut caps = caps.clone();
     if !extra.is_empty() {
-        spec["annotations"][ANN_DROP_CAPS] = json!(extra.join(","));
+        let (b, e, p) = (
+            add(caps.bounding()),
+            add(caps.effective()),
+            add(caps.permitted()),
+        );
+        caps.set_bounding(b).set_effective(e).set_permitted(p);
+    }
+    if let Some(p) = spec.process_mut() {
+        p.set_capabilities(Some(caps));
+    }
+    if let Some(l) = spec.linux_mut() {
+        l.set_seccomp(None);
+    }
+    let ann = spec.annotations_mut().get_or_insert_with(Default::default);
+    ann.insert(ANN_FILTER.to_string(), f.to_string());
+    if !extra.is_empty() {
+        let names: Vec<&str> = extra.iter().map(|(n, _)| *n).collect();
+        ann.insert(ANN_DROP_CAPS.to_string(), names.join(","));
     }
     Some(f)
+}
+
+/// [`LOADER_CAPS`] with their OCI values.
+fn loader_caps() -> Vec<(&'static str, Capability)> {
+    LOADER_CAPS
+        .iter()
+        .filter_map(|n| Some((*n, crate::security::isolation::oci_capability(n)?)))
+        .collect()
 }
 
 /// Build filter `f` (as [`take_over`] returned it) into its BPF program, as libcontainer's
@@ -384,8 +398,7 @@ pub fn app_view(spec: &Spec) -> Result<(Option<LinuxSeccomp>, Option<LinuxCapabi
         .process()
         .as_ref()
         .and_then(|p| p.capabilities().clone());
-    let extra: HashSet<Capability> =
-        lent_caps(ann, |s| serde_json::from_value::<Capability>(json!(s)).ok())?;
+    let extra: HashSet<Capability> = lent_caps(ann, crate::security::isolation::oci_capability)?;
     if let (Some(c), false) = (caps.as_mut(), extra.is_empty()) {
         let strip = |s: &Option<HashSet<Capability>>| {
             s.as_ref()
@@ -404,6 +417,16 @@ pub fn app_view(spec: &Spec) -> Result<(Option<LinuxSeccomp>, Option<LinuxCapabi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    /// [`super::take_over`] on a spec given as JSON, which it rewrites.
+    fn take_over(s: &mut Value) -> Option<Value> {
+        let mut spec: Spec = serde_json::from_value(s.clone()).unwrap();
+        let f = super::take_over(&mut spec);
+        *s = serde_json::to_value(spec).unwrap();
+        f
+    }
 
     fn spec(uid: u32, caps: &[&str], nnp: bool, filter: Value) -> Value {
         let mut p = json!({
@@ -549,7 +572,7 @@ mod tests {
 
     #[test]
     fn compiled_program_is_whole_instructions() {
-        let names: Vec<&str> = crate::isolation::DOCKER_DEFAULT_WHITELIST.to_vec();
+        let names: Vec<&str> = crate::security::isolation::DOCKER_DEFAULT_WHITELIST.to_vec();
         let prog = compile(&allow_list(&names)).unwrap();
         let insns = parse_program(&prog).unwrap();
         assert!(insns.len() > names.len(), "{} instructions", insns.len());
@@ -600,7 +623,7 @@ mod tests {
         std::thread::spawn(move || {
             if libcontainer {
                 let s: LinuxSeccomp = serde_json::from_value(filter).unwrap();
-                libcontainer::seccomp::initialize_seccomp(&s).unwrap();
+                crate::libcontainer_bypass::load_seccomp(&s).unwrap();
             } else {
                 let prog = compile(&filter).unwrap();
                 sys::seccomp_set_filter(&parse_program(&prog).unwrap()).unwrap();
@@ -614,9 +637,14 @@ mod tests {
     fn default_filter(caps: &[&str]) -> Value {
         let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
         let rc = stage1_abi::RuntimeConfig::new(stage1_abi::NetConfig::Host, "h");
-        crate::isolation::seccomp_json(&stage1_abi::Isolators::default(), &rc, &caps)
-            .unwrap()
-            .unwrap()
+        let f = crate::security::isolation::seccomp_filter(
+            &stage1_abi::Isolators::default(),
+            &rc,
+            &caps,
+        )
+        .unwrap()
+        .unwrap();
+        serde_json::to_value(f).unwrap()
     }
 
     const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;

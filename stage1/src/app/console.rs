@@ -60,7 +60,7 @@ impl ConsoleSocket {
 
     /// The pty master libcontainer sent (it does so before the container counts as created).
     pub fn receive_master(&self, within: Duration) -> Result<OwnedFd, Error> {
-        let err = |m: String| Error::Invalid(format!("console socket: {m}"));
+        let err = |m: &'static str| Error::Console(m);
         let deadline = Instant::now() + within;
         let stream = loop {
             match self.listener.accept() {
@@ -68,7 +68,7 @@ impl ConsoleSocket {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(err("no terminal from the app's container".into()));
+                        return Err(err("no terminal from the app's container"));
                     }
                     let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
                     let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
@@ -88,7 +88,7 @@ impl ConsoleSocket {
             .map_err(|e| Error::io(&self.path, e))?;
         match sys::recv_fd(stream.as_fd()) {
             Ok(Some(fd)) => Ok(fd),
-            Ok(None) => Err(err("the message carried no terminal".into())),
+            Ok(None) => Err(err("the message carried no terminal")),
             Err(e) => Err(Error::Sys("receiving the app's terminal".into(), e)),
         }
     }

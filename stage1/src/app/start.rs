@@ -4,16 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::container::ContainerStatus;
-use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 use stage1_abi::{now_ns, paths, App, AppStatus, DnsConfig, PodManifest, RuntimeConfig};
 
+use crate::app::helper::{Helper, Job};
+use crate::app::spec::{self, SpecInput};
+use crate::app::{app_err, user, volumes, AppFailure};
 use crate::cgroups::PodCgroups;
-use crate::helper::{Helper, Job};
-use crate::sandbox::Sandbox;
-use crate::spec::{self, SpecInput};
-use crate::{user, volumes, Error};
+use crate::pod::sandbox::Sandbox;
+use crate::Error;
 
 /// What starting an app needs from the pod.
 pub struct PodCtx<'a> {
@@ -29,7 +29,7 @@ pub struct PodCtx<'a> {
     pub cgroups: &'a PodCgroups,
     /// Where the apps' resolv.conf comes from (flags or a CNI plugin), if anywhere.
     pub dns: Option<&'a DnsConfig>,
-    /// The (interactive) app gets a terminal (see [`crate::console`]).
+    /// The (interactive) app gets a terminal (see [`crate::app::console`]).
     pub terminal: bool,
 }
 
@@ -57,13 +57,6 @@ impl AppProc {
         self.status.signal = signal;
         self.status.stopped_by_pod = stopped_by_pod;
         let _ = write_status(&self.status_path, &self.status);
-    }
-}
-
-fn app_err(app: &str, msg: impl std::fmt::Display) -> Error {
-    Error::App {
-        app: app.to_string(),
-        msg: msg.to_string(),
     }
 }
 
@@ -114,7 +107,7 @@ pub fn release_rootfs(pod_dir: &Path) {
 }
 
 /// First half of starting an app, done before the sandbox exists: record its cgroups and fork
-/// the helper that creates them and then its container (see [`crate::helper`]).
+/// the helper that creates them and then its container (see [`crate::app::helper`]).
 pub fn prepare_app(
     pod_dir: &Path,
     uuid: &str,
@@ -178,18 +171,18 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let pod_dir = ctx.pod_dir;
     let rootfs = pod_dir.join(paths::app_rootfs(&app.name));
     if !rootfs.is_dir() {
-        return Err(app_err(
-            &app.name,
-            format!("root filesystem {} missing", rootfs.display()),
-        ));
+        return Err(app_err(&app.name, AppFailure::RootfsMissing(rootfs)));
     }
     // every file stage1 looks at or makes in the image's tree goes through this fd
-    let root = crate::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
+    let root = crate::security::inroot::Root::open(&rootfs).map_err(|e| app_err(&app.name, e))?;
     let (uid, gid) =
         user::resolve(&root, &app.user, &app.group).map_err(|e| app_err(&app.name, e))?;
     for g in &app.supplementary_gids {
         user::check_id("supplementary gid", *g).map_err(|e| app_err(&app.name, e))?;
     }
+    let additional_gids =
+        user::supplementary_gids(&root, &app.user, uid, gid, &app.supplementary_gids)
+            .map_err(|e| app_err(&app.name, e))?;
     let bundle = pod_dir.join(paths::app_bundle(&app.name));
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
@@ -203,12 +196,15 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         .map_err(|e| app_err(&app.name, e))?,
     );
     let sb = ctx.sandbox;
-    let mut join_ns = vec![("pid", sb.ns_path("pid")), ("uts", sb.ns_path("uts"))];
+    let mut join_ns = vec![
+        (LinuxNamespaceType::Pid, sb.ns_path("pid")),
+        (LinuxNamespaceType::Uts, sb.ns_path("uts")),
+    ];
     if sb.own_net {
-        join_ns.push(("network", sb.ns_path("net")));
+        join_ns.push((LinuxNamespaceType::Network, sb.ns_path("net")));
     }
     if sb.own_ipc {
-        join_ns.push(("ipc", sb.ns_path("ipc")));
+        join_ns.push((LinuxNamespaceType::Ipc, sb.ns_path("ipc")));
     }
     let mut spec = spec::build(&SpecInput {
         app,
@@ -216,6 +212,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         rootfs: &rootfs,
         uid,
         gid,
+        additional_gids,
         join_ns,
         mounts,
         cgroups_path: ctx.cgroups.libcontainer_path(&app.name),
@@ -223,10 +220,10 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
-    let filter = crate::seccomp::take_over(&mut spec);
+    let filter = crate::libcontainer_bypass::take_over_seccomp(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
-    let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, e))?;
+    let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, AppFailure::Spec(e)))?;
     std::fs::write(&cfg, data).map_err(|e| Error::io(&cfg, e))?;
 
     let status_path = pod_dir.join(paths::app_status(&app.name));
@@ -252,7 +249,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
 /// the containers. Must run before [`finish_app`] starts them.
 pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), Error> {
     let cache = (!rc.cache_dir.is_empty())
-        .then(|| crate::seccomp_cache::ProgramCache::new(Path::new(&rc.cache_dir)));
+        .then(|| crate::security::seccomp_cache::ProgramCache::new(Path::new(&rc.cache_dir)));
     let mut built: Vec<(&serde_json::Value, Vec<u8>)> = Vec::new();
     for c in creating {
         let Some(f) = &c.filter else {
@@ -261,13 +258,14 @@ pub fn deliver_filters(creating: &[Creating], rc: &RuntimeConfig) -> Result<(), 
         let i = match built.iter().position(|(g, _)| *g == f) {
             Some(i) => i,
             None => {
-                let p = crate::seccomp::build(f, cache.as_ref())
-                    .map_err(|e| app_err(&c.app, format!("building the seccomp filter: {e}")))?;
+                let p = crate::security::seccomp::build(f, cache.as_ref())
+                    .map_err(|e| app_err(&c.app, AppFailure::SeccompBuild(e)))?;
                 built.push((f, p));
                 built.len() - 1
             }
         };
-        crate::seccomp::deliver(&built[i].1, c.helper.program()).map_err(|e| app_err(&c.app, e))?;
+        crate::security::seccomp::deliver(&built[i].1, c.helper.program())
+            .map_err(|e| app_err(&c.app, AppFailure::SeccompDeliver(e)))?;
     }
     tracing::debug!(filters = built.len(), "seccomp filters built");
     Ok(())
@@ -300,7 +298,7 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
         std::fs::write(&p, adj.to_string()).map_err(|e| {
             fail(app_err(
                 &app.name,
-                format!("setting oom_score_adj to {adj}: {e}"),
+                AppFailure::OomScoreAdj { adj, source: e },
             ))
         })?;
     }
@@ -308,14 +306,8 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
     // the config it saved and read the init's /proc entry. Then record the state `start`
     // records (rkt's specs have no poststart hooks), while the app execs on the other core.
     let state = pod_dir.join(paths::STATE_DIR).join(&app.name);
-    NotifySocket::new(state.join(NOTIFY_FILE))
-        .notify_container_start()
-        .map_err(|e| fail(app_err(&app.name, format!("starting the container: {e}"))))?;
-    if let Err(e) = libcontainer::container::Container::load(state)
-        .and_then(|mut c| c.set_status(ContainerStatus::Running).save())
-    {
-        tracing::warn!(app = %app.name, "recording the container as running: {}", chain(&e));
-    }
+    crate::libcontainer_bypass::start_created(&app.name, &state)
+        .map_err(|e| fail(app_err(&app.name, AppFailure::Start(e))))?;
     status.pid = Some(pid.as_raw());
     status.started_ns = Some(now_ns());
     write_status(&status_path, &status)?;

@@ -18,6 +18,33 @@ use rustix::io::Errno;
 
 use crate::Error;
 
+/// An operation on a path inside an image's root filesystem failed or was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path:?} in root filesystem {}: {}", root.display(), why(*errno))]
+pub struct InRootError {
+    /// The operation.
+    pub what: String,
+    /// The path inside the root.
+    pub path: String,
+    /// The root on the host.
+    pub root: PathBuf,
+    /// The cause.
+    pub errno: Errno,
+}
+
+/// What `e` means for a path inside a root, in words.
+fn why(e: Errno) -> String {
+    if e == Errno::LOOP {
+        "too many levels of symbolic links, or a link through /proc (refused)".to_string()
+    } else if e == Errno::XDEV {
+        "the path crosses a mount point (refused)".to_string()
+    } else if e == Errno::NOSYS {
+        "openat2 is not supported by this kernel (Linux 5.6 or later is needed)".to_string()
+    } else {
+        std::io::Error::from(e).to_string()
+    }
+}
+
 /// How often an `openat2` interrupted by a concurrent rename or mount (`EAGAIN`) is retried.
 const EAGAIN_RETRIES: usize = 16;
 
@@ -82,19 +109,13 @@ impl Root {
 
     /// A one-line error for `what` on `path` inside this root.
     pub fn err(&self, what: &str, path: &str, e: Errno) -> Error {
-        let why = if e == Errno::LOOP {
-            "too many levels of symbolic links, or a link through /proc (refused)".to_string()
-        } else if e == Errno::XDEV {
-            "the path crosses a mount point (refused)".to_string()
-        } else if e == Errno::NOSYS {
-            "openat2 is not supported by this kernel (Linux 5.6 or later is needed)".to_string()
-        } else {
-            std::io::Error::from(e).to_string()
-        };
-        Error::Invalid(format!(
-            "{what} {path:?} in root filesystem {}: {why}",
-            self.path.display()
-        ))
+        InRootError {
+            what: what.to_string(),
+            path: path.to_string(),
+            root: self.path.clone(),
+            errno: e,
+        }
+        .into()
     }
 
     /// `openat2` of `path` inside the root with `flags` (`O_CLOEXEC` added); `mode` for

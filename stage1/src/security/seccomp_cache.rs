@@ -2,14 +2,14 @@
 //! per host instead of once per pod.
 //!
 //! libseccomp needs ≈ 4–5 ms of CPU to build Docker's allow-list for x86_64 + x86. That is off
-//! a single start's critical path ([`crate::seccomp`]), but pods started in bulk pay it on
+//! a single start's critical path ([`crate::security::seccomp`]), but pods started in bulk pay it on
 //! every start. Entries live in `<data dir>/cache/seccomp/<key>.bpf` (stage0 names the cache
 //! dir in `runtime.json`), as podman's easyseccomp helper keeps compiled filters by a hash of
 //! their input.
 //!
 //! - **Key**: SHA-256 over everything that determines the program: the entry format, stage1's
 //!   version, libseccomp's version, the kernel release, the CPU architecture and the filter's
-//!   JSON. Bump [`FORMAT`] when [`crate::seccomp::compile`] changes what it builds.
+//!   JSON. Bump [`FORMAT`] when [`crate::security::seccomp::compile`] changes what it builds.
 //! - **Entry**: [`MAGIC`], the SHA-256 of the program, the program. A reader checks all three
 //!   and that the file is a regular file of stage1's owner that nobody else may write; anything
 //!   else is a miss, and the program is built and the entry replaced.
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::seccomp;
+use crate::security::seccomp;
 
 /// First bytes of an entry.
 const MAGIC: &[u8; 8] = b"rktbpf1\n";

@@ -291,7 +291,7 @@ impl<'a> PreparingPod<'a> {
             self.mounted.push(rootfs);
         }
         // an image VOLUME's mode and owner are stage1's to read, inside the rootfs
-        // (stage1/src/volumes.rs): a path joined here could follow the image's links out of it
+        // (stage1/src/app/volumes.rs): a path joined here could follow the image's links out of it
         write_json(&dir.join(paths::POD_MANIFEST), &self.manifest)
     }
 

@@ -20,7 +20,7 @@ Per-app flags (after an image; they apply to that image):
   --name=NAME                  app name (default: last path component of the image name)
   --exec=PATH                  replace the image's entrypoint and cmd
   --user=USER --group=GROUP    numeric, a name from the image, or /path (owner of that file)
-  --supplementary-gids=1,2     supplementary groups
+  --supplementary-gids=1,2     more groups (the user's groups in the image's /etc/group come too)
   --working-dir=DIR            working directory
   --environment=K=V            environment variable (repeatable)
   --mount=volume=V,target=P    mount a pod volume (before any image: for every app)

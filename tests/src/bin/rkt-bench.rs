@@ -769,7 +769,7 @@ fn seccomp_bundle(rkt: &str, data: &Path, img: &str, work: &Path) -> Result<()> 
         .output()?;
     let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
     let app: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
-    // stage1 records the filter it loads itself in an annotation (stage1/src/seccomp.rs)
+    // stage1 records the filter it loads itself in an annotation (stage1/src/security/seccomp.rs)
     let seccomp = match app["annotations"]["io.rkt.stage1.seccomp"].as_str() {
         Some(j) => serde_json::from_str(j)?,
         None => app["linux"]["seccomp"].clone(),

@@ -224,7 +224,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;
     let data = serde_json::to_vec(&spec).map_err(|e| app_err(&app.name, AppFailure::Spec(e)))?;
-    std::fs::write(&cfg, data).map_err(|e| Error::io(&cfg, e))?;
+    stage1_abi::write_atomic(&cfg, &data)?;
 
     let status_path = pod_dir.join(paths::app_status(&app.name));
     let status = AppStatus {

@@ -121,8 +121,10 @@ pub fn run() -> Result<i32, Error> {
     Ok(code)
 }
 
+/// Write a pod-dir file by the contract's rule (`stage1_abi::write_atomic`): an observer
+/// reading `pid` never sees half a number.
 fn write_file(p: &Path, s: &str) -> Result<(), Error> {
-    std::fs::write(p, s).map_err(|e| Error::io(p, e))
+    Ok(stage1_abi::write_atomic(p, s.as_bytes())?)
 }
 
 impl Pod {

@@ -23,7 +23,7 @@ CARGO_MACHETE_VERSION := 0.9.2
 .PHONY: deps
 deps: ## install the Debian packages and cargo tools for build, lint, tests and demo (idempotent)
 	@scripts/apt-install.sh $(DEB_PACKAGES)
-	@cargo-machete --version 2>/dev/null | grep -q '$(CARGO_MACHETE_VERSION)' || \
+	@$(CARGO) machete --version 2>/dev/null | grep -q '$(CARGO_MACHETE_VERSION)' || \
 		$(CARGO) install cargo-machete --locked --version $(CARGO_MACHETE_VERSION)
 
 .PHONY: bench-deps
@@ -110,8 +110,8 @@ bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps
 .PHONY: lint
 lint: ## rustfmt check, clippy with warnings denied, no unused dependency (cargo machete)
 	$(CARGO) fmt --all -- --check
-	@command -v cargo-machete >/dev/null || { echo "cargo-machete missing: run 'make deps'" >&2; exit 1; }
-	cargo-machete
+	@$(CARGO) machete --version >/dev/null 2>&1 || { echo "cargo-machete missing: run 'make deps'" >&2; exit 1; }
+	$(CARGO) machete
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p stage1-monitor --bin rkt-monitor --features bin -- -C panic=abort -D warnings
 

@@ -533,6 +533,7 @@ impl Runtime {
         app: Option<&str>,
         cmd: &[String],
     ) -> Result<EnterPlan> {
+        crate::run::require_root()?;
         crate::enter::plan(&self.pods, uuid_arg, app, cmd)
     }
 

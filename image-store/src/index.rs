@@ -266,6 +266,15 @@ impl Index {
             .optional()?)
     }
 
+    /// Every name that points to image `id`, sorted.
+    pub(crate) fn names_of(&self, id: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM names WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// All visible images.
     pub(crate) fn list(&self) -> Result<Vec<ImageRow>> {
         let mut st = self.conn.prepare(&format!(

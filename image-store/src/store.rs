@@ -216,9 +216,31 @@ impl Store {
                 if let Some(id) = ix.by_name(&r.to_string())? {
                     return Ok(Some(id));
                 }
+                // `REPO@DIGEST` of an image fetched by tag: the image of that repository whose
+                // manifest has that digest
+                if let (Some(digest), None) = (&r.digest, &r.tag) {
+                    let repo = format!("{}/{}", r.registry, r.repository);
+                    for row in ix.list()? {
+                        if &row.manifest_digest != digest {
+                            continue;
+                        }
+                        let same_repo = ix.names_of(&row.id)?.iter().any(|n| {
+                            n.rsplit_once(':')
+                                .is_some_and(|(name, tag)| name == repo && !tag.contains('/'))
+                        });
+                        if same_repo {
+                            return Ok(Some(row.id));
+                        }
+                    }
+                }
             }
         }
         Ok(None)
+    }
+
+    /// Every name image `id` is known by (`host/repo:tag`, `oci:PATH:TAG`, …), sorted.
+    pub fn names(&self, id: &ImageId) -> Result<Vec<String>> {
+        self.index.borrow().names_of(&id.0)
     }
 
     pub(crate) fn row(&self, id: &ImageId) -> Result<ImageRow> {

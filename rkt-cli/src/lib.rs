@@ -5,7 +5,6 @@
 
 pub mod args;
 pub mod cmd;
-pub mod insecure;
 pub mod output;
 mod progress;
 mod sys;

@@ -83,6 +83,67 @@ pub struct Insecure {
     pub paths: bool,
     /// No seccomp filter.
     pub seccomp: bool,
+    /// Accept public keys fetched over insecure channels.
+    pub pubkey: bool,
+}
+
+/// An `--insecure-options` value rkt does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownInsecureOption(pub String);
+
+impl std::fmt::Display for UnknownInsecureOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown --insecure-options value {:?} (valid: none, image, tls, ondisk, http, pubkey, capabilities, paths, seccomp, all-fetch, all-run, all)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownInsecureOption {}
+
+impl Insecure {
+    /// Parse a comma-separated list as rkt does.
+    pub fn parse(list: &str) -> Result<Self, UnknownInsecureOption> {
+        let mut o = Insecure::default();
+        for v in list.split(',').map(str::trim) {
+            match v {
+                "" | "none" | "ondisk" => {}
+                "image" => o.image = true,
+                "tls" => o.tls = true,
+                "http" => o.http = true,
+                "pubkey" => o.pubkey = true,
+                "capabilities" => o.capabilities = true,
+                "paths" => o.paths = true,
+                "seccomp" => o.seccomp = true,
+                "all-fetch" => {
+                    o.image = true;
+                    o.tls = true;
+                    o.http = true;
+                    o.pubkey = true;
+                }
+                "all-run" => {
+                    o.capabilities = true;
+                    o.paths = true;
+                    o.seccomp = true;
+                }
+                "all" => {
+                    o = Insecure {
+                        image: true,
+                        tls: true,
+                        http: true,
+                        pubkey: true,
+                        capabilities: true,
+                        paths: true,
+                        seccomp: true,
+                    }
+                }
+                other => return Err(UnknownInsecureOption(other.to_string())),
+            }
+        }
+        Ok(o)
+    }
 }
 
 /// What a new pod is made of.
@@ -554,6 +615,21 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn aliases_expand() {
+        let o = Insecure::parse("all-fetch").unwrap();
+        assert!(o.image && o.tls && o.http && o.pubkey && !o.seccomp);
+        let o = Insecure::parse("all-run,image").unwrap();
+        assert!(o.capabilities && o.paths && o.seccomp && o.image && !o.tls);
+        assert_eq!(Insecure::parse("none").unwrap(), Insecure::default());
+        assert!(Insecure::parse("all").unwrap().seccomp);
+    }
+
+    #[test]
+    fn unknown_value_is_named() {
+        let e = Insecure::parse("image,bogus").unwrap_err();
+        assert!(e.to_string().contains("\"bogus\""));
+    }
 
     fn dirs(d: &Path) -> Dirs {
         Dirs {

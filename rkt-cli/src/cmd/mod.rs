@@ -8,7 +8,6 @@ pub mod run;
 mod version;
 
 use crate::args::{Cli, Command, GlobalArgs};
-use crate::insecure::InsecureOptions;
 
 /// Everything a command needs from the global flags, validated once.
 #[derive(Debug, Clone)]
@@ -16,7 +15,7 @@ pub struct Ctx {
     /// The raw global flags.
     pub global: GlobalArgs,
     /// Parsed `--insecure-options`.
-    pub insecure: InsecureOptions,
+    pub insecure: stage0::Insecure,
     /// The command line as given (clap hides a `--` before the first image).
     pub argv: Vec<String>,
 }
@@ -34,23 +33,15 @@ impl Ctx {
 
     /// The pod runtime of the global flags: every pod command is one call on it.
     pub fn runtime(&self) -> anyhow::Result<stage0::Runtime> {
-        let i = self.insecure;
         Ok(stage0::Runtime::open(self.dirs())?
-            .with_insecure(stage0::Insecure {
-                image: i.image,
-                tls: i.tls,
-                http: i.http,
-                capabilities: i.capabilities,
-                paths: i.paths,
-                seccomp: i.seccomp,
-            })
+            .with_insecure(self.insecure)
             .with_debug(self.global.debug))
     }
 }
 
 /// Run the parsed command; returns the exit code (errors become 254 in `main`).
 pub fn dispatch(cli: Cli, argv: Vec<String>) -> anyhow::Result<i32> {
-    let insecure = InsecureOptions::parse(&cli.global.insecure_options)?;
+    let insecure = stage0::Insecure::parse(&cli.global.insecure_options)?;
     let ctx = Ctx {
         global: cli.global,
         insecure,

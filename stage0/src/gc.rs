@@ -174,7 +174,7 @@ impl<'a> Remover<'a> {
 }
 
 /// Mount points at or under `dir` in `/proc/self/mountinfo`, deepest first.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     filter_under(&mount_points(&mi), dir)
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mount::Mounter;
 use crate::pods::{LockedPod, Phase, Pods};
-use crate::prepare::{self, PrepareOptions, Preparer, PreparingPod};
+use crate::prepare::{self, PreparingPod};
 use crate::{Error, Result};
 
 /// File name of the stage1 binary, looked up next to the `rkt` binary by default.
@@ -67,12 +67,6 @@ pub fn find_stage1(explicit: Option<&Path>, configured: Option<&str>) -> Result<
         });
     }
     Ok(path)
-}
-
-/// `rkt run`: prepare a new pod, move it to `run/` and exec stage1. Returns only on failure,
-/// after undoing the pod.
-pub fn run(preparer: &Preparer<'_>, opts: &PrepareOptions, run: &RunOptions) -> Result<Infallible> {
-    run_pod(preparer.prepare(opts)?, run)
 }
 
 /// Move a freshly prepared pod to `run/` and exec stage1. Returns only on failure, after

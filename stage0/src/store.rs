@@ -18,11 +18,6 @@ impl StoreImages {
         let store = Store::open(data_dir).map_err(|e| Error::Image(e.to_string()))?;
         Ok(StoreImages { store })
     }
-
-    /// The underlying store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
 }
 
 fn id(s: &str) -> ImageId {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use image_store::config::Credentials;
 use image_store::reference::Reference;
 use image_store::{FetchOptions, ImageInfo, PullPolicy, Store};
 use tonic::{Request, Response, Status};
@@ -134,6 +135,55 @@ fn cri_image(store: &Store, info: &ImageInfo) -> Result<Image, Status> {
     })
 }
 
+/// The credentials of a `PullImage`'s `AuthConfig`, for its `server_address` (else the image's
+/// registry): a registry token, a user and password, or `auth` (base64 of `user:password`).
+/// An identity token needs OAuth2's refresh flow, which is not supported.
+fn credentials(
+    a: &crate::proto::AuthConfig,
+    image_registry: &str,
+) -> Result<Option<(String, Credentials)>, Status> {
+    let host = match a.server_address.trim() {
+        "" => image_registry.to_string(),
+        s => {
+            let s = s
+                .strip_prefix("https://")
+                .or_else(|| s.strip_prefix("http://"))
+                .unwrap_or(s);
+            s.split('/').next().unwrap_or(s).to_string()
+        }
+    };
+    let creds = if !a.identity_token.is_empty() {
+        return Err(Status::unimplemented(
+            "identity tokens (OAuth2 refresh) in AuthConfig are not supported: \
+             give a registry token, a user and password, or auth",
+        ));
+    } else if !a.registry_token.is_empty() {
+        Credentials::Bearer {
+            token: a.registry_token.clone(),
+        }
+    } else if !a.username.is_empty() {
+        Credentials::Basic {
+            user: a.username.clone(),
+            password: a.password.clone(),
+        }
+    } else if !a.auth.is_empty() {
+        use base64::Engine as _;
+        let bad = || Status::invalid_argument("AuthConfig.auth is not base64 of user:password");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a.auth.trim())
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(raw).map_err(|_| bad())?;
+        let (user, password) = text.split_once(':').ok_or_else(bad)?;
+        Credentials::Basic {
+            user: user.to_string(),
+            password: password.to_string(),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((host, creds)))
+}
+
 /// Bytes and inodes used below `dir` (files counted once per inode).
 fn usage(dir: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
@@ -222,28 +272,18 @@ impl ImageService for Images {
     ) -> Result<Response<PullImageResponse>, Status> {
         let req = req.into_inner();
         let name = image_name(req.image.as_ref())?.to_string();
-        if let Some(a) = &req.auth {
-            let given = [
-                &a.username,
-                &a.password,
-                &a.auth,
-                &a.identity_token,
-                &a.registry_token,
-            ]
-            .iter()
-            .any(|s| !s.is_empty());
-            if given {
-                return Err(Status::unimplemented(
-                    "registry credentials in PullImageRequest are not supported yet: \
-                     put them in auth.d of the server's configuration",
-                ));
-            }
-        }
         if !Reference::is_registry_ref(&name) {
             return Err(Status::invalid_argument(format!(
                 "{name:?} is not a registry image reference"
             )));
         }
+        let registry = Reference::parse(&name)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .registry;
+        let credentials = match &req.auth {
+            Some(a) => credentials(a, &registry)?,
+            None => None,
+        };
         let opts = FetchOptions {
             // the kubelet asks to pull when its policy says so: always ask the registry
             pull_policy: PullPolicy::Update,
@@ -252,6 +292,7 @@ impl ImageService for Images {
             allow_http: self.insecure.http,
             config_dirs: self.config_dirs.clone(),
             progress: None,
+            credentials,
         };
         let id = self
             .on_store(move |store| store.fetch(&name, &opts).map_err(status))
@@ -326,6 +367,53 @@ mod tests {
             Code::InvalidArgument
         );
         assert_eq!(e(image_store::Error::Internal("x".into())), Code::Unknown);
+    }
+
+    #[test]
+    fn pull_credentials_from_every_form_of_auth_config() {
+        use crate::proto::AuthConfig;
+        let basic = |u: &str, p: &str| Credentials::Basic {
+            user: u.into(),
+            password: p.into(),
+        };
+        let c = |a: AuthConfig| credentials(&a, "reg.example:5000");
+        assert_eq!(c(AuthConfig::default()).unwrap(), None);
+        let a = AuthConfig {
+            username: "u".into(),
+            password: "p".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            c(a).unwrap(),
+            Some(("reg.example:5000".into(), basic("u", "p")))
+        );
+        let a = AuthConfig {
+            auth: "dTpwOnE=".into(), // u:p:q
+            server_address: "https://other.example/v2/".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            c(a).unwrap(),
+            Some(("other.example".into(), basic("u", "p:q")))
+        );
+        let a = AuthConfig {
+            registry_token: "t".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            c(a).unwrap(),
+            Some((_, Credentials::Bearer { .. }))
+        ));
+        let bad = AuthConfig {
+            auth: "not base64!".into(),
+            ..Default::default()
+        };
+        assert_eq!(c(bad).unwrap_err().code(), tonic::Code::InvalidArgument);
+        let oauth = AuthConfig {
+            identity_token: "i".into(),
+            ..Default::default()
+        };
+        assert_eq!(c(oauth).unwrap_err().code(), tonic::Code::Unimplemented);
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl AuthConfig {
             .collect()
     }
 
+    /// Use `credentials` for `registry` (given with a request, not read from a file).
+    pub fn set(&mut self, registry: &str, credentials: Credentials) {
+        self.insert(registry, credentials, Path::new("<request>"));
+    }
+
     fn insert(&mut self, registry: &str, credentials: Credentials, source: &Path) {
         let registry = normalise_registry(registry);
         self.entries.insert(

@@ -66,6 +66,9 @@ pub struct FetchOptions {
     pub config_dirs: Vec<PathBuf>,
     /// Where layer downloads report their progress (none: nowhere).
     pub progress: Option<std::sync::Arc<dyn crate::progress::Progress>>,
+    /// Credentials for one registry host that win over the configured ones (see
+    /// [`crate::registry::RegistryOptions::credentials`]).
+    pub credentials: Option<(String, crate::config::Credentials)>,
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for FetchOptions {
             .field("allow_http", &self.allow_http)
             .field("config_dirs", &self.config_dirs)
             .field("progress", &self.progress.is_some())
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -177,6 +181,7 @@ impl Store {
             allow_http: opts.allow_http,
             config_dirs: opts.config_dirs.clone(),
             platform: None,
+            credentials: opts.credentials.clone(),
         })?;
         let rt = Self::runtime()?;
         let prepared = rt.block_on(source::registry::prepare(&registry, r))?;

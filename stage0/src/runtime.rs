@@ -419,6 +419,7 @@ impl Runtime {
                 allow_http: self.insecure.http,
                 config_dirs: self.dirs.config_roots(),
                 progress: req.progress.clone(),
+                credentials: None,
             },
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use rkt_cri::proto::image_service_client::ImageServiceClient;
 use rkt_cri::proto::runtime_service_client::RuntimeServiceClient;
 use rkt_cri::proto::{
-    ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest, ListPodSandboxRequest,
-    PullImageRequest, RemoveImageRequest, VersionRequest,
+    AuthConfig, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
+    ListPodSandboxRequest, PullImageRequest, RemoveImageRequest, VersionRequest,
 };
 use rkt_tests::{images, TestCtx};
 use tonic::transport::Channel;
@@ -182,6 +182,45 @@ fn the_image_service_pulls_lists_finds_and_removes_images() {
                 .unwrap();
         }
         assert!(status(id.clone()).await.unwrap().image.is_none());
+    });
+
+    // a registry that wants credentials: refused without them, served with the request's
+    let auth_reg = rkt_tests::registry::Registry::start(rkt_tests::registry::RegistryOptions {
+        basic_auth: Some(("cri".into(), "s3cret".into())),
+    });
+    images::push_with(
+        images::busybox(),
+        auth_reg.http_addr(),
+        "cri/private:1",
+        Some("cri:s3cret"),
+    );
+    let private = format!("{}/cri/private:1", auth_reg.http_addr());
+    rt.block_on(async {
+        let mut img = ImageServiceClient::new(channel(socket.clone()).await);
+        let pull = |auth: Option<AuthConfig>| PullImageRequest {
+            image: spec(&private),
+            auth,
+            ..Default::default()
+        };
+        img.pull_image(pull(None)).await.unwrap_err();
+        let wrong = AuthConfig {
+            username: "cri".into(),
+            password: "wrong".into(),
+            ..Default::default()
+        };
+        img.pull_image(pull(Some(wrong))).await.unwrap_err();
+        let right = AuthConfig {
+            username: "cri".into(),
+            password: "s3cret".into(),
+            ..Default::default()
+        };
+        let id = img
+            .pull_image(pull(Some(right)))
+            .await
+            .unwrap()
+            .into_inner()
+            .image_ref;
+        assert!(id.starts_with("sha256:"), "{id}");
     });
 
     // SIGTERM: a clean exit that removes the socket, although a client is still connected

@@ -61,6 +61,9 @@ pub struct RegistryOptions {
     pub config_dirs: Vec<PathBuf>,
     /// Platform to pick from an image index; `None` = the host's.
     pub platform: Option<Platform>,
+    /// Credentials for one registry host given with the request (a CRI `PullImage`'s
+    /// `AuthConfig`); they win over `auth.d` and the docker config for that host.
+    pub credentials: Option<(String, config::Credentials)>,
 }
 
 /// A registry client. Cheap to clone, `Send + Sync`.
@@ -104,7 +107,10 @@ enum Doc {
 impl Registry {
     /// Load auth and mirror configuration from `opts.config_dirs` (and the docker config.json).
     pub fn new(opts: RegistryOptions) -> Result<Registry, RegistryError> {
-        let auth = config::load_auth(&opts.config_dirs)?;
+        let mut auth = config::load_auth(&opts.config_dirs)?;
+        if let Some((host, creds)) = &opts.credentials {
+            auth.set(host, creds.clone());
+        }
         let mirrors = config::load_mirrors(&opts.config_dirs)?;
         Ok(Self::with_config(opts, auth, mirrors))
     }

@@ -203,6 +203,7 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         allow_http: ctx.insecure.http,
         config_dirs: ctx.dirs().config_roots(),
         progress: crate::progress::terminal_bars(),
+        credentials: None,
     };
     for img in &a.images {
         let id = store

@@ -70,9 +70,8 @@ pub fn find_stage1(explicit: Option<&Path>, configured: Option<&str>) -> Result<
 }
 
 /// Move a freshly prepared pod to `run/` and exec stage1. Returns only on failure, after
-/// undoing the pod.
+/// undoing the pod. The caller has checked the run against the pod (`Runtime::run`).
 pub fn run_pod(pod: PreparingPod<'_>, run: &RunOptions) -> Result<Infallible> {
-    stage1_abi::check_interactive(run.runtime.interactive, pod.manifest().apps.len())?;
     let pod = pod.into_running()?;
     let err = exec_stage1(pod.locked(), run);
     drop(pod); // unmount, unpin, delete

@@ -474,37 +474,38 @@ impl Runtime {
         })
     }
 
+    /// Create the pod `req` asks for: in `prepare/`, locked, its apps mounted. A request of
+    /// apps is checked first (`Preparer::prepare`), so bad input creates nothing.
+    fn create(&self, req: &PrepareRequest) -> Result<crate::prepare::PreparingPod<'_>> {
+        let opts = self.prepare_options(req);
+        let preparer = self.preparer()?;
+        match &req.pod {
+            PodSource::Apps(_) => preparer.prepare(&opts),
+            PodSource::Manifest(m) => preparer.prepare_manifest(m.clone(), &opts),
+        }
+    }
+
     /// Create a pod and leave it prepared (for [`Runtime::run_prepared`]). Returns its UUID.
     pub fn prepare(&self, req: &PrepareRequest) -> Result<String> {
         crate::run::require_root()?;
-        let opts = self.prepare_options(req);
-        let preparer = self.preparer()?;
-        let pod = match &req.pod {
-            PodSource::Apps(r) => {
-                r.check()?;
-                preparer.prepare(&opts)?
-            }
-            PodSource::Manifest(m) => preparer.prepare_manifest(m.clone(), &opts)?,
-        };
-        pod.finish_prepare()
+        self.create(req)?.finish_prepare()
     }
 
     /// Create a pod and become it: this process execs stage1, which runs the pod and exits
     /// with its apps' exit code. Returns only on failure, with nothing of the pod left.
     pub fn run(&self, req: &PrepareRequest, run: &RunRequest) -> Result<Infallible> {
         crate::run::require_root()?;
-        if let PodSource::Apps(r) = &req.pod {
-            stage1_abi::check_interactive(run.interactive, r.apps.len())?;
-            r.check()?;
-        }
-        let run = self.run_options(run)?;
-        let opts = self.prepare_options(req);
-        let preparer = self.preparer()?;
-        let pod = match &req.pod {
-            PodSource::Apps(_) => preparer.prepare(&opts)?,
-            PodSource::Manifest(m) => preparer.prepare_manifest(m.clone(), &opts)?,
+        // bad input fails before stage1 is looked up and before any image is fetched
+        let apps = match &req.pod {
+            PodSource::Apps(r) => {
+                r.check()?;
+                r.apps.len()
+            }
+            PodSource::Manifest(m) => m.apps.len(),
         };
-        crate::run::run_pod(pod, &run)
+        stage1_abi::check_interactive(run.interactive, apps)?;
+        let run = self.run_options(run)?;
+        crate::run::run_pod(self.create(req)?, &run)
     }
 
     /// Run a prepared pod: this process execs stage1. Returns only on failure (the pod is then

@@ -70,17 +70,12 @@ pub fn main() -> i32 {
 
 /// Whether `argv` names no subcommand (only global flags and their values).
 fn cli_has_no_subcommand(argv: &[std::ffi::OsString]) -> bool {
-    let cmd = <args::Cli as clap::CommandFactory>::command();
-    let names: Vec<&str> = cmd
-        .get_subcommands()
-        .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
-        .collect();
-    !argv[1..].iter().any(|a| {
-        let a = a.to_string_lossy();
-        names
-            .iter()
-            .any(|n| n.starts_with(a.as_ref()) && !a.is_empty())
-    })
+    // clap itself says so: the same grammar with the subcommand optional
+    <args::Cli as clap::CommandFactory>::command()
+        .subcommand_required(false)
+        .arg_required_else_help(false)
+        .try_get_matches_from(argv)
+        .is_ok_and(|m| m.subcommand().is_none())
 }
 
 fn init_logging(debug: bool) {

@@ -158,13 +158,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 /// [`FromHelper::Failed`] decides; without either (the helper died), the cause in the last
 /// [`FromHelper::Log`] line.
 #[derive(Debug, Default)]
-pub struct Verdict {
+struct Verdict {
     last_log: Option<String>,
 }
 
 impl Verdict {
     /// Take `m` into account; Some once it decides.
-    pub fn take(&mut self, m: FromHelper) -> Option<Result<i32, String>> {
+    fn take(&mut self, m: FromHelper) -> Option<Result<i32, String>> {
         match m {
             FromHelper::Created(pid) if pid > 0 => Some(Ok(pid)),
             FromHelper::Created(pid) => Some(Err(format!("helper reported pid {pid}"))),
@@ -177,12 +177,32 @@ impl Verdict {
     }
 
     /// The outcome when the channel ended (EOF, or `err`) without a decision.
-    pub fn ended(self, err: Option<ChannelError>) -> Result<i32, String> {
+    fn ended(self, err: Option<ChannelError>) -> Result<i32, String> {
         Err(match (self.last_log, err) {
             (Some(l), _) => crate::libcontainer_bypass::cause(&l).to_string(),
             (None, Some(e)) => e.to_string(),
             (None, None) => "creating the container failed (run with --debug for details)".into(),
         })
+    }
+}
+
+/// Read the helper's messages up to its verdict (not to EOF: the app's process holds a copy of
+/// the pipe until it execs); no channel at all is a failure without a cause.
+pub fn read_verdict(rx: Option<&mut Receiver<FromHelper>>) -> Result<i32, String> {
+    let mut v = Verdict::default();
+    let Some(rx) = rx else {
+        return v.ended(None);
+    };
+    loop {
+        match rx.recv() {
+            Ok(Some(m)) => {
+                if let Some(d) = v.take(m) {
+                    return d;
+                }
+            }
+            Ok(None) => return v.ended(None),
+            Err(e) => return v.ended(Some(e)),
+        }
     }
 }
 
@@ -201,18 +221,7 @@ mod tests {
             tx.send(m).unwrap();
         }
         drop(tx);
-        let mut v = Verdict::default();
-        loop {
-            match rx.recv() {
-                Ok(Some(m)) => {
-                    if let Some(d) = v.take(m) {
-                        return d;
-                    }
-                }
-                Ok(None) => return v.ended(None),
-                Err(e) => return v.ended(Some(e)),
-            }
-        }
+        read_verdict(Some(&mut rx))
     }
 
     #[test]

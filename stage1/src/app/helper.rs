@@ -28,7 +28,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
-use crate::app::channel::{FromHelper, LogWriter, Receiver, Sender, ToHelper, Verdict};
+use crate::app::channel::{self, FromHelper, LogWriter, Receiver, Sender, ToHelper};
 use crate::app::start::chain;
 use crate::app::AppFailure;
 use crate::cgroups::cpus::Children;
@@ -125,23 +125,7 @@ impl Helper {
     /// Wait for the helper's verdict; returns the app's host PID. The app's process waits for
     /// libcontainer's "start".
     pub fn wait_created(mut self) -> Result<Pid, Error> {
-        // read up to the verdict, not to EOF: the app's process holds a copy of the pipe until
-        // it execs
-        let mut v = Verdict::default();
-        let res = match self.verdict.take() {
-            Some(mut rx) => loop {
-                match rx.recv() {
-                    Ok(Some(m)) => {
-                        if let Some(d) = v.take(m) {
-                            break d;
-                        }
-                    }
-                    Ok(None) => break v.ended(None),
-                    Err(e) => break v.ended(Some(e)),
-                }
-            },
-            None => v.ended(None),
-        };
+        let res = channel::read_verdict(self.verdict.take().as_mut());
         let _ = nix::sys::wait::waitpid(self.pid, None);
         self.pid = Pid::from_raw(0);
         res.map(Pid::from_raw)

@@ -308,6 +308,7 @@ pub struct Runtime {
     dirs: Dirs,
     config: Config,
     pods: Pods,
+    /// [`Runtime::with_stage1`]'s binary.
     stage1: Option<PathBuf>,
     insecure: Insecure,
     debug: bool,
@@ -325,21 +326,19 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Open the runtime of `dirs`: load the configuration and find stage1 (the `stage1`
-    /// configuration's `location`, else `rkt-stage1` beside the running binary). A missing
-    /// stage1 is reported by the operations that need it, not here.
+    /// Open the runtime of `dirs`: load the configuration. stage1 is looked up by the
+    /// operations that need it ([`Runtime::stage1`]), so a missing one is their error.
     pub fn open(dirs: Dirs) -> Result<Runtime> {
         let config = crate::config::load(&ConfigDirs {
             system: dirs.system_config.clone(),
             local: dirs.local_config.clone(),
             user: dirs.user_config.clone(),
         })?;
-        let stage1 = crate::run::find_stage1(None, config.stage1.location.as_deref()).ok();
         Ok(Runtime {
             pods: Pods::new(&dirs.data),
             dirs,
             config,
-            stage1,
+            stage1: None,
             insecure: Insecure::default(),
             debug: false,
             images: OnceCell::new(),
@@ -374,7 +373,9 @@ impl Runtime {
         &self.config
     }
 
-    /// The stage1 binary, or why there is none.
+    /// The stage1 binary, or why there is none: the one of [`Runtime::with_stage1`], else the
+    /// `stage1` configuration's `location`, else `rkt-stage1` beside the running binary. Looked
+    /// up by the operations that need it, not by `open`.
     pub fn stage1(&self) -> Result<PathBuf> {
         match &self.stage1 {
             Some(p) => Ok(p.clone()),

@@ -41,6 +41,7 @@ mod render;
 mod source;
 mod store;
 mod tree;
+pub mod trust;
 
 pub use error::{Error, Result};
 pub use export::VerifyReport;

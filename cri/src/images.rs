@@ -67,7 +67,7 @@ fn status(e: image_store::Error) -> Status {
             Status::invalid_argument(e.to_string())
         }
         E::NotFound(_) | E::NotInStore(_) => Status::not_found(e.to_string()),
-        E::Unverified(_) => Status::permission_denied(e.to_string()),
+        E::Untrusted(_) | E::Policy(_) => Status::permission_denied(e.to_string()),
         E::Unsupported(_) => Status::unimplemented(e.to_string()),
         e => Status::unknown(e.to_string()),
     }
@@ -293,6 +293,7 @@ impl ImageService for Images {
             config_dirs: self.config_dirs.clone(),
             progress: None,
             credentials,
+            signature: None,
         };
         let id = self
             .on_store(move |store| store.fetch(&name, &opts).map_err(status))

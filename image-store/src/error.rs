@@ -71,11 +71,12 @@ pub enum Error {
     /// Pull policy `never` and nothing in the store.
     #[error("unable to fetch image from {0:?}: either image was not found in the store or store was disabled and fetching from remote yielded nothing or it was disabled")]
     NotInStore(String),
-    /// Signature verification is not possible and was not disabled.
-    #[error(
-        "signature verification for {0} images is not supported (try --insecure-options=image)"
-    )]
-    Unverified(&'static str),
+    /// The signature policy refuses the image.
+    #[error("{0}")]
+    Untrusted(Box<crate::trust::Untrusted>),
+    /// The signature configuration (policy.json, trusted keys) is unusable.
+    #[error("signature policy: {0}")]
+    Policy(String),
     /// Unsupported feature of an image.
     #[error("unsupported {0}")]
     Unsupported(String),

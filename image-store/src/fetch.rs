@@ -12,7 +12,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use rustix::fs::FlockOperation;
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::PathBuf;
+use crate::source::discovery::HttpClient;
+use crate::trust::{Detached, Evidence, Needs, Subject, Transport, Trust, Verification};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// Layers fetched at once (`RKT_FETCH_JOBS` overrides, for measurements).
@@ -69,6 +71,8 @@ pub struct FetchOptions {
     /// Credentials for one registry host that win over the configured ones (see
     /// [`crate::registry::RegistryOptions::credentials`]).
     pub credentials: Option<(String, crate::config::Credentials)>,
+    /// rkt's `--signature=FILE`: the detached signature of an ACI (default: `IMAGE.asc`).
+    pub signature: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -81,17 +85,83 @@ impl std::fmt::Debug for FetchOptions {
             .field("config_dirs", &self.config_dirs)
             .field("progress", &self.progress.is_some())
             .field("credentials", &self.credentials)
+            .field("signature", &self.signature)
             .finish()
     }
 }
 
-/// The signature-policy stage of the pipeline. Until trust keys exist, like rkt: an image whose
-/// signature cannot be verified is refused unless `--insecure-options=image`.
-fn verify_signature(kind: &'static str, opts: &FetchOptions) -> Result<()> {
+/// The signature rules of this fetch: none with `--insecure-options=image`.
+fn trust_for(opts: &FetchOptions) -> Result<Option<Trust>> {
     if opts.insecure_image {
-        return Ok(());
+        return Ok(None);
     }
-    Err(Error::Unverified(kind))
+    Trust::load(&opts.config_dirs).map(Some)
+}
+
+/// The signature-policy stage of the pipeline: the policy decides about `subject` from the
+/// signatures `evidence` finds (only those its requirements look at). Runs before anything of
+/// the image is committed.
+fn verify(
+    trust: Option<&Trust>,
+    subject: Subject,
+    evidence: impl FnOnce(&Subject, Needs) -> Result<Evidence>,
+) -> Result<Verification> {
+    let Some(trust) = trust else {
+        return Ok(Verification::Insecure);
+    };
+    let needs = trust.needs(&subject);
+    let ev = evidence(&subject, needs)?;
+    let v = trust.check(&subject, &ev)?;
+    tracing::debug!(image = %subject.name, verification = %v.as_text(), "signature policy satisfied");
+    Ok(v)
+}
+
+/// An image from a local transport: there is no signature to find, so only the policy's
+/// `insecureAcceptAnything` (or `--insecure-options=image`) lets it in.
+fn verify_local(opts: &FetchOptions, transport: Transport, path: &Path) -> Result<Verification> {
+    let subject = Subject {
+        transport,
+        name: path.display().to_string(),
+        manifest_digest: None,
+    };
+    verify(trust_for(opts)?.as_ref(), subject, |_, _| Ok(Evidence::default()))
+}
+
+/// The detached signature of an ACI file: `--signature`, else `FILE.asc` next to it.
+fn aci_signature(path: &Path, opts: &FetchOptions) -> Evidence {
+    let sig = opts.signature.clone().unwrap_or_else(|| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(".asc");
+        PathBuf::from(s)
+    });
+    match read_capped(&sig, MAX_SIGNATURE) {
+        Ok(signature) => Evidence {
+            detached: Some(Detached {
+                data: path.to_path_buf(),
+                signature,
+            }),
+            ..Evidence::default()
+        },
+        Err(e) => Evidence {
+            detached_missing: Some(format!("no signature: {e}")),
+            ..Evidence::default()
+        },
+    }
+}
+
+/// Largest detached signature read.
+const MAX_SIGNATURE: u64 = 1 << 20;
+
+fn read_capped(p: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+    let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut out = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    if out.len() as u64 > max {
+        return Err(format!("{}: larger than {max} bytes", p.display()));
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -123,36 +193,34 @@ impl Store {
                         other => return other,
                     }
                 }
-                verify_signature("docker", opts)?;
                 self.fetch_registry(&r, opts)
             }
             Source::OciLayout { path, tag } => {
-                verify_signature("oci", opts)?;
+                let v = verify_local(opts, Transport::Oci, &path)?;
                 let name = match &tag {
                     Some(t) => format!("oci:{}:{t}", path.display()),
                     None => format!("oci:{}", path.display()),
                 };
                 let p = source::oci::prepare(&path, tag.as_deref(), name)?;
-                self.import(p, opts, None)
+                self.import(p, opts, None, &v)
             }
             Source::OciArchive { path, tag } => {
-                verify_signature("oci", opts)?;
+                let v = verify_local(opts, Transport::OciArchive, &path)?;
                 let name = match &tag {
                     Some(t) => format!("oci-archive:{}:{t}", path.display()),
                     None => format!("oci-archive:{}", path.display()),
                 };
                 let p = source::archive::prepare_oci(&self.paths, &path, tag.as_deref(), name)?;
-                self.import(p, opts, None)
+                self.import(p, opts, None, &v)
             }
             Source::DockerArchive { path } => {
-                verify_signature("docker", opts)?;
+                let v = verify_local(opts, Transport::DockerArchive, &path)?;
                 let p = source::archive::prepare_docker(&self.paths, &path)?;
-                self.import(p, opts, None)
+                self.import(p, opts, None, &v)
             }
             Source::Aci(path) => {
-                verify_signature("aci", opts)?;
                 tracing::debug!("using image from file {}", path.display());
-                source::aci::import(self, &path)
+                self.import_aci(&path, opts)
             }
         }
     }
@@ -184,8 +252,56 @@ impl Store {
             credentials: opts.credentials.clone(),
         })?;
         let rt = Self::runtime()?;
+        let trust = trust_for(opts)?;
+        let mut subject = Subject {
+            transport: Transport::Docker,
+            name: r.to_string(),
+            manifest_digest: None,
+        };
+        if let Some(t) = &trust {
+            // what no signature could satisfy is refused before the registry is asked
+            t.precheck(&subject)?;
+        }
         let prepared = rt.block_on(source::registry::prepare(&registry, r))?;
-        self.import(prepared, opts, Some(&rt))
+        subject.manifest_digest = Some(prepared.manifest_digest.clone());
+        let v = verify(trust.as_ref(), subject, |subject, needs| {
+            let digest = &prepared.manifest_digest;
+            let mut ev = Evidence::default();
+            if needs.gpg {
+                if let Some(base) = crate::config::lookaside_for(&opts.config_dirs, r)? {
+                    let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http)?;
+                    ev.simple = rt.block_on(source::signatures::lookaside_signatures(
+                        &base, r, digest, &http,
+                    ))?;
+                    ev.simple_origin = Some(base);
+                }
+            }
+            if needs.cosign {
+                ev.cosign =
+                    rt.block_on(source::signatures::cosign_signatures(&registry, r, digest))?;
+            }
+            tracing::debug!(image = %subject.name, simple = ev.simple.len(), cosign = ev.cosign.len(), "signatures found");
+            Ok(ev)
+        })?;
+        self.import(prepared, opts, Some(&rt), &v)
+    }
+
+    /// An ACI file, its detached signature checked once its manifest names it.
+    fn import_aci(&self, path: &Path, opts: &FetchOptions) -> Result<ImageId> {
+        source::aci::import(self, path, |name| {
+            let subject = Subject {
+                transport: Transport::Appc,
+                name: name.to_string(),
+                manifest_digest: None,
+            };
+            verify(trust_for(opts)?.as_ref(), subject, |_, needs| {
+                Ok(if needs.gpg {
+                    aci_signature(path, opts)
+                } else {
+                    Evidence::default()
+                })
+            })
+        })
     }
 
     /// Commit a prepared image: missing layers through the pipeline, then blobs, then the index.
@@ -194,6 +310,7 @@ impl Store {
         p: Prepared,
         opts: &FetchOptions,
         rt: Option<&tokio::runtime::Runtime>,
+        verification: &Verification,
     ) -> Result<ImageId> {
         let progress = opts.progress.clone();
         let id = p.manifest_digest.clone();
@@ -290,6 +407,7 @@ impl Store {
             size,
             import_time: now,
             last_used: now,
+            verification: verification.as_text(),
         };
         self.insert_locked(&row, &layers, &blobs)?;
         tracing::debug!(%id, source = p.source_kind, "image stored");

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Newest schema version this build writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -54,7 +54,13 @@ CREATE TABLE pins (
     image_id TEXT NOT NULL,
     PRIMARY KEY (holder, image_id)
 );
-"#];
+"#,
+    // 2: how each image's signature was checked (`trust::Verification`); every image stored
+    // before signatures were checked was fetched with --insecure-options=image
+    r#"
+ALTER TABLE images ADD COLUMN verification TEXT NOT NULL DEFAULT 'insecure';
+"#,
+];
 
 /// One image row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +77,8 @@ pub(crate) struct ImageRow {
     pub import_time: i64,
     /// Nanoseconds since the epoch.
     pub last_used: i64,
+    /// How its signature was checked (`trust::Verification`'s text form).
+    pub verification: String,
 }
 
 /// One layer of an image.
@@ -106,6 +114,7 @@ fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
         size: r.get::<_, i64>(6)? as u64,
         import_time: r.get(7)?,
         last_used: r.get(8)?,
+        verification: r.get(9)?,
     })
 }
 
@@ -113,7 +122,7 @@ fn image_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 64;
 
 const IMAGE_COLS: &str =
-    "id, name, kind, manifest_digest, manifest_media_type, config_digest, size, import_time, last_used";
+    "id, name, kind, manifest_digest, manifest_media_type, config_digest, size, import_time, last_used, verification";
 
 impl Index {
     /// Open (creating or migrating) the index at `path`.
@@ -190,13 +199,13 @@ impl Index {
             .unwrap_or(false);
         if exists {
             tx.execute(
-                "UPDATE images SET name = ?2, last_used = ?3, hidden = 0 WHERE id = ?1",
-                params![img.id, img.name, img.last_used],
+                "UPDATE images SET name = ?2, last_used = ?3, verification = ?4, hidden = 0 WHERE id = ?1",
+                params![img.id, img.name, img.last_used, img.verification],
             )?;
         } else {
             tx.execute(
                 &format!(
-                    "INSERT INTO images ({IMAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                    "INSERT INTO images ({IMAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 ),
                 params![
                     img.id,
@@ -207,7 +216,8 @@ impl Index {
                     img.config_digest,
                     img.size as i64,
                     img.import_time,
-                    img.last_used
+                    img.last_used,
+                    img.verification
                 ],
             )?;
             for (i, l) in layers.iter().enumerate() {
@@ -451,6 +461,7 @@ mod tests {
             size: 10,
             import_time: 1,
             last_used: 1,
+            verification: "insecure".into(),
         }
     }
     fn layer(d: &str) -> LayerRow {

@@ -48,6 +48,9 @@ pub struct ImageInfo {
     pub kind: String,
     /// Manifest digest (`sha256:…`).
     pub manifest_digest: String,
+    /// How its signature was checked: `gpg:<fingerprint>`, `cosign:<key id>`, `accepted` (the
+    /// policy accepts its scope unsigned) or `insecure` (`--insecure-options=image`).
+    pub verification: String,
 }
 
 fn ns_to_time(ns: i64) -> chrono::DateTime<chrono::Utc> {
@@ -68,6 +71,7 @@ impl From<ImageRow> for ImageInfo {
             last_used: ns_to_time(r.last_used),
             kind: r.kind,
             manifest_digest: r.manifest_digest,
+            verification: r.verification,
         }
     }
 }
@@ -375,6 +379,7 @@ mod tests {
             size: 1,
             import_time: 1,
             last_used: 1,
+            verification: "insecure".into(),
         };
         let a = format!("sha256:{}", "ab".repeat(32));
         let b = format!("sha256:{}", "ac".repeat(32));

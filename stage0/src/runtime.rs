@@ -421,6 +421,7 @@ impl Runtime {
                 config_dirs: self.dirs.config_roots(),
                 progress: req.progress.clone(),
                 credentials: None,
+                signature: None,
             },
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),

@@ -21,10 +21,34 @@ fn server(ctx: &TestCtx, socket: &Path) -> Command {
         .arg(format!("--dir={}", ctx.dir().display()))
         .arg(format!("--local-config={}", ctx.local_config().display()))
         .arg(format!("--system-config={}", ctx.system_config().display()))
-        // a plain-http loopback registry; signatures are the trust issue's
-        .arg("--insecure-options=image,http")
+        // plain-http loopback registries; signatures: the policy of `accept_unsigned`
+        .arg("--insecure-options=http")
         .stdin(Stdio::null());
     c
+}
+
+/// The policy an operator writes for an internal mirror of unsigned images: these registries'
+/// images are accepted unsigned, everything else needs a signature (docs/trust.md).
+fn accept_unsigned(ctx: &TestCtx, registries: &[&str]) {
+    let scopes: serde_json::Map<String, serde_json::Value> = registries
+        .iter()
+        .map(|r| {
+            (
+                r.to_string(),
+                serde_json::json!([{"type": "insecureAcceptAnything"}]),
+            )
+        })
+        .collect();
+    let policy = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": scopes},
+    });
+    std::fs::create_dir_all(ctx.local_config()).unwrap();
+    std::fs::write(
+        ctx.local_config().join("policy.json"),
+        serde_json::to_vec(&policy).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Start the server and wait until its socket answers.
@@ -72,6 +96,7 @@ fn the_image_service_pulls_lists_finds_and_removes_images() {
         format!("{}/cri/busybox:one", reg.http_addr()),
         format!("{}/cri/busybox:two", reg.http_addr()),
     );
+    accept_unsigned(&ctx, &[reg.http_addr()]);
     let socket = ctx.root().join("cri.sock");
     let mut child = start(&ctx, &socket);
 
@@ -119,6 +144,21 @@ fn the_image_service_pulls_lists_finds_and_removes_images() {
                 .map(|r| r.into_inner().image_ref)
             }
         };
+        // the same registry under a name the policy does not accept: refused, nothing stored
+        let port = reg.http_addr().rsplit(':').next().unwrap();
+        let e = pull(format!("localhost:{port}/cri/busybox:one"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        assert!(e.message().contains("not trusted"), "{e:?}");
+        let none = img
+            .list_images(ListImagesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .images;
+        assert!(none.is_empty(), "{none:?}");
+
         let id = pull(one.clone()).await.unwrap();
         assert!(id.starts_with("sha256:"), "{id}");
         assert_eq!(pull(two.clone()).await.unwrap(), id);
@@ -195,6 +235,7 @@ fn the_image_service_pulls_lists_finds_and_removes_images() {
         Some("cri:s3cret"),
     );
     let private = format!("{}/cri/private:1", auth_reg.http_addr());
+    accept_unsigned(&ctx, &[reg.http_addr(), auth_reg.http_addr()]);
     rt.block_on(async {
         let mut img = ImageServiceClient::new(channel(socket.clone()).await);
         let pull = |auth: Option<AuthConfig>| PullImageRequest {

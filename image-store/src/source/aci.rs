@@ -8,6 +8,7 @@ use crate::index::{BlobRow, ImageRow, LayerRow};
 use crate::layer::{commit_blob, commit_dir, decompress_with, write_blob, TmpGuard};
 use crate::manifest::{parse_aci_manifest, ACI_LAYER, ACI_MANIFEST};
 use crate::store::{now_ns, ImageId, Store};
+use crate::trust::Verification;
 use sha2::{Digest as _, Sha512};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -28,8 +29,13 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Import an ACI file.
-pub(crate) fn import(store: &Store, path: &Path) -> Result<ImageId> {
+/// Import an ACI file. `verify` decides about the image once its manifest is read (it gets
+/// the image's name) and before anything of it is committed.
+pub(crate) fn import(
+    store: &Store,
+    path: &Path,
+    verify: impl FnOnce(&str) -> Result<Verification>,
+) -> Result<ImageId> {
     let paths = &store.paths;
     let f = File::open(path).map_err(io_err("opening image file", path))?;
     let tmp_dir = paths.tmp_name("aci");
@@ -68,6 +74,7 @@ pub(crate) fn import(store: &Store, path: &Path) -> Result<ImageId> {
         reason: "no manifest in the ACI".into(),
     })?;
     let (name, _cfg) = parse_aci_manifest(&manifest_bytes)?;
+    let verification = verify(&name)?;
     let id = format!("sha512-{}", &hex::encode(sha512)[..64]);
     let file = out.into_inner().map_err(|e| Error::Io {
         what: "writing",
@@ -91,6 +98,7 @@ pub(crate) fn import(store: &Store, path: &Path) -> Result<ImageId> {
         size,
         import_time: now,
         last_used: now,
+        verification: verification.as_text(),
     };
     let layer = LayerRow {
         diff_id: diff_id.clone(),

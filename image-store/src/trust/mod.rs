@@ -97,3 +97,352 @@ pub struct Detached {
     /// The signature, armored or binary.
     pub signature: Vec<u8>,
 }
+
+/// The signatures found for a subject (fetched only when its requirements ask for them).
+#[derive(Debug, Default)]
+pub(crate) struct Evidence {
+    /// Simple-signing signatures (OpenPGP signed messages) from the lookaside store.
+    pub simple: Vec<Vec<u8>>,
+    /// Where the simple signatures were looked for (for the error when there are none).
+    pub simple_origin: Option<String>,
+    /// cosign signatures from the registry.
+    pub cosign: Vec<CosignSignature>,
+    /// The detached signature of an ACI.
+    pub detached: Option<Detached>,
+    /// Why there is no detached signature (for the error).
+    pub detached_missing: Option<String>,
+}
+
+/// Which kinds of signature the requirements of a scope look at.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// OpenPGP signatures: lookaside (registry images) or the `.asc` (ACIs).
+    pub gpg: bool,
+    /// cosign signatures in the registry.
+    pub cosign: bool,
+}
+
+/// The signature rules in force: the policy (with `rkt trust`'s prefixes folded in) and the key
+/// store.
+pub struct Trust {
+    policy: policy::Policy,
+    origin: Option<PathBuf>,
+    keys: keys::KeyStore,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trust {
+    /// Load `policy.json` and the trusted keys from the config roots (lowest precedence
+    /// first).
+    pub fn load(config_dirs: &[PathBuf]) -> Result<Trust> {
+        let writable = config_dirs.last().cloned().unwrap_or_default();
+        let keys = keys::KeyStore::new(config_dirs.to_vec(), writable);
+        let (origin, loaded) = match policy::Policy::load(config_dirs)? {
+            Some((path, p)) => (Some(path), Some(p)),
+            None => (None, None),
+        };
+        let policy = policy::Policy::effective(loaded, &keys.prefixes()?);
+        Ok(Trust {
+            policy,
+            origin,
+            keys,
+        })
+    }
+
+    /// The effective policy (what `rkt config` shows).
+    pub fn policy(&self) -> &policy::Policy {
+        &self.policy
+    }
+
+    /// The `policy.json` it came from, if any.
+    pub fn origin(&self) -> Option<&std::path::Path> {
+        self.origin.as_deref()
+    }
+
+    /// Which signatures deciding about `subject` needs.
+    pub(crate) fn needs(&self, subject: &Subject) -> Needs {
+        let (_, reqs) = self.policy.requirements(subject.transport, &subject.name);
+        let mut n = Needs::default();
+        for r in reqs {
+            match r {
+                policy::Requirement::SignedBy { .. } | policy::Requirement::RktTrusted => {
+                    n.gpg = true
+                }
+                policy::Requirement::SigstoreSigned { .. } => n.cosign = true,
+                policy::Requirement::InsecureAcceptAnything | policy::Requirement::Reject => {}
+            }
+        }
+        n
+    }
+
+    /// Refuse early what no signature could satisfy (a `reject` scope, `rkt trust` keys
+    /// required and none trusted), before anything is fetched.
+    pub(crate) fn precheck(&self, subject: &Subject) -> Result<()> {
+        let (_, reqs) = self.policy.requirements(subject.transport, &subject.name);
+        let hopeless = reqs.iter().any(|r| match r {
+            policy::Requirement::Reject => true,
+            policy::Requirement::RktTrusted => self
+                .keys
+                .keys_for(&trust_prefix(subject))
+                .map(|k| k.is_empty())
+                .unwrap_or(false),
+            _ => false,
+        });
+        if hopeless {
+            // the same refusal `check` gives, with no signature to look at
+            self.check(subject, &Evidence::default())?;
+        }
+        Ok(())
+    }
+
+    /// Decide about `subject` given the signatures found: every requirement of its scope must
+    /// hold (containers-policy.json(5)).
+    pub(crate) fn check(&self, subject: &Subject, evidence: &Evidence) -> Result<Verification> {
+        let (scope, reqs) = self.policy.requirements(subject.transport, &subject.name);
+        let refuse = |reason: String| {
+            Error::Untrusted(Box::new(Untrusted {
+                image: subject.name.clone(),
+                scope: scope.clone(),
+                reason,
+                prefix: trust_prefix(subject),
+            }))
+        };
+        if reqs.is_empty() {
+            return Err(refuse("the policy lists no requirement for it".into()));
+        }
+        let mut verified = None;
+        for r in reqs {
+            let v = match r {
+                policy::Requirement::InsecureAcceptAnything => Verification::Accepted,
+                policy::Requirement::Reject => {
+                    return Err(refuse("the policy rejects every image of this scope".into()))
+                }
+                policy::Requirement::SignedBy {
+                    key_path,
+                    key_paths,
+                    key_data,
+                    signed_identity,
+                    ..
+                } => {
+                    let keys = policy_gpg_keys(key_path, key_paths, key_data).map_err(&refuse)?;
+                    gpg_verified(subject, evidence, &keys, signed_identity).map_err(&refuse)?
+                }
+                policy::Requirement::RktTrusted => {
+                    let keys: Vec<pgp::PublicKey> = self
+                        .keys
+                        .keys_for(&trust_prefix(subject))?
+                        .into_iter()
+                        .map(|k| k.key)
+                        .collect();
+                    if keys.is_empty() {
+                        return Err(refuse(format!(
+                            "no key is trusted for {:?} (and no root key)",
+                            trust_prefix(subject)
+                        )));
+                    }
+                    gpg_verified(
+                        subject,
+                        evidence,
+                        &keys,
+                        &policy::SignedIdentity::MatchRepoDigestOrExact,
+                    )
+                    .map_err(&refuse)?
+                }
+                policy::Requirement::SigstoreSigned {
+                    key_path,
+                    key_data,
+                    signed_identity,
+                } => {
+                    let keys = policy_cosign_keys(key_path, key_data).map_err(&refuse)?;
+                    cosign_verified(subject, evidence, &keys, signed_identity).map_err(&refuse)?
+                }
+            };
+            // A signature says more than an accepted scope: report the strongest.
+            if verified.is_none() || verified == Some(Verification::Accepted) {
+                verified = Some(v);
+            }
+        }
+        Ok(verified.unwrap_or(Verification::Accepted))
+    }
+}
+
+/// The name `rkt trust --prefix` would take for a subject: its repository (docker, without tag
+/// or digest) or its appc name; local paths as they are.
+fn trust_prefix(subject: &Subject) -> String {
+    match subject.transport {
+        Transport::Docker => crate::reference::Reference::parse(&subject.name)
+            .map(|r| r.name())
+            .unwrap_or_else(|_| subject.name.clone()),
+        _ => subject.name.clone(),
+    }
+}
+
+fn read_key_file(p: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("reading key file {p:?}: {e}"))?;
+    if meta.len() > 4 << 20 {
+        return Err(format!("key file {p:?} is larger than 4 MiB"));
+    }
+    std::fs::read(p).map_err(|e| format!("reading key file {p:?}: {e}"))
+}
+
+fn key_data(b64: &str) -> std::result::Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("keyData is not base64: {e}"))
+}
+
+fn policy_gpg_keys(
+    key_path: &Option<PathBuf>,
+    key_paths: &[PathBuf],
+    data: &Option<String>,
+) -> std::result::Result<Vec<pgp::PublicKey>, String> {
+    let mut blobs = Vec::new();
+    if let Some(p) = key_path {
+        blobs.push(read_key_file(p)?);
+    }
+    for p in key_paths {
+        blobs.push(read_key_file(p)?);
+    }
+    if let Some(d) = data {
+        blobs.push(key_data(d)?);
+    }
+    let mut keys = Vec::new();
+    for b in blobs {
+        keys.extend(pgp::parse_keys(&b).map_err(|e| format!("policy key: {e}"))?);
+    }
+    Ok(keys)
+}
+
+fn policy_cosign_keys(
+    key_path: &Option<PathBuf>,
+    data: &Option<String>,
+) -> std::result::Result<Vec<cosign::CosignKey>, String> {
+    let mut keys = Vec::new();
+    if let Some(p) = key_path {
+        keys.extend(cosign::CosignKey::from_pem(&read_key_file(p)?)?);
+    }
+    if let Some(d) = data {
+        keys.extend(cosign::CosignKey::from_pem(&key_data(d)?)?);
+    }
+    Ok(keys)
+}
+
+/// An OpenPGP signature by one of `keys`: the ACI's detached one, or a simple-signing one whose
+/// claim names this manifest and an identity the rule accepts.
+fn gpg_verified(
+    subject: &Subject,
+    evidence: &Evidence,
+    keys: &[pgp::PublicKey],
+    identity: &policy::SignedIdentity,
+) -> std::result::Result<Verification, String> {
+    if subject.transport == Transport::Appc {
+        let Some(d) = &evidence.detached else {
+            return Err(evidence
+                .detached_missing
+                .clone()
+                .unwrap_or_else(|| "no signature".into()));
+        };
+        let mut f = std::fs::File::open(&d.data).map_err(|e| format!("{:?}: {e}", d.data))?;
+        let fingerprint =
+            pgp::verify_detached(&mut f, &d.signature, keys).map_err(|e| e.to_string())?;
+        return Ok(Verification::Gpg { fingerprint });
+    }
+    if evidence.simple.is_empty() {
+        return Err(match &evidence.simple_origin {
+            Some(o) => format!("no signature found in the lookaside store {o}"),
+            None => "no signature found: no lookaside store is configured for it in registries.d"
+                .into(),
+        });
+    }
+    let mut why = Vec::new();
+    for (i, sig) in evidence.simple.iter().enumerate() {
+        let r = pgp::verify_message(sig, keys)
+            .map_err(|e| e.to_string())
+            .and_then(|(data, fpr)| {
+                let claim = payload::parse(&data)?;
+                payload::check(&claim, subject, identity)?;
+                Ok(fpr)
+            });
+        match r {
+            Ok(fingerprint) => return Ok(Verification::Gpg { fingerprint }),
+            Err(e) => why.push(format!("signature {}: {e}", i + 1)),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// A cosign signature by one of `keys` whose claim names this manifest and an accepted
+/// identity.
+fn cosign_verified(
+    subject: &Subject,
+    evidence: &Evidence,
+    keys: &[cosign::CosignKey],
+    identity: &policy::SignedIdentity,
+) -> std::result::Result<Verification, String> {
+    if evidence.cosign.is_empty() {
+        return Err("no cosign signature found in the registry".into());
+    }
+    let mut why = Vec::new();
+    for (i, sig) in evidence.cosign.iter().enumerate() {
+        let mut last = String::from("no key");
+        for key in keys {
+            let r = key
+                .verify(&sig.payload, &sig.signature)
+                .and_then(|()| payload::parse(&sig.payload))
+                .and_then(|claim| payload::check(&claim, subject, identity));
+            match r {
+                Ok(()) => return Ok(Verification::Cosign { key: key.id() }),
+                Err(e) => last = e,
+            }
+        }
+        why.push(format!("cosign signature {}: {last}", i + 1));
+    }
+    Err(why.join("; "))
+}
+
+/// Why an image is not trusted; the error says what would satisfy the policy.
+#[derive(Debug)]
+pub struct Untrusted {
+    /// The image as asked for.
+    pub image: String,
+    /// The policy scope that decided.
+    pub scope: String,
+    /// What failed.
+    pub reason: String,
+    /// The prefix `rkt trust --prefix` would take.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "image {:?} is not trusted (policy scope {}): {}; to accept it, trust its signer's key \
+             with 'rkt trust --prefix={} KEYFILE', give the scope a policy.json entry, or pass \
+             --insecure-options=image",
+            self.image, self.scope, self.reason, self.prefix
+        )
+    }
+}
+
+impl Verification {
+    /// The text form stored in the index and shown by `rkt image list`.
+    pub fn as_text(&self) -> String {
+        match self {
+            Verification::Insecure => "insecure".into(),
+            Verification::Accepted => "accepted".into(),
+            Verification::Gpg { fingerprint } => format!("gpg:{fingerprint}"),
+            Verification::Cosign { key } => format!("cosign:{key}"),
+        }
+    }
+}
+
+use crate::error::{Error, Result};

@@ -33,8 +33,9 @@ pub struct FetchArgs {
     /// print the full image hash
     #[arg(long)]
     pub full: bool,
-    /// local signature file to use in validating the preceding image
-    #[arg(long)]
+    /// detached signature (`.asc`) of an ACI, the first for the first image and so on
+    /// (default: IMAGE.asc next to the file)
+    #[arg(long, value_name = "FILE")]
     pub signature: Vec<PathBuf>,
     /// deprecated: use --pull-policy=never
     #[arg(long = "store-only", hide = true)]
@@ -80,8 +81,8 @@ pub enum ImageCommand {
 /// `image list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// comma-separated fields: id,name,size,importtime,lastused,latest
-    #[arg(long, default_value = "id,name,size,importtime,lastused")]
+    /// comma-separated fields: id,name,size,importtime,lastused,latest,verified
+    #[arg(long, default_value = "id,name,size,importtime,lastused,verified")]
     pub fields: String,
     /// sort by: name, importtime, lastused, size (comma-separated)
     #[arg(long, default_value = "importtime")]
@@ -183,8 +184,12 @@ fn shown_id(id: &ImageId, full: bool, hex: usize) -> String {
 
 /// `rkt fetch IMAGE…`: one id per image on stdout.
 pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
-    if !a.signature.is_empty() {
-        anyhow::bail!("--signature is not supported yet (try --insecure-options=image)");
+    if a.signature.len() > a.images.len() {
+        anyhow::bail!(
+            "{} --signature files for {} images: give at most one per image, in order",
+            a.signature.len(),
+            a.images.len()
+        );
     }
     let store = open(ctx)?;
     let pull_policy = if a.store_only {
@@ -196,7 +201,7 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
             FetchPullPolicy::Never => PullPolicy::Never,
         }
     };
-    let opts = FetchOptions {
+    let mut opts = FetchOptions {
         pull_policy,
         insecure_image: ctx.insecure.image,
         insecure_tls: ctx.insecure.tls,
@@ -204,8 +209,10 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         config_dirs: ctx.dirs().config_roots(),
         progress: crate::progress::terminal_bars(),
         credentials: None,
+        signature: None,
     };
-    for img in &a.images {
+    for (i, img) in a.images.iter().enumerate() {
+        opts.signature = a.signature.get(i).cloned();
         let id = store
             .fetch(img, &opts)
             .with_context(|| format!("unable to fetch image {img:?}"))?;
@@ -264,6 +271,9 @@ struct JsonImage {
     import_time: i64,
     last_used_time: i64,
     size: u64,
+    /// How its signature was checked (`gpg:<fingerprint>`, `cosign:<key id>`, `accepted`,
+    /// `insecure`).
+    verification: String,
 }
 
 fn ns(t: &chrono::DateTime<chrono::Utc>) -> i64 {
@@ -337,6 +347,7 @@ fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<i32> {
                 import_time: ns(&i.import_time),
                 last_used_time: ns(&i.last_used),
                 size: i.size,
+                verification: i.verification.clone(),
             })
             .collect();
         print_json(&v, a.format == Format::JsonPretty)?;
@@ -357,8 +368,9 @@ fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<i32> {
             "importtime" => "IMPORT TIME",
             "lastused" => "LAST USED",
             "latest" => "LATEST",
+            "verified" => "VERIFIED",
             other => anyhow::bail!(
-                "unknown field {other:?} (valid: id, name, size, importtime, lastused, latest)"
+                "unknown field {other:?} (valid: id, name, size, importtime, lastused, latest, verified)"
             ),
         });
     }
@@ -376,6 +388,7 @@ fn list(ctx: &Ctx, a: &ListArgs) -> anyhow::Result<i32> {
                     "importtime" => humanize_time(&i.import_time),
                     "lastused" if a.full => full_time(&i.last_used),
                     "lastused" => humanize_time(&i.last_used),
+                    "verified" => i.verification.clone(),
                     _ => latest(i).to_string(),
                 })
                 .collect()

@@ -240,6 +240,23 @@ fn signed_setup(ctx: &TestCtx, image: &OciImage, gpg: &Gpg, name: &str) -> Signe
     }
 }
 
+/// Replace the image's signatures with one by `gpg` (pushed again, signed with skopeo), and
+/// trust `gpg` for its name: the positive control of a refusal test — the same setup, signed
+/// right, is accepted, so the refusal was for the reason the test is about.
+fn resign_and_trust(ctx: &TestCtx, s: &Signed, gpg: &Gpg) {
+    let sig = signing::simple_signature_path(&s.lookaside, &s.repo, &s.digest);
+    std::fs::remove_dir_all(sig.parent().unwrap()).unwrap();
+    let d = signing::skopeo_sign_push(
+        images::busybox(),
+        addr(),
+        &format!("{}:v1", s.repo),
+        gpg,
+        &s.lookaside,
+    );
+    assert_eq!(d, s.digest);
+    trust(ctx, gpg, Some(&s.name));
+}
+
 /// `IMAGE` pushed unsigned as `REPO:v1` to the TLS endpoint, its CA trusted.
 fn unsigned_setup(ctx: &TestCtx, image: &OciImage, name: &str) -> (String, String) {
     let reg = registry::shared();
@@ -319,10 +336,9 @@ fn trust_stores_lists_and_removes_keys() {
     );
     trust(&ctx, &b, None);
     let root = ctx.local_config().join("trustedkeys/root.d");
-    assert_eq!(
-        stored_keys(&ctx, "root.d", b.fingerprint()),
-        vec![root.join(b.fingerprint_lower())]
-    );
+    let stored = stored_keys(&ctx, "root.d", b.fingerprint());
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].parent(), Some(root.as_path()), "{stored:?}");
 
     let l = run_ok(ctx.rkt().args(["trust", "--list"])).to_ascii_lowercase();
     assert!(l.contains(&a.fingerprint_lower()), "{l}");
@@ -424,8 +440,8 @@ fn simple_signature_from_an_http_lookaside() {
     let hex = digest.trim_start_matches("sha256:");
     let reqs = srv.requests();
     assert!(
-        reqs.iter()
-            .any(|q| q.status == 200 && q.target == format!("/{r}@sha256={hex}/signature-1")),
+        reqs.iter().any(|q| q.status == 200
+            && q.target.trim_start_matches('/') == format!("{r}@sha256={hex}/signature-1")),
         "{reqs:?}"
     );
     assert_eq!(
@@ -457,6 +473,13 @@ fn unsigned_image_is_refused_by_fetch_and_run() {
     let before = store_state(&ctx2);
     let o = fetch(&ctx2, &image);
     assert_refused(&ctx2, &o, &name, true, &before);
+    // the control: the same fetch with the check skipped is accepted
+    assert_fetched(&out(ctx2.rkt().args([
+        "--insecure-options=image",
+        "fetch",
+        "--full",
+        &image,
+    ])));
 }
 
 #[test]
@@ -469,6 +492,8 @@ fn signed_by_an_untrusted_key_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    trust(&ctx, &signer, Some(&s.name));
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 #[test]
@@ -507,6 +532,8 @@ fn signature_for_another_identity_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &format!("docker://{b_name}:v1"));
     assert_refused(&ctx, &o, &b_name, false, &before);
+    trust(&ctx, &gpg, Some(&a.name));
+    assert_fetched(&fetch(&ctx, &a.image));
 }
 
 #[test]
@@ -538,6 +565,8 @@ fn key_trusted_for_another_prefix_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    trust(&ctx, &gpg, Some(&s.name));
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 #[test]
@@ -563,6 +592,8 @@ fn expired_key_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    resign_and_trust(&ctx, &s, &Gpg::new("Fresh <fresh@example.com>"));
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 #[test]
@@ -576,6 +607,8 @@ fn revoked_key_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    resign_and_trust(&ctx, &s, &Gpg::new("Fresh <fresh2@example.com>"));
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 #[test]
@@ -596,6 +629,8 @@ fn trusted_key_then_revoked_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    resign_and_trust(&ctx, &s, &Gpg::new("Fresh <fresh3@example.com>"));
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -617,6 +652,8 @@ fn policy_reject_scope_refuses_a_signed_image() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &s.image);
     assert_refused(&ctx, &o, &s.name, false, &before);
+    std::fs::remove_file(ctx.local_config().join("policy.json")).unwrap();
+    assert_fetched(&fetch(&ctx, &s.image));
 }
 
 #[test]
@@ -716,6 +753,8 @@ fn cosign_signature_by_another_key_is_refused() {
     let before = store_state(&ctx);
     let o = fetch(&ctx, &format!("docker://{name}:v1"));
     assert_refused(&ctx, &o, &name, false, &before);
+    signing::cosign_sign_push(&key, addr(), &r, d, &format!("{name}:v1"));
+    assert_fetched(&fetch(&ctx, &format!("docker://{name}:v1")));
 }
 
 #[test]
@@ -750,6 +789,9 @@ fn cosign_tampered_signature_or_payload_is_refused() {
     let elsewhere = signing::cosign_payload(&format!("{}/elsewhere/x:v1", addr()), d);
     signing::cosign_push_signature(addr(), &r, d, &elsewhere, &key.sign(&elsewhere));
     assert_refused(&ctx, &fetch(&ctx, &image), &name, false, &before);
+    // the control: signed right, accepted
+    signing::cosign_push_signature(addr(), &r, d, &payload, &key.sign(&payload));
+    assert_fetched(&fetch(&ctx, &image));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -847,6 +889,10 @@ fn aci_with_a_bad_asc_is_refused() {
         false,
         &before,
     );
+    // the control: signed right, accepted
+    let f = aci(d.path(), "example.com/bad", "good.aci");
+    gpg.detach_sign(&f);
+    assert_fetched(&fetch(&ctx, &f.display().to_string()));
 }
 
 #[test]
@@ -946,4 +992,6 @@ fn appc_discovery_with_an_untrusted_signature_is_refused() {
         "discovery was not even tried: {:?}",
         srv.requests()
     );
+    trust(&ctx, &signer, Some("localhost/app"));
+    assert_fetched(&fetch(&ctx, "appc:localhost/app:v1"));
 }

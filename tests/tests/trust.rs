@@ -389,6 +389,56 @@ fn trust_asks_for_review_and_no_stores_nothing() {
     assert_eq!(stored_keys(&ctx, "prefix.d", a.fingerprint()).len(), 1);
 }
 
+#[test]
+fn trust_refuses_what_is_not_a_public_key() {
+    let ctx = TestCtx::new();
+    let d = ctx.root().join("bad-keys");
+    std::fs::create_dir_all(&d).unwrap();
+    let signer = Gpg::new("Not A Key <notakey@example.com>");
+    let data = d.join("data");
+    std::fs::write(&data, "x\n").unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        (
+            "garbage",
+            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64 !!\n".to_vec(),
+        ),
+        ("binary", images::prng_bytes(7, 4096)),
+        // a signature is not a key
+        (
+            "signature",
+            std::fs::read(signer.detach_sign(&data)).unwrap(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let f = d.join(what);
+        std::fs::write(&f, bytes).unwrap();
+        let o = out(ctx
+            .rkt()
+            .args([
+                "trust",
+                "--prefix=example.com/bad",
+                "--skip-fingerprint-review",
+            ])
+            .arg(&f));
+        assert_eq!(o.status.code(), Some(254), "{what}: {}", stderr(&o));
+        let mut left = vec![];
+        let mut dirs = vec![ctx.local_config().join("trustedkeys")];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    left.push(e.path());
+                }
+            }
+        }
+        assert!(left.is_empty(), "{what}: stored {left:?}");
+    }
+    // the control: a real key is stored
+    trust(&ctx, &signer, Some("example.com/bad"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // simple signing (skopeo) with a lookaside
 

@@ -8,6 +8,8 @@
 //!   allocations, leak checks), independent of the product code.
 //! * [`registry`]: Debian's `docker-registry` on 127.0.0.1 (plain HTTP and TLS with a CA made per
 //!   run; optionally with htpasswd auth).
+//! * [`signing`]: real signers for the trust tests (gpg keys and `.asc`, skopeo simple signing,
+//!   cosign signatures); [`static_http`]: a counting static file server (http and https).
 //! * [`images`]: reproducible OCI image layouts built with no network (busybox from Debian's
 //!   busybox-static, a multi-layer whiteout image, a large image on demand), pushed with skopeo.
 //! * [`verifier_path`]: the static in-pod verifier binary (tests/verifier/main.rs).
@@ -21,6 +23,8 @@ pub mod hostile_paths;
 pub mod images;
 pub mod net;
 pub mod registry;
+pub mod signing;
+pub mod static_http;
 pub mod tarball;
 pub mod terminal;
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # demo.sh — the main job, end to end on this machine, with nothing from the network:
-# build a busybox OCI image locally, serve it from a local registry (TLS, per-run CA),
-# fetch it with rkt (digest-verified) and run a two-app pod that prints from both apps.
+# build a busybox OCI image locally, serve it from a local registry (TLS, per-run CA), sign
+# it with a throwaway OpenPGP key, trust that key, fetch it with rkt (signature- and
+# digest-verified, no --insecure-options) and run a two-app pod that prints from both apps.
 # Everything lives in a temp dir that is cleaned up on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   set +e
   exec 3>&- 2>/dev/null            # closing the fifo stops the registry
+  GNUPGHOME="$W/gnupg" gpgconf --kill all 2>/dev/null
   if "${RKT[@]}" help gc >/dev/null 2>&1; then "${RKT[@]}" gc --grace-period=0s >/dev/null 2>&1; fi
   grep -o " $W[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$W"
@@ -34,15 +36,31 @@ for _ in $(seq 100); do [ -s "$W/reg/env" ] && break; sleep 0.1; done
 . "$W/reg/env"
 mkdir -p "$W/etc/certs.d/$TLS_ADDR"
 cp "$CA_FILE" "$W/etc/certs.d/$TLS_ADDR/ca.crt"
-skopeo copy -q --dest-tls-verify=false "oci:$W/oci:busybox" "docker://$HTTP_ADDR/demo/busybox:latest"
-echo "pushed demo/busybox:latest (served on https://$TLS_ADDR, CA in certs.d)"
+
+say "sign it while pushing: a throwaway OpenPGP key, skopeo's simple signing into a lookaside dir"
+export GNUPGHOME="$W/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch -q --passphrase '' --quick-gen-key 'rkt demo signer <demo@rkt.invalid>' ed25519 sign never
+FPR=$(gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" { print $10; exit }')
+gpg --batch -q --armor --export "$FPR" >"$W/signer.asc"
+mkdir -p "$W/skopeo.d" "$W/sigs"
+printf 'docker:\n  %s:\n    lookaside-staging: file://%s\n' "$HTTP_ADDR" "$W/sigs" >"$W/skopeo.d/demo.yaml"
+skopeo copy -q --dest-tls-verify=false --registries.d "$W/skopeo.d" --sign-by "$FPR" \
+  "oci:$W/oci:busybox" "docker://$HTTP_ADDR/demo/busybox:latest"
+echo "pushed demo/busybox:latest (served on https://$TLS_ADDR, CA in certs.d), signed by $FPR"
+
+say "tell rkt where the signatures are and trust the signer for the image's name"
+mkdir -p "$W/etc/registries.d"
+printf '[docker."%s"]\nlookaside = "file://%s"\n' "$TLS_ADDR" "$W/sigs" >"$W/etc/registries.d/sigs.toml"
+if "${RKT[@]}" help trust >/dev/null 2>&1; then
+  "${RKT[@]}" trust --prefix="$TLS_ADDR/demo/busybox" --skip-fingerprint-review "$W/signer.asc"
+fi
 
 IMG="docker://$TLS_ADDR/demo/busybox:latest"
 if "${RKT[@]}" help fetch >/dev/null 2>&1; then
   say "rkt fetch $IMG"
-  # Signatures come with the trust issue; until then rkt (like rkt 1.x for docker images)
-  # needs --insecure-options=image. Digests are always verified.
-  "${RKT[@]}" --insecure-options=image fetch "$IMG"
+  # no --insecure-options: the signature is checked against the trusted key, then the digests
+  "${RKT[@]}" fetch "$IMG"
   "${RKT[@]}" image list
 else
   say "rkt fetch is not built yet: skipping fetch"
@@ -50,7 +68,7 @@ fi
 
 if "${RKT[@]}" help run >/dev/null 2>&1; then
   say "rkt run: a two-app pod; the rkt process is the pod"
-  "${RKT[@]}" --insecure-options=image run --net=host \
+  "${RKT[@]}" run --net=host \
     "$IMG" --name=hello --exec=/bin/sh -- -c 'echo "hello from app $AC_APP_NAME in pod $(hostname)"' --- \
     "$IMG" --name=world --exec=/bin/sh -- -c 'sleep 0.2; echo "hello from app $AC_APP_NAME, same pod"' ---
   echo "pod exited with $?"

@@ -1051,4 +1051,105 @@ pub(crate) mod tests {
             .client_for(&Url::parse("https://example.com/x").unwrap())
             .is_ok());
     }
+
+    fn openssl(args: &[&str], dir: &Path) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs openssl"]
+    async fn https_trusts_certs_d_of_its_endpoint_only() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        let args = |s: String| -> Vec<String> { s.split(' ').map(str::to_string).collect() };
+        let run = |s: String| {
+            let a = args(s);
+            openssl(&a.iter().map(String::as_str).collect::<Vec<_>>(), d)
+        };
+        run(format!(
+            "req -x509 -days 2 -subj /CN=ca {ec} -keyout ca.key -out ca.crt"
+        ));
+        run(format!(
+            "req -subj /CN=localhost {ec} -keyout tls.key -out tls.csr"
+        ));
+        std::fs::write(d.join("ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        run("x509 -req -days 2 -CAcreateserial -in tls.csr -CA ca.crt -CAkey ca.key -extfile ext -out tls.crt".into());
+        let www = d.join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("hello.txt"), "hello").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _server = Child(
+            std::process::Command::new("openssl")
+                .args(["s_server", "-quiet", "-WWW", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(d.join("tls.crt"))
+                .arg("-key")
+                .arg(d.join("tls.key"))
+                .current_dir(&www)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 10, "s_server did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let url = format!("https://localhost:{port}/hello.txt");
+        let (good, other) = (d.join("good"), d.join("other"));
+        let ca = std::fs::read(d.join("ca.crt")).unwrap();
+        for (root, host) in [
+            (&good, format!("localhost:{port}")),
+            (&other, "localhost".into()),
+        ] {
+            let dir = root.join("certs.d").join(host);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("ca.crt"), &ca).unwrap();
+        }
+        // the CA of this host:port is trusted
+        let http = HttpClient::new(&[other.clone(), good.clone()], false, false);
+        assert_eq!(
+            http.get_bytes(&url, 100).await.unwrap(),
+            Some(b"hello".to_vec())
+        );
+        // a CA for another endpoint (no port) is not: the error says where to put it
+        let http = HttpClient::new(std::slice::from_ref(&other), false, false);
+        let err = http.get_bytes(&url, 100).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("certs.d/localhost:{port}/ca.crt"))
+                && err.contains("--insecure-options=tls"),
+            "{err}"
+        );
+        // --insecure-options=tls
+        let http = HttpClient::new(&[], true, false);
+        assert_eq!(
+            http.get_bytes(&url, 100).await.unwrap(),
+            Some(b"hello".to_vec())
+        );
+    }
 }

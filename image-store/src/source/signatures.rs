@@ -499,4 +499,162 @@ mod tests {
             assert!(parse_sig_manifest("i", &bytes).is_err(), "{name}");
         }
     }
+
+    /// docker-registry (Debian's `docker-registry`) on a free loopback port, plain http.
+    struct LiveRegistry {
+        addr: String,
+        child: std::process::Child,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for LiveRegistry {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn live_registry() -> LiveRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  secret: s\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(t0.elapsed().as_secs() < 10, "registry did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        LiveRegistry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn sha(b: &[u8]) -> String {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+    }
+
+    /// Monolithic blob upload and a manifest PUT, as the distribution API has them.
+    async fn put_blob(c: &reqwest::Client, addr: &str, repo: &str, blob: &[u8]) -> String {
+        let d = sha(blob);
+        let r = c
+            .post(format!("http://{addr}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let loc = if loc.starts_with('/') {
+            format!("http://{addr}{loc}")
+        } else {
+            loc
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = c
+            .put(format!("{loc}{sep}digest={d}"))
+            .header("content-type", "application/octet-stream")
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        d
+    }
+
+    async fn put_manifest(c: &reqwest::Client, addr: &str, repo: &str, tag: &str, m: &[u8]) {
+        let r = c
+            .put(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(m.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs docker-registry"]
+    async fn cosign_signatures_from_a_registry() {
+        let reg = live_registry();
+        let addr = reg.addr.as_str();
+        let c = reqwest::Client::new();
+        let registry = Registry::new(crate::registry::RegistryOptions {
+            allow_http: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = reference(&format!("{addr}/app:v1"));
+        // no .sig tag: no signatures
+        assert!(cosign_signatures(&registry, &r, D)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let config = put_blob(&c, addr, "app", b"{}").await;
+        let p1 = br#"{"critical":{"identity":{"docker-reference":"x"},"image":{"docker-manifest-digest":"y"},"type":"cosign container image signature"},"optional":null}"#;
+        let p2 = br#"{"critical":{},"optional":{"n":2}}"#;
+        let d1 = put_blob(&c, addr, "app", p1).await;
+        let d2 = put_blob(&c, addr, "app", p2).await;
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [
+                {"mediaType": COSIGN_PAYLOAD_TYPE, "digest": d1, "size": p1.len(),
+                 "annotations": {COSIGN_SIGNATURE_ANNOTATION: "c2lnLTE="}},
+                {"mediaType": COSIGN_PAYLOAD_TYPE, "digest": d2, "size": p2.len(),
+                 "annotations": {COSIGN_SIGNATURE_ANNOTATION: "c2lnLTI="}},
+            ],
+        }))
+        .unwrap();
+        put_manifest(&c, addr, "app", &cosign_tag(D).unwrap(), &m).await;
+        let got = cosign_signatures(&registry, &r, D).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].payload.as_slice(), got[0].signature.as_str()),
+            (&p1[..], "c2lnLTE=")
+        );
+        assert_eq!(
+            (got[1].payload.as_slice(), got[1].signature.as_str()),
+            (&p2[..], "c2lnLTI=")
+        );
+        // signatures of another digest are not these
+        let other = format!("sha256:{}", "1".repeat(64));
+        assert!(cosign_signatures(&registry, &r, &other)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // a descriptor whose size lies is refused
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": COSIGN_PAYLOAD_TYPE, "digest": d1, "size": 10,
+                 "annotations": {COSIGN_SIGNATURE_ANNOTATION: "c2lnLTE="}}],
+        }))
+        .unwrap();
+        put_manifest(&c, addr, "app", &cosign_tag(&other).unwrap(), &m).await;
+        assert!(cosign_signatures(&registry, &r, &other).await.is_err());
+    }
 }

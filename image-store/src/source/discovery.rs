@@ -43,6 +43,9 @@ const MAX_META_TAGS: usize = 256;
 const MAX_LEVELS: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Whole-request limit for small documents (discovery pages, signatures): a server trickling
+/// bytes cannot hold a fetch for long.
+const SMALL_GET_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An http(s) client for downloads outside the registry client (lookaside signatures, appc
 /// discovery, ACI URLs): per-`host[:port]` CAs from `certs.d`, plus the system roots.
@@ -194,10 +197,19 @@ impl HttpClient {
     }
 
     /// GET a URL: `Ok(None)` on 404, an error on any other non-2xx status.
-    async fn send(&self, url: &str, configured: bool) -> Result<Option<reqwest::Response>> {
+    async fn send(
+        &self,
+        url: &str,
+        configured: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<reqwest::Response>> {
         let u = self.check_url(url, configured)?;
         let client = self.client_for(&u)?;
-        let resp = match client.get(u.clone()).send().await {
+        let mut req = client.get(u.clone());
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 let detail = chain(&e);
@@ -224,7 +236,7 @@ impl HttpClient {
     }
 
     async fn get(&self, url: &str, max: u64, configured: bool) -> Result<Got> {
-        let Some(mut resp) = self.send(url, configured).await? else {
+        let Some(mut resp) = self.send(url, configured, Some(SMALL_GET_TIMEOUT)).await? else {
             return Ok(Got::NotFound);
         };
         let too_large = || fetch_err(url, format!("larger than the limit of {max} bytes"));
@@ -263,7 +275,7 @@ impl HttpClient {
 /// `max` bytes. On failure the partial file is removed. 404 is an error naming the URL.
 pub(crate) async fn download(url: &str, dest: &Path, max: u64, http: &HttpClient) -> Result<()> {
     use tokio::io::AsyncWriteExt as _;
-    let Some(mut resp) = http.send(url, false).await? else {
+    let Some(mut resp) = http.send(url, false, None).await? else {
         return Err(fetch_err(url, "not found (404)"));
     };
     if resp.content_length().is_some_and(|n| n > max) {

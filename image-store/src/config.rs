@@ -31,6 +31,11 @@
 //! `registry.mirrors` semantics). An endpoint without scheme is treated like a registry
 //! (https; http only with `--insecure-options=http`); an explicit `http://` is trusted as
 //! configured. A later definition for the same registry replaces an earlier one.
+//!
+//! # Lookaside signatures (the same `registries.d` files)
+//! containers-registries.d(5) keys: `[default-docker] lookaside = "file:///…"` and
+//! `[docker."host[:port][/repo…]"] lookaside = "https://…"` (`sigstore` is the old name); see
+//! [`Lookaside`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +44,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::reference::normalise_registry;
+use crate::reference::{normalise_registry, Reference};
 
 /// A configuration file that cannot be read or understood.
 #[derive(Debug, thiserror::Error)]
@@ -401,11 +406,51 @@ impl Mirrors {
     }
 }
 
+/// One `registries.d` file: mirrors and lookaside (simple signing) locations live together.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MirrorFile {
+struct RegistriesFile {
     #[serde(default)]
     mirror: Vec<MirrorEntry>,
+    #[serde(default, rename = "default-docker")]
+    default_docker: Option<LookasideEntry>,
+    #[serde(default)]
+    docker: BTreeMap<String, LookasideEntry>,
+}
+
+/// containers-registries.d(5) keys of one scope. The `*-staging` locations are where signing
+/// tools write; rkt only reads, so they are accepted and ignored.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct LookasideEntry {
+    lookaside: Option<String>,
+    /// The old name of `lookaside`.
+    sigstore: Option<String>,
+    #[serde(rename = "lookaside-staging")]
+    _lookaside_staging: Option<String>,
+    #[serde(rename = "sigstore-staging")]
+    _sigstore_staging: Option<String>,
+    #[serde(rename = "use-sigstore-attachments")]
+    _use_sigstore_attachments: Option<bool>,
+}
+
+impl LookasideEntry {
+    /// The read location (`lookaside` wins over the old `sigstore`), validated.
+    fn location(&self, path: &Path, scope: &str) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.lookaside.as_ref().or(self.sigstore.as_ref()) else {
+            return Ok(None);
+        };
+        validate_lookaside_url(url).map_err(|e| invalid(path, format_args!("{scope}: {e}")))?;
+        Ok(Some(url.clone()))
+    }
+}
+
+fn parse_registries_file(text: &str, path: &Path) -> Result<RegistriesFile, ConfigError> {
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(text).map_err(|e| invalid(path, e))
+    } else {
+        toml::from_str(text).map_err(|e| invalid(path, e.message()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -428,11 +473,7 @@ pub fn load_mirrors(dirs: &[PathBuf]) -> Result<Mirrors, ConfigError> {
 }
 
 fn parse_mirror_file(text: &str, path: &Path, m: &mut Mirrors) -> Result<(), ConfigError> {
-    let file: MirrorFile = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(text).map_err(|e| invalid(path, e))?
-    } else {
-        toml::from_str(text).map_err(|e| invalid(path, e.message()))?
-    };
+    let file = parse_registries_file(text, path)?;
     for entry in file.mirror {
         let host = normalise_registry(&entry.registry);
         if host.is_empty() || host.contains('/') {
@@ -450,6 +491,144 @@ fn parse_mirror_file(text: &str, path: &Path, m: &mut Mirrors) -> Result<(), Con
         m.mirrors.insert(host, endpoints);
     }
     Ok(())
+}
+
+/// Where simple-signing signatures of registry images are looked up ("lookaside"), as loaded
+/// from `registries.d` (containers-registries.d(5) keys in rkt's TOML or JSON files):
+/// ```toml
+/// [default-docker]
+/// lookaside = "file:///var/lib/rkt/sigstore"   # `sigstore` is the old name
+/// [docker."127.0.0.1:5000/app"]                # host[:port][/repo…][:tag|@digest], *.domain
+/// lookaside = "http://127.0.0.1:8080/sigs"
+/// ```
+/// A later file (name order) or root overrides an earlier one for the same scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookaside {
+    /// `default-docker`'s location.
+    pub default: Option<String>,
+    /// Locations per scope (host normalised like references).
+    pub scopes: BTreeMap<String, String>,
+}
+
+impl Lookaside {
+    /// The location for a reference: the most specific scope first, as containers/image looks
+    /// it up: `host/repo:tag` (or `@digest`), `host/repo`, each parent namespace, `host`, then
+    /// `*.domain` wildcards from the longest, then `default-docker`.
+    pub fn for_reference(&self, r: &Reference) -> Option<&str> {
+        scope_candidates(r)
+            .iter()
+            .find_map(|s| self.scopes.get(s))
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// Scopes that may configure `r`, most specific first.
+fn scope_candidates(r: &Reference) -> Vec<String> {
+    let name = r.name();
+    let mut out = Vec::new();
+    if let Some(d) = &r.digest {
+        out.push(format!("{name}@{d}"));
+    } else if let Some(t) = &r.tag {
+        out.push(format!("{name}:{t}"));
+    }
+    let mut ns = name.as_str();
+    loop {
+        out.push(ns.to_string());
+        match ns.rfind('/') {
+            Some(i) => ns = &ns[..i],
+            None => break,
+        }
+    }
+    // wildcards match host names, never ports or IP addresses' parts
+    let host = r.registry.split(':').next().unwrap_or_default();
+    if !host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let mut rest = host;
+        while let Some((_, tail)) = rest.split_once('.') {
+            out.push(format!("*.{tail}"));
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// Normalise a `docker` scope key: the host part folded like references.
+fn normalise_scope(scope: &str) -> Result<String, String> {
+    let scope = scope.trim();
+    if scope.is_empty() || scope.chars().any(char::is_whitespace) {
+        return Err(format!("bad scope {scope:?}"));
+    }
+    if let Some(domain) = scope.strip_prefix("*.") {
+        if domain.is_empty() || domain.contains(['/', ':', '*']) {
+            return Err(format!("bad wildcard scope {scope:?}"));
+        }
+        return Ok(format!("*.{}", domain.to_ascii_lowercase()));
+    }
+    let (host, rest) = match scope.split_once('/') {
+        Some((h, r)) => (h, Some(r)),
+        None => (scope, None),
+    };
+    crate::reference::validate_host(host).map_err(|e| format!("scope {scope:?}: {e}"))?;
+    let host = normalise_registry(host);
+    Ok(match rest {
+        Some(r) if !r.is_empty() => format!("{host}/{r}"),
+        Some(_) => return Err(format!("bad scope {scope:?}")),
+        None => host,
+    })
+}
+
+/// A lookaside location must be an absolute `file://`, `http://` or `https://` URL.
+fn validate_lookaside_url(url: &str) -> Result<(), String> {
+    if let Some(p) = url.strip_prefix("file://") {
+        if !p.starts_with('/') {
+            return Err(format!("lookaside {url:?}: file:// needs an absolute path"));
+        }
+        return Ok(());
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("lookaside {url:?}: want a file://, http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.contains(['?', '#']) {
+        return Err(format!(
+            "lookaside {url:?}: want scheme://host[:port][/path] without query"
+        ));
+    }
+    Ok(())
+}
+
+/// Load the lookaside locations of `registries.d/*.toml` and `*.json` from each root.
+pub fn load_lookaside(dirs: &[PathBuf]) -> Result<Lookaside, ConfigError> {
+    let mut l = Lookaside::default();
+    for dir in dirs {
+        for path in files_with_ext(&dir.join("registries.d"), &["toml", "json"])? {
+            let text = read(&path)?;
+            let file = parse_registries_file(&text, &path)?;
+            if let Some(d) = &file.default_docker {
+                if let Some(url) = d.location(&path, "default-docker")? {
+                    l.default = Some(url);
+                }
+            }
+            for (scope, entry) in &file.docker {
+                let key = normalise_scope(scope).map_err(|e| invalid(&path, e))?;
+                if let Some(url) = entry.location(&path, scope)? {
+                    l.scopes.insert(key, url);
+                }
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// The lookaside location configured for a registry image, if any (see [`Lookaside`]).
+pub fn lookaside_for(
+    config_dirs: &[PathBuf],
+    reference: &Reference,
+) -> Result<Option<String>, ConfigError> {
+    Ok(load_lookaside(config_dirs)?
+        .for_reference(reference)
+        .map(str::to_string))
 }
 
 /// The directory holding CAs for an endpoint in one root: `<root>/certs.d/<host[:port]>`.
@@ -716,5 +895,138 @@ mod tests {
         let certs = split_pem_certs(pem);
         assert_eq!(certs.len(), 2);
         assert!(certs[1].contains("BBB"));
+    }
+
+    fn reference(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lookaside_scopes_and_precedence() {
+        let t = tempfile::tempdir().unwrap();
+        let (sys, local) = (t.path().join("sys"), t.path().join("local"));
+        write(
+            &sys,
+            "registries.d/10.toml",
+            "[[mirror]]\nregistry = \"docker.io\"\nendpoints = [\"127.0.0.1:5001\"]\n\n[default-docker]\nsigstore = \"file:///var/lib/rkt/sigstore\"\nsigstore-staging = \"file:///tmp/staging\"\n\n[docker.\"127.0.0.1:5000/app\"]\nlookaside = \"http://127.0.0.1:8080/sigs\"\n\n[docker.\"127.0.0.1:5000\"]\nlookaside = \"file:///srv/host\"\n\n[docker.\"*.example.com\"]\nlookaside = \"https://sigs.example.com/\"\n\n[docker.\"index.docker.io/library/busybox:1\"]\nlookaside = \"file:///srv/bb1\"\n\n[docker.\"quay.io/x\"]\nlookaside-staging = \"file:///only/staging\"\n",
+        );
+        write(
+            &local,
+            "registries.d/20.json",
+            r#"{"docker": {"127.0.0.1:5000/app": {"lookaside": "file:///srv/local-app"}}}"#,
+        );
+        let dirs = [sys.clone(), local.clone()];
+        let l = load_lookaside(&dirs).unwrap();
+        let at = |r: &str| l.for_reference(&reference(r)).map(str::to_string);
+        // the later root wins for the same scope; sub-repositories inherit it
+        assert_eq!(
+            at("127.0.0.1:5000/app:v1").as_deref(),
+            Some("file:///srv/local-app")
+        );
+        assert_eq!(
+            at("127.0.0.1:5000/app/sub:v1").as_deref(),
+            Some("file:///srv/local-app")
+        );
+        // not a path-component prefix: falls back to the host scope
+        assert_eq!(
+            at("127.0.0.1:5000/apple").as_deref(),
+            Some("file:///srv/host")
+        );
+        assert_eq!(
+            at("127.0.0.1:5000/other").as_deref(),
+            Some("file:///srv/host")
+        );
+        assert_eq!(
+            at("reg.example.com/x/y").as_deref(),
+            Some("https://sigs.example.com/")
+        );
+        assert_eq!(
+            at("a.b.example.com:5000/x").as_deref(),
+            Some("https://sigs.example.com/")
+        );
+        // tag-specific scope, with the Docker Hub alias folded
+        assert_eq!(at("busybox:1").as_deref(), Some("file:///srv/bb1"));
+        assert_eq!(
+            at("busybox:2").as_deref(),
+            Some("file:///var/lib/rkt/sigstore")
+        );
+        // an entry with only a staging location does not hide the default
+        assert_eq!(
+            at("quay.io/x/y").as_deref(),
+            Some("file:///var/lib/rkt/sigstore")
+        );
+        // mirrors in the same file still load
+        assert_eq!(
+            load_mirrors(&dirs).unwrap().for_registry("docker.io").len(),
+            1
+        );
+        assert_eq!(
+            lookaside_for(&dirs, &reference("127.0.0.1:5000/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")).unwrap().as_deref(),
+            Some("file:///srv/local-app")
+        );
+        // nothing configured
+        assert_eq!(
+            lookaside_for(&[local], &reference("quay.io/a/b")).unwrap(),
+            None
+        );
+        assert_eq!(lookaside_for(&[], &reference("quay.io/a/b")).unwrap(), None);
+    }
+
+    #[test]
+    fn scope_candidate_order() {
+        assert_eq!(
+            scope_candidates(&reference("reg.example.com:5000/a/b:v1")),
+            [
+                "reg.example.com:5000/a/b:v1",
+                "reg.example.com:5000/a/b",
+                "reg.example.com:5000/a",
+                "reg.example.com:5000",
+                "*.example.com",
+                "*.com",
+            ]
+        );
+        assert_eq!(
+            scope_candidates(&reference("127.0.0.1:5000/a")),
+            [
+                "127.0.0.1:5000/a:latest",
+                "127.0.0.1:5000/a",
+                "127.0.0.1:5000"
+            ]
+        );
+    }
+
+    #[test]
+    fn lookaside_errors_name_the_file() {
+        for (name, text) in [
+            ("a.toml", "[default-docker]\nlookaside = \"ftp://x/y\"\n"),
+            (
+                "b.toml",
+                "[default-docker]\nlookaside = \"file://relative/p\"\n",
+            ),
+            ("c.toml", "[docker.\"a b\"]\nlookaside = \"file:///x\"\n"),
+            (
+                "d.toml",
+                "[docker.\"x.example\"]\nlookasid = \"file:///x\"\n",
+            ),
+            (
+                "e.json",
+                r#"{"docker": {"*.": {"lookaside": "file:///x"}}}"#,
+            ),
+            (
+                "f.json",
+                r#"{"default-docker": {"lookaside": "https://?x"}}"#,
+            ),
+            (
+                "g.toml",
+                "[docker.\"bad host!/x\"]\nlookaside = \"file:///x\"\n",
+            ),
+        ] {
+            let t = tempfile::tempdir().unwrap();
+            write(t.path(), &format!("registries.d/{name}"), text);
+            let err = load_lookaside(&[t.path().to_path_buf()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

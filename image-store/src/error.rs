@@ -80,6 +80,14 @@ pub enum Error {
     /// Unsupported feature of an image.
     #[error("unsupported {0}")]
     Unsupported(String),
+    /// An http(s) or file download (lookaside signatures, appc discovery, ACI URLs) failed.
+    #[error("fetching {url}: {reason}")]
+    Fetch {
+        /// The URL (or file) asked for.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The registry client failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),

@@ -218,6 +218,12 @@ impl Store {
                 let p = source::archive::prepare_docker(&self.paths, &path)?;
                 self.import(p, opts, None, &v)
             }
+            Source::AciUrl(url) => Err(Error::Unsupported(format!(
+                "fetching {url:?}: ACI over http(s) is not supported yet"
+            ))),
+            Source::Appc { name, .. } => Err(Error::Unsupported(format!(
+                "fetching appc:{name}: appc discovery is not supported yet"
+            ))),
             Source::Aci(path) => {
                 tracing::debug!("using image from file {}", path.display());
                 self.import_aci(&path, opts)

@@ -360,6 +360,123 @@ impl Registry {
     }
 }
 
+#[allow(dead_code)] // used by Store::fetch once the trust pipeline is wired (fetch.rs)
+/// Signature artifacts (cosign's `sha256-<hex>.sig` tags): small documents next to an image.
+impl Registry {
+    /// The manifest tagged `tag` in `r`'s repository, as served (at most
+    /// [`MAX_MANIFEST_SIZE`]), from the first endpoint (mirrors, then the registry) that has
+    /// it, with that endpoint. `Ok(None)` when the registry itself does not have it (404). Not
+    /// parsed or verified here.
+    pub(crate) async fn tagged_manifest(
+        &self,
+        r: &Reference,
+        tag: &str,
+    ) -> Result<Option<(Endpoint, Vec<u8>)>, RegistryError> {
+        let image = format!("{}:{tag}", r.name());
+        let endpoints = self.endpoints(r);
+        let last = endpoints.len() - 1;
+        for (i, ep) in endpoints.into_iter().enumerate() {
+            let oref =
+                oci_client::Reference::with_tag(ep.host.clone(), r.repository.clone(), tag.into());
+            let res = self
+                .inner
+                .transport
+                .call(&image, &ep, |c, auth| {
+                    let oref = oref.clone();
+                    async move { c.pull_manifest_raw(&oref, &auth, &ACCEPT).await }
+                })
+                .await;
+            match res {
+                Ok((bytes, _)) => {
+                    check_size(&image, "manifest", bytes.len() as u64)?;
+                    return Ok(Some((ep, bytes.to_vec())));
+                }
+                Err(RegistryError::NotFound { .. }) if i == last => return Ok(None),
+                Err(e) if i < last => {
+                    tracing::debug!(mirror = %ep, error = %e, "mirror has no {tag}, trying the next endpoint");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// A small blob of `r`'s repository from `ep`, read whole: at most `max` bytes, checked
+    /// against the descriptor's `size` and `digest`.
+    pub(crate) async fn small_blob(
+        &self,
+        r: &Reference,
+        ep: &Endpoint,
+        digest: &str,
+        size: u64,
+        max: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        use futures_util::StreamExt as _;
+        let image = r.to_string();
+        let invalid = |detail: String| RegistryError::Invalid {
+            image: image.clone(),
+            what: "blob descriptor".into(),
+            detail,
+        };
+        crate::reference::validate_digest(digest).map_err(invalid)?;
+        if size > max {
+            return Err(RegistryError::TooLarge {
+                image: image.clone(),
+                what: format!("blob {digest}"),
+                size,
+                limit: max,
+            });
+        }
+        let oref = oci_client::Reference::with_digest(
+            ep.host.clone(),
+            r.repository.clone(),
+            digest.to_string(),
+        );
+        let mut stream = self
+            .inner
+            .transport
+            .call(&image, ep, |c, auth| {
+                let oref = oref.clone();
+                async move {
+                    c.store_auth_if_needed(oref.resolve_registry(), &auth).await;
+                    c.pull_blob_stream(&oref, oref.digest().unwrap_or_default())
+                        .await
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                RegistryError::NotFound { image, endpoint } => RegistryError::BlobNotFound {
+                    image,
+                    endpoint,
+                    digest: digest.to_string(),
+                },
+                e => e,
+            })?
+            .stream;
+        let mut out = Vec::with_capacity(size as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::BlobStream {
+                image: image.clone(),
+                endpoint: ep.host.clone(),
+                digest: digest.to_string(),
+                detail: self::error::chain(&e),
+            })?;
+            if out.len() as u64 + chunk.len() as u64 > size {
+                return Err(RegistryError::SizeMismatch {
+                    image,
+                    what: format!("blob {digest}"),
+                    expected: size,
+                    actual: out.len() as u64 + chunk.len() as u64,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        verify_size(&image, &format!("blob {digest}"), size, out.len() as u64)?;
+        verify_digest(&image, &format!("blob {digest}"), digest, &out)?;
+        Ok(out)
+    }
+}
+
 /// Docker Hub's API host for `docker.io`.
 fn origin_host(registry: &str) -> String {
     if registry == crate::reference::DEFAULT_REGISTRY {

@@ -2,8 +2,8 @@
 //! a [`Prepared`] image (verified manifest and config, plus a way to read its layer blobs).
 
 pub(crate) mod aci;
-pub(crate) mod discovery;
 pub(crate) mod archive;
+pub(crate) mod discovery;
 pub(crate) mod oci;
 pub(crate) mod registry;
 pub(crate) mod signatures;
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::layer::TmpGuard;
 use crate::manifest::Descriptor;
 use crate::reference::Reference;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// An image string, classified (rkt's `DistFromImageString`, extended with OCI transports).
@@ -30,6 +30,15 @@ pub(crate) enum Source {
     DockerArchive { path: PathBuf },
     /// An appc image file.
     Aci(PathBuf),
+    /// An ACI at an `https://` URL (`http://` is refused by the download without
+    /// `--insecure-options=http`).
+    AciUrl(String),
+    /// `appc:NAME[:VERSION][,label=value…]`: an ACI found by appc discovery. The labels hold
+    /// `version`, `os` and `arch` (defaults `latest`, `linux`, the host's appc arch).
+    Appc {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
     /// Anything else: a name to look up in the store.
     Name(String),
 }
@@ -87,9 +96,15 @@ pub(crate) fn classify(s: &str) -> Result<Source> {
         return Ok(Source::Aci(absolute(PathBuf::from(rest))));
     }
     if s.starts_with("http://") || s.starts_with("https://") {
-        return Err(Error::Unsupported(format!(
-            "fetching {s:?}: ACI over http(s) is not supported yet"
-        )));
+        let u = reqwest::Url::parse(s).map_err(|_| Error::BadReference(s.to_string()))?;
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(Error::BadReference(s.to_string()));
+        }
+        return Ok(Source::AciUrl(s.to_string()));
+    }
+    if let Some(rest) = s.strip_prefix("appc:") {
+        let (name, labels) = discovery::parse_appc(rest)?;
+        return Ok(Source::Appc { name, labels });
     }
     if s.starts_with("sha256:") || s.starts_with("sha512-") {
         return Ok(Source::Id(s.to_string()));
@@ -213,5 +228,37 @@ mod tests {
             Source::Registry(_)
         ));
         assert!(matches!(classify("busybox").unwrap(), Source::Registry(_)));
+        assert_eq!(
+            classify("https://example.com/app-v1.aci").unwrap(),
+            Source::AciUrl("https://example.com/app-v1.aci".into())
+        );
+        assert_eq!(
+            classify("http://127.0.0.1:8080/a.aci").unwrap(),
+            Source::AciUrl("http://127.0.0.1:8080/a.aci".into())
+        );
+        assert!(classify("https://").is_err());
+        assert!(classify("https://[bad/x.aci").is_err());
+        match classify("appc:example.com/app:v1,channel=beta").unwrap() {
+            Source::Appc { name, labels } => {
+                assert_eq!(name, "example.com/app");
+                assert_eq!(labels["version"], "v1");
+                assert_eq!(labels["channel"], "beta");
+                assert_eq!(labels["os"], "linux");
+                assert!(labels.contains_key("arch"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify("appc:localhost/app").unwrap() {
+            Source::Appc { labels, .. } => assert_eq!(labels["version"], "latest"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "appc:",
+            "appc:Example.com/x",
+            "appc:a.com/x,os",
+            "appc:a.com/x:v1,version=v2",
+        ] {
+            assert!(classify(bad).is_err(), "{bad}");
+        }
     }
 }

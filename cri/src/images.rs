@@ -294,6 +294,7 @@ impl ImageService for Images {
             progress: None,
             credentials,
             signature: None,
+            trust_keys_from_https: false,
         };
         let id = self
             .on_store(move |store| store.fetch(&name, &opts).map_err(status))

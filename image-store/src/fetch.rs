@@ -3,7 +3,7 @@
 
 use crate::error::{io_err, Error, Result};
 use crate::index::{BlobRow, ImageRow, LayerRow};
-use crate::layer::{fetch_layer, write_blob};
+use crate::layer::{fetch_layer, write_blob, TmpGuard};
 use crate::manifest::{Descriptor, OCI_CONFIG};
 use crate::registry::{Registry, RegistryOptions};
 use crate::source::{self, Blobs, Prepared, Source};
@@ -73,6 +73,9 @@ pub struct FetchOptions {
     pub credentials: Option<(String, crate::config::Credentials)>,
     /// rkt's `--signature=FILE`: the detached signature of an ACI (default: `IMAGE.asc`).
     pub signature: Option<PathBuf>,
+    /// rkt's `--trust-keys-from-https`: trust the keys an appc name's discovery serves over
+    /// https for that name, stored in the local config root (`config_dirs[1]`).
+    pub trust_keys_from_https: bool,
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -86,6 +89,7 @@ impl std::fmt::Debug for FetchOptions {
             .field("progress", &self.progress.is_some())
             .field("credentials", &self.credentials)
             .field("signature", &self.signature)
+            .field("trust_keys_from_https", &self.trust_keys_from_https)
             .finish()
     }
 }
@@ -149,8 +153,10 @@ fn aci_signature(path: &Path, opts: &FetchOptions) -> Evidence {
     }
 }
 
-/// Largest detached signature read.
+/// Largest detached signature (or discovered key) read.
 const MAX_SIGNATURE: u64 = 1 << 20;
+/// Largest ACI downloaded.
+const MAX_ACI: u64 = 16 << 30;
 
 fn read_capped(p: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
     let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -218,15 +224,24 @@ impl Store {
                 let p = source::archive::prepare_docker(&self.paths, &path)?;
                 self.import(p, opts, None, &v)
             }
-            Source::AciUrl(url) => Err(Error::Unsupported(format!(
-                "fetching {url:?}: ACI over http(s) is not supported yet"
-            ))),
-            Source::Appc { name, .. } => Err(Error::Unsupported(format!(
-                "fetching appc:{name}: appc discovery is not supported yet"
-            ))),
+            Source::AciUrl(url) => {
+                let sig = format!("{url}.asc");
+                let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
+                self.fetch_aci_url(&url, &sig, &http, opts)
+            }
+            Source::Appc { name, labels } => {
+                let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
+                let d = Self::runtime()?
+                    .block_on(source::discovery::discover(&name, &labels, &http))?;
+                tracing::debug!(aci = %d.aci, signature = %d.signature, "appc discovery");
+                if opts.trust_keys_from_https && !opts.insecure_image {
+                    self.trust_discovered_keys(&name, &d.pubkeys, &http, opts)?;
+                }
+                self.fetch_aci_url(&d.aci, &d.signature, &http, opts)
+            }
             Source::Aci(path) => {
                 tracing::debug!("using image from file {}", path.display());
-                self.import_aci(&path, opts)
+                self.import_aci(&path, opts, || aci_signature(&path, opts))
             }
         }
     }
@@ -275,7 +290,8 @@ impl Store {
             let mut ev = Evidence::default();
             if needs.gpg {
                 if let Some(base) = crate::config::lookaside_for(&opts.config_dirs, r)? {
-                    let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http)?;
+                    let http =
+                        HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
                     ev.simple = rt.block_on(source::signatures::lookaside_signatures(
                         &base, r, digest, &http,
                     ))?;
@@ -292,8 +308,73 @@ impl Store {
         self.import(prepared, opts, Some(&rt), &v)
     }
 
+    /// An ACI over http(s): the file and (unless `--insecure-options=image`) its signature
+    /// are downloaded under `cas/tmp`, then imported as a file.
+    fn fetch_aci_url(
+        &self,
+        url: &str,
+        sig_url: &str,
+        http: &HttpClient,
+        opts: &FetchOptions,
+    ) -> Result<ImageId> {
+        let rt = Self::runtime()?;
+        let file = self.paths.tmp_name("aci-download");
+        let _guard = TmpGuard(vec![file.clone()]);
+        rt.block_on(source::discovery::download(url, &file, MAX_ACI, http))?;
+        let signature = if opts.insecure_image {
+            None
+        } else {
+            rt.block_on(http.get_bytes(sig_url, MAX_SIGNATURE))?
+        };
+        self.import_aci(&file, opts, || match signature {
+            Some(signature) => Evidence {
+                detached: Some(Detached {
+                    data: file.clone(),
+                    signature,
+                }),
+                ..Evidence::default()
+            },
+            None => Evidence {
+                detached_missing: Some(format!("no signature at {sig_url}")),
+                ..Evidence::default()
+            },
+        })
+    }
+
+    /// rkt's `--trust-keys-from-https`: the keys an appc name's discovery names, fetched over
+    /// https only, are trusted for the name (trust on first use; `rkt trust` reviews them).
+    fn trust_discovered_keys(
+        &self,
+        name: &str,
+        urls: &[String],
+        http: &HttpClient,
+        opts: &FetchOptions,
+    ) -> Result<()> {
+        let Some(local) = opts.config_dirs.get(1) else {
+            return Ok(());
+        };
+        let store = crate::trust::keys::KeyStore::new(opts.config_dirs.clone(), local.clone());
+        let rt = Self::runtime()?;
+        for url in urls.iter().filter(|u| u.starts_with("https://")) {
+            if let Some(bytes) = rt.block_on(http.get_bytes(url, MAX_SIGNATURE))? {
+                for k in store.add(&crate::trust::keys::KeyScope::Prefix(name.into()), &bytes)? {
+                    tracing::warn!(
+                        "trusting key {} for prefix {name:?} from {url} (--trust-keys-from-https)",
+                        k.key.fingerprint
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// An ACI file, its detached signature checked once its manifest names it.
-    fn import_aci(&self, path: &Path, opts: &FetchOptions) -> Result<ImageId> {
+    fn import_aci(
+        &self,
+        path: &Path,
+        opts: &FetchOptions,
+        signature: impl FnOnce() -> Evidence,
+    ) -> Result<ImageId> {
         source::aci::import(self, path, |name| {
             let subject = Subject {
                 transport: Transport::Appc,
@@ -302,7 +383,7 @@ impl Store {
             };
             verify(trust_for(opts)?.as_ref(), subject, |_, needs| {
                 Ok(if needs.gpg {
-                    aci_signature(path, opts)
+                    signature()
                 } else {
                     Evidence::default()
                 })

@@ -311,6 +311,8 @@ pub struct Runtime {
     /// [`Runtime::with_stage1`]'s binary.
     stage1: Option<PathBuf>,
     insecure: Insecure,
+    /// rkt's `--trust-keys-from-https` for the fetches of `prepare`/`run`.
+    trust_keys_from_https: bool,
     debug: bool,
     images: OnceCell<StoreImages>,
 }
@@ -340,6 +342,7 @@ impl Runtime {
             config,
             stage1: None,
             insecure: Insecure::default(),
+            trust_keys_from_https: false,
             debug: false,
             images: OnceCell::new(),
         })
@@ -348,6 +351,13 @@ impl Runtime {
     /// Turn security features off (`--insecure-options`).
     pub fn with_insecure(mut self, insecure: Insecure) -> Self {
         self.insecure = insecure;
+        self
+    }
+
+    /// Trust the keys appc discovery serves over https for the name being fetched
+    /// (`--trust-keys-from-https`).
+    pub fn with_trust_keys_from_https(mut self, yes: bool) -> Self {
+        self.trust_keys_from_https = yes;
         self
     }
 
@@ -422,6 +432,7 @@ impl Runtime {
                 progress: req.progress.clone(),
                 credentials: None,
                 signature: None,
+                trust_keys_from_https: self.trust_keys_from_https,
             },
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),

@@ -210,6 +210,7 @@ pub fn fetch(ctx: &Ctx, a: &FetchArgs) -> anyhow::Result<i32> {
         progress: crate::progress::terminal_bars(),
         credentials: None,
         signature: None,
+        trust_keys_from_https: ctx.global.trust_keys_from_https,
     };
     for (i, img) in a.images.iter().enumerate() {
         opts.signature = a.signature.get(i).cloned();

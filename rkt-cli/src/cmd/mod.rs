@@ -35,6 +35,7 @@ impl Ctx {
     pub fn runtime(&self) -> anyhow::Result<stage0::Runtime> {
         Ok(stage0::Runtime::open(self.dirs())?
             .with_insecure(self.insecure)
+            .with_trust_keys_from_https(self.global.trust_keys_from_https)
             .with_debug(self.global.debug))
     }
 }

@@ -189,6 +189,12 @@ impl DockerRef {
             return Err(format!("{s:?} is not a docker reference"));
         }
         let r = Reference::parse(s).map_err(|e| e.to_string())?;
+        // `Reference` takes a `docker:` scheme off; a signed or configured name has none
+        if s.starts_with("docker:") && !r.registry.starts_with("docker:") {
+            return Err(format!(
+                "{s:?} is not a docker reference (no scheme allowed)"
+            ));
+        }
         let last = s.rsplit('/').next().unwrap_or(s);
         let name_only = !last.contains(':') && !s.contains('@');
         Ok(DockerRef { r, name_only })
@@ -285,7 +291,8 @@ pub(crate) fn strict_json(bytes: &[u8]) -> Result<Value, String> {
     Ok(v.0)
 }
 
-struct Strict(Value);
+/// A JSON value read by [`strict_json`]'s rules.
+pub(crate) struct Strict(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for Strict {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -679,6 +686,22 @@ mod tests {
         assert!(!ref_matches_prefix("quay.io:5000/a:1", "quay.io"));
         assert!(ref_matches_prefix("quay.io/a:1", "quay.io/a"));
         assert!(!ref_matches_prefix("quay.io/ab:1", "quay.io/a"));
+    }
+
+    #[test]
+    fn mangled_payloads_do_not_panic() {
+        let good = payload("cosign container image signature", D1, "quay.io/app:v1");
+        let good = good.as_bytes();
+        for i in 0..good.len() {
+            let _ = parse(&good[..i]);
+            for b in [b'"', b'{', b'}', b'[', b':', b',', b'\\', 0xff, b'0'] {
+                let mut m = good.to_vec();
+                m[i] = b;
+                if let Ok(c) = parse(&m) {
+                    let _ = check(&c, &subject("quay.io/app:v1"), &SignedIdentity::default());
+                }
+            }
+        }
     }
 
     #[test]

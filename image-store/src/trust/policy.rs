@@ -21,7 +21,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::payload::{is_qualified_host, strict_json, valid_remap_prefix, DockerRef};
+use super::payload::{is_qualified_host, strict_json, valid_remap_prefix, DockerRef, Strict};
 use super::Transport;
 use crate::error::{io_err, Error, Result};
 use crate::reference::{validate_host, Reference};
@@ -138,7 +138,7 @@ impl SignedIdentity {
 impl<'de> Deserialize<'de> for Policy {
     /// The same strict checks as [`Policy::parse`].
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
+        let v = Strict::deserialize(d)?.0;
         policy(&v).map_err(serde::de::Error::custom)
     }
 }
@@ -764,6 +764,12 @@ mod tests {
         assert!(text.contains(r#""keyType":"GPGKeys""#), "{text}");
         // serde's Deserialize is as strict as parse
         assert!(serde_json::from_str::<Policy>(r#"{"default":[{"type":"x"}]}"#).is_err());
+        assert!(serde_json::from_str::<Policy>(
+            r#"{"default":[{"type":"reject"}],"default":[{"type":"reject"}]}"#
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("duplicate field"));
     }
 
     #[test]
@@ -1095,6 +1101,39 @@ mod tests {
                 e.starts_with("invalid policy /etc/rkt/policy.json: "),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn mangled_policies_do_not_panic() {
+        let good = MAN_EXAMPLE.as_bytes();
+        let origin = Path::new("p");
+        for i in (0..good.len()).step_by(3) {
+            let _ = Policy::parse(&good[..i], origin);
+            for b in [b'"', b'{', b']', b'*', b'/', b':', 0xff] {
+                let mut m = good.to_vec();
+                m[i] = b;
+                if let Ok(p) = Policy::parse(&m, origin) {
+                    for t in [Transport::Docker, Transport::Appc, Transport::Oci] {
+                        let _ = p.requirements(t, "registry.redhat.io/redhat/redhat-openjdk-18:1");
+                        let _ = p.requirements(t, "/srv/images/x");
+                    }
+                }
+            }
+        }
+        for name in [
+            "",
+            "/",
+            ":",
+            "@",
+            "[::1]:5000/a:1",
+            "a..b/c",
+            "*.com",
+            "//x//",
+        ] {
+            for t in [Transport::Docker, Transport::Appc, Transport::Oci] {
+                let _ = parse(MAN_EXAMPLE).unwrap().requirements(t, name);
+            }
         }
     }
 

@@ -152,7 +152,7 @@ pub fn check(claim: &Claim, subject: &Subject, identity: &SignedIdentity) -> Res
         } => {
             let intended = intended()?;
             let s = intended.r.to_string();
-            let remapped = if ref_matches_prefix(&s, prefix) {
+            let remapped = if ref_matches_prefix(&intended.r.name(), prefix) {
                 let new = format!("{signed_prefix}{}", &s[prefix.len()..]);
                 DockerRef::parse(&new).map_err(|e| {
                     format!("remapping {s} with prefix {prefix} to {signed_prefix}: {e}")
@@ -219,17 +219,12 @@ fn match_repo_digest_or_exact(intended: &DockerRef, signed: &DockerRef) -> bool 
     }
 }
 
-/// `reference` starts with `prefix` at a component boundary (`/`, or also `:`/`@` when the
-/// prefix names more than a host).
-fn ref_matches_prefix(reference: &str, prefix: &str) -> bool {
-    let Some(rest) = reference.strip_prefix(prefix) else {
-        return false;
-    };
-    match rest.as_bytes().first() {
-        None => true,
-        Some(b'/') => true,
-        Some(b':' | b'@') => prefix.contains('/'),
-        Some(_) => false,
+/// A repository `name` (`host/repo`, no tag or digest) is `prefix` or under it: the next
+/// character is `/` (a host prefix does not match the same host with a port).
+fn ref_matches_prefix(name: &str, prefix: &str) -> bool {
+    match name.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 
@@ -504,6 +499,7 @@ mod tests {
         let exact_repo = |r: &str| ExactRepository {
             docker_repository: r.into(),
         };
+        let remap_dig = format!("mirror:5000/vendor/app@{D1}");
         let remap = RemapIdentity {
             prefix: "mirror:5000/vendor".into(),
             signed_prefix: "vendor.example.com".into(),
@@ -595,6 +591,27 @@ mod tests {
                 "mirror:5000/vendor/app:v1",
                 false,
             ),
+            (
+                RemapIdentity {
+                    prefix: "mirror:5000/vendor/app".into(),
+                    signed_prefix: "vendor.example.com/app".into(),
+                },
+                "mirror:5000/vendor/app:v1",
+                "vendor.example.com/app:v1",
+                true,
+            ),
+            (
+                remap.clone(),
+                &remap_dig,
+                "vendor.example.com/app:any",
+                true,
+            ),
+            (
+                remap.clone(),
+                &remap_dig,
+                "mirror:5000/vendor/app:any",
+                false,
+            ),
             // a name outside the prefix is compared as it is
             (remap.clone(), "other.io/app:v1", "other.io/app:v1", true),
             (
@@ -682,10 +699,11 @@ mod tests {
         ] {
             assert!(!valid_remap_prefix(bad), "{bad}");
         }
-        assert!(ref_matches_prefix("quay.io/a:1", "quay.io"));
-        assert!(!ref_matches_prefix("quay.io:5000/a:1", "quay.io"));
-        assert!(ref_matches_prefix("quay.io/a:1", "quay.io/a"));
-        assert!(!ref_matches_prefix("quay.io/ab:1", "quay.io/a"));
+        assert!(ref_matches_prefix("quay.io/a", "quay.io"));
+        assert!(!ref_matches_prefix("quay.io:5000/a", "quay.io"));
+        assert!(ref_matches_prefix("quay.io/a", "quay.io/a"));
+        assert!(ref_matches_prefix("quay.io/a/b", "quay.io/a"));
+        assert!(!ref_matches_prefix("quay.io/ab", "quay.io/a"));
     }
 
     #[test]

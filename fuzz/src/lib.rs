@@ -23,6 +23,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cni_result", cni_result),
     ("seccomp_flag", seccomp_flag),
     ("auth_challenge", auth_challenge),
+    ("signature_claim", signature_claim),
+    ("openpgp", openpgp),
+    ("cosign_key", cosign_key),
+    ("discovery_page", discovery_page),
+    ("policy", policy),
 ];
 
 /// An image reference as typed by a user or found in a pod manifest: parsing is total, and an
@@ -121,6 +126,34 @@ pub fn auth_challenge(data: &[u8]) {
         }
     }
     let _ = http_auth::PasswordClient::try_from(s);
+}
+
+/// The JSON claim a simple-signing or cosign signature signs (from a lookaside store or a
+/// registry), and its identity checks.
+pub fn signature_claim(data: &[u8]) {
+    let _ = image_store::fuzzing::signature_claim(data);
+}
+
+/// OpenPGP bytes from anywhere (a lookaside signature, an `.asc`, a key file, a key a
+/// discovery page names): parsed as keys, and as a signed message and a detached signature
+/// checked against a fixed key.
+pub fn openpgp(data: &[u8]) {
+    let _ = image_store::fuzzing::openpgp(data);
+}
+
+/// A cosign public key file (PEM).
+pub fn cosign_key(data: &[u8]) {
+    let _ = image_store::fuzzing::cosign_key(data);
+}
+
+/// An appc discovery page: meta tags and the template picked from them.
+pub fn discovery_page(data: &[u8]) {
+    let _ = image_store::fuzzing::discovery_page(data);
+}
+
+/// A `policy.json` (config, but often copied from elsewhere): parsing is total.
+pub fn policy(data: &[u8]) {
+    let _ = image_store::fuzzing::policy(data);
 }
 
 #[cfg(test)]

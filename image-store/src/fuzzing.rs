@@ -42,3 +42,46 @@ pub fn layer(tar: &[u8], root: &Path, aci: bool) -> bool {
     };
     extract(tar, root, &opts).is_ok()
 }
+
+/// The JSON claim of a simple-signing or cosign signature (what a lookaside store or a
+/// registry serves), and its check against a fixed subject under every identity rule.
+pub fn signature_claim(bytes: &[u8]) -> bool {
+    use crate::trust::policy::SignedIdentity;
+    use crate::trust::{Subject, Transport};
+    let Ok(claim) = crate::trust::payload::parse(bytes) else {
+        return false;
+    };
+    let subject = Subject {
+        transport: Transport::Docker,
+        name: "docker.io/library/busybox:latest".into(),
+        manifest_digest: Some(format!("sha256:{}", "ab".repeat(32))),
+    };
+    for rule in [
+        SignedIdentity::MatchExact,
+        SignedIdentity::MatchRepoDigestOrExact,
+        SignedIdentity::MatchRepository,
+        SignedIdentity::RemapIdentity {
+            prefix: "docker.io".into(),
+            signed_prefix: "quay.io".into(),
+        },
+    ] {
+        let _ = crate::trust::payload::check(&claim, &subject, &rule);
+    }
+    true
+}
+
+/// An appc discovery page (HTML from any server a name points at): its meta tags, and the
+/// template a name and labels pick from them.
+pub fn discovery_page(page: &[u8]) -> bool {
+    crate::source::discovery::fuzz_page(page)
+}
+
+/// A cosign public key file (PEM) as `policy.json`'s `keyPath` names it.
+pub fn cosign_key(bytes: &[u8]) -> bool {
+    crate::trust::cosign::CosignKey::from_pem(bytes).is_ok()
+}
+
+/// A `policy.json`.
+pub fn policy(bytes: &[u8]) -> bool {
+    crate::trust::policy::Policy::parse(bytes, Path::new("policy.json")).is_ok()
+}

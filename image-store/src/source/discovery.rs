@@ -609,6 +609,19 @@ fn pubkeys_for(meta: &Meta, name: &str, out: &mut Vec<String>) {
     }
 }
 
+/// The fuzz target's body (`crate::fuzzing::discovery_page`): a page's tags, and what a fixed
+/// name picks from them; true when it names an image.
+pub(crate) fn fuzz_page(page: &[u8]) -> bool {
+    let meta = parse_meta(page);
+    let labels: BTreeMap<String, String> = [("version", "1.0"), ("os", "linux"), ("arch", "amd64")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut keys = Vec::new();
+    pubkeys_for(&meta, "example.com/app", &mut keys);
+    pick(&meta, "example.com/app", &labels).is_some()
+}
+
 /// `name` and its parent paths down to the host: `a.b/c/d`, `a.b/c`, `a.b`.
 fn levels(name: &str) -> Vec<&str> {
     let mut out = vec![name];

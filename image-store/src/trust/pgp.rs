@@ -59,13 +59,13 @@ pub enum SigError {
     #[error("bad signature: {0}")]
     Invalid(String),
     /// The signing key (or its signing subkey) has expired, or had when it signed.
-    #[error("signing key {fingerprint} has expired")]
+    #[error("key {fingerprint} has expired")]
     Expired {
         /// The primary key's fingerprint.
         fingerprint: String,
     },
     /// The signing key (or its signing subkey) is revoked.
-    #[error("signing key {fingerprint} is revoked")]
+    #[error("key {fingerprint} is revoked")]
     Revoked {
         /// The primary key's fingerprint.
         fingerprint: String,
@@ -716,6 +716,24 @@ mod tests {
             let _ = parse_keys(&k[..n]);
         }
         assert!(parse_keys(&vec![b'a'; MAX_KEYS_BYTES + 1]).is_err());
+        // no single-byte change panics; a changed key never keeps its fingerprint with a
+        // different user ID (the self-signature covers it)
+        for i in 0..k.len() {
+            for flip in [0x01, 0x80] {
+                let mut m = k.clone();
+                m[i] ^= flip;
+                if let Ok(keys) = parse_keys(&m) {
+                    for key in keys.iter().filter(|key| key.fingerprint == ED_FP) {
+                        assert!(
+                            key.user_ids.is_empty()
+                                || key.user_ids == ["Ed Signer <ed@example.com>"],
+                            "byte {i}: {:?}",
+                            key.user_ids
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -195,6 +195,9 @@ fn add(ctx: &Ctx, a: &TrustArgs) -> anyhow::Result<i32> {
             .trust_inspect(&src.bytes)
             .with_context(|| format!("key {:?}", src.name))?;
         for key in &keys {
+            // an unusable key is refused before anyone is asked about it
+            key.check_usable(chrono::Utc::now())
+                .with_context(|| format!("key {:?}", src.name))?;
             write!(out, "{}", describe(&scope, &src.name, key))?;
             if !a.skip_fingerprint_review && !confirm(&mut stdin.lock(), &mut out)? {
                 bail!("key not trusted");

@@ -2,8 +2,8 @@
 //! a [`Prepared`] image (verified manifest and config, plus a way to read its layer blobs).
 
 pub(crate) mod aci;
-pub(crate) mod archive;
 pub(crate) mod discovery;
+pub(crate) mod archive;
 pub(crate) mod oci;
 pub(crate) mod registry;
 pub(crate) mod signatures;

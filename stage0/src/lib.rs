@@ -38,6 +38,7 @@ pub mod runtime;
 pub mod status;
 pub mod store;
 mod sys;
+pub mod trust;
 
 pub use runtime::{
     Dirs, Insecure, Ipc, PidsLimit, PodList, PodSource, PrepareRequest, RunRequest, Runtime, Wait,

@@ -88,6 +88,8 @@ pub enum Command {
     Enter(crate::cmd::pods::EnterArgs),
     /// Export an exited pod's app as an OCI image archive
     Export(crate::cmd::pods::ExportArgs),
+    /// Trust a key for image verification; list and remove trusted keys
+    Trust(crate::cmd::trust::TrustArgs),
 }
 
 /// `rkt config`.

@@ -5,6 +5,7 @@ mod docs;
 pub mod image;
 pub mod pods;
 pub mod run;
+pub mod trust;
 mod version;
 
 use crate::args::{Cli, Command, GlobalArgs};
@@ -65,5 +66,6 @@ pub fn dispatch(cli: Cli, argv: Vec<String>) -> anyhow::Result<i32> {
         Command::CatManifest(a) => pods::cat_manifest(&ctx, &a),
         Command::Enter(a) => pods::enter(&ctx, &a),
         Command::Export(a) => pods::export(&ctx, &a),
+        Command::Trust(a) => trust::run(&ctx, &a),
     }
 }

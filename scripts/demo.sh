@@ -41,12 +41,13 @@ say "sign it while pushing: a throwaway OpenPGP key, skopeo's simple signing int
 export GNUPGHOME="$W/gnupg"
 mkdir -m 700 "$GNUPGHOME"
 gpg --batch -q --passphrase '' --quick-gen-key 'rkt demo signer <demo@rkt.invalid>' ed25519 sign never
-FPR=$(gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" { print $10; exit }')
+FPR=$(gpg --batch -q --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }')
 gpg --batch -q --armor --export "$FPR" >"$W/signer.asc"
 mkdir -p "$W/skopeo.d" "$W/sigs"
-printf 'docker:\n  %s:\n    lookaside-staging: file://%s\n' "$HTTP_ADDR" "$W/sigs" >"$W/skopeo.d/demo.yaml"
-skopeo copy -q --dest-tls-verify=false --registries.d "$W/skopeo.d" --sign-by "$FPR" \
-  "oci:$W/oci:busybox" "docker://$HTTP_ADDR/demo/busybox:latest"
+# the signature names the reference it is pushed as: push to the name rkt will fetch
+printf 'docker:\n  %s:\n    lookaside-staging: file://%s\n' "$TLS_ADDR" "$W/sigs" >"$W/skopeo.d/demo.yaml"
+skopeo copy -q --dest-cert-dir "$W/etc/certs.d/$TLS_ADDR" --registries.d "$W/skopeo.d" --sign-by "$FPR" \
+  "oci:$W/oci:busybox" "docker://$TLS_ADDR/demo/busybox:latest"
 echo "pushed demo/busybox:latest (served on https://$TLS_ADDR, CA in certs.d), signed by $FPR"
 
 say "tell rkt where the signatures are and trust the signer for the image's name"

@@ -289,7 +289,9 @@ impl Store {
             let digest = &prepared.manifest_digest;
             let mut ev = Evidence::default();
             if needs.gpg {
-                if let Some(base) = crate::config::lookaside_for(&opts.config_dirs, r)? {
+                if let Some(base) = crate::config::lookaside_for(&opts.config_dirs, r)
+                    .map_err(|e| Error::Policy(e.to_string()))?
+                {
                     let http =
                         HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
                     ev.simple = rt.block_on(source::signatures::lookaside_signatures(

@@ -85,3 +85,15 @@ pub fn cosign_key(bytes: &[u8]) -> bool {
 pub fn policy(bytes: &[u8]) -> bool {
     crate::trust::policy::Policy::parse(bytes, Path::new("policy.json")).is_ok()
 }
+
+/// OpenPGP bytes: parsed as keys, and checked as a simple-signing message and as a detached
+/// signature of fixed data against a fixed key (`trust/testdata/ed25519.pub.asc`).
+pub fn openpgp(bytes: &[u8]) -> bool {
+    use crate::trust::pgp;
+    let parsed = pgp::parse_keys(bytes).is_ok();
+    let key = pgp::parse_keys(include_bytes!("trust/testdata/ed25519.pub.asc"))
+        .expect("the fixture key parses");
+    let _ = pgp::verify_message(bytes, &key);
+    let _ = pgp::verify_detached(&mut &b"data"[..], bytes, &key);
+    parsed
+}

@@ -378,6 +378,11 @@ impl Runtime {
         &self.dirs
     }
 
+    /// The security features turned off (`--insecure-options`).
+    pub fn insecure(&self) -> Insecure {
+        self.insecure
+    }
+
     /// The merged configuration.
     pub fn config(&self) -> &Config {
         &self.config

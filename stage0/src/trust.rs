@@ -44,6 +44,31 @@ impl crate::Runtime {
         self.key_store().add(scope, bytes).map_err(store_err)
     }
 
+    /// A key file from a URL, for review: https (CAs from `certs.d`); plain http only with
+    /// `--insecure-options=pubkey`.
+    pub fn trust_fetch_key(&self, url: &str) -> Result<Vec<u8>> {
+        let insecure = self.insecure();
+        image_store::trust::fetch_key(
+            url,
+            &self.dirs().config_roots(),
+            insecure.tls,
+            insecure.pubkey,
+        )
+        .map_err(store_err)
+    }
+
+    /// The key URLs appc discovery names for `prefix` (`ac-discovery-pubkeys`).
+    pub fn trust_discover_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let insecure = self.insecure();
+        image_store::trust::discover_keys(
+            prefix,
+            &self.dirs().config_roots(),
+            insecure.tls,
+            insecure.pubkey,
+        )
+        .map_err(store_err)
+    }
+
     /// Every trusted key, root keys first.
     pub fn trust_list(&self) -> Result<Vec<TrustedKey>> {
         self.key_store().list().map_err(store_err)

@@ -360,7 +360,6 @@ impl Registry {
     }
 }
 
-#[allow(dead_code)] // used by Store::fetch once the trust pipeline is wired (fetch.rs)
 /// Signature artifacts (cosign's `sha256-<hex>.sig` tags): small documents next to an image.
 impl Registry {
     /// The manifest tagged `tag` in `r`'s repository, as served (at most

@@ -18,8 +18,6 @@
 //! explicitly, like a lookaside location); redirects are followed (at most
 //! [`MAX_REDIRECTS`]) to https, or to http only where http is allowed. A redirect target is
 //! verified with the roots of the host first asked.
-// Used by Store::fetch once the trust pipeline is wired (fetch.rs); drop this then.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -706,6 +704,43 @@ async fn discover_at(
     Err(Error::Fetch {
         url: format!("appc discovery of {name}"),
         reason: format!("no ACI found ({})", failures.join("; ")),
+    })
+}
+
+/// The `ac-discovery-pubkeys` URLs appc discovery names for `name` (a `rkt trust --prefix`
+/// without key files): the first level, from the name down to its host, whose page names any.
+pub(crate) async fn discover_pubkeys(name: &str, http: &HttpClient) -> Result<Vec<String>> {
+    if !is_ac_identifier(name) {
+        return Err(Error::BadReference(name.to_string()));
+    }
+    let mut failures = Vec::new();
+    for level in levels(name) {
+        let (host, path) = level.split_once('/').unwrap_or((level, ""));
+        let mut schemes = vec!["https"];
+        if http.allows_http() {
+            schemes.push("http");
+        }
+        for scheme in schemes {
+            let url = format!("{scheme}://{host}/{path}?ac-discovery=1");
+            match http.get_bytes(&url, MAX_DISCOVERY_PAGE).await {
+                Ok(Some(page)) => {
+                    let mut keys = Vec::new();
+                    pubkeys_for(&parse_meta(&page), name, &mut keys);
+                    if !keys.is_empty() {
+                        return Ok(keys);
+                    }
+                    failures.push(format!("{url}: no matching ac-discovery-pubkeys meta tag"));
+                    break;
+                }
+                Ok(None) => failures.push(format!("{url}: not found")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    failures.truncate(8);
+    Err(Error::Fetch {
+        url: format!("appc discovery of {name}"),
+        reason: format!("no keys found ({})", failures.join("; ")),
     })
 }
 

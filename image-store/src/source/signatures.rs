@@ -10,8 +10,6 @@
 //!
 //! Signature stores are untrusted: counts and sizes are capped, digests checked; what the
 //! signatures say is checked by [`crate::trust`].
-// Used by Store::fetch once the trust pipeline is wired (fetch.rs); drop this then.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::Read as _;

@@ -408,6 +408,49 @@ fn cosign_verified(
     Err(why.join("; "))
 }
 
+/// Largest key file fetched from a URL.
+const MAX_KEY_DOWNLOAD: u64 = 4 << 20;
+
+fn key_client(
+    config_dirs: &[PathBuf],
+    insecure_tls: bool,
+    allow_http: bool,
+) -> Result<(tokio::runtime::Runtime, HttpClient)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))?;
+    Ok((rt, HttpClient::new(config_dirs, insecure_tls, allow_http)))
+}
+
+/// A key file from a URL for `rkt trust`: https (CAs from `certs.d`), plain http only with
+/// `allow_http` (`--insecure-options=pubkey`).
+pub fn fetch_key(
+    url: &str,
+    config_dirs: &[PathBuf],
+    insecure_tls: bool,
+    allow_http: bool,
+) -> Result<Vec<u8>> {
+    let (rt, http) = key_client(config_dirs, insecure_tls, allow_http)?;
+    rt.block_on(http.get_bytes(url, MAX_KEY_DOWNLOAD))?
+        .ok_or_else(|| Error::Fetch {
+            url: url.to_string(),
+            reason: "not found".into(),
+        })
+}
+
+/// The key URLs appc discovery names for `prefix` (`ac-discovery-pubkeys`), for `rkt trust
+/// --prefix=PREFIX` without key files.
+pub fn discover_keys(
+    prefix: &str,
+    config_dirs: &[PathBuf],
+    insecure_tls: bool,
+    allow_http: bool,
+) -> Result<Vec<String>> {
+    let (rt, http) = key_client(config_dirs, insecure_tls, allow_http)?;
+    rt.block_on(crate::source::discovery::discover_pubkeys(prefix, &http))
+}
+
 /// Why an image is not trusted; the error says what would satisfy the policy.
 #[derive(Debug)]
 pub struct Untrusted {
@@ -446,3 +489,4 @@ impl Verification {
 }
 
 use crate::error::{Error, Result};
+use crate::source::discovery::HttpClient;

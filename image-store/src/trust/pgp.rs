@@ -477,7 +477,6 @@ fn now_secs() -> i64 {
 /// Verify a detached signature (armored or binary) over `data`, read to its end. Returns the
 /// fingerprint of the primary key whose key (or signing subkey) made it.
 // Called by the image verification the lead wires in (issue #22); unused until then.
-#[allow(dead_code)]
 pub fn verify_detached(
     data: &mut dyn Read,
     signature: &[u8],
@@ -537,7 +536,6 @@ fn verify_detached_at(
 /// Verify a signed message (containers' simple signing, as gpg writes it) and return its
 /// literal data and the fingerprint of the primary key that signed it.
 // Called by the image verification the lead wires in (issue #22); unused until then.
-#[allow(dead_code)]
 pub fn verify_message(
     message: &[u8],
     keys: &[PublicKey],

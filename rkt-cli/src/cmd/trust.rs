@@ -90,10 +90,22 @@ struct Source {
     bytes: Vec<u8>,
 }
 
-fn read_source(name: &str, stdin: &mut dyn Read) -> anyhow::Result<Source> {
+fn read_source(
+    name: &str,
+    stdin: &mut dyn Read,
+    rt: Option<&stage0::Runtime>,
+) -> anyhow::Result<Source> {
     if name.starts_with("https://") || name.starts_with("http://") {
-        // Placeholder: the lead wires fetching keys over https (issue #22).
-        bail!("fetching keys from URLs: not yet ({name})");
+        let Some(rt) = rt else {
+            bail!("fetching key {name:?}: no runtime to fetch it with");
+        };
+        let bytes = rt
+            .trust_fetch_key(name)
+            .with_context(|| format!("fetching key {name:?}"))?;
+        return Ok(Source {
+            name: name.to_string(),
+            bytes,
+        });
     }
     let mut bytes = Vec::new();
     if name == "-" {
@@ -167,11 +179,15 @@ fn add(ctx: &Ctx, a: &TrustArgs) -> anyhow::Result<i32> {
         (None, true) => KeyScope::Root,
         (None, false) => bail!("--root required for non-prefixed (root) keys, or --prefix=PREFIX"),
     };
-    if a.keys.is_empty() {
-        match scope {
-            // Placeholder: the lead wires discovery (ac-discovery-pubkeys) in (issue #22).
+    let rt = ctx.runtime()?;
+    let mut names = a.keys.clone();
+    if names.is_empty() {
+        match &scope {
+            // rkt: the keys appc discovery names for the prefix (`ac-discovery-pubkeys`)
             KeyScope::Prefix(p) => {
-                bail!("discovering the keys of prefix {p:?}: not yet; give key files")
+                names = rt
+                    .trust_discover_keys(p)
+                    .with_context(|| format!("discovering the keys of prefix {p:?}"))?;
             }
             KeyScope::Root => bail!("--root requires key files"),
         }
@@ -182,11 +198,10 @@ fn add(ctx: &Ctx, a: &TrustArgs) -> anyhow::Result<i32> {
     if a.keys.iter().any(|k| k == "-") && !a.skip_fingerprint_review {
         bail!("a key on stdin ('-') needs --skip-fingerprint-review: stdin answers the review");
     }
-    let rt = ctx.runtime()?;
     let stdin = std::io::stdin();
-    let mut sources = Vec::with_capacity(a.keys.len());
-    for name in &a.keys {
-        sources.push(read_source(name, &mut stdin.lock())?);
+    let mut sources = Vec::with_capacity(names.len());
+    for name in &names {
+        sources.push(read_source(name, &mut stdin.lock(), Some(&rt))?);
     }
     // every key is parsed and reviewed before anything is written
     let mut out = std::io::stdout().lock();
@@ -367,16 +382,12 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_not_fetched_yet() {
-        let err = read_source("https://example.com/key.asc", &mut std::io::empty())
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("not yet"));
-        let err = read_source("/nonexistent/key.asc", &mut std::io::empty())
+    fn key_sources() {
+        let err = read_source("/nonexistent/key.asc", &mut std::io::empty(), None)
             .err()
             .unwrap();
         assert!(err.to_string().contains("/nonexistent/key.asc"));
-        let s = read_source("-", &mut &b"abc"[..]).unwrap();
+        let s = read_source("-", &mut &b"abc"[..], None).unwrap();
         assert_eq!(s.bytes, b"abc");
     }
 

@@ -6,14 +6,14 @@ use crate::index::{BlobRow, ImageRow, LayerRow};
 use crate::layer::{fetch_layer, write_blob, TmpGuard};
 use crate::manifest::{Descriptor, OCI_CONFIG};
 use crate::registry::{Registry, RegistryOptions};
+use crate::source::discovery::HttpClient;
 use crate::source::{self, Blobs, Prepared, Source};
 use crate::store::{now_ns, ImageId, Paths, Store};
+use crate::trust::{Detached, Evidence, Needs, Subject, Transport, Trust, Verification};
 use futures_util::{StreamExt, TryStreamExt};
 use rustix::fs::FlockOperation;
 use std::collections::HashSet;
 use std::io::Read;
-use crate::source::discovery::HttpClient;
-use crate::trust::{Detached, Evidence, Needs, Subject, Transport, Trust, Verification};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -128,7 +128,9 @@ fn verify_local(opts: &FetchOptions, transport: Transport, path: &Path) -> Resul
         name: path.display().to_string(),
         manifest_digest: None,
     };
-    verify(trust_for(opts)?.as_ref(), subject, |_, _| Ok(Evidence::default()))
+    verify(trust_for(opts)?.as_ref(), subject, |_, _| {
+        Ok(Evidence::default())
+    })
 }
 
 /// The detached signature of an ACI file: `--signature`, else `FILE.asc` next to it.

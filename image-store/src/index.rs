@@ -9,7 +9,8 @@ use std::time::Duration;
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations: entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,

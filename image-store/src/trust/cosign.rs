@@ -2,7 +2,6 @@
 //! (`cosign.pub`, a PEM "PUBLIC KEY" holding a SubjectPublicKeyInfo) and the base64 signature
 //! over a payload stored in the registry. ECDSA P-256 (cosign's default) and Ed25519 keys.
 
-
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
 use p256::pkcs8::der::Decode;

@@ -222,7 +222,9 @@ impl Trust {
             let v = match r {
                 policy::Requirement::InsecureAcceptAnything => Verification::Accepted,
                 policy::Requirement::Reject => {
-                    return Err(refuse("the policy rejects every image of this scope".into()))
+                    return Err(refuse(
+                        "the policy rejects every image of this scope".into(),
+                    ))
                 }
                 policy::Requirement::SignedBy {
                     key_path,
@@ -358,8 +360,9 @@ fn gpg_verified(
     if evidence.simple.is_empty() {
         return Err(match &evidence.simple_origin {
             Some(o) => format!("no signature found in the lookaside store {o}"),
-            None => "no signature found: no lookaside store is configured for it in registries.d"
-                .into(),
+            None => {
+                "no signature found: no lookaside store is configured for it in registries.d".into()
+            }
         });
     }
     let mut why = Vec::new();

@@ -14,7 +14,6 @@
 //! fields there (or at the top level) and duplicated fields refuse the payload; `optional` is
 //! ignored (cosign writes `null` there).
 
-
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 

@@ -120,9 +120,37 @@ fn signature_policy_refuses_without_insecure_image() {
         )
         .unwrap_err();
     assert!(
-        e.to_string().contains("(try --insecure-options=image)"),
+        e.to_string().contains("not trusted") && e.to_string().contains("--insecure-options=image"),
         "{e}"
     );
+    assert!(s.list().unwrap().is_empty());
+
+    // a policy that accepts the layout's directory unsigned lets it in, recorded as such
+    let etc = d.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let policy = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {"oci": {d.path().display().to_string(): [{"type": "insecureAcceptAnything"}]}},
+    });
+    std::fs::write(etc.join("policy.json"), policy.to_string()).unwrap();
+    let opts = FetchOptions {
+        config_dirs: vec![d.path().join("lib"), etc],
+        ..Default::default()
+    };
+    let id = s
+        .fetch(&format!("oci:{}:v1", lay.display()), &opts)
+        .unwrap();
+    assert_eq!(s.row(&id).unwrap().verification, "accepted");
+    // another directory falls to the default: reject
+    let other = tempfile::tempdir().unwrap();
+    layout(&other.path().join("lay"), &layers()[..1], false);
+    let e = s
+        .fetch(
+            &format!("oci:{}:v1", other.path().join("lay").display()),
+            &opts,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("rejects"), "{e}");
 }
 
 #[test]

@@ -211,7 +211,7 @@ impl Trust {
                 image: subject.name.clone(),
                 scope: scope.clone(),
                 reason,
-                prefix: trust_prefix(subject),
+                prefix: unsignable(subject).is_none().then(|| trust_prefix(subject)),
             }))
         };
         if reqs.is_empty() {
@@ -337,6 +337,17 @@ fn policy_cosign_keys(
     Ok(keys)
 }
 
+/// Why a signature requirement cannot hold for a subject from a local transport.
+fn unsignable(subject: &Subject) -> Option<String> {
+    match subject.transport {
+        Transport::Docker | Transport::Appc => None,
+        t => Some(format!(
+            "images from {} carry no signature rkt can check (only insecureAcceptAnything lets them in)",
+            t.as_str()
+        )),
+    }
+}
+
 /// An OpenPGP signature by one of `keys`: the ACI's detached one, or a simple-signing one whose
 /// claim names this manifest and an identity the rule accepts.
 fn gpg_verified(
@@ -345,6 +356,9 @@ fn gpg_verified(
     keys: &[pgp::PublicKey],
     identity: &policy::SignedIdentity,
 ) -> std::result::Result<Verification, String> {
+    if let Some(why) = unsignable(subject) {
+        return Err(why);
+    }
     if subject.transport == Transport::Appc {
         let Some(d) = &evidence.detached else {
             return Err(evidence
@@ -390,6 +404,9 @@ fn cosign_verified(
     keys: &[cosign::CosignKey],
     identity: &policy::SignedIdentity,
 ) -> std::result::Result<Verification, String> {
+    if let Some(why) = unsignable(subject) {
+        return Err(why);
+    }
     if evidence.cosign.is_empty() {
         return Err("no cosign signature found in the registry".into());
     }
@@ -463,18 +480,27 @@ pub struct Untrusted {
     pub scope: String,
     /// What failed.
     pub reason: String,
-    /// The prefix `rkt trust --prefix` would take.
-    pub prefix: String,
+    /// The prefix `rkt trust --prefix` would take (none for local transports, which carry no
+    /// signatures).
+    pub prefix: Option<String>,
 }
 
 impl std::fmt::Display for Untrusted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "image {:?} is not trusted (policy scope {}): {}; to accept it, trust its signer's key \
-             with 'rkt trust --prefix={} KEYFILE', give the scope a policy.json entry, or pass \
-             --insecure-options=image",
-            self.image, self.scope, self.reason, self.prefix
+            "image {:?} is not trusted (policy scope {}): {}; to accept it, ",
+            self.image, self.scope, self.reason
+        )?;
+        if let Some(p) = &self.prefix {
+            write!(
+                f,
+                "trust its signer's key with 'rkt trust --prefix={p} KEYFILE', "
+            )?;
+        }
+        write!(
+            f,
+            "give the scope a policy.json entry, or pass --insecure-options=image"
         )
     }
 }
@@ -493,3 +519,177 @@ impl Verification {
 
 use crate::error::{Error, Result};
 use crate::source::discovery::HttpClient;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const ED: &str = "6f391f83a1d1f6d3d6454811c95743691db21c59";
+
+    fn testdata(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/trust/testdata")
+            .join(name)
+    }
+
+    /// A config root with `policy` as its policy.json (none when `None`).
+    fn trust(policy: Option<serde_json::Value>) -> (tempfile::TempDir, Trust) {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        if let Some(p) = policy {
+            std::fs::write(etc.join("policy.json"), p.to_string()).unwrap();
+        }
+        let t = Trust::load(&[d.path().join("lib"), etc]).unwrap();
+        (d, t)
+    }
+
+    fn subject(name: &str) -> Subject {
+        Subject {
+            transport: Transport::Docker,
+            name: name.into(),
+            manifest_digest: Some(DIGEST.into()),
+        }
+    }
+
+    fn signed() -> Evidence {
+        Evidence {
+            simple: vec![std::fs::read(testdata("claim.ed25519.sig")).unwrap()],
+            simple_origin: Some("file:///sigs".into()),
+            ..Evidence::default()
+        }
+    }
+
+    fn signed_by_ed(identity: serde_json::Value) -> serde_json::Value {
+        serde_json::json!([{"type": "signedBy", "keyType": "GPGKeys",
+            "keyPath": testdata("ed25519.pub.asc"), "signedIdentity": identity}])
+    }
+
+    fn refusal(t: &Trust, s: &Subject, e: &Evidence) -> String {
+        t.check(s, e).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn nothing_configured_needs_a_trusted_key_and_says_how_to_get_one() {
+        let (_d, t) = trust(None);
+        let s = subject("example.com/app:v1");
+        assert_eq!(
+            t.needs(&s),
+            Needs {
+                gpg: true,
+                cosign: false
+            }
+        );
+        let e = refusal(&t, &s, &signed());
+        assert!(
+            e.contains("no key is trusted for \"example.com/app\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("rkt trust --prefix=example.com/app KEYFILE"),
+            "{e}"
+        );
+        assert!(e.contains("--insecure-options=image"), "{e}");
+        // hopeless before anything is fetched
+        assert!(t.precheck(&s).is_err());
+    }
+
+    #[test]
+    fn a_signed_by_scope_checks_key_digest_and_identity() {
+        let (_d, t) = trust(Some(serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {"example.com/app": signed_by_ed(serde_json::json!({"type": "matchRepoDigestOrExact"}))}},
+        })));
+        let s = subject("example.com/app:v1");
+        t.precheck(&s).unwrap();
+        assert_eq!(
+            t.check(&s, &signed()).unwrap(),
+            Verification::Gpg {
+                fingerprint: ED.into()
+            }
+        );
+        // another tag, another digest, no signature, a tampered one: refused
+        let e = refusal(&t, &subject("example.com/app:v2"), &signed());
+        assert!(e.contains("does not match"), "{e}");
+        let mut other = subject("example.com/app:v1");
+        other.manifest_digest = Some(format!("sha256:{}", "1".repeat(64)));
+        assert!(refusal(&t, &other, &signed()).contains("another image"));
+        let e = refusal(&t, &s, &Evidence::default());
+        assert!(e.contains("no lookaside store"), "{e}");
+        let mut bad = signed();
+        let n = bad.simple[0].len();
+        bad.simple[0][n - 5] ^= 0x55;
+        assert!(t.check(&s, &bad).is_err());
+        // outside the scope: the default rejects, before anything is fetched
+        let e = t
+            .precheck(&subject("example.com/other:v1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rejects"), "{e}");
+    }
+
+    #[test]
+    fn every_requirement_of_a_scope_must_hold_and_the_strongest_is_recorded() {
+        let mut reqs = signed_by_ed(serde_json::json!({"type": "matchRepository"}));
+        reqs.as_array_mut()
+            .unwrap()
+            .insert(0, serde_json::json!({"type": "insecureAcceptAnything"}));
+        let (_d, t) = trust(Some(serde_json::json!({"default": reqs})));
+        let s = subject("example.com/app:v9");
+        assert!(matches!(
+            t.check(&s, &signed()).unwrap(),
+            Verification::Gpg { .. }
+        ));
+        assert!(t.check(&s, &Evidence::default()).is_err());
+
+        let (_d, t) = trust(Some(serde_json::json!({
+            "default": [{"type": "insecureAcceptAnything"}, {"type": "reject"}]
+        })));
+        assert!(refusal(&t, &s, &signed()).contains("rejects"));
+
+        let (_d, t) = trust(Some(serde_json::json!({
+            "default": [{"type": "insecureAcceptAnything"}]
+        })));
+        assert_eq!(
+            t.check(&s, &Evidence::default()).unwrap(),
+            Verification::Accepted
+        );
+        assert_eq!(t.needs(&s), Needs::default());
+    }
+
+    #[test]
+    fn local_transports_carry_no_signatures() {
+        let (_d, t) = trust(Some(serde_json::json!({
+            "default": signed_by_ed(serde_json::json!({"type": "matchRepoDigestOrExact"}))
+        })));
+        let s = Subject {
+            transport: Transport::Oci,
+            name: "/srv/images/app".into(),
+            manifest_digest: None,
+        };
+        let e = refusal(&t, &s, &Evidence::default());
+        assert!(e.contains("carry no signature"), "{e}");
+        assert!(!e.contains("rkt trust"), "{e}");
+    }
+
+    #[test]
+    fn verification_text_forms() {
+        assert_eq!(Verification::Insecure.as_text(), "insecure");
+        assert_eq!(Verification::Accepted.as_text(), "accepted");
+        assert_eq!(
+            Verification::Gpg {
+                fingerprint: ED.into()
+            }
+            .as_text(),
+            format!("gpg:{ED}")
+        );
+        assert_eq!(
+            Verification::Cosign {
+                key: "sha256:ab".into()
+            }
+            .as_text(),
+            "cosign:sha256:ab"
+        );
+    }
+}

@@ -1045,3 +1045,151 @@ fn appc_discovery_with_an_untrusted_signature_is_refused() {
     trust(&ctx, &signer, Some("localhost/app"));
     assert_fetched(&fetch(&ctx, "appc:localhost/app:v1"));
 }
+
+/// The discovery server, its page also naming the signer's public key
+/// (`ac-discovery-pubkeys`), served at `/pubkeys.asc`.
+fn discovery_server_with_keys(ctx: &TestCtx, dir: &Path, signer: &Gpg) -> StaticServer {
+    let srv = discovery_server(ctx, dir, signer);
+    signer.export_public(&dir.join("pubkeys.asc"));
+    std::fs::write(
+        dir.join("app/index.html"),
+        concat!(
+            "<html><head>\n",
+            "<meta name=\"ac-discovery\" content=\"localhost/app https://localhost/app-{version}-{os}-{arch}.{ext}\">\n",
+            "<meta name=\"ac-discovery-pubkeys\" content=\"localhost/app https://localhost/pubkeys.asc\">\n",
+            "</head></html>\n"
+        ),
+    )
+    .unwrap();
+    srv
+}
+
+#[test]
+fn trust_discovers_and_fetches_keys_over_https_only() {
+    let _g = PORT_443.lock().unwrap_or_else(|e| e.into_inner());
+    let gpg = Gpg::new("Key Discovery <keys@example.com>");
+    let ctx = TestCtx::new();
+    let d = tempfile::tempdir().unwrap();
+    let srv = discovery_server_with_keys(&ctx, d.path(), &gpg);
+
+    // a prefix without key files: the keys its discovery names, reviewed like a file
+    let o =
+        out(ctx
+            .rkt()
+            .args(["trust", "--prefix=localhost/app"])
+            .stdin(std::process::Stdio::from(
+                std::fs::File::open("/dev/null").unwrap(),
+            )));
+    assert_eq!(
+        o.status.code(),
+        Some(254),
+        "no answer is no: {}",
+        stderr(&o)
+    );
+    assert!(stored_keys(&ctx, "", gpg.fingerprint()).is_empty());
+    let o = out(ctx.rkt().args([
+        "trust",
+        "--prefix=localhost/app",
+        "--skip-fingerprint-review",
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stored_keys(&ctx, "prefix.d", gpg.fingerprint()).len(), 1);
+    assert!(srv
+        .requests()
+        .iter()
+        .any(|q| q.target == "/pubkeys.asc" && q.status == 200));
+    assert_fetched(&fetch(&ctx, "appc:localhost/app:v1"));
+
+    // a key URL: https with the CA of certs.d; plain http needs --insecure-options=pubkey
+    let other = Gpg::new("Url Key <url@example.com>");
+    other.export_public(&d.path().join("url.asc"));
+    let o = out(ctx.rkt().args([
+        "trust",
+        "--root",
+        "--skip-fingerprint-review",
+        "https://localhost/url.asc",
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stored_keys(&ctx, "root.d", other.fingerprint()).len(), 1);
+    let plain = StaticServer::http(d.path());
+    let url = format!("{}/url.asc", plain.url());
+    let o = out(ctx.rkt().args([
+        "trust",
+        "--prefix=example.com/x",
+        "--skip-fingerprint-review",
+        &url,
+    ]));
+    assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--insecure-options"), "{}", stderr(&o));
+    let o = out(ctx.rkt().args([
+        "--insecure-options=pubkey",
+        "trust",
+        "--prefix=example.com/x",
+        "--skip-fingerprint-review",
+        &url,
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn trust_keys_from_https_trusts_what_discovery_names_for_the_name() {
+    let _g = PORT_443.lock().unwrap_or_else(|e| e.into_inner());
+    let gpg = Gpg::new("Tofu <tofu@example.com>");
+    let ctx = TestCtx::new();
+    let d = tempfile::tempdir().unwrap();
+    let _srv = discovery_server_with_keys(&ctx, d.path(), &gpg);
+    let before = store_state(&ctx);
+    // without the flag the discovered key is not trusted
+    assert_refused(
+        &ctx,
+        &fetch(&ctx, "appc:localhost/app:v1"),
+        "localhost/app",
+        true,
+        &before,
+    );
+    assert!(stored_keys(&ctx, "", gpg.fingerprint()).is_empty());
+    let o = out(ctx.rkt().args([
+        "--trust-keys-from-https",
+        "fetch",
+        "--full",
+        "appc:localhost/app:v1",
+    ]));
+    let id = assert_fetched(&o);
+    assert_eq!(
+        verification_of(&ctx, &id),
+        format!("gpg:{}", gpg.fingerprint_lower())
+    );
+    assert_eq!(stored_keys(&ctx, "prefix.d", gpg.fingerprint()).len(), 1);
+}
+
+#[test]
+fn rkt_config_shows_the_effective_policy() {
+    let ctx = TestCtx::new();
+    let cfg = |ctx: &TestCtx| -> serde_json::Value {
+        let o = out(ctx.rkt().arg("config"));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // nothing configured: a trusted key is required everywhere
+    let v = cfg(&ctx);
+    assert_eq!(v["policy"]["default"][0]["type"], "rktTrustedKeys", "{v}");
+    assert!(v["policyFile"].is_null(), "{v}");
+    // a policy file wins, and a trusted prefix adds its scope
+    std::fs::create_dir_all(ctx.local_config()).unwrap();
+    let file = ctx.local_config().join("policy.json");
+    std::fs::write(&file, r#"{"default":[{"type":"reject"}]}"#).unwrap();
+    let gpg = Gpg::new("Config <config@example.com>");
+    trust(&ctx, &gpg, Some("example.com/app"));
+    let v = cfg(&ctx);
+    assert_eq!(v["policy"]["default"][0]["type"], "reject", "{v}");
+    assert_eq!(v["policyFile"], file.display().to_string(), "{v}");
+    assert_eq!(
+        v["policy"]["transports"]["docker"]["example.com/app"][0]["type"], "rktTrustedKeys",
+        "{v}"
+    );
+    // a broken policy is an error naming the file, not a silent default
+    std::fs::write(&file, r#"{"default":[{"type":"acceptEverything"}]}"#).unwrap();
+    let o = out(ctx.rkt().arg("config"));
+    assert_eq!(o.status.code(), Some(254));
+    assert!(stderr(&o).contains("policy.json"), "{}", stderr(&o));
+}

@@ -101,14 +101,7 @@ impl Registry {
                 }
             })
             .await
-            .map_err(|e| match e {
-                RegistryError::NotFound { image, endpoint } => RegistryError::BlobNotFound {
-                    image,
-                    endpoint,
-                    digest: digest.to_string(),
-                },
-                e => e,
-            })?;
+            .map_err(|e| e.of_blob(digest))?;
         Ok(match res {
             BlobResponse::Partial(s) => s.stream,
             // The server ignored the range: drop what the caller already has.

@@ -181,6 +181,20 @@ impl Failure {
     }
 }
 
+impl RegistryError {
+    /// A "not found" from a blob request names the blob.
+    pub(crate) fn of_blob(self, digest: &str) -> RegistryError {
+        match self {
+            RegistryError::NotFound { image, endpoint } => RegistryError::BlobNotFound {
+                image,
+                endpoint,
+                digest: digest.to_string(),
+            },
+            e => e,
+        }
+    }
+}
+
 /// The error and all its sources, joined by ": ".
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();

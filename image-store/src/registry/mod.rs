@@ -13,6 +13,7 @@
 
 mod blob;
 mod error;
+pub(crate) use error::chain as error_chain;
 mod platform;
 mod transport;
 
@@ -443,14 +444,7 @@ impl Registry {
                 }
             })
             .await
-            .map_err(|e| match e {
-                RegistryError::NotFound { image, endpoint } => RegistryError::BlobNotFound {
-                    image,
-                    endpoint,
-                    digest: digest.to_string(),
-                },
-                e => e,
-            })?
+            .map_err(|e| e.of_blob(digest))?
             .stream;
         let mut out = Vec::with_capacity(size as usize);
         while let Some(chunk) = stream.next().await {

@@ -28,6 +28,7 @@ use reqwest::Url;
 
 use crate::config;
 use crate::error::{Error, Result};
+use crate::registry::error_chain;
 
 /// Largest discovery page read.
 pub(crate) const MAX_DISCOVERY_PAGE: u64 = 1 << 20;
@@ -58,20 +59,6 @@ pub(crate) struct HttpClient {
 enum Got {
     Body(Vec<u8>),
     NotFound,
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn fetch_err(url: &str, reason: impl Into<String>) -> Error {
@@ -161,8 +148,12 @@ impl HttpClient {
             let pem = std::fs::read(&path).map_err(|e| {
                 fetch_err(url.as_str(), format!("cannot read CA file {path:?}: {e}"))
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| fetch_err(url.as_str(), format!("CA file {path:?}: {}", chain(&e))))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                fetch_err(
+                    url.as_str(),
+                    format!("CA file {path:?}: {}", error_chain(&e)),
+                )
+            })?;
             if certs.is_empty() {
                 return Err(fetch_err(
                     url.as_str(),
@@ -179,7 +170,7 @@ impl HttpClient {
             .tls_danger_accept_invalid_certs(self.insecure_tls)
             .tls_certs_merge(roots)
             .build()
-            .map_err(|e| fetch_err(url.as_str(), format!("http client: {}", chain(&e))))?;
+            .map_err(|e| fetch_err(url.as_str(), format!("http client: {}", error_chain(&e))))?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -210,7 +201,7 @@ impl HttpClient {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let detail = chain(&e);
+                let detail = error_chain(&e);
                 let t = detail.to_ascii_lowercase();
                 let reason = if t.contains("certificate") || t.contains("unknownissuer") {
                     format!(
@@ -242,7 +233,11 @@ impl HttpClient {
             return Err(too_large());
         }
         let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_err(url, chain(&e)))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| fetch_err(url, error_chain(&e)))?
+        {
             if out.len() as u64 + chunk.len() as u64 > max {
                 return Err(too_large());
             }
@@ -288,7 +283,11 @@ pub(crate) async fn download(url: &str, dest: &Path, max: u64, http: &HttpClient
         .map_err(io("creating download file"))?;
     let res: Result<()> = async {
         let mut n: u64 = 0;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_err(url, chain(&e)))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| fetch_err(url, error_chain(&e)))?
+        {
             n += chunk.len() as u64;
             if n > max {
                 return Err(fetch_err(

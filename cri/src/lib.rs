@@ -42,7 +42,4 @@ pub enum Error {
     /// Another server holds the data dir.
     #[error("another CRI server uses the data dir {0}")]
     Busy(std::path::PathBuf),
-    /// The gRPC server failed.
-    #[error("serving: {0}")]
-    Serve(Box<tonic::transport::Error>),
 }

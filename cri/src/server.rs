@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use tokio_stream::wrappers::UnixListenerStream;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 
 use crate::images::Images;
 use crate::proto::image_service_server::ImageServiceServer;
@@ -75,6 +77,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 
 /// Serve until `shutdown` completes (and then at most [`SHUTDOWN_GRACE`] more); the socket is
 /// removed then.
+///
+/// The gRPC routes are served on hyper's HTTP/2 connections directly rather than through
+/// tonic's transport server, whose timeout layer answers a request past its `grpc-timeout`
+/// with `CANCELLED`: here the client's own deadline decides, and it reports
+/// `DEADLINE_EXCEEDED` as the kubelet and critest expect.
 pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let _lock = lock_data_dir(&cfg.dirs.data)?;
     let store = image_store::Store::open(&cfg.dirs.data).map_err(|source| Error::Store {
@@ -84,28 +91,45 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     let images = Images::new(store, cfg.dirs.config_roots(), cfg.insecure);
     let listener = bind(&cfg.socket)?;
     tracing::info!(socket = %cfg.socket.display(), "serving CRI");
-    // after `shutdown`, clients get SHUTDOWN_GRACE to finish; a kubelet keeps its connection
-    // open for good, so the server does not wait for it to close
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tonic::transport::Server::builder()
-        .add_service(RuntimeServiceServer::new(Runtime))
+    let routes = tonic::service::Routes::new(RuntimeServiceServer::new(Runtime))
         .add_service(ImageServiceServer::new(images))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        });
-    let res = tokio::select! {
-        r = serving => r,
-        _ = async {
-            if stopped.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
+        .prepare();
+    let service = TowerToHyperService::new(routes);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // out of fds, for one: try again shortly rather than spin
+                        tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service.clone());
+                let conn = connections.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
             }
-        } => Ok(()),
-    };
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    // requests in flight get SHUTDOWN_GRACE; a kubelet keeps its connection open for good, so
+    // the server does not wait for it to close
+    tokio::select! {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    }
     let _ = std::fs::remove_file(&cfg.socket);
-    res.map_err(|e| Error::Serve(Box::new(e)))
+    Ok(())
 }
 
 #[cfg(test)]

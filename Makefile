@@ -103,6 +103,10 @@ fuzz: ## run every fuzz target for FUZZ_SECS seconds (stable toolchain, no sanit
 		($(CARGO) fuzz run --fuzz-dir fuzz/libfuzzer -s none $$t fuzz/work/$$t fuzz/corpus/$$t -- \
 		-max_total_time=$(FUZZ_SECS) -max_len=65536 -rss_limit_mb=2048 2>&1 | tail -2) || exit 1; done
 
+.PHONY: critest
+critest: build ## CRI conformance (critest) against rkt-cri on a scratch dir; CRITEST_FOCUS=regex (docs/cri.md)
+	@scripts/critest.sh
+
 .PHONY: bench
 bench: ## side-by-side benchmarks against podman/crun/runc (run `make bench-deps` first)
 	@scripts/bench.sh

@@ -460,9 +460,11 @@ fn decode_entities(s: &str) -> String {
 }
 
 /// Attributes of one tag's inside (after `<meta`, before `>`): lower-cased names, values with
-/// the common entities decoded.
+/// the common entities decoded. Scanned as bytes (every delimiter is ASCII; a step may land
+/// inside a multi-byte character, so nothing indexes the `str`).
 fn attributes(tag: &str) -> Vec<(String, String)> {
     let b = tag.as_bytes();
+    let text = |from: usize, to: usize| String::from_utf8_lossy(&b[from..to]).into_owned();
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() && out.len() < 16 {
@@ -473,7 +475,7 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
         while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'/') {
             i += 1;
         }
-        let name = tag[start..i].to_ascii_lowercase();
+        let name = text(start, i).to_ascii_lowercase();
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -486,18 +488,18 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
             if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
                 let q = b[i];
                 let vstart = i + 1;
-                let vend = tag[vstart..]
-                    .bytes()
-                    .position(|c| c == q)
+                let vend = b[vstart..]
+                    .iter()
+                    .position(|&c| c == q)
                     .map_or(b.len(), |p| vstart + p);
-                value = decode_entities(&tag[vstart..vend]);
+                value = decode_entities(&text(vstart, vend));
                 i = (vend + 1).min(b.len());
             } else {
                 let vstart = i;
                 while i < b.len() && !b[i].is_ascii_whitespace() {
                     i += 1;
                 }
-                value = decode_entities(&tag[vstart..i]);
+                value = decode_entities(&text(vstart, i));
             }
         }
         if name.is_empty() {
@@ -806,6 +808,15 @@ pub(crate) mod tests {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_stray_quote_before_a_multibyte_character_is_skipped_not_a_panic() {
+        // found by the discovery_page fuzz target: a step over a stray byte landed inside 'ߜ'
+        let page = "<meta =\"ac-discovery\"\u{7dc}\u{fffd}tent=\"example.com x\">".as_bytes();
+        assert_eq!(parse_meta(page), Meta::default());
+        let attrs = attributes(" \"\u{7dc}=\u{e9}\u{e9} name=ac-discovery");
+        assert_eq!(attrs.last().unwrap(), &("name".to_string(), "ac-discovery".to_string()));
     }
 
     #[test]

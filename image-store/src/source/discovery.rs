@@ -816,7 +816,10 @@ pub(crate) mod tests {
         let page = "<meta =\"ac-discovery\"\u{7dc}\u{fffd}tent=\"example.com x\">".as_bytes();
         assert_eq!(parse_meta(page), Meta::default());
         let attrs = attributes(" \"\u{7dc}=\u{e9}\u{e9} name=ac-discovery");
-        assert_eq!(attrs.last().unwrap(), &("name".to_string(), "ac-discovery".to_string()));
+        assert_eq!(
+            attrs.last().unwrap(),
+            &("name".to_string(), "ac-discovery".to_string())
+        );
     }
 
     #[test]

@@ -48,6 +48,11 @@ impl crate::Runtime {
     /// `--insecure-options=pubkey`.
     pub fn trust_fetch_key(&self, url: &str) -> Result<Vec<u8>> {
         let insecure = self.insecure();
+        if url.starts_with("http://") && !insecure.pubkey {
+            return Err(Error::usage(format!(
+                "refusing to fetch key {url:?} over plain http (try --insecure-options=pubkey)"
+            )));
+        }
         image_store::trust::fetch_key(
             url,
             &self.dirs().config_roots(),

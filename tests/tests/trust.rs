@@ -1120,7 +1120,11 @@ fn trust_discovers_and_fetches_keys_over_https_only() {
         &url,
     ]));
     assert_eq!(o.status.code(), Some(254), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--insecure-options"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--insecure-options=pubkey"),
+        "{}",
+        stderr(&o)
+    );
     let o = out(ctx.rkt().args([
         "--insecure-options=pubkey",
         "trust",

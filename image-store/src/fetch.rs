@@ -140,7 +140,9 @@ fn aci_signature(path: &Path, opts: &FetchOptions) -> Evidence {
         s.push(".asc");
         PathBuf::from(s)
     });
-    match read_capped(&sig, MAX_SIGNATURE) {
+    match crate::file::read_capped(&sig, MAX_SIGNATURE)
+        .map_err(|e| format!("{}: {e}", sig.display()))
+    {
         Ok(signature) => Evidence {
             detached: Some(Detached {
                 data: path.to_path_buf(),
@@ -159,18 +161,6 @@ fn aci_signature(path: &Path, opts: &FetchOptions) -> Evidence {
 const MAX_SIGNATURE: u64 = 1 << 20;
 /// Largest ACI downloaded.
 const MAX_ACI: u64 = 16 << 30;
-
-fn read_capped(p: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
-    let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mut out = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    if out.len() as u64 > max {
-        return Err(format!("{}: larger than {max} bytes", p.display()));
-    }
-    Ok(out)
-}
 
 impl Store {
     /// Fetch an image according to `opts.pull_policy` and return its id.

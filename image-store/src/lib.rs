@@ -32,6 +32,7 @@ mod error;
 mod export;
 mod extract;
 mod fetch;
+mod file;
 mod gc;
 mod index;
 mod layer;

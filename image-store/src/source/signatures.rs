@@ -12,7 +12,6 @@
 //! signatures say is checked by [`crate::trust`].
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::discovery::HttpClient;
@@ -73,43 +72,17 @@ fn lookaside_dir(base: &str, reference: &Reference, manifest_digest: &str) -> Re
 /// Read one lookaside file: `Ok(None)` when it does not exist. Never blocks on a FIFO and
 /// reads at most [`MAX_LOOKASIDE_SIZE`].
 fn read_signature_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let url = || format!("file://{}", path.display());
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(crate::error::io_err("reading signature", path)(e)),
-    };
-    let meta = file
-        .metadata()
-        .map_err(crate::error::io_err("reading signature", path))?;
-    if !meta.is_file() {
-        return Err(Error::Fetch {
-            url: url(),
-            reason: "not a regular file".into(),
-        });
+    match crate::file::read_capped(path, MAX_LOOKASIDE_SIZE) {
+        Ok(sig) => Ok(Some(sig)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(crate::file::CappedError::Io(e)) => {
+            Err(crate::error::io_err("reading signature", path)(e))
+        }
+        Err(e) => Err(Error::Fetch {
+            url: format!("file://{}", path.display()),
+            reason: e.to_string(),
+        }),
     }
-    if meta.len() > MAX_LOOKASIDE_SIZE {
-        return Err(Error::Fetch {
-            url: url(),
-            reason: format!("larger than the limit of {MAX_LOOKASIDE_SIZE} bytes"),
-        });
-    }
-    let mut out = Vec::new();
-    file.take(MAX_LOOKASIDE_SIZE + 1)
-        .read_to_end(&mut out)
-        .map_err(crate::error::io_err("reading signature", path))?;
-    if out.len() as u64 > MAX_LOOKASIDE_SIZE {
-        return Err(Error::Fetch {
-            url: url(),
-            reason: format!("larger than the limit of {MAX_LOOKASIDE_SIZE} bytes"),
-        });
-    }
-    Ok(Some(out))
 }
 
 /// The simple-signing signatures of an image in a lookaside store (`file://`, `http://` or

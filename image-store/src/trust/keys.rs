@@ -221,17 +221,16 @@ fn scope_dir(root: &Path, scope: &KeyScope) -> PathBuf {
 
 /// Read one key file: `None` for a mask; the key named by the file otherwise.
 fn load_key(path: &Path, fingerprint: &str) -> Result<Option<PublicKey>> {
-    let meta = fs::metadata(path).map_err(io_err("reading trusted key", path))?;
-    if meta.len() == 0 {
-        return Ok(None);
-    }
-    if meta.len() > pgp::MAX_KEYS_BYTES as u64 {
-        return Err(invalid(
-            "trusted key",
-            format!("{}: over {} bytes", path.display(), pgp::MAX_KEYS_BYTES),
-        ));
-    }
-    let bytes = fs::read(path).map_err(io_err("reading trusted key", path))?;
+    let bytes = match crate::file::read_capped(path, pgp::MAX_KEYS_BYTES as u64) {
+        Ok(b) => b,
+        Err(crate::file::CappedError::TooLarge(_)) => {
+            return Err(invalid(
+                "trusted key",
+                format!("{}: over {} bytes", path.display(), pgp::MAX_KEYS_BYTES),
+            ))
+        }
+        Err(e) => return Err(io_err("reading trusted key", path)(e.into_io())),
+    };
     if bytes.is_empty() {
         return Ok(None);
     }

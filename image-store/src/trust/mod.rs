@@ -287,11 +287,8 @@ fn trust_prefix(subject: &Subject) -> String {
 }
 
 fn read_key_file(p: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("reading key file {p:?}: {e}"))?;
-    if meta.len() > 4 << 20 {
-        return Err(format!("key file {p:?} is larger than 4 MiB"));
-    }
-    std::fs::read(p).map_err(|e| format!("reading key file {p:?}: {e}"))
+    crate::file::read_capped(p, pgp::MAX_KEYS_BYTES as u64)
+        .map_err(|e| format!("reading key file {p:?}: {e}"))
 }
 
 fn key_data(b64: &str) -> std::result::Result<Vec<u8>, String> {

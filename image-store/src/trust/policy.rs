@@ -14,7 +14,6 @@
 //! satisfied; the most specific scope that the image's name matches is the one used.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -164,15 +163,18 @@ impl Policy {
     pub fn load(config_dirs: &[PathBuf]) -> Result<Option<(PathBuf, Policy)>> {
         for dir in config_dirs.iter().rev() {
             let path = dir.join("policy.json");
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("open", &path)(e)),
+            let bytes = match crate::file::read_capped(&path, MAX_POLICY_SIZE) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(crate::file::CappedError::TooLarge(_)) => {
+                    // the refusal `parse` gives for an oversized policy
+                    return Err(Error::Invalid {
+                        what: format!("policy {}", path.display()),
+                        reason: format!("larger than the limit of {MAX_POLICY_SIZE} bytes"),
+                    });
+                }
+                Err(e) => return Err(io_err("read", &path)(e.into_io())),
             };
-            let mut bytes = Vec::new();
-            file.take(MAX_POLICY_SIZE + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io_err("read", &path))?;
             let policy = Policy::parse(&bytes, &path)?;
             return Ok(Some((path, policy)));
         }

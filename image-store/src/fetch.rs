@@ -219,17 +219,18 @@ impl Store {
             Source::AciUrl(url) => {
                 let sig = format!("{url}.asc");
                 let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
-                self.fetch_aci_url(&url, &sig, &http, opts)
+                self.fetch_aci_url(&url, &sig, &http, &Self::runtime()?, opts)
             }
             Source::Appc { name, labels } => {
                 let http = HttpClient::new(&opts.config_dirs, opts.insecure_tls, opts.allow_http);
-                let d = Self::runtime()?
-                    .block_on(source::discovery::discover(&name, &labels, &http))?;
+                // one runtime for discovery, the keys and the downloads
+                let rt = Self::runtime()?;
+                let d = rt.block_on(source::discovery::discover(&name, &labels, &http))?;
                 tracing::debug!(aci = %d.aci, signature = %d.signature, "appc discovery");
                 if opts.trust_keys_from_https && !opts.insecure_image {
-                    self.trust_discovered_keys(&name, &d.pubkeys, &http, opts)?;
+                    self.trust_discovered_keys(&name, &d.pubkeys, &http, &rt, opts)?;
                 }
-                self.fetch_aci_url(&d.aci, &d.signature, &http, opts)
+                self.fetch_aci_url(&d.aci, &d.signature, &http, &rt, opts)
             }
             Source::Aci(path) => {
                 tracing::debug!("using image from file {}", path.display());
@@ -309,9 +310,9 @@ impl Store {
         url: &str,
         sig_url: &str,
         http: &HttpClient,
+        rt: &tokio::runtime::Runtime,
         opts: &FetchOptions,
     ) -> Result<ImageId> {
-        let rt = Self::runtime()?;
         let file = self.paths.tmp_name("aci-download");
         let _guard = TmpGuard(vec![file.clone()]);
         rt.block_on(source::discovery::download(url, &file, MAX_ACI, http))?;
@@ -342,13 +343,13 @@ impl Store {
         name: &str,
         urls: &[String],
         http: &HttpClient,
+        rt: &tokio::runtime::Runtime,
         opts: &FetchOptions,
     ) -> Result<()> {
         let Some(local) = opts.config_dirs.get(1) else {
             return Ok(());
         };
         let store = crate::trust::keys::KeyStore::new(opts.config_dirs.clone(), local.clone());
-        let rt = Self::runtime()?;
         for url in urls.iter().filter(|u| u.starts_with("https://")) {
             if let Some(bytes) = rt.block_on(http.get_bytes(url, MAX_SIGNATURE))? {
                 for k in store.add(&crate::trust::keys::KeyScope::Prefix(name.into()), &bytes)? {

@@ -144,13 +144,7 @@ fn credentials(
 ) -> Result<Option<(String, Credentials)>, Status> {
     let host = match a.server_address.trim() {
         "" => image_registry.to_string(),
-        s => {
-            let s = s
-                .strip_prefix("https://")
-                .or_else(|| s.strip_prefix("http://"))
-                .unwrap_or(s);
-            s.split('/').next().unwrap_or(s).to_string()
-        }
+        s => image_store::config::registry_of_address(s),
     };
     let creds = if !a.identity_token.is_empty() {
         return Err(Status::unimplemented(
@@ -167,17 +161,8 @@ fn credentials(
             password: a.password.clone(),
         }
     } else if !a.auth.is_empty() {
-        use base64::Engine as _;
-        let bad = || Status::invalid_argument("AuthConfig.auth is not base64 of user:password");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(a.auth.trim())
-            .map_err(|_| bad())?;
-        let text = String::from_utf8(raw).map_err(|_| bad())?;
-        let (user, password) = text.split_once(':').ok_or_else(bad)?;
-        Credentials::Basic {
-            user: user.to_string(),
-            password: password.to_string(),
-        }
+        image_store::config::basic_from_auth(&a.auth)
+            .map_err(|e| Status::invalid_argument(format!("AuthConfig.auth {e}")))?
     } else {
         return Ok(None);
     };

@@ -295,8 +295,10 @@ struct DockerAuthEntry {
     identitytoken: Option<String>,
 }
 
-/// `https://index.docker.io/v1/` → `docker.io`, `quay.io/` → `quay.io`.
-fn docker_config_host(key: &str) -> String {
+/// The registry a docker-style address names, as credentials are kept under it (a docker
+/// config's `auths` key, a CRI `AuthConfig.server_address`): `https://index.docker.io/v1/` →
+/// `docker.io`, `quay.io/` → `quay.io`.
+pub fn registry_of_address(key: &str) -> String {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -305,23 +307,29 @@ fn docker_config_host(key: &str) -> String {
     normalise_registry(host)
 }
 
+/// Basic credentials from a docker-style `auth` (base64 of `user:password`; the password may
+/// hold `:`). The error says what is wrong with it.
+pub fn basic_from_auth(auth: &str) -> Result<Credentials, String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .map_err(|e| format!("is not base64: {e}"))?;
+    let s = String::from_utf8(raw).map_err(|_| "is not utf-8".to_string())?;
+    let (user, password) = s
+        .split_once(':')
+        .ok_or_else(|| "is not user:password".to_string())?;
+    Ok(Credentials::Basic {
+        user: user.to_string(),
+        password: password.to_string(),
+    })
+}
+
 fn parse_docker_config(text: &str, path: &Path, cfg: &mut AuthConfig) -> Result<(), ConfigError> {
     let dc: DockerConfig = serde_json::from_str(text).map_err(|e| invalid(path, e))?;
     for (key, e) in dc.auths {
-        let host = docker_config_host(&key);
+        let host = registry_of_address(&key);
         let creds = if let Some(a) = e.auth.filter(|a| !a.is_empty()) {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(a.trim())
-                .map_err(|err| invalid(path, format_args!("auths.{key}.auth: {err}")))?;
-            let s = String::from_utf8(raw)
-                .map_err(|_| invalid(path, format_args!("auths.{key}.auth is not utf-8")))?;
-            let (user, password) = s.split_once(':').ok_or_else(|| {
-                invalid(path, format_args!("auths.{key}.auth is not user:password"))
-            })?;
-            Credentials::Basic {
-                user: user.to_string(),
-                password: password.to_string(),
-            }
+            basic_from_auth(&a)
+                .map_err(|err| invalid(path, format_args!("auths.{key}.auth {err}")))?
         } else if let (Some(user), Some(password)) = (e.username, e.password) {
             Credentials::Basic { user, password }
         } else if let Some(token) = e.registrytoken.filter(|t| !t.is_empty()) {

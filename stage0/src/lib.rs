@@ -39,6 +39,7 @@ pub mod status;
 pub mod store;
 mod sys;
 pub mod trust;
+pub mod userns;
 
 pub use runtime::{
     Dirs, Insecure, Ipc, PidsLimit, PodList, PodSource, PrepareRequest, RunRequest, Runtime, Wait,

@@ -168,6 +168,26 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         .set_scheduler(None)
         .set_exec_cpu_affinity(None);
 
+    // In a user namespace (`--private-users`) a sysfs or mqueue can be mounted only in a
+    // network or IPC namespace the pod owns; with the host's, the host's are bound instead
+    // (read-only for sysfs), as runc does.
+    let joins = |t: LinuxNamespaceType| inp.join_ns.iter().any(|(x, _)| *x == t);
+    let userns = joins(LinuxNamespaceType::User);
+    let host_bind = |dest: &str, opts: &[&str]| {
+        let mut o = vec!["rbind"];
+        o.extend_from_slice(opts);
+        mount(dest, "bind", dest, &o)
+    };
+    let mqueue = if userns && !joins(LinuxNamespaceType::Ipc) {
+        host_bind("/dev/mqueue", &["nosuid", "noexec", "nodev"])
+    } else {
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )
+    };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -194,12 +214,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
+        mqueue,
     ];
     let app_mounts_sys = inp.mounts.iter().any(|m| {
         let d = m.destination();
@@ -210,7 +225,13 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         if !inp.rc.disable_paths {
             opts.push("ro");
         }
-        mounts.push(mount("/sys", "sysfs", "sysfs", &opts));
+        if userns && !joins(LinuxNamespaceType::Network) {
+            opts.push("ro");
+            opts.dedup();
+            mounts.push(host_bind("/sys", &opts));
+        } else {
+            mounts.push(mount("/sys", "sysfs", "sysfs", &opts));
+        }
     }
     mounts.extend(inp.mounts.iter().cloned());
 

@@ -52,6 +52,9 @@ pub struct Job {
     /// Give the app a terminal whose master libcontainer sends to this socket (see
     /// [`crate::app::console`]) instead of stage1's stdio.
     pub console_socket: Option<PathBuf>,
+    /// The host uid of the pod's root with private users: the app's cgroup v2 dirs are
+    /// delegated to it ([`PodCgroups::delegate_app`]).
+    pub delegate_to: Option<u32>,
 }
 
 /// A forked helper waiting for "go".
@@ -168,6 +171,10 @@ fn helper_main(
     };
     if let Err(e) = cgroups
         .create_app(&job.app)
+        .and_then(|()| match job.delegate_to {
+            Some(owner) => cgroups.delegate_app(&job.app, owner),
+            None => Ok(()),
+        })
         .and_then(|()| cgroups.enter_app(&job.app))
         .map_err(|e| e.to_string())
         .and_then(|()| {

@@ -115,6 +115,7 @@ pub fn prepare_app(
     cgroups: &PodCgroups,
     app: &App,
     console_socket: Option<&Path>,
+    delegate_to: Option<u32>,
 ) -> Result<Helper, Error> {
     cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
@@ -128,6 +129,7 @@ pub fn prepare_app(
             bundle: pod_dir.join(paths::app_bundle(&app.name)),
             interactive: rc.interactive,
             console_socket: console_socket.map(Path::to_path_buf),
+            delegate_to,
         },
     )
 }

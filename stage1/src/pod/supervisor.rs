@@ -156,6 +156,7 @@ impl Pod {
                 cg,
                 a,
                 csock,
+                self.pod.private_users.map(|r| r.shift),
             )?);
         }
         tracing::debug!("pod cgroups created, helpers forked");

@@ -342,7 +342,10 @@ mod tests {
             .map(|e| {
                 let e = e.unwrap();
                 let n = e.path().unwrap().display().to_string();
-                (n.trim_end_matches('/').to_string(), e.header().uid().unwrap())
+                (
+                    n.trim_end_matches('/').to_string(),
+                    e.header().uid().unwrap(),
+                )
             })
             .collect();
         assert_eq!(owners["home"], 0);

@@ -661,13 +661,23 @@ mod tests {
         for c in ["unified", "memory"] {
             let d = t.path().join(c).join("rkt/pod/app");
             fs::create_dir_all(&d).unwrap();
-            for f in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "memory.max"] {
+            for f in [
+                "cgroup.procs",
+                "cgroup.threads",
+                "cgroup.subtree_control",
+                "memory.max",
+            ] {
                 fs::write(d.join(f), "").unwrap();
             }
         }
         cg.delegate_app("app", 1_000_000).unwrap();
         let owner = |p: &str| fs::metadata(t.path().join(p)).unwrap().uid();
-        for f in ["", "/cgroup.procs", "/cgroup.threads", "/cgroup.subtree_control"] {
+        for f in [
+            "",
+            "/cgroup.procs",
+            "/cgroup.threads",
+            "/cgroup.subtree_control",
+        ] {
             assert_eq!(owner(&format!("unified/rkt/pod/app{f}")), 1_000_000, "{f}");
         }
         assert_eq!(owner("unified/rkt/pod/app/memory.max"), 0);
@@ -675,7 +685,10 @@ mod tests {
         assert_eq!(owner("memory/rkt/pod/app"), 0);
         assert_eq!(owner("memory/rkt/pod/app/cgroup.procs"), 0);
         let read = |f: &str| fs::read_to_string(t.path().join("unified/rkt/pod/app").join(f));
-        assert_eq!(read("cgroup.max.depth").unwrap(), DELEGATED_MAX_DEPTH.to_string());
+        assert_eq!(
+            read("cgroup.max.depth").unwrap(),
+            DELEGATED_MAX_DEPTH.to_string()
+        );
         assert_eq!(
             read("cgroup.max.descendants").unwrap(),
             DELEGATED_MAX_DESCENDANTS.to_string()

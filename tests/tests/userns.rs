@@ -369,7 +369,14 @@ fn root_in_the_pod_cannot_use_host_root_through_a_volume() {
         "root without private users: {}",
         stdout(&o)
     );
-    let last = |o: &Output| stdout(o).trim().lines().last().unwrap_or_default().to_string();
+    let last = |o: &Output| {
+        stdout(o)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
     assert_eq!(last(&o), "0000", "{}", stderr(&o));
     std::fs::write(shared.join("config"), "host\n").unwrap();
     let _ = std::fs::remove_file(shared.join("new"));

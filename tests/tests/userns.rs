@@ -465,3 +465,36 @@ fn ids_outside_the_range_and_unreachable_data_dirs_are_clear_errors() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     ctx3.assert_nothing_left();
 }
+
+#[test]
+fn the_hosts_network_and_ipc_namespaces_work_with_private_users() {
+    let ctx = ctx_with_pool(4_300_000, 1);
+    // a user namespace cannot mount a sysfs or mqueue of namespaces it does not own: the
+    // host's are bound instead (sysfs read-only)
+    let o = ctx.rkt_output(&[
+        "run",
+        "--private-users",
+        "--net=host",
+        "--ipc=parent",
+        &bb(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "ls /sys/class/net | grep -qx lo && ! touch /sys/kernel/x 2>/dev/null && rkt-verifier",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = json(stdout(&o).lines().last().unwrap_or_default());
+    let host = |n: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(r["namespaces"]["net"].as_str(), Some(host("net").as_str()));
+    assert_eq!(r["namespaces"]["ipc"].as_str(), Some(host("ipc").as_str()));
+    assert_ne!(
+        r["namespaces"]["user"].as_str(),
+        Some(host("user").as_str())
+    );
+    assert_eq!(r["uid_map"], serde_json::json!(["0 4300000 65536"]));
+}

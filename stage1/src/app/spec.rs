@@ -178,15 +178,18 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         o.extend_from_slice(opts);
         mount(dest, "bind", dest, &o)
     };
+    // (a host without /dev/mqueue gives the pod none: message queues work without the fs)
     let mqueue = if userns && !joins(LinuxNamespaceType::Ipc) {
-        host_bind("/dev/mqueue", &["nosuid", "noexec", "nodev"])
+        Path::new("/dev/mqueue")
+            .is_dir()
+            .then(|| host_bind("/dev/mqueue", &["nosuid", "noexec", "nodev"]))
     } else {
-        mount(
+        Some(mount(
             "/dev/mqueue",
             "mqueue",
             "mqueue",
             &["nosuid", "noexec", "nodev"],
-        )
+        ))
     };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
@@ -214,8 +217,8 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
-        mqueue,
     ];
+    mounts.extend(mqueue);
     let app_mounts_sys = inp.mounts.iter().any(|m| {
         let d = m.destination();
         d == Path::new("/sys") || d.starts_with("/sys/")

@@ -208,6 +208,11 @@ fn a_running_apps_processes_run_as_mapped_ids_and_enter_joins_the_namespace() {
         ],
         Stdio::null(),
     );
+    // rkt status says which ids the pod has
+    let o = ctx.rkt_output(&["status", "--format=json", &uuid]);
+    let st = json(&stdout(&o));
+    assert_eq!(st["private_users"]["shift"], base, "{st}");
+    assert_eq!(st["private_users"]["count"], POD_IDS, "{st}");
     let dir = pod_dir(&ctx, &uuid);
     for (app, id) in [("a", 0), ("b", 1000)] {
         let st = json(&std::fs::read_to_string(dir.join("status").join(app)).unwrap());

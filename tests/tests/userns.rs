@@ -263,12 +263,18 @@ fn auto_ranges_are_disjoint_an_empty_pool_is_an_error_and_gc_releases_them() {
     let prepare = |ctx: &TestCtx| {
         ctx.rkt_output(&["prepare", "--private-users=auto", &bb(), "--exec=/bin/true"])
     };
+    // two at once: the claims are made one at a time
+    let (o1, o2) = std::thread::scope(|s| {
+        let a = s.spawn(|| prepare(&ctx));
+        let b = s.spawn(|| prepare(&ctx));
+        (a.join().unwrap(), b.join().unwrap())
+    });
     let mut uuids = Vec::new();
-    for _ in 0..2 {
-        let o = prepare(&ctx);
+    for o in [o1, o2] {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         uuids.push(stdout(&o).trim().to_string());
     }
+    uuids.sort_by_key(|u| claim_of(&ctx, u).0);
     let a = claim_of(&ctx, &uuids[0]);
     let b = claim_of(&ctx, &uuids[1]);
     assert_eq!(a, (base, POD_IDS));

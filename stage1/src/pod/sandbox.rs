@@ -493,7 +493,18 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let mut sb = spawn(&rc(NetConfig::None, "auto"), None).unwrap();
+        confined_sandbox(None);
+        // with private users: the same, and its root is the mapped id
+        let r = IdRange {
+            shift: 4_500_000,
+            count: 65536,
+        };
+        confined_sandbox(Some(r));
+    }
+
+    /// Spawn a sandbox (with `userns`), check it is confined, end it.
+    fn confined_sandbox(userns: Option<IdRange>) {
+        let mut sb = spawn(&rc(NetConfig::None, "auto"), userns).unwrap();
         sb.wait_ready().unwrap();
         sb.wait_confined().unwrap();
         let pid = sb.pid;
@@ -526,6 +537,20 @@ mod tests {
         assert!(crate::mountinfo::read_self().unwrap().iter().all(|m| {
             !(m.root == Path::new("/") && m.mount_point == Path::new("/") && m.fs_type == "tmpfs")
         }));
+        if let Some(r) = userns {
+            let line = std::fs::read_to_string(proc_("uid_map")).unwrap();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f, ["0", &r.shift.to_string(), &r.count.to_string()]);
+            let uid = status_field(pid, "Uid");
+            assert!(
+                uid.split_whitespace().all(|u| u == r.shift.to_string()),
+                "{uid}"
+            );
+            assert_ne!(
+                std::fs::read_link(proc_("ns/user")).unwrap(),
+                std::fs::read_link("/proc/self/ns/user").unwrap()
+            );
+        }
         // it still ends on SIGTERM, by returning (exit 0), not killed by its filter
         nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
         let st = waitpid(pid, None).unwrap();

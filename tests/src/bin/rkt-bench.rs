@@ -458,8 +458,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// 9. `--private-users`: start and prepare with and without a user namespace (idmapped
-/// layers), large image vs busybox as in group 5. The pool is a config range of the bench's own.
+/// Group 9, `--private-users`: start and prepare with and without a user namespace
+/// (idmapped layers), large image vs busybox as in group 5. The pool is a config range of the
+/// bench's own.
 fn private_users_group(b: &mut Bench, rkt: &str, reg: &registry::Registry) -> Result<()> {
     let addr = reg.http_addr().to_string();
     let w = b.work.display().to_string();

@@ -32,6 +32,20 @@ struct MountAttr {
 /// namespace's tree, so it shows up nowhere; it lives as long as the fd or a process running
 /// the file holds it. Needs Linux ≥ 5.12 (`mount_setattr`).
 pub fn read_only_file_mount(path: &Path) -> std::io::Result<OwnedFd> {
+    detached_clone(
+        path,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        None,
+    )
+}
+
+/// `open_tree(OPEN_TREE_CLONE)` of `path` (not recursive) with the mount attributes `attr_set`
+/// (and the mapping of `userns` for `MOUNT_ATTR_IDMAP`): a detached mount, as an fd.
+fn detached_clone(
+    path: &Path,
+    attr_set: u64,
+    userns: Option<&OwnedFd>,
+) -> std::io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
@@ -44,13 +58,14 @@ pub fn read_only_file_mount(path: &Path) -> std::io::Result<OwnedFd> {
     // SAFETY: a fresh fd the kernel just returned; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     // SAFETY: mount_setattr reads `attr` (of the size passed) and the empty path during the
-    // call; with AT_EMPTY_PATH it changes the mount the fd itself refers to.
+    // call; with AT_EMPTY_PATH it changes the mount the fd itself refers to. `userns`, if
+    // any, stays open across the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -69,8 +84,8 @@ pub fn read_only_file_mount(path: &Path) -> std::io::Result<OwnedFd> {
 
 /// A user namespace whose uid and gid maps are both `map_line` (`/proc/PID/uid_map` syntax),
 /// as an fd, for [`idmapped_tree`]. A child is forked into a new user namespace only to hold it
-/// while the maps are written and the namespace is opened; it is killed and reaped before this
-/// returns. The mount keeps the namespace's mapping; nothing runs in it.
+/// while the maps are written and the namespace is opened; it is let go (it exits) and reaped
+/// before this returns. An idmapped mount keeps the mapping; nothing runs in the namespace.
 pub fn userns_fd(map_line: &str) -> std::io::Result<OwnedFd> {
     use nix::sys::wait::waitpid;
     use nix::unistd::{fork, pipe2, ForkResult};
@@ -116,42 +131,11 @@ pub fn userns_fd(map_line: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-/// A detached copy of the mount tree at `path` (not recursive) whose ids are mapped through
-/// `userns`: a file owned by id N on disk shows as owned by N mapped (e.g. `shift + N`).
-/// Read-only, nosuid kept by the caller's other mounts. Needs Linux ≥ 5.12 and a file system
-/// that supports idmapped mounts.
+/// A detached, read-only copy of the mount tree at `path` (not recursive) whose ids are mapped
+/// through `userns`: a file owned by id N on disk shows as owned by N mapped (e.g. `shift + N`).
+/// Needs Linux ≥ 5.12 and a file system that supports idmapped mounts.
 pub fn idmapped_tree(path: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    // SAFETY: as in `read_only_file_mount`.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd the kernel just returned; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: as in `read_only_file_mount`; `userns` stays open across the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(fd)
+    detached_clone(path, MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY, Some(userns))
 }
 
 /// Attach the detached mount `fd` at `target` (an existing dir).

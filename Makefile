@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev protobuf-compiler \
 	docker-registry skopeo busybox-static containernetworking-plugins \
 	iptables iproute2 apache2-utils curl openssl jq ca-certificates util-linux \
-	xz-utils zstd attr python3 gnupg
+	xz-utils zstd attr python3 gnupg systemd-container debootstrap
 BENCH_PACKAGES := podman crun runc umoci hyperfine systemd-container uidmap catatonit time bc
 
 .PHONY: help

@@ -5,7 +5,9 @@
 //! not the root (a systemd unit, a delegated subtree), else it is `/rkt/<uuid>`. libcontainer
 //! only takes one path for all v1 hierarchies, so the helper process that creates an app moves
 //! itself into the app's cgroups first (an empty `cgroupsPath` means "the caller's cgroups").
-//! stage1 and the sandbox stay in the caller's cgroups; the pod cgroup holds the apps.
+//! stage1 and the sandbox stay in the caller's cgroups; the pod cgroup holds the apps. In a
+//! cgroup v2 tree delegated to it (systemd's `Delegate=yes`) stage1 first moves itself into the
+//! leaf `<own>/supervisor` (no internal processes; [`SUPERVISOR_LEAF`]).
 
 use std::fs;
 use std::io::Write;
@@ -180,6 +182,33 @@ fn self_cgroups() -> Result<Vec<(Vec<String>, String)>, Error> {
         .collect())
 }
 
+/// Name of the leaf stage1 moves into inside a cgroup delegated to it (below).
+pub const SUPERVISOR_LEAF: &str = "supervisor";
+
+/// Whether systemd delegated `dir` (`Delegate=yes` of a unit or scope): it marks such cgroups
+/// with the `trusted.delegate` (as root) or `user.delegate` xattr set to `1` (systemd ≥ 251).
+fn is_delegated(dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"]
+        .iter()
+        .any(|a| matches!(xattr::get(dir, a), Ok(Some(v)) if v == b"1"))
+}
+
+/// cgroup v2's no-internal-processes rule: a cgroup whose children get controllers holds no
+/// process itself. In a cgroup delegated to it stage1 is such a process (the unit's main
+/// process), so before it makes the pod's cgroups beside it, it moves itself into the leaf
+/// `<own>/supervisor`, where the pod's PID 1 follows it; the apps go into the pod cgroup.
+/// Not recorded as the pod's: it holds stage1 to the end, and the delegating unit's stop
+/// removes it with the rest of its subtree.
+fn enter_supervisor_leaf(own: &Path) -> Result<(), Error> {
+    let leaf = own.join(SUPERVISOR_LEAF);
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(CgroupError::Create { dir: leaf, source }.into()),
+    }
+    write_cg(&leaf, "cgroup.procs", &std::process::id().to_string())
+}
+
 fn join_rel(base: &Path, rel: &str) -> PathBuf {
     base.join(rel.trim_start_matches('/'))
 }
@@ -270,6 +299,9 @@ impl PodCgroups {
             let Some((_, own)) = own else { continue };
             let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
             let own_dir = join_rel(&mp, rel);
+            if unified && !any_v1 && !rel.trim_matches('/').is_empty() && is_delegated(&own_dir) {
+                enter_supervisor_leaf(&own_dir)?;
+            }
             let pod_dir = if rel.trim_matches('/').is_empty() {
                 join_rel(&mp, &format!("{}/{uuid}", stage1_abi::cgroup::ROOT_PARENT))
             } else {

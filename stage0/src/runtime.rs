@@ -253,6 +253,8 @@ pub struct RunRequest {
     pub pids_limit: PidsLimit,
     /// This stage1 binary instead of the runtime's.
     pub stage1: Option<PathBuf>,
+    /// `--sd-notify`: who tells systemd the pod is ready (docs/systemd.md).
+    pub sd_notify: crate::systemd::SdNotify,
 }
 
 impl Default for RunRequest {
@@ -268,6 +270,7 @@ impl Default for RunRequest {
             ports: Vec::new(),
             pids_limit: PidsLimit::Default,
             stage1: None,
+            sd_notify: crate::systemd::SdNotify::None,
         }
     }
 }
@@ -489,6 +492,7 @@ impl Runtime {
             },
             stage1,
             debug: self.debug,
+            systemd: crate::systemd::from_process(run.sd_notify)?,
         })
     }
 

@@ -133,6 +133,11 @@ pub struct PodRuntimeArgs {
     /// limit [default: 4096]
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// under a systemd unit (NOTIFY_SOCKET set): none (NOTIFY_SOCKET is not passed on), ready
+    /// (rkt sends READY=1 once every app started) or container (the app gets NOTIFY_SOCKET and
+    /// WATCHDOG_USEC; the unit needs NotifyAccess=all)
+    #[arg(long = "sd-notify", value_name = "MODE", default_value = "none")]
+    pub sd_notify: String,
 }
 
 /// `rkt run`.
@@ -289,6 +294,7 @@ fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
             },
         },
         stage1: rt.stage1_path.clone(),
+        sd_notify: rt.sd_notify.parse().map_err(anyhow::Error::msg)?,
     })
 }
 

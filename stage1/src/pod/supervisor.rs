@@ -75,6 +75,7 @@ pub fn run() -> Result<i32, Error> {
     let rc: RuntimeConfig = read_json(&pod_dir.join(paths::RUNTIME_CONFIG))?;
     stage1_abi::check_interactive(rc.interactive, pod.apps.len())?;
     check_lock_fd()?;
+    crate::systemd::init(&pod_dir, &pod)?;
     write_file(
         &pod_dir.join(paths::PID),
         &format!("{}\n", std::process::id()),
@@ -230,6 +231,7 @@ impl Pod {
             tracing::debug!("relaying the app's terminal");
         }
         write_file(&self.pod_dir.join(paths::READY), "")?;
+        crate::systemd::notify_ready();
         self.long_running_at = Some(Instant::now() + LONG_RUNNING_AFTER);
         Ok(())
     }

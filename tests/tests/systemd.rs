@@ -1,0 +1,257 @@
+//! rkt under a real systemd (booted in systemd-nspawn, `rkt_tests::booted`): `Type=notify`
+//! units with `--sd-notify=ready|container`, socket activation into a pod with its own network
+//! namespace and with `--net=host`, the pod's cgroups under a `Delegate=yes` unit, exit codes
+//! and `Restart=on-failure`, and that `systemctl stop` leaves nothing. One booted systemd per
+//! test, one test at a time (the harness serializes them).
+
+use rkt_tests::booted::{Booted, CgroupLayout};
+use rkt_tests::images;
+use std::time::Duration;
+
+const VERIFIER: &str = images::VERIFIER_IN_IMAGE;
+
+fn bb() -> String {
+    images::busybox().oci_ref()
+}
+
+/// `rkt run --uuid-file-save=F ARGS…` as an `ExecStart=` line, and F.
+fn exec_start(b: &Booted, name: &str, args: &str) -> (String, std::path::PathBuf) {
+    let uf = b.ctx().root().join(format!("{name}.uuid"));
+    (
+        format!(
+            "{} run --uuid-file-save={} {args}",
+            b.rkt_line(),
+            uf.display()
+        ),
+        uf,
+    )
+}
+
+fn uuid_of(uf: &std::path::Path) -> String {
+    std::fs::read_to_string(uf)
+        .unwrap_or_else(|e| panic!("{}: {e}", uf.display()))
+        .trim()
+        .to_string()
+}
+
+/// The cgroup (as `/proc/PID/cgroup` says inside the container) of the first process whose
+/// command line contains `needle`.
+fn cgroup_of_process(b: &Booted, needle: &str) -> String {
+    b.sh_ok(&format!(
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- '{needle}' && \
+         {{ sed -n 's/^0:://p' $p/cgroup; break; }}; done"
+    ))
+    .trim()
+    .to_string()
+}
+
+fn assert_nothing_left(b: &Booted, uuid: &str) {
+    let left = b.pod_leftovers(uuid);
+    assert!(left.is_empty(), "left by pod {uuid}: {left:#?}");
+}
+
+#[test]
+fn sd_notify_ready_unit_is_active_with_the_pod_under_it_and_stop_leaves_nothing() {
+    let b = Booted::start();
+    let (cmd, uf) = exec_start(
+        &b,
+        "ready",
+        &format!(
+            "--sd-notify=ready {} --exec=/bin/sh -- -c 'echo $NOTIFY_SOCKET > /tmp/ns; exec sleep 1000'",
+            bb()
+        ),
+    );
+    b.install_unit(
+        "rkt-ready.service",
+        &format!(
+            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\nExecStart={cmd}\n"
+        ),
+    );
+    // `systemctl start` of a Type=notify unit returns once READY=1 came (or it failed)
+    b.sh_ok("systemctl start rkt-ready.service");
+    assert_eq!(b.prop("rkt-ready.service", "ActiveState"), "active");
+    let uuid = uuid_of(&uf);
+    let pod = b.ctx().dir().join("pods/run").join(&uuid);
+    // READY=1 came after every app started, from the main PID, which is the pod's stage1/monitor
+    assert!(pod.join("ready").exists());
+    let stage1_pid: u32 = std::fs::read_to_string(pod.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(b.main_pid("rkt-ready.service"), stage1_pid);
+    // the pod's cgroups nest under the unit's; the supervisor is in a leaf of its own
+    let unit_cg = "/system.slice/rkt-ready.service";
+    let app_cg = cgroup_of_process(&b, "sleep 1000");
+    assert_eq!(app_cg, format!("{unit_cg}/rkt-{uuid}/busybox"));
+    let sup_cg = b.sh_ok(&format!("sed -n 's/^0:://p' /proc/{stage1_pid}/cgroup"));
+    assert_eq!(sup_cg.trim(), format!("{unit_cg}/supervisor"));
+    let procs = b.sh_ok(&format!("cat /sys/fs/cgroup{unit_cg}/cgroup.procs"));
+    assert!(
+        procs.trim().is_empty(),
+        "processes in the unit's inner node: {procs}"
+    );
+    // mode ready: the app got no NOTIFY_SOCKET
+    let ns = b.sh_ok(&format!("cat {}/apps/busybox/rootfs/tmp/ns", pod.display()));
+    assert_eq!(ns.trim(), "");
+
+    b.sh_ok("systemctl stop rkt-ready.service");
+    assert_eq!(b.prop("rkt-ready.service", "ActiveState"), "inactive");
+    assert_nothing_left(&b, &uuid);
+    assert!(
+        b.sh(&format!("test -d /sys/fs/cgroup{unit_cg}"))
+            .status
+            .code()
+            == Some(1)
+    );
+}
+
+#[test]
+fn sd_notify_container_app_reports_ready_and_status_and_a_silent_app_times_out() {
+    let b = Booted::start();
+    let (cmd, _) = exec_start(
+        &b,
+        "talks",
+        &format!(
+            "--sd-notify=container --net=host {} --exec=/bin/sh -- -c \
+             'sleep 1; {VERIFIER} notify READY=1 STATUS=serving-from-the-pod; exec sleep 1000'",
+            bb()
+        ),
+    );
+    b.install_unit(
+        "rkt-talks.service",
+        &format!(
+            "[Service]\nType=notify\nNotifyAccess=all\nDelegate=yes\nKillMode=mixed\n\
+             TimeoutStartSec=30\nWatchdogSec=0\nExecStart={cmd}\n"
+        ),
+    );
+    b.sh_ok("systemctl start --no-block rkt-talks.service");
+    // activating until the app's READY=1, a second after the pod started
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.prop("rkt-talks.service", "ActiveState"), "activating");
+    b.wait_active_state("rkt-talks.service", &["active"], Duration::from_secs(20));
+    assert_eq!(
+        b.prop("rkt-talks.service", "StatusText"),
+        "serving-from-the-pod"
+    );
+    // the main PID stays rkt run's (stage1's, then the monitor's)
+    let main = b.main_pid("rkt-talks.service");
+    let comm = b.sh_ok(&format!("cat /proc/{main}/comm"));
+    assert!(comm.starts_with("rkt"), "main PID {main} is {comm}");
+    b.sh_ok("systemctl stop rkt-talks.service");
+
+    // an app that never says READY=1: the start times out and systemd ends the pod
+    let (cmd, uf) = exec_start(
+        &b,
+        "silent",
+        &format!("--sd-notify=container {} --exec=/bin/sleep -- 1000", bb()),
+    );
+    b.install_unit(
+        "rkt-silent.service",
+        &format!(
+            "[Service]\nType=notify\nNotifyAccess=all\nDelegate=yes\nKillMode=mixed\n\
+             TimeoutStartSec=3\nExecStart={cmd}\n"
+        ),
+    );
+    let o = b.sh("systemctl start rkt-silent.service");
+    assert!(!o.status.success(), "start of a pod that never got ready");
+    assert_eq!(b.prop("rkt-silent.service", "Result"), "timeout");
+    assert_nothing_left(&b, &uuid_of(&uf));
+}
+
+/// A socket unit on 127.0.0.1:PORT of the container's host network namespace, its service a
+/// pod running `rkt-verifier serve-fds` with `net`; returns the JSON the app answers with.
+fn socket_activated_answer(b: &Booted, name: &str, port: u16, net: &str) -> serde_json::Value {
+    let (cmd, _) = exec_start(
+        b,
+        name,
+        &format!("{net} {} --exec={VERIFIER} -- serve-fds", bb()),
+    );
+    b.install_unit(
+        &format!("{name}.socket"),
+        &format!("[Socket]\nListenStream=127.0.0.1:{port}\nFileDescriptorName=web\n"),
+    );
+    b.install_unit(
+        &format!("{name}.service"),
+        &format!("[Service]\nDelegate=yes\nKillMode=mixed\nExecStart={cmd}\n"),
+    );
+    b.sh_ok(&format!("systemctl start {name}.socket"));
+    // the first connection starts the service; the pod answers through the passed socket
+    let line = b.sh_ok(&format!(
+        "exec 5<>/dev/tcp/127.0.0.1/{port} && timeout 30 head -n1 <&5"
+    ));
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+}
+
+#[test]
+fn socket_activation_reaches_the_app_in_its_own_netns_and_with_net_host() {
+    let b = Booted::start();
+    let host_netns = b.sh_ok("readlink /proc/1/ns/net");
+    for (name, port, net) in [
+        ("rkt-sa-own", 18081, ""),
+        ("rkt-sa-host", 18082, "--net=host"),
+    ] {
+        let v = socket_activated_answer(&b, name, port, net);
+        // fd 3, LISTEN_PID = the app's PID in the pod, no other fd of the runtime
+        assert_eq!(v["fd"], 3, "{v}");
+        assert_eq!(v["listen_fds"], "1", "{v}");
+        assert_eq!(v["listen_fdnames"], "web", "{v}");
+        assert_eq!(v["listen_pid"], v["pid"].to_string(), "{v}");
+        assert_eq!(v["fds_at_start"], serde_json::json!([0, 1, 2, 3]), "{v}");
+        let own_ns = v["netns"].as_str().unwrap() != host_netns.trim();
+        assert_eq!(own_ns, net.is_empty(), "{name}: {v}");
+        // a second request is served by the same pod
+        let again = b.sh_ok(&format!(
+            "exec 5<>/dev/tcp/127.0.0.1/{port} && timeout 30 head -n1 <&5"
+        ));
+        assert!(again.contains(&format!("\"pid\":{}", v["pid"])), "{again}");
+        b.sh_ok(&format!("systemctl stop {name}.service {name}.socket"));
+    }
+}
+
+#[test]
+fn exit_code_reaches_systemctl_and_restart_on_failure_restarts_the_pod() {
+    let b = Booted::start();
+    let (cmd, _) = exec_start(
+        &b,
+        "fails",
+        &format!("--net=host {} --exec={VERIFIER} -- exit 3", bb()),
+    );
+    // three starts in a minute at most: the third failure leaves the unit failed
+    b.install_unit(
+        "rkt-fails.service",
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=60\nStartLimitBurst=3\n[Service]\nDelegate=yes\n\
+             KillMode=mixed\nRestart=on-failure\nRestartSec=100ms\nExecStart={cmd}\n"
+        ),
+    );
+    b.sh_ok("systemctl start rkt-fails.service");
+    b.wait_active_state("rkt-fails.service", &["failed"], Duration::from_secs(30));
+    let restarts: usize = b.prop("rkt-fails.service", "NRestarts").parse().unwrap();
+    assert!(restarts >= 2, "NRestarts={restarts}");
+    assert_eq!(b.prop("rkt-fails.service", "ExecMainCode"), "1"); // CLD_EXITED
+    assert_eq!(b.prop("rkt-fails.service", "ExecMainStatus"), "3");
+    // every run was a pod of its own; none is left running or holding anything
+    let pods = b.ctx().pods_in("run");
+    assert!(pods.len() >= 3, "{pods:?}");
+    for u in pods {
+        assert_nothing_left(&b, &u);
+    }
+}
+
+#[test]
+fn hybrid_layout_with_read_only_v1_controllers() {
+    let b = Booted::start_with(CgroupLayout::Hybrid);
+    assert_eq!(b.layout(), CgroupLayout::Hybrid);
+    let (cmd, uf) = exec_start(&b, "hy", &format!("--net=host {} --exec=/bin/true", bb()));
+    let o = b.sh(&format!(
+        "systemd-run --wait --pipe -q -p Delegate=yes {cmd}"
+    ));
+    // nspawn mounts the host's v1 hierarchies read-only: stage1 cannot make the pod's
+    // cgroups and says which one
+    assert_eq!(o.status.code(), Some(254), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cgroup"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_nothing_left(&b, &uuid_of(&uf));
+}

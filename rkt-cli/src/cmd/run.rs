@@ -298,6 +298,13 @@ fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
     })
 }
 
+/// The checks of `rkt run`'s flags and per-app grammar that need no image (`rkt generate`).
+pub fn check_run_args(a: &RunArgs) -> anyhow::Result<()> {
+    run_request(&a.rt)?;
+    crate::args::apps::parse_apps(&a.images)?;
+    Ok(())
+}
+
 /// `rkt run`: returns only on failure (on success this process becomes stage1).
 pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
     let pod = pod_source(ctx, &a.prep, &a.images, &a.rt.port)?;

@@ -45,6 +45,20 @@ fn cgroup_of_process(b: &Booted, needle: &str) -> String {
     .to_string()
 }
 
+/// The file's content once it is there and ends with a newline (an app writes it after
+/// start), within 10 s. From the host, read an app's files in its `upper` dir: its rootfs is
+/// mounted in the booted container's mount namespace only.
+fn wait_file(p: &std::path::Path) -> String {
+    let t = std::time::Instant::now();
+    loop {
+        match std::fs::read_to_string(p) {
+            Ok(s) if s.ends_with('\n') => return s,
+            _ if t.elapsed() > Duration::from_secs(10) => panic!("{} never written", p.display()),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 fn assert_nothing_left(b: &Booted, uuid: &str) {
     let left = b.pod_leftovers(uuid);
     assert!(left.is_empty(), "left by pod {uuid}: {left:#?}");
@@ -254,4 +268,90 @@ fn hybrid_layout_with_read_only_v1_controllers() {
     assert!(err.contains("cgroup"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_nothing_left(&b, &uuid_of(&uf));
+}
+
+#[test]
+fn generated_unit_and_generator_unit_start_pods_and_stop_leaves_nothing() {
+    let b = Booted::start();
+    // `rkt generate systemd`, run on the host with the context's flags: the unit is installed
+    // as printed
+    let uf = b.ctx().root().join("gen.uuid");
+    let o = b.ctx().rkt_output(&[
+        "generate",
+        "systemd",
+        "--sd-notify=ready",
+        "--stop-timeout=2",
+        &format!("--uuid-file-save={}", uf.display()),
+        &bb(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo \"$AC_APP_NAME 100%\" > /tmp/mark; exec sleep 1000",
+    ]);
+    assert!(o.status.success(), "{}", rkt_tests::stderr(&o));
+    let unit = rkt_tests::stdout(&o);
+    assert!(unit.contains("TimeoutStopSec=7\n"), "{unit}");
+    b.install_unit("rkt-gen.service", &unit);
+    b.sh_ok("systemctl start rkt-gen.service");
+    assert_eq!(b.prop("rkt-gen.service", "ActiveState"), "active");
+    let uuid = uuid_of(&uf);
+    let mark = b
+        .ctx()
+        .dir()
+        .join(format!("pods/run/{uuid}/apps/busybox/upper/tmp/mark"));
+    assert_eq!(wait_file(&mark), "busybox 100%\n");
+    b.sh_ok("systemctl stop rkt-gen.service");
+    assert_nothing_left(&b, &uuid);
+    // ExecStopPost's `rkt gc --mark-only` moved the exited pod to garbage
+    assert_eq!(b.ctx().pods_in("exited-garbage"), [uuid.clone()]);
+
+    // the generator: a pod file in /run/rkt/pods becomes web.service at daemon-reload, wanted
+    // by multi-user.target; its pod has its own network namespace
+    let gen = rkt_tests::bin_dir().join("rkt-systemd-generator");
+    let uf = b.ctx().root().join("web.uuid");
+    let pod_file = format!(
+        "[Unit]\nDescription=web pod\n[Pod]\nDataDir={}\nInsecureOptions=image\nSdNotify=ready\n\
+         StopTimeout=3\nRunArgs=--uuid-file-save={}\nImage={}\nName=web\n\
+         Exec=/bin/sh -c 'ip -o addr show eth0 > /tmp/addr; exec sleep 1000'\n\
+         [Service]\nRestart=on-failure\n[Install]\nWantedBy=multi-user.target\n",
+        b.ctx().dir().display(),
+        uf.display(),
+        bb()
+    );
+    let o = rkt_tests::output_with_stdin(
+        &mut b.exec_cmd(&[
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /run/rkt/pods /run/systemd/system-generators && \
+                 cat > /run/rkt/pods/web.pod && \
+                 ln -sf {} /run/systemd/system-generators/ && systemctl daemon-reload",
+                gen.display()
+            ),
+        ]),
+        pod_file.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", rkt_tests::stderr(&o));
+    assert_eq!(b.prop("web.service", "LoadState"), "loaded");
+    assert_eq!(b.prop("web.service", "Description"), "web pod");
+    b.sh_ok("test -L /run/systemd/generator/multi-user.target.wants/web.service");
+    b.sh_ok("systemctl start web.service");
+    assert_eq!(b.prop("web.service", "ActiveState"), "active");
+    let uuid = uuid_of(&uf);
+    let addr = b
+        .ctx()
+        .dir()
+        .join(format!("pods/run/{uuid}/apps/web/upper/tmp/addr"));
+    let addr = wait_file(&addr);
+    assert!(addr.contains("172.16.28."), "{addr}");
+    b.sh_ok("systemctl stop web.service");
+    assert_nothing_left(&b, &uuid);
+    // a bad pod file is reported and skipped, the good one stays
+    b.sh_ok(
+        "printf '[Pod]\\nExec=/bin/true\\n' > /run/rkt/pods/bad.pod && systemctl daemon-reload",
+    );
+    assert_eq!(b.prop("bad.service", "LoadState"), "not-found");
+    assert_eq!(b.prop("web.service", "LoadState"), "loaded");
+    let j = b.journal(&["-t", "rkt-systemd-generator"]);
+    assert!(j.contains("bad.pod:2: Exec= before any Image="), "{j}");
 }

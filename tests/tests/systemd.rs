@@ -355,3 +355,55 @@ fn generated_unit_and_generator_unit_start_pods_and_stop_leaves_nothing() {
     let j = b.journal(&["-t", "rkt-systemd-generator"]);
     assert!(j.contains("bad.pod:2: Exec= before any Image="), "{j}");
 }
+
+/// Host side, no systemd needed: `sh` opens fd 3 and execs rkt with `LISTEN_*` set, as systemd
+/// would; the app's output is its fds (verifier JSON) and `LISTEN_PID:LISTEN_FDS:NAMES:$$`.
+fn run_with_listen_env(ctx: &rkt_tests::TestCtx, listen_pid: &str) -> (Vec<i64>, String) {
+    let o = ctx
+        .rkt_under(&[
+            "sh",
+            "-c",
+            &format!(
+                "exec 3</etc/hostname; LISTEN_FDS=1 LISTEN_FDNAMES=web LISTEN_PID={listen_pid} \
+                 exec \"$@\""
+            ),
+            "sh",
+        ])
+        .args(["--insecure-options=image", "run", "--net=host", &bb()])
+        .args([
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            &format!("{VERIFIER} fds; echo \"$LISTEN_PID:$LISTEN_FDS:$LISTEN_FDNAMES:$$\""),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", rkt_tests::stderr(&o));
+    let out = rkt_tests::stdout(&o);
+    let mut lines = out.lines();
+    let report: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let fds = report["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_i64().unwrap())
+        .collect();
+    (fds, lines.next().unwrap_or_default().to_string())
+}
+
+#[test]
+fn listen_fds_reach_the_app_only_when_listen_pid_names_rkt() {
+    let ctx = rkt_tests::TestCtx::new();
+    // meant for rkt (LISTEN_PID = the PID that execs rkt): fd 3 and the variables, with
+    // LISTEN_PID the app's own PID in the pod
+    let (fds, env) = run_with_listen_env(&ctx, "$$");
+    assert_eq!(fds, [0, 1, 2, 3], "{env}");
+    let v: Vec<&str> = env.split(':').collect();
+    assert_eq!(v[1..3], ["1", "web"], "{env}");
+    assert_eq!(v[0], v[3], "LISTEN_PID is the app's PID: {env}");
+    // meant for another process: neither the fd nor any variable (libcontainer would have
+    // kept that many fds of its own init open into the app had LISTEN_FDS reached stage1)
+    let (fds, env) = run_with_listen_env(&ctx, "1");
+    assert_eq!(fds, [0, 1, 2], "{env}");
+    assert!(env.starts_with(":::"), "{env}");
+}

@@ -22,6 +22,12 @@
 //!   plugins, the monitor: `FD_CLOEXEC`) and from every app's helper but the first app's,
 //!   whose libcontainer keeps them (`preserve_fds`) at the same numbers; `LISTEN_PID` is set
 //!   to the app's PID in the pod, in its init right before exec.
+//! * **journal**: when stage1's stdout or stderr is the journal (`JOURNAL_STREAM`, a unit's
+//!   default), each app's helper opens a stream of its own to journald with the app's name as
+//!   identifier (sd_journal_stream_fd(3)'s text header) and makes it the app's stdout and
+//!   stderr, so `journalctl -u UNIT -t APP` tells the apps apart. journald credits the stream
+//!   to the unit by the connecting process's cgroup (the helper is in the app's, under the
+//!   unit). Anywhere else the apps' output is stage1's stdio, as before.
 
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -152,6 +158,63 @@ pub fn set_listen_pid(env: &mut [String]) {
     }
 }
 
+/// journald's stream socket (sd_journal_stream_fd(3)).
+const JOURNAL_STDOUT: &str = "/run/systemd/journal/stdout";
+
+/// Whether stage1's stdout or stderr is the journal stream systemd gave the unit
+/// (`JOURNAL_STREAM=DEV:INODE`, systemd.exec(5)).
+fn stdio_is_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    [1, 2]
+        .iter()
+        .any(|fd| nix::sys::stat::fstat(*fd).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino))
+}
+
+/// The header of a journal stream: identifier, unit id (none), priority (info), level prefix
+/// (`<3>` lines are honoured), no forwarding to syslog, kmsg or the console.
+fn stream_header(identifier: &str) -> String {
+    let id: String = identifier
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    format!("{id}\n\n6\n1\n0\n0\n0\n")
+}
+
+/// In an app's helper: when stage1 writes to the journal, give the app a journal stream of its
+/// own, identified by `app`, as stdout and stderr (see the module docs). Anything failing
+/// leaves the app on stage1's stdio.
+pub fn journal_stdio(app: &str) {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+    if !stdio_is_journal() {
+        return;
+    }
+    let connect = || -> std::io::Result<std::os::unix::net::UnixStream> {
+        let mut s = std::os::unix::net::UnixStream::connect(JOURNAL_STDOUT)?;
+        s.shutdown(std::net::Shutdown::Read)?;
+        s.write_all(stream_header(app).as_bytes())?;
+        Ok(s)
+    };
+    match connect() {
+        Ok(s) => {
+            for fd in [1, 2] {
+                if let Err(e) = nix::unistd::dup2(s.as_raw_fd(), fd) {
+                    tracing::debug!("journal stream of app {app}: dup2 to {fd}: {e}");
+                }
+            }
+        }
+        Err(e) => tracing::debug!("journal stream of app {app}: {e}"),
+    }
+}
+
 /// `--sd-notify=ready`: tell systemd, as the unit's main process, that every app started.
 /// A failure is logged: the unit's start timeout then says the rest.
 pub fn notify_ready() {
@@ -191,6 +254,12 @@ mod tests {
         env.push("LISTEN_FDS=2".into());
         set_listen_pid(&mut env);
         assert_eq!(env[1], format!("LISTEN_PID={}", std::process::id()));
+    }
+
+    #[test]
+    fn stream_header_is_seven_lines() {
+        assert_eq!(stream_header("web"), "web\n\n6\n1\n0\n0\n0\n");
+        assert_eq!(stream_header("a\nb"), "a_b\n\n6\n1\n0\n0\n0\n");
     }
 
     #[test]

@@ -407,3 +407,30 @@ fn listen_fds_reach_the_app_only_when_listen_pid_names_rkt() {
     assert_eq!(fds, [0, 1, 2], "{env}");
     assert!(env.starts_with(":::"), "{env}");
 }
+
+#[test]
+fn apps_output_lands_in_the_journal_under_the_unit_with_the_apps_name() {
+    let b = Booted::start();
+    let run = format!(
+        "{} run --net=host {img} --name=alpha --exec=/bin/sh -- -c 'echo alpha-says-hi' --- \
+         {img} --name=beta --exec=/bin/sh -- -c 'echo beta-says-hi >&2'",
+        b.rkt_line(),
+        img = bb()
+    );
+    b.sh_ok(&format!(
+        "systemd-run --wait -q -u rkt-jrnl -p Delegate=yes -p KillMode=mixed {run}"
+    ));
+    let t = std::time::Instant::now();
+    let (alpha, beta) = loop {
+        let a = b.journal(&["-u", "rkt-jrnl", "-t", "alpha"]);
+        let be = b.journal(&["-u", "rkt-jrnl", "-t", "beta"]);
+        if (a.contains("alpha-says-hi") && be.contains("beta-says-hi"))
+            || t.elapsed() > Duration::from_secs(10)
+        {
+            break (a, be);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(alpha.trim(), "alpha-says-hi", "journal of alpha");
+    assert_eq!(beta.trim(), "beta-says-hi", "journal of beta (stderr)");
+}

@@ -162,6 +162,7 @@ fn helper_main(
     let mut keep = vec![go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()];
     keep.extend(crate::systemd::keep_listen_fds(job.listen_fds));
     sys::close_fds_from(3, &keep);
+    crate::systemd::journal_stdio(&job.app);
     let program = Arc::new(program);
     let out = Sender::<FromHelper>::new(verdict.into());
     let say = |m: FromHelper| {

@@ -117,7 +117,7 @@ impl Booted {
         let out = script_cmd()
             .arg("start")
             .env("BINDS", binds(&ro))
-            .env("BINDS_RW", binds(&[base.clone()]))
+            .env("BINDS_RW", binds(std::slice::from_ref(&base)))
             .env(
                 "BOOT_CGMODE",
                 match layout {

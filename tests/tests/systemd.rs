@@ -303,7 +303,10 @@ fn generated_unit_and_generator_unit_start_pods_and_stop_leaves_nothing() {
     b.sh_ok("systemctl stop rkt-gen.service");
     assert_nothing_left(&b, &uuid);
     // ExecStopPost's `rkt gc --mark-only` moved the exited pod to garbage
-    assert_eq!(b.ctx().pods_in("exited-garbage"), [uuid.clone()]);
+    assert_eq!(
+        b.ctx().pods_in("exited-garbage"),
+        std::slice::from_ref(&uuid)
+    );
 
     // the generator: a pod file in /run/rkt/pods becomes web.service at daemon-reload, wanted
     // by multi-user.target; its pod has its own network namespace

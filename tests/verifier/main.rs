@@ -21,7 +21,8 @@
 //!                                is not on the pod's root fs and try to open it for writing
 //!   rkt-verifier ptrace-watch SECS  for SECS, PTRACE_SEIZE every new process of the pod
 //!                                and read its CapEff and environ (JSON per process)
-//!   rkt-verifier notify MSG…     one datagram "MSG\nMSG…" to $NOTIFY_SOCKET; exit 1 on failure
+//!   rkt-verifier notify MSG…     one datagram "MSG\nMSG…" to $NOTIFY_SOCKET, then 2 s of sleep
+//!                                (systemd ignores a sender gone by then); exit 1 on failure
 //!   rkt-verifier serve-fds       socket activation: answer every connection on the listening
 //!                                fds 3..3+$LISTEN_FDS with a JSON line (pid, LISTEN_*, the
 //!                                accepting fd, the fds open at start, the netns), forever
@@ -92,6 +93,9 @@ fn notify(msgs: &[String]) {
         eprintln!("rkt-verifier: notify {sock:?}: {e}");
         std::process::exit(1);
     }
+    // systemd finds the sender's unit from its PID when it reads the datagram: a sender that
+    // is gone by then is ignored (what sd_notify_barrier(3) is for), so linger a little
+    std::thread::sleep(std::time::Duration::from_secs(2));
 }
 
 fn serve_fds() {

@@ -28,6 +28,14 @@
 //!   stderr, so `journalctl -u UNIT -t APP` tells the apps apart. journald credits the stream
 //!   to the unit by the connecting process's cgroup (the helper is in the app's, under the
 //!   unit). Anywhere else the apps' output is stage1's stdio, as before.
+//! * **machined**: in a unit or scope delegated to it (the unit is the pod's own), stage1
+//!   registers the pod as machine `rkt-<uuid>` (class container, leader = the pod's PID 1, root
+//!   = the first app's rootfs) with `RegisterMachine` before `READY=1`, through `busctl` (part
+//!   of systemd, so there whenever machined is: no D-Bus client linked into stage1). machined
+//!   ties the machine to that unit, so `machinectl terminate` stops the unit, whose stop ends
+//!   the pod, and the machine goes when the unit does. Outside such a unit a machine would
+//!   belong to the caller's unit (a login session, say) and `terminate` would stop that: no
+//!   registration. The pod's release (teardown, `rkt gc`) unregisters a machine still listed.
 
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -215,6 +223,102 @@ pub fn journal_stdio(app: &str) {
     }
 }
 
+/// `busctl`, if this host has it.
+fn busctl() -> Option<&'static str> {
+    ["/usr/bin/busctl", "/bin/busctl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// machined's name for the pod.
+pub fn machine_name(uuid: &str) -> String {
+    format!("rkt-{uuid}")
+}
+
+/// `busctl call` of a machine1 manager method; its one-line error.
+fn machine1(args: &[String]) -> Result<(), String> {
+    let Some(b) = busctl() else {
+        return Err("busctl not found".into());
+    };
+    let o = std::process::Command::new(b)
+        .args([
+            "--timeout=5",
+            "call",
+            "org.freedesktop.machine1",
+            "/org/freedesktop/machine1",
+            "org.freedesktop.machine1.Manager",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{b}: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+    }
+}
+
+/// The `RegisterMachine` arguments (signature `sayssus`): name, the UUID's 16 bytes, service
+/// `rkt`, class `container`, leader, root directory.
+fn register_args(uuid: &str, leader: i32, root: &std::path::Path) -> Option<Vec<String>> {
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut a = vec![
+        "RegisterMachine".to_string(),
+        "sayssus".into(),
+        machine_name(uuid),
+        "16".into(),
+    ];
+    for i in 0..16 {
+        a.push(
+            u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .ok()?
+                .to_string(),
+        );
+    }
+    a.extend([
+        "rkt".to_string(),
+        "container".into(),
+        leader.to_string(),
+        root.display().to_string(),
+    ]);
+    Some(a)
+}
+
+/// Register the pod with systemd-machined when systemd runs and `delegated` (stage1 is in a
+/// unit of its own; see the module docs). Best effort: a host without machined only loses
+/// `machinectl` (logged at debug level).
+pub fn register_machine(uuid: &str, leader: i32, root: &std::path::Path, delegated: bool) {
+    if !delegated || !std::path::Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    let Some(args) = register_args(uuid, leader, root) else {
+        return;
+    };
+    match machine1(&args) {
+        Ok(()) => tracing::debug!("registered machine {}", machine_name(uuid)),
+        Err(e) => tracing::debug!("registering machine {}: {e}", machine_name(uuid)),
+    }
+}
+
+/// Drop the pod's machine if machined still lists it (its state file is there): the pod's
+/// release, at teardown and in `rkt gc`.
+pub fn unregister_machine(uuid: &str) {
+    let name = machine_name(uuid);
+    if !std::path::Path::new("/run/systemd/machines")
+        .join(&name)
+        .exists()
+    {
+        return;
+    }
+    if let Err(e) = machine1(&["UnregisterMachine".into(), "s".into(), name.clone()]) {
+        tracing::warn!("unregistering machine {name}: {e}");
+    }
+}
+
 /// `--sd-notify=ready`: tell systemd, as the unit's main process, that every app started.
 /// A failure is logged: the unit's start timeout then says the rest.
 pub fn notify_ready() {
@@ -254,6 +358,29 @@ mod tests {
         env.push("LISTEN_FDS=2".into());
         set_listen_pid(&mut env);
         assert_eq!(env[1], format!("LISTEN_PID={}", std::process::id()));
+    }
+
+    #[test]
+    fn register_machine_arguments() {
+        let a = register_args(
+            "081f85be-5229-4239-8d68-12690318f560",
+            50,
+            std::path::Path::new("/p/rootfs"),
+        )
+        .unwrap();
+        assert_eq!(
+            a[..4],
+            [
+                "RegisterMachine",
+                "sayssus",
+                "rkt-081f85be-5229-4239-8d68-12690318f560",
+                "16"
+            ]
+        );
+        assert_eq!(a[4..7], ["8", "31", "133"]);
+        assert_eq!(a[19], "96");
+        assert_eq!(a[20..], ["rkt", "container", "50", "/p/rootfs"]);
+        assert!(register_args("not-a-uuid", 50, std::path::Path::new("/")).is_none());
     }
 
     #[test]

@@ -437,3 +437,99 @@ fn apps_output_lands_in_the_journal_under_the_unit_with_the_apps_name() {
     assert_eq!(alpha.trim(), "alpha-says-hi", "journal of alpha");
     assert_eq!(beta.trim(), "beta-says-hi", "journal of beta (stderr)");
 }
+
+/// Wait until `machinectl show NAME` succeeds (`true`) or fails (`false`), 10 s at most.
+fn wait_machine(b: &Booted, name: &str, listed: bool) {
+    let t = std::time::Instant::now();
+    while b.exec(&["machinectl", "show", name]).status.success() != listed {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "machine {name} listed: want {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn machinectl_shows_and_terminates_the_pod_and_gc_unregisters_a_leftover() {
+    let b = Booted::start();
+    let (cmd, uf) = exec_start(
+        &b,
+        "mach",
+        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+    );
+    b.install_unit(
+        "rkt-mach.service",
+        &format!("[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nExecStart={cmd}\n"),
+    );
+    b.sh_ok("systemctl start rkt-mach.service");
+    let uuid = uuid_of(&uf);
+    let name = format!("rkt-{uuid}");
+    // registered before READY=1: listed once the unit is active
+    let show = b.sh_ok(&format!(
+        "machinectl show {name} -p Class -p Leader -p Unit -p Service --value"
+    ));
+    let sandbox =
+        std::fs::read_to_string(b.ctx().dir().join(format!("pods/run/{uuid}/sandbox-pid")))
+            .unwrap();
+    let v: Vec<&str> = show.lines().collect();
+    // machinectl prints the properties in its own order: Unit, Leader, Class, Service
+    assert!(v.contains(&"container"), "{show}");
+    assert!(v.contains(&"rkt-mach.service"), "{show}");
+    assert!(
+        v.contains(&sandbox.trim()),
+        "leader = the pod's PID 1: {show}"
+    );
+    assert!(b.sh_ok("machinectl list --no-legend").contains(&name));
+    // terminate stops the unit, and the pod with it
+    b.sh_ok(&format!("machinectl terminate {name}"));
+    b.wait_active_state(
+        "rkt-mach.service",
+        &["inactive", "failed"],
+        Duration::from_secs(20),
+    );
+    wait_machine(&b, &name, false);
+    assert_nothing_left(&b, &uuid);
+
+    // a pod whose process was killed in a unit that lives on: the machine stays with a dead
+    // leader until `rkt gc` collects the pod
+    let (cmd, uf) = exec_start(
+        &b,
+        "left",
+        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+    );
+    b.sh_ok(&format!(
+        "systemd-run -q -u rkt-left -p Delegate=yes sh -c '{cmd} & exec sleep 1000'"
+    ));
+    let t = std::time::Instant::now();
+    while !uf.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no pod started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uuid = uuid_of(&uf);
+    let name = format!("rkt-{uuid}");
+    wait_machine(&b, &name, true);
+    let pid = wait_file(&b.ctx().dir().join(format!("pods/run/{uuid}/pid")));
+    b.sh_ok(&format!("kill -9 {}", pid.trim()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(b.exec(&["machinectl", "show", &name]).status.success());
+    b.sh_ok(&format!("{} gc --grace-period=0s", b.rkt_line()));
+    wait_machine(&b, &name, false);
+    assert_nothing_left(&b, &uuid);
+
+    // without Delegate=yes the unit is not the pod's own: no machine
+    let (cmd, uf) = exec_start(
+        &b,
+        "nodeleg",
+        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+    );
+    b.sh_ok(&format!(
+        "systemd-run -q -u rkt-nodeleg -p Type=notify -p KillMode=mixed {cmd}"
+    ));
+    let uuid = uuid_of(&uf);
+    assert!(!b
+        .sh_ok("machinectl list --no-legend")
+        .contains(&format!("rkt-{uuid}")));
+    b.sh_ok("systemctl stop rkt-nodeleg.service");
+    assert_nothing_left(&b, &uuid);
+}

@@ -129,6 +129,8 @@ pub const DEVICE_ALLOW: &[&str] = &[
 pub struct PodCgroups {
     hier: Vec<Hierarchy>,
     list_file: PathBuf,
+    /// stage1 runs in a cgroup v2 tree systemd delegated to it (a unit or scope of its own).
+    delegated: bool,
 }
 
 /// A cgroup mount: (mount point, root, controllers, unified).
@@ -272,6 +274,12 @@ fn need_v2_controller(dir: &Path, controller: &str, flag: &str) -> Result<(), Er
 }
 
 impl PodCgroups {
+    /// Whether stage1 runs in a cgroup systemd delegated to it (`Delegate=yes`: the unit or
+    /// scope is the pod's own), and moved into its `supervisor` leaf.
+    pub fn delegated(&self) -> bool {
+        self.delegated
+    }
+
     /// Whether the pod's cgroups live in v1 hierarchies (legacy or hybrid host) — then
     /// libcontainer uses its v1 manager — rather than only in the unified hierarchy.
     pub fn uses_v1(&self) -> bool {
@@ -284,6 +292,7 @@ impl PodCgroups {
         let mine = self_cgroups()?;
         let any_v1 = mounts.iter().any(|m| !m.3);
         let mut hier = Vec::new();
+        let mut delegated = false;
         for (mp, root, ctrls, unified) in mounts {
             // on hybrid hosts resources are controlled through v1 only
             if unified && any_v1 {
@@ -301,6 +310,7 @@ impl PodCgroups {
             let own_dir = join_rel(&mp, rel);
             if unified && !any_v1 && !rel.trim_matches('/').is_empty() && is_delegated(&own_dir) {
                 enter_supervisor_leaf(&own_dir)?;
+                delegated = true;
             }
             let pod_dir = if rel.trim_matches('/').is_empty() {
                 join_rel(&mp, &format!("{}/{uuid}", stage1_abi::cgroup::ROOT_PARENT))
@@ -325,6 +335,7 @@ impl PodCgroups {
         let this = PodCgroups {
             hier,
             list_file: list_file.to_path_buf(),
+            delegated,
         };
         // Write-ahead: the pod dirs are recorded before they exist, so a stage1 killed between
         // mkdir and record leaves nothing `rkt gc` cannot find. Only the pod's own dirs are
@@ -641,6 +652,7 @@ mod tests {
                 })
                 .collect(),
             list_file: root.join("cgroups"),
+            delegated: false,
         }
     }
 

@@ -128,7 +128,8 @@ fn sd_notify_container_app_reports_ready_and_status_and_a_silent_app_times_out()
         "talks",
         &format!(
             "--sd-notify=container --net=host {} --exec=/bin/sh -- -c \
-             'sleep 1; {VERIFIER} notify READY=1 STATUS=serving-from-the-pod; exec sleep 1000'",
+             'echo $NOTIFY_SOCKET $WATCHDOG_USEC > /tmp/env; sleep 1; \
+             {VERIFIER} notify READY=1 WATCHDOG=1 STATUS=serving-from-the-pod; exec sleep 1000'",
             bb()
         ),
     );
@@ -136,7 +137,7 @@ fn sd_notify_container_app_reports_ready_and_status_and_a_silent_app_times_out()
         "rkt-talks.service",
         &format!(
             "[Service]\nType=notify\nNotifyAccess=all\nDelegate=yes\nKillMode=mixed\n\
-             TimeoutStartSec=30\nWatchdogSec=0\nExecStart={cmd}\n"
+             TimeoutStartSec=30\nWatchdogSec=30\nExecStart={cmd}\n"
         ),
     );
     b.sh_ok("systemctl start --no-block rkt-talks.service");
@@ -148,6 +149,14 @@ fn sd_notify_container_app_reports_ready_and_status_and_a_silent_app_times_out()
         b.prop("rkt-talks.service", "StatusText"),
         "serving-from-the-pod"
     );
+    // the app had the socket bound in and the unit's watchdog interval
+    let uuid = uuid_of(&b.ctx().root().join("talks.uuid"));
+    let env = wait_file(
+        &b.ctx()
+            .dir()
+            .join(format!("pods/run/{uuid}/apps/busybox/upper/tmp/env")),
+    );
+    assert_eq!(env, "/run/systemd/notify 30000000\n");
     // the main PID stays rkt run's (stage1's, then the monitor's)
     let main = b.main_pid("rkt-talks.service");
     let comm = b.sh_ok(&format!("cat /proc/{main}/comm"));

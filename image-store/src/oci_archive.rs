@@ -54,11 +54,20 @@ pub fn append_layout_and_index<W: Write>(
 /// settings (`rkt export`): the layer tar goes to `out.layer.partial` first (its digest is
 /// needed before the archive), the archive to `out.partial`, fsynced, then renamed to `out`.
 /// Nothing half-written is left at `out` on failure.
-pub fn write_rootfs_image(rootfs: &Path, cfg: &ImageConfig, out: &Path) -> io::Result<()> {
+///
+/// `ids` (`(shift, count)`): the rootfs is seen through a user namespace mapping (a pod with
+/// private users), where pod id N is host id `shift + N`: the archive gets the pod's ids back,
+/// and a host id the mapping does not cover gets 65534 (nobody, as the pod saw it).
+pub fn write_rootfs_image(
+    rootfs: &Path,
+    cfg: &ImageConfig,
+    out: &Path,
+    ids: Option<(u32, u32)>,
+) -> io::Result<()> {
     let tmp_layer = out.with_extension("layer.partial");
     let tmp_out = out.with_extension("partial");
     let result = (|| -> io::Result<()> {
-        let (layer_hex, layer_size) = write_layer(rootfs, &tmp_layer)?;
+        let (layer_hex, layer_size) = write_layer(rootfs, &tmp_layer, ids)?;
         let config = serde_json::to_vec(&image_config_json(cfg, &format!("sha256:{layer_hex}")))
             .map_err(io::Error::other)?;
         let manifest = serde_json::to_vec(&json!({
@@ -189,20 +198,74 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Write `rootfs` as an uncompressed layer tar to `layer`; returns (sha256 hex, size).
-fn write_layer(rootfs: &Path, layer: &Path) -> io::Result<(String, u64)> {
+fn write_layer(rootfs: &Path, layer: &Path, ids: Option<(u32, u32)>) -> io::Result<(String, u64)> {
     let f = BufWriter::new(File::create(layer)?);
     let mut b = tar::Builder::new(Hashing {
         inner: f,
         hash: Sha256::new(),
         len: 0,
     });
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
-    b.append_dir_all("", rootfs)?;
+    append_tree(&mut b, rootfs, ids)?;
     let mut w = b.into_inner()?;
     w.flush()?;
     w.inner.get_ref().sync_all()?;
     Ok((hex::encode(w.hash.finalize()), w.len))
+}
+
+/// The id the archive records for host id `id` under `ids` (see [`write_rootfs_image`]).
+fn archive_id(id: u32, ids: Option<(u32, u32)>) -> u64 {
+    match ids {
+        None => u64::from(id),
+        Some((shift, count)) if id >= shift && id - shift < count => u64::from(id - shift),
+        Some(_) => 65534,
+    }
+}
+
+/// Append every entry below `root` (not `root` itself), names relative to it, in name order,
+/// with mode, owner, mtime and device numbers; symlinks as links, never followed; sockets
+/// skipped. Walked with an explicit stack: an app's dir tree may be as deep as it likes.
+fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    root: &Path,
+    ids: Option<(u32, u32)>,
+) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(&rel))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        // pushed in reverse so dirs come out in name order
+        let mut dirs = Vec::new();
+        for n in names {
+            let name = rel.join(&n);
+            let path = root.join(&name);
+            let meta = std::fs::symlink_metadata(&path)?;
+            let ft = meta.file_type();
+            if ft.is_socket() {
+                continue;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+            h.set_uid(archive_id(meta.uid(), ids));
+            h.set_gid(archive_id(meta.gid(), ids));
+            if ft.is_symlink() {
+                h.set_size(0);
+                b.append_link(&mut h, &name, std::fs::read_link(&path)?)?;
+            } else if ft.is_file() {
+                b.append_data(&mut h, &name, File::open(&path)?)?;
+            } else {
+                h.set_size(0);
+                b.append_data(&mut h, &name, io::empty())?;
+                if ft.is_dir() {
+                    dirs.push(name);
+                }
+            }
+        }
+        stack.extend(dirs.into_iter().rev());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -234,7 +297,7 @@ mod tests {
         std::fs::write(root.join("etc/hello"), "hi\n").unwrap();
         std::os::unix::fs::symlink("hello", root.join("etc/link")).unwrap();
         let out = d.path().join("layer.tar");
-        let (h, n) = write_layer(&root, &out).unwrap();
+        let (h, n) = write_layer(&root, &out, None).unwrap();
         let data = std::fs::read(&out).unwrap();
         assert_eq!(data.len() as u64, n);
         assert_eq!(sha256_hex(&data), h);
@@ -250,5 +313,44 @@ mod tests {
         );
         assert!(names.iter().any(|n| n == "etc/hello"), "{names:?}");
         assert!(names.iter().any(|n| n == "etc/link"), "{names:?}");
+    }
+
+    /// Root only (chown): under a mapping the archive records the pod's ids, and nobody for
+    /// a host id outside the range.
+    #[test]
+    fn mapped_ids_are_recorded_as_the_pods() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("home/u")).unwrap();
+        std::fs::write(root.join("home/u/f"), "x").unwrap();
+        std::fs::write(root.join("outside"), "x").unwrap();
+        let own = |p: &str, id: u32| std::os::unix::fs::chown(root.join(p), Some(id), Some(id));
+        own("home", 100_000).unwrap();
+        own("home/u", 101_000).unwrap();
+        own("home/u/f", 101_000).unwrap();
+        own("outside", 5).unwrap();
+        let out = d.path().join("layer.tar");
+        write_layer(&root, &out, Some((100_000, 65536))).unwrap();
+        let data = std::fs::read(&out).unwrap();
+        let mut ar = tar::Archive::new(&data[..]);
+        let owners: std::collections::BTreeMap<String, u64> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let n = e.path().unwrap().display().to_string();
+                (
+                    n.trim_end_matches('/').to_string(),
+                    e.header().uid().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(owners["home"], 0);
+        assert_eq!(owners["home/u"], 1000);
+        assert_eq!(owners["home/u/f"], 1000);
+        assert_eq!(owners["outside"], 65534);
     }
 }

@@ -1,7 +1,8 @@
-//! rkt's configuration directories and the config kinds stage0 owns (`paths`, `stage1`).
+//! rkt's configuration directories and the config kinds stage0 owns (`paths`, `stage1`,
+//! `userns`).
 //!
 //! Files are JSON `{"rktKind": "...", "rktVersion": "v1", ...}` under
-//! `{system,local,user}/{paths.d,stage1.d}/*.json`; later directories override earlier ones
+//! `{system,local,user}/{paths.d,stage1.d,userns.d}/*.json`; later directories override earlier ones
 //! field by field (system < local < user), as rkt did. Registry-related kinds (`auth`,
 //! `dockerAuth`, `certs.d`, `registries.d`) belong to the image store.
 
@@ -60,6 +61,19 @@ pub struct Config {
     pub paths: Paths,
     /// `stage1` kind.
     pub stage1: Stage1Config,
+    /// `userns` kind.
+    pub userns: UsernsConfig,
+}
+
+/// `rktKind: userns` (`userns.d`): the pool `--private-users=auto` takes id ranges from
+/// (`crate::userns`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsernsConfig {
+    /// `START:COUNT` ranges of host ids; unset: the `rkt` user's in `/etc/subuid` and
+    /// `/etc/subgid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<String>>,
 }
 
 /// `rktKind: paths`.
@@ -118,6 +132,10 @@ pub fn load(dirs: &ConfigDirs) -> Result<Config, ConfigError> {
             let f: PathsFile = parse(&path, "paths")?;
             cfg.paths.data = f.data.or(cfg.paths.data);
             cfg.paths.stage1_images = f.stage1_images.or(cfg.paths.stage1_images);
+        }
+        for path in json_files(&root.join("userns.d"))? {
+            let f: UsernsConfig = parse(&path, "userns")?;
+            cfg.userns.ranges = f.ranges.or(cfg.userns.ranges);
         }
         for path in json_files(&root.join("stage1.d"))? {
             let f: Stage1File = parse(&path, "stage1")?;

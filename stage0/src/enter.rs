@@ -162,6 +162,7 @@ mod tests {
             apps: vec![app("a"), app("b")],
             volumes: vec![],
             annotations: vec![],
+            private_users: None,
         };
         stage1_abi::write_json_atomic(&p.path().join("pod"), &m).unwrap();
         let e = plan(&pods, "e0", None, &[]).unwrap_err();

@@ -70,7 +70,8 @@ pub fn export(
         .map_err(|e| Error::Image(e.to_string()))?;
     let mounted = prepare::mount_apps(mounter, &dir, &m)?;
     let rootfs = dir.join(paths::app_rootfs(&app.name));
-    let result = image_store::oci_archive::write_rootfs_image(&rootfs, &cfg, &req.out);
+    let ids = m.private_users.map(|r| (r.shift, r.count));
+    let result = image_store::oci_archive::write_rootfs_image(&rootfs, &cfg, &req.out, ids);
     prepare::unmount_all(mounter, &mounted);
     drop(pod);
     result.map_err(|e| Error::io("exporting pod to", &req.out, e))

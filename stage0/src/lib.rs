@@ -40,6 +40,7 @@ pub mod store;
 mod sys;
 pub mod systemd;
 pub mod trust;
+pub mod userns;
 
 pub use runtime::{
     Dirs, Insecure, Ipc, PidsLimit, PodList, PodSource, PrepareRequest, RunRequest, Runtime, Wait,

@@ -276,6 +276,7 @@ pub fn build(
         apps,
         volumes,
         annotations: vec![],
+        private_users: None,
     };
     m.validate()?;
     Ok(m)

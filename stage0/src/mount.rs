@@ -1,18 +1,23 @@
 //! Overlay mounts of app root filesystems, behind a small trait so the pod state machine can be
 //! unit-tested without root.
 
+use stage1_abi::IdRange;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The mount operations stage0 needs.
 pub trait Mounter {
     /// Mount an overlay at `target`: `lower` top first, `upper` and `work` on the same fs.
+    /// With `idmap`, every lower dir is seen through an idmapped mount of that mapping
+    /// (`--private-users`): its files, owned by N on disk, are owned by `shift + N` in the
+    /// overlay, and nothing is copied or chowned.
     fn mount_overlay(
         &self,
         lower: &[PathBuf],
         upper: &Path,
         work: &Path,
         target: &Path,
+        idmap: Option<IdRange>,
     ) -> io::Result<()>;
     /// Unmount `target` (lazily if it is busy). Not mounted is success.
     fn unmount(&self, target: &Path) -> io::Result<()>;
@@ -172,60 +177,12 @@ impl Mounter for HostMounter {
         upper: &Path,
         work: &Path,
         target: &Path,
+        idmap: Option<IdRange>,
     ) -> io::Result<()> {
-        use nix::mount::{mount, MsFlags};
-        let mount_with = |data: &str| {
-            mount(
-                Some("overlay"),
-                target,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(data),
-            )
-            .map_err(io::Error::from)
-        };
-        // Kernels before 5.10 do not know `volatile` (EINVAL): mount without it there.
-        let mount_with = |data: &str| match mount_with(data) {
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32) => {
-                match data.strip_suffix(&format!(",{VOLATILE}")) {
-                    Some(plain) => mount_with(plain).map_err(|_| e),
-                    None => Err(e),
-                }
-            }
-            r => r,
-        };
-        let data = overlay_options(lower, upper, work)?;
-        if data.len() < MAX_MOUNT_DATA {
-            return mount_with(&data);
+        match idmap {
+            None => mount_overlay(lower, upper, work, target),
+            Some(r) => mount_overlay_idmapped(lower, upper, work, target, r),
         }
-        // The kernel takes at most one page of mount data: name the layers through short
-        // symlinks `l/<n>` next to the upper dir (as Docker's overlay2 does) and mount from
-        // there with relative paths.
-        let base = upper.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let links = base.join("l");
-        if links.exists() {
-            std::fs::remove_dir_all(&links)?;
-        }
-        std::fs::create_dir(&links)?;
-        let mut rel = Vec::with_capacity(lower.len());
-        for (i, l) in lower.iter().enumerate() {
-            std::os::unix::fs::symlink(std::path::absolute(l)?, links.join(i.to_string()))?;
-            rel.push(PathBuf::from(format!("l/{i}")));
-        }
-        let abs = |p: &Path| std::path::absolute(p);
-        let short = overlay_options(&rel, &abs(upper)?, &abs(work)?)?;
-        if short.len() >= MAX_MOUNT_DATA {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("overlay options too long ({} layers)", lower.len()),
-            ));
-        }
-        let parent = base;
-        let cwd = std::env::current_dir()?;
-        std::env::set_current_dir(&parent)?;
-        let res = mount_with(&short);
-        std::env::set_current_dir(cwd)?;
-        res
     }
 
     fn unmount(&self, target: &Path) -> io::Result<()> {
@@ -248,6 +205,115 @@ impl Mounter for HostMounter {
     }
 }
 
+/// [`Mounter::mount_overlay`] with idmapped lower layers. Each layer dir gets a detached,
+/// read-only clone mapped through a user namespace of `range`'s mapping, attached at
+/// `<target's dir>/idmapped/<n>` while the overlay is mounted over them; overlayfs takes its own
+/// private clones of its layers (idmap included), so the attached copies are detached again
+/// right after, and the dir is left empty. Linux ≥ 5.19 (idmapped lower layers) and a store
+/// on a file system that supports idmapped mounts.
+fn mount_overlay_idmapped(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    range: IdRange,
+) -> io::Result<()> {
+    use nix::mount::{umount2, MntFlags};
+    let what = |step: &str, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{step}: {e} (--private-users needs Linux 5.19 or later and an image store on a                  file system that supports idmapped mounts, such as ext4, xfs, btrfs or tmpfs)"
+            ),
+        )
+    };
+    let userns = crate::sys::userns_fd(&range.map_line()).map_err(|e| what("user namespace", e))?;
+    let stage = target
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(stage1_abi::paths::APP_IDMAPPED);
+    std::fs::create_dir_all(&stage)?;
+    let mut staged = Vec::with_capacity(lower.len());
+    let res = (|| {
+        for (i, l) in lower.iter().enumerate() {
+            let d = stage.join(i.to_string());
+            std::fs::create_dir_all(&d)?;
+            let tree = crate::sys::idmapped_tree(l, &userns)
+                .map_err(|e| what(&format!("idmapping layer {}", l.display()), e))?;
+            crate::sys::attach_mount(&tree, &d)?;
+            staged.push(d);
+        }
+        mount_overlay(&staged, upper, work, target)
+    })();
+    for d in staged.iter().rev() {
+        if let Err(e) = umount2(d, MntFlags::MNT_DETACH) {
+            tracing::warn!("detaching idmapped layer {}: {e}", d.display());
+        }
+    }
+    for i in 0..lower.len() {
+        let _ = std::fs::remove_dir(stage.join(i.to_string()));
+    }
+    let _ = std::fs::remove_dir(&stage);
+    res
+}
+
+/// Mount an overlay with plain (not idmapped) lower dirs.
+fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let mount_with = |data: &str| {
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data),
+        )
+        .map_err(io::Error::from)
+    };
+    // Kernels before 5.10 do not know `volatile` (EINVAL): mount without it there.
+    let mount_with = |data: &str| match mount_with(data) {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINVAL as i32) => {
+            match data.strip_suffix(&format!(",{VOLATILE}")) {
+                Some(plain) => mount_with(plain).map_err(|_| e),
+                None => Err(e),
+            }
+        }
+        r => r,
+    };
+    let data = overlay_options(lower, upper, work)?;
+    if data.len() < MAX_MOUNT_DATA {
+        return mount_with(&data);
+    }
+    // The kernel takes at most one page of mount data: name the layers through short
+    // symlinks `l/<n>` next to the upper dir (as Docker's overlay2 does) and mount from
+    // there with relative paths.
+    let base = upper.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let links = base.join("l");
+    if links.exists() {
+        std::fs::remove_dir_all(&links)?;
+    }
+    std::fs::create_dir(&links)?;
+    let mut rel = Vec::with_capacity(lower.len());
+    for (i, l) in lower.iter().enumerate() {
+        std::os::unix::fs::symlink(std::path::absolute(l)?, links.join(i.to_string()))?;
+        rel.push(PathBuf::from(format!("l/{i}")));
+    }
+    let abs = |p: &Path| std::path::absolute(p);
+    let short = overlay_options(&rel, &abs(upper)?, &abs(work)?)?;
+    if short.len() >= MAX_MOUNT_DATA {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("overlay options too long ({} layers)", lower.len()),
+        ));
+    }
+    let parent = base;
+    let cwd = std::env::current_dir()?;
+    std::env::set_current_dir(&parent)?;
+    let res = mount_with(&short);
+    std::env::set_current_dir(cwd)?;
+    res
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     use super::*;
@@ -267,6 +333,7 @@ pub(crate) mod fake {
             upper: &Path,
             work: &Path,
             target: &Path,
+            _idmap: Option<IdRange>,
         ) -> io::Result<()> {
             overlay_options(lower, upper, work)?;
             if let Some(f) = &self.fail_on {
@@ -347,7 +414,9 @@ mod tests {
         }
         assert!(overlay_options(&lower, &up, &wk).unwrap().len() > MAX_MOUNT_DATA);
         let cwd = std::env::current_dir().unwrap();
-        HostMounter.mount_overlay(&lower, &up, &wk, &mnt).unwrap();
+        HostMounter
+            .mount_overlay(&lower, &up, &wk, &mnt, None)
+            .unwrap();
         assert_eq!(std::env::current_dir().unwrap(), cwd);
         assert!(mnt.join("f0").exists() && mnt.join("f199").exists());
         assert!(HostMounter.is_mounted(&mnt).unwrap());
@@ -392,16 +461,16 @@ mod tests {
             std::fs::create_dir_all(x).unwrap();
         }
         let m = HostMounter;
-        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt, None)
             .unwrap();
         std::fs::write(mnt.join("f"), "kept").unwrap();
         m.unmount(&mnt).unwrap();
         assert!(volatile_mark(&wk).exists());
         assert!(m
-            .mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+            .mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt, None)
             .is_err());
         assert!(!clear_volatile_mark(&wk, booted_at).unwrap());
-        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt)
+        m.mount_overlay(std::slice::from_ref(&low), &up, &wk, &mnt, None)
             .unwrap();
         assert_eq!(std::fs::read_to_string(mnt.join("f")).unwrap(), "kept");
         m.unmount(&mnt).unwrap();

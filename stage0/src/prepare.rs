@@ -20,7 +20,9 @@ use crate::manifest::{self, ResolvedImage};
 use crate::mount::Mounter;
 use crate::pods::{LockedPod, Phase, Pods};
 use crate::request::PodRequest;
+use crate::userns::{self, PrivateUsers};
 use crate::{Error, Result};
+use stage1_abi::IdRange;
 
 /// `apps/<app>/image`: which image an app came from and the layer dirs its overlay uses
 /// (kept so `run-prepared` can mount again, e.g. after a reboot).
@@ -48,6 +50,10 @@ pub struct PrepareOptions {
     pub host_env: Vec<(String, String)>,
     /// A fixed UUID (tests); random v4 otherwise.
     pub uuid: Option<String>,
+    /// `--private-users`: the pod gets its own user namespace (`crate::userns`).
+    pub private_users: Option<PrivateUsers>,
+    /// The `userns` config kind's pool, if configured.
+    pub userns_ranges: Option<Vec<String>>,
 }
 
 /// The services a prepare needs.
@@ -91,7 +97,7 @@ impl<'a> Preparer<'a> {
             resolved.push(ResolvedImage { meta, config });
         }
         let manifest = manifest::build(&uuid, req, &resolved, &opts.host_env)?;
-        self.create(manifest, &layers)
+        self.create(manifest, &layers, opts)
     }
 
     /// `--pod-manifest`: prepare a pod from a given manifest (the format `rkt cat-manifest`
@@ -135,7 +141,7 @@ impl<'a> Preparer<'a> {
             }
             layers.push(self.images.layer_dirs(&id).map_err(img_err)?);
         }
-        self.create(manifest, &layers)
+        self.create(manifest, &layers, opts)
     }
 
     fn new_uuid(&self, opts: &PrepareOptions) -> Result<String> {
@@ -149,16 +155,37 @@ impl<'a> Preparer<'a> {
         Ok(uuid)
     }
 
-    fn create(&self, manifest: PodManifest, layers: &[Vec<PathBuf>]) -> Result<PreparingPod<'a>> {
+    fn create(
+        &self,
+        mut manifest: PodManifest,
+        layers: &[Vec<PathBuf>],
+        opts: &PrepareOptions,
+    ) -> Result<PreparingPod<'a>> {
         let pods = Pods::new(self.data_dir);
         let pod = pods.create(&manifest.uuid)?;
+        let dir = pod.path();
         let mut p = PreparingPod {
             pod: Some(pod),
-            manifest,
+            manifest: manifest.clone(),
             mounted: Vec::new(),
             images: self.images,
             mounter: self.mounter,
         };
+        // a manifest's own range (`--pod-manifest`) is asked for as given
+        let want = opts
+            .private_users
+            .or(manifest.private_users.map(PrivateUsers::Range));
+        manifest.private_users = match want {
+            Some(w) => {
+                let r = userns::claim(self.data_dir, &dir, w, || {
+                    userns::Pool::load(opts.userns_ranges.as_deref())
+                })?;
+                userns::open_path_to_pod(self.data_dir, &dir, r)?;
+                Some(r)
+            }
+            None => None,
+        };
+        p.manifest = manifest;
         p.populate(layers)?;
         Ok(p)
     }
@@ -183,6 +210,7 @@ fn mount_app(
     pod_dir: &Path,
     app: &str,
     layers: &[PathBuf],
+    idmap: Option<IdRange>,
 ) -> Result<PathBuf> {
     let rootfs = pod_dir.join(paths::app_rootfs(app));
     let (upper, work) = (
@@ -191,6 +219,20 @@ fn mount_app(
     );
     for d in [&rootfs, &upper, &work] {
         mkdir(d, 0o755)?;
+    }
+    if let Some(r) = idmap {
+        // the writable layer's root is the app's `/`: owned by the pod's root, so files the
+        // app creates in it belong to the pod's ids on the host
+        let root = Some(nix::unistd::Uid::from_raw(r.shift));
+        nix::unistd::chown(&upper, root, Some(nix::unistd::Gid::from_raw(r.shift))).map_err(
+            |e| {
+                Error::io(
+                    "giving the writable layer to the pod's root",
+                    &upper,
+                    e.into(),
+                )
+            },
+        )?;
     }
     // mounted before (volatile): overlayfs wants its scratch dir gone before it mounts again
     if crate::mount::clear_volatile_mark(&work, crate::mount::booted_at)
@@ -211,7 +253,7 @@ fn mount_app(
         lower.push(empty);
     }
     mounter
-        .mount_overlay(&lower, &upper, &work, &rootfs)
+        .mount_overlay(&lower, &upper, &work, &rootfs, idmap)
         .map_err(|e| Error::io("mounting overlay rootfs", &rootfs, e))?;
     Ok(rootfs)
 }
@@ -232,7 +274,13 @@ pub fn mount_apps(
             }
             let rec_path = pod_dir.join(paths::app_image(&app.name));
             let rec: AppImage = stage1_abi::read_json(&rec_path)?;
-            mounted.push(mount_app(mounter, pod_dir, &app.name, &rec.layers)?);
+            mounted.push(mount_app(
+                mounter,
+                pod_dir,
+                &app.name,
+                &rec.layers,
+                manifest.private_users,
+            )?);
         }
         Ok(())
     })();
@@ -287,7 +335,13 @@ impl<'a> PreparingPod<'a> {
             write_json(&rec_path, &rec)?;
         }
         for (app, layers) in self.manifest.apps.iter().zip(layers) {
-            let rootfs = mount_app(self.mounter, &dir, &app.name, layers)?;
+            let rootfs = mount_app(
+                self.mounter,
+                &dir,
+                &app.name,
+                layers,
+                self.manifest.private_users,
+            )?;
             self.mounted.push(rootfs);
         }
         // an image VOLUME's mode and owner are stage1's to read, inside the rootfs
@@ -400,6 +454,8 @@ mod tests {
                 ..Default::default()
             },
             uuid: Some(U.into()),
+            private_users: None,
+            userns_ranges: None,
             ..Default::default()
         }
     }

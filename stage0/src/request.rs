@@ -5,8 +5,8 @@
 
 /// The contract's types a request is made of, named here so front ends need only stage0.
 pub use stage1_abi::{
-    DnsConfig, MountPoint, NetConfig, NetRequest, PodManifest, PortForward, Seccomp, SeccompMode,
-    Volume, VolumeKind,
+    DnsConfig, IdRange, MountPoint, NetConfig, NetRequest, PodManifest, PortForward, Seccomp,
+    SeccompMode, Volume, VolumeKind,
 };
 use std::collections::BTreeSet;
 

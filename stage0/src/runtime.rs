@@ -180,6 +180,8 @@ pub struct PrepareRequest {
     pub host_env: Vec<(String, String)>,
     /// Where image downloads report their progress.
     pub progress: Option<std::sync::Arc<dyn crate::images::Progress>>,
+    /// `--private-users`: run the pod in its own user namespace (`crate::userns`).
+    pub private_users: Option<crate::userns::PrivateUsers>,
 }
 
 impl std::fmt::Debug for PrepareRequest {
@@ -188,6 +190,7 @@ impl std::fmt::Debug for PrepareRequest {
             .field("pod", &self.pod)
             .field("pull_policy", &self.pull_policy)
             .field("uuid_file_save", &self.uuid_file_save)
+            .field("private_users", &self.private_users)
             .field("progress", &self.progress.is_some())
             .finish_non_exhaustive()
     }
@@ -203,6 +206,7 @@ impl PrepareRequest {
             uuid_file_save: None,
             host_env: Vec::new(),
             progress: None,
+            private_users: None,
         }
     }
 }
@@ -445,6 +449,8 @@ impl Runtime {
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),
             uuid: None,
+            private_users: req.private_users,
+            userns_ranges: self.config.userns.ranges.clone(),
         }
     }
 

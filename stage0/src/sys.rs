@@ -12,6 +12,10 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_IDMAP`: map the mount's ids through `userns_fd`'s mapping (Linux ≥ 5.12).
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// `MOVE_MOUNT_F_EMPTY_PATH` of `move_mount(2)`: the source is the fd itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// `struct mount_attr` (linux/mount.h), version 0.
 #[repr(C)]
@@ -61,6 +65,115 @@ pub fn read_only_file_mount(path: &Path) -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// A user namespace whose uid and gid maps are both `map_line` (`/proc/PID/uid_map` syntax),
+/// as an fd, for [`idmapped_tree`]. A child is forked into a new user namespace only to hold it
+/// while the maps are written and the namespace is opened; it is killed and reaped before this
+/// returns. The mount keeps the namespace's mapping; nothing runs in it.
+pub fn userns_fd(map_line: &str) -> std::io::Result<OwnedFd> {
+    use nix::sys::wait::waitpid;
+    use nix::unistd::{fork, pipe2, ForkResult};
+    let (ready_r, ready_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (hold_r, hold_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the child calls only async-signal-safe functions (unshare, write, read, _exit)
+    // on descriptors it inherited, so forking a process that may have other threads is sound.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // SAFETY: plain system calls on inherited fds; the child never returns.
+            unsafe {
+                drop(ready_r);
+                drop(hold_w);
+                let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
+                libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
+                let mut b = 0u8;
+                libc::read(hold_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(hold_r);
+            let res = (|| {
+                let mut b = [0u8; 1];
+                let n = nix::unistd::read(ready_r.as_raw_fd(), &mut b)?;
+                if n != 1 || b[0] != 1 {
+                    return Err(std::io::Error::other(
+                        "cannot create a user namespace (unshare(CLONE_NEWUSER) failed)",
+                    ));
+                }
+                for f in ["uid_map", "gid_map"] {
+                    std::fs::write(format!("/proc/{child}/{f}"), map_line)
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("writing {f}: {e}")))?;
+                }
+                let ns = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
+                Ok(OwnedFd::from(ns))
+            })();
+            drop(hold_w);
+            let _ = waitpid(child, None);
+            res
+        }
+    }
+}
+
+/// A detached copy of the mount tree at `path` (not recursive) whose ids are mapped through
+/// `userns`: a file owned by id N on disk shows as owned by N mapped (e.g. `shift + N`).
+/// Read-only, nosuid kept by the caller's other mounts. Needs Linux ≥ 5.12 and a file system
+/// that supports idmapped mounts.
+pub fn idmapped_tree(path: &Path, userns: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: as in `read_only_file_mount`.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd the kernel just returned; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: as in `read_only_file_mount`; `userns` stays open across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Attach the detached mount `fd` at `target` (an existing dir).
+pub fn attach_mount(fd: &OwnedFd, target: &Path) -> std::io::Result<()> {
+    let c = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: move_mount reads the two NUL-terminated paths during the call; `fd` is a live
+    // mount fd.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -102,8 +102,11 @@ pub enum EnterError {
     Nul(std::ffi::OsString),
 }
 
-/// Namespaces joined, in order (mount last: paths are opened before any join).
+/// Namespaces joined, in order (mount last: paths are opened before any join). The pod's user
+/// namespace (`--private-users`) comes first: it owns the others, and from then on the command
+/// holds no privilege over anything of the host.
 const NAMESPACES: &[(&str, CloneFlags)] = &[
+    ("user", CloneFlags::CLONE_NEWUSER),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),

@@ -8,6 +8,7 @@
 //!   rkt-verifier                 print a JSON report of the process's view of the world
 //!   rkt-verifier write PATH      try to create/append PATH; exit 0 if it worked, 1 otherwise
 //!   rkt-verifier read PATH       try to read PATH; exit 0 if it worked, 1 otherwise
+//!   rkt-verifier stat PATH...    JSON {PATH: {"uid","gid","mode"}} as seen in the pod (lstat)
 //!   rkt-verifier exit N          exit with code N
 //!   rkt-verifier sleep SECS      sleep, then print the report
 //!   rkt-verifier swap-loop PATH TARGET   rename PATH between a dir and a link to TARGET forever
@@ -43,6 +44,7 @@ fn main() {
                 .and_then(|mut f| f.write_all(b"x"))
         }),
         Some("read") => probe(args.get(2), |p| fs::read(p).map(|_| ())),
+        Some("stat") => stat_paths(&args[2..]),
         Some("exit") => std::process::exit(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0)),
         Some("sleep") => {
             let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -226,6 +228,15 @@ fn report() {
         );
     }
     o.raw("namespaces", &ns.finish());
+    for (k, f) in [("uid_map", "/proc/self/uid_map"), ("gid_map", "/proc/self/gid_map")] {
+        // the lines' fields (inside, outside, count), spaces squeezed
+        let m = fs::read_to_string(f).unwrap_or_default();
+        let lines: Vec<String> = m
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        o.raw(k, &arr_str(&lines));
+    }
     let cg = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     o.raw(
         "cgroups",
@@ -254,6 +265,25 @@ fn report() {
         "args",
         &arr_str(&std::env::args().collect::<Vec<_>>()),
     );
+    println!("{}", o.finish());
+}
+
+/// `stat PATH...`: owner and mode of each path (not followed) as the pod sees them.
+fn stat_paths(paths: &[String]) {
+    use std::os::unix::fs::MetadataExt;
+    let mut o = Obj::default();
+    for p in paths {
+        let mut e = Obj::default();
+        match fs::symlink_metadata(p) {
+            Ok(m) => {
+                e.num("uid", i64::from(m.uid()));
+                e.num("gid", i64::from(m.gid()));
+                e.num("mode", i64::from(m.mode() & 0o7777));
+            }
+            Err(err) => e.str("error", &err.to_string()),
+        }
+        o.raw(p, &e.finish());
+    }
     println!("{}", o.finish());
 }
 

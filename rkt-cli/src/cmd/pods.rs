@@ -246,6 +246,9 @@ struct PodJson {
     user_annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     user_labels: BTreeMap<String, String>,
+    /// `--private-users`: the host ids the pod's 0..count are (not in rkt's api).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_users: Option<stage0::request::IdRange>,
 }
 
 /// rkt's JSON of one network (api v1 `NetInfo`).
@@ -312,6 +315,7 @@ fn pod_json(p: &PodInfo) -> PodJson {
             .flat_map(|m| m.annotations.iter().cloned())
             .collect(),
         user_labels: BTreeMap::new(),
+        private_users: p.manifest.as_ref().and_then(|m| m.private_users),
     }
 }
 
@@ -449,6 +453,9 @@ pub fn status(ctx: &Ctx, a: &StatusArgs) -> anyhow::Result<i32> {
     }
     if matches!(p.state, State::Running | State::Exited) {
         println!("networks={}", nets_text(&p));
+    }
+    if let Some(r) = p.manifest.as_ref().and_then(|m| m.private_users) {
+        println!("private-users={}:{}", r.shift, r.count);
     }
     let ran = matches!(
         p.state,

@@ -81,6 +81,17 @@ pub struct PodPrepareArgs {
     /// images and app flags
     #[arg(long = "pod-manifest", value_name = "FILE")]
     pub pod_manifest: Option<PathBuf>,
+    /// run the pod in its own user namespace: its root is an unprivileged host id. auto
+    /// (bare flag): a free range of 65536 ids from the pool (user rkt in /etc/subuid and
+    /// /etc/subgid, or the userns config); SHIFT:COUNT: pod ids 0..COUNT are host ids SHIFT..
+    #[arg(
+        long = "private-users",
+        value_name = "auto|SHIFT:COUNT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto"
+    )]
+    pub private_users: Option<String>,
 }
 
 /// Flags of one start of a pod (run and run-prepared).
@@ -250,8 +261,8 @@ fn pod_request(p: &PodPrepareArgs, apps: Vec<AppRequest>) -> anyhow::Result<PodR
     Ok(req)
 }
 
-fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> PrepareRequest {
-    PrepareRequest {
+fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> anyhow::Result<PrepareRequest> {
+    Ok(PrepareRequest {
         pod,
         pull_policy: match p.pull_policy {
             PullPolicyArg::New => PullPolicy::New,
@@ -261,7 +272,12 @@ fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> PrepareRequest {
         uuid_file_save: p.uuid_file_save.clone(),
         host_env: std::env::vars().collect(),
         progress: crate::progress::terminal_bars(),
-    }
+        private_users: p
+            .private_users
+            .as_deref()
+            .map(stage0::userns::PrivateUsers::parse)
+            .transpose()?,
+    })
 }
 
 fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
@@ -309,13 +325,13 @@ pub fn check_run_args(a: &RunArgs) -> anyhow::Result<()> {
 pub fn run(ctx: &Ctx, a: &RunArgs) -> anyhow::Result<i32> {
     let pod = pod_source(ctx, &a.prep, &a.images, &a.rt.port)?;
     let run = run_request(&a.rt)?;
-    match ctx.runtime()?.run(&prepare_request(&a.prep, pod), &run)? {}
+    match ctx.runtime()?.run(&prepare_request(&a.prep, pod)?, &run)? {}
 }
 
 /// `rkt prepare`: prints the UUID.
 pub fn prepare(ctx: &Ctx, a: &PrepareArgs) -> anyhow::Result<i32> {
     let pod = pod_source(ctx, &a.prep, &a.images, &[])?;
-    let mut req = prepare_request(&a.prep, pod);
+    let mut req = prepare_request(&a.prep, pod)?;
     if a.quiet {
         req.progress = None;
     }

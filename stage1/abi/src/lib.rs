@@ -93,6 +93,13 @@ pub mod paths {
     /// Network state ([`crate::NetInfo`]) saved by stage1 so `rkt list` can show the pod's
     /// addresses and gc can tear the network down without the process.
     pub const NET_INFO: &str = "net-info.json";
+    /// The pod's claim on a range of host ids (`--private-users`, an [`crate::IdRange`] as
+    /// JSON): written by stage0 under the data dir's id-range lock before anything is owned by
+    /// those ids; a range stays taken for as long as a pod dir holds the claim (gc releases it).
+    pub const PRIVATE_USERS: &str = "private-users";
+    /// `apps/<app>/idmapped`: where stage0 attaches the app's idmapped layers while it mounts
+    /// the overlay over them (empty once the overlay is mounted).
+    pub const APP_IDMAPPED: &str = "idmapped";
 
     use std::path::PathBuf;
 
@@ -115,6 +122,10 @@ pub mod paths {
     /// `apps/<app>/image`
     pub fn app_image(app: &str) -> PathBuf {
         app_dir(app).join(APP_IMAGE)
+    }
+    /// `apps/<app>/idmapped`
+    pub fn app_idmapped(app: &str) -> PathBuf {
+        app_dir(app).join(APP_IDMAPPED)
     }
     /// `apps/<app>/bundle`
     pub fn app_bundle(app: &str) -> PathBuf {

@@ -22,6 +22,69 @@ pub struct PodManifest {
     /// Free-form annotations (`--annotation`, image labels carried along).
     #[serde(default)]
     pub annotations: Vec<(String, String)>,
+    /// `--private-users`: the pod runs in its own user namespace with this mapping; `None`:
+    /// the host's ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_users: Option<IdRange>,
+}
+
+/// A pod's user namespace mapping: uids and gids `0..count` in the pod are the host's
+/// `shift..shift+count` (the same range for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// The host id of the pod's id 0.
+    pub shift: u32,
+    /// How many ids are mapped.
+    pub count: u32,
+}
+
+impl IdRange {
+    /// The largest id the kernel maps: `(uid_t)-1` is never valid.
+    pub const MAX_ID: u64 = u32::MAX as u64 - 1;
+
+    /// Check what a mapping must be: not the host's root (shift 0), at least one id, and
+    /// inside the kernel's id space.
+    pub fn validate(&self) -> Result<(), AbiError> {
+        if self.shift == 0 {
+            return Err(AbiError::Invalid(
+                "private users: a shift of 0 would make the pod's root the host's root".into(),
+            ));
+        }
+        if self.count == 0 {
+            return Err(AbiError::Invalid(
+                "private users: the range maps no id (count 0)".into(),
+            ));
+        }
+        if self.end() > Self::MAX_ID + 1 {
+            return Err(AbiError::Invalid(format!(
+                "private users: range {}:{} ends past the largest id {}",
+                self.shift,
+                self.count,
+                Self::MAX_ID
+            )));
+        }
+        Ok(())
+    }
+
+    /// One past the last host id of the range.
+    pub fn end(&self) -> u64 {
+        u64::from(self.shift) + u64::from(self.count)
+    }
+
+    /// Whether two ranges share a host id.
+    pub fn overlaps(&self, other: &IdRange) -> bool {
+        u64::from(self.shift) < other.end() && u64::from(other.shift) < self.end()
+    }
+
+    /// The host id of pod id `id`, if the range maps it.
+    pub fn host_id(&self, id: u32) -> Option<u32> {
+        (id < self.count).then(|| self.shift + id)
+    }
+
+    /// The line for `/proc/<pid>/uid_map` and `gid_map`.
+    pub fn map_line(&self) -> String {
+        format!("0 {} {}\n", self.shift, self.count)
+    }
 }
 
 impl PodManifest {
@@ -55,6 +118,9 @@ impl PodManifest {
                     )));
                 }
             }
+        }
+        if let Some(r) = &self.private_users {
+            r.validate()?;
         }
         Ok(())
     }
@@ -421,6 +487,7 @@ mod tests {
             apps,
             volumes: vec![],
             annotations: vec![],
+            private_users: None,
         }
     }
 

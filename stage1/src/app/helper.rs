@@ -54,6 +54,9 @@ pub struct Job {
     pub console_socket: Option<PathBuf>,
     /// Keep this many passed sockets (fds 3..) open into the app (socket activation).
     pub listen_fds: u32,
+    /// The host uid of the pod's root with private users: the app's cgroup v2 dirs are
+    /// delegated to it ([`PodCgroups::delegate_app`]).
+    pub delegate_to: Option<u32>,
 }
 
 /// A forked helper waiting for "go".
@@ -170,6 +173,10 @@ fn helper_main(
     };
     if let Err(e) = cgroups
         .create_app(&job.app)
+        .and_then(|()| match job.delegate_to {
+            Some(owner) => cgroups.delegate_app(&job.app, owner),
+            None => Ok(()),
+        })
         .and_then(|()| cgroups.enter_app(&job.app))
         .map_err(|e| e.to_string())
         .and_then(|()| {
@@ -234,7 +241,48 @@ fn check_cgroup_lines(cg: &str, uuid: &str, app: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// For a pod with its own user namespace (`--private-users`): open, as the host's root, every
+/// sandbox namespace the bundle names by `/proc/<pid>/ns/<type>`, and name them in the bundle
+/// by `/proc/self/fd/<n>` instead. libcontainer joins the user namespace first and opens the
+/// others from inside it, where the pod's PID 1 (not dumpable) may not be looked at through
+/// `/proc/<pid>` (EACCES); a descriptor of its own is. The descriptors are close-on-exec and
+/// live until the container is created (the returned vector).
+fn open_sandbox_namespaces(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, String> {
+    use oci_spec::runtime::{LinuxNamespaceType, Spec};
+    let cfg = bundle.join(stage1_abi::paths::BUNDLE_CONFIG);
+    let mut spec = Spec::load(&cfg).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    let Some(mut namespaces) = spec.linux().as_ref().and_then(|l| l.namespaces().clone()) else {
+        return Ok(Vec::new());
+    };
+    if !namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some())
+    {
+        return Ok(Vec::new());
+    }
+    let mut fds = Vec::new();
+    for n in namespaces.iter_mut() {
+        let Some(path) = n.path().clone() else {
+            continue;
+        };
+        let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let fd = OwnedFd::from(f);
+        n.set_path(Some(PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            fd.as_raw_fd()
+        ))));
+        fds.push(fd);
+    }
+    if let Some(l) = spec.linux_mut() {
+        l.set_namespaces(Some(namespaces));
+    }
+    let data = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
+    stage1_abi::write_atomic(&cfg, &data).map_err(|e| e.to_string())?;
+    Ok(fds)
+}
+
 fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
+    let _namespaces = open_sandbox_namespaces(&job.bundle)?;
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?

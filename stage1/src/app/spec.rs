@@ -168,6 +168,29 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         .set_scheduler(None)
         .set_exec_cpu_affinity(None);
 
+    // In a user namespace (`--private-users`) a sysfs or mqueue can be mounted only in a
+    // network or IPC namespace the pod owns; with the host's, the host's are bound instead
+    // (read-only for sysfs), as runc does.
+    let joins = |t: LinuxNamespaceType| inp.join_ns.iter().any(|(x, _)| *x == t);
+    let userns = joins(LinuxNamespaceType::User);
+    let host_bind = |dest: &str, opts: &[&str]| {
+        let mut o = vec!["rbind"];
+        o.extend_from_slice(opts);
+        mount(dest, "bind", dest, &o)
+    };
+    // (a host without /dev/mqueue gives the pod none: message queues work without the fs)
+    let mqueue = if userns && !joins(LinuxNamespaceType::Ipc) {
+        Path::new("/dev/mqueue")
+            .is_dir()
+            .then(|| host_bind("/dev/mqueue", &["nosuid", "noexec", "nodev"]))
+    } else {
+        Some(mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ))
+    };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -194,13 +217,8 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
     ];
+    mounts.extend(mqueue);
     let app_mounts_sys = inp.mounts.iter().any(|m| {
         let d = m.destination();
         d == Path::new("/sys") || d.starts_with("/sys/")
@@ -210,7 +228,13 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         if !inp.rc.disable_paths {
             opts.push("ro");
         }
-        mounts.push(mount("/sys", "sysfs", "sysfs", &opts));
+        if userns && !joins(LinuxNamespaceType::Network) {
+            opts.push("ro");
+            opts.dedup();
+            mounts.push(host_bind("/sys", &opts));
+        } else {
+            mounts.push(mount("/sys", "sysfs", "sysfs", &opts));
+        }
     }
     mounts.extend(inp.mounts.iter().cloned());
 

@@ -115,6 +115,7 @@ pub fn prepare_app(
     cgroups: &PodCgroups,
     app: &App,
     console_socket: Option<&Path>,
+    delegate_to: Option<u32>,
 ) -> Result<Helper, Error> {
     cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
@@ -129,6 +130,7 @@ pub fn prepare_app(
             interactive: rc.interactive,
             console_socket: console_socket.map(Path::to_path_buf),
             listen_fds: crate::systemd::listen_fds_for(&app.name),
+            delegate_to,
         },
     )
 }
@@ -184,6 +186,15 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let additional_gids =
         user::supplementary_gids(&root, &app.user, uid, gid, &app.supplementary_gids)
             .map_err(|e| app_err(&app.name, e))?;
+    let userns = ctx.sandbox.userns.as_ref();
+    user::check_mapped("uid", uid, userns)
+        .and_then(|()| user::check_mapped("gid", gid, userns))
+        .and_then(|()| {
+            additional_gids
+                .iter()
+                .try_for_each(|g| user::check_mapped("supplementary gid", *g, userns))
+        })
+        .map_err(|e| app_err(&app.name, e))?;
     let bundle = pod_dir.join(paths::app_bundle(&app.name));
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
@@ -193,6 +204,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
             ctx.rc,
             ctx.dns,
             app.readonly_rootfs,
+            ctx.sandbox.userns.map(|r| r.shift),
         )
         .map_err(|e| app_err(&app.name, e))?,
     );
@@ -201,6 +213,10 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         (LinuxNamespaceType::Pid, sb.ns_path("pid")),
         (LinuxNamespaceType::Uts, sb.ns_path("uts")),
     ];
+    if sb.userns.is_some() {
+        // libcontainer joins it first, then the others, which it owns
+        join_ns.push((LinuxNamespaceType::User, sb.ns_path("user")));
+    }
     if sb.own_net {
         join_ns.push((LinuxNamespaceType::Network, sb.ns_path("net")));
     }

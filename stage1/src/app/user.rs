@@ -28,6 +28,30 @@ pub enum UserError {
     /// A group name the image's /etc/group does not list.
     #[error("group {0:?} not found in the image's /etc/group")]
     NoSuchGroup(String),
+    /// An id the pod's user namespace does not map (`--private-users`).
+    #[error("{what} {id} is outside the pod's user namespace (ids 0 to {last})")]
+    Unmapped {
+        /// Where it came from.
+        what: String,
+        /// The id.
+        id: u32,
+        /// The last id the namespace maps.
+        last: u32,
+    },
+}
+
+/// With private users (`range`), refuse an id the pod's user namespace does not map: the app
+/// could not run as it (the kernel refuses unmapped ids).
+pub fn check_mapped(what: &str, id: u32, range: Option<&stage1_abi::IdRange>) -> Result<(), Error> {
+    match range {
+        Some(r) if r.host_id(id).is_none() => Err(UserError::Unmapped {
+            what: what.to_string(),
+            id,
+            last: r.count - 1,
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Refuse an id above [`MAX_ID`]; `what` names where it came from.

@@ -65,8 +65,25 @@ pub fn prepare_empty_volumes(pod_dir: &Path, pod: &PodManifest) -> Result<(), Er
             .map_err(|e| Error::io(&dir, e))?;
         rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io(&dir, e.into()))?;
+        // with private users the manifest's owner is an id in the pod: the host's is shifted
+        // (a populated volume copies the rootfs, whose idmapped files already show host ids)
+        let (uid, gid) = match &pod.private_users {
+            Some(r) => {
+                let host = |what: &str, id: u32| {
+                    r.host_id(id).ok_or_else(|| {
+                        Error::from(crate::app::user::UserError::Unmapped {
+                            what: format!("volume {:?} {what}", v.name),
+                            id,
+                            last: r.count - 1,
+                        })
+                    })
+                };
+                (host("uid", *uid)?, host("gid", *gid)?)
+            }
+            None => (*uid, *gid),
+        };
         // a volume left half-made would count as made next time
-        if let Err(e) = fill_volume(pod_dir, &dir, (*mode, *uid, *gid), populate_from) {
+        if let Err(e) = fill_volume(pod_dir, &dir, (*mode, uid, gid), populate_from) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -281,14 +298,19 @@ pub fn etc_mounts(
     rc: &RuntimeConfig,
     dns: Option<&DnsConfig>,
     readonly_rootfs: bool,
+    owner: Option<u32>,
 ) -> Result<Vec<Mount>, Error> {
     let mut out = Vec::new();
     std::fs::create_dir_all(files_dir).map_err(|e| Error::io(files_dir, e))?;
+    // `owner`: the host id of the pod's root with private users, whose files these are
     let write = |name: &str, data: String| -> Result<PathBuf, Error> {
         let p = files_dir.join(name);
         std::fs::write(&p, data).map_err(|e| Error::io(&p, e))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
             .map_err(|e| Error::io(&p, e))?;
+        if let Some(id) = owner {
+            std::os::unix::fs::chown(&p, Some(id), Some(id)).map_err(|e| Error::io(&p, e))?;
+        }
         Ok(p)
     };
     let hn = write("hostname", format!("{}\n", rc.hostname))?;

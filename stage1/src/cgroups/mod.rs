@@ -273,6 +273,11 @@ fn need_v2_controller(dir: &Path, controller: &str, flag: &str) -> Result<(), Er
     .into())
 }
 
+/// How deep a pod with private users may nest cgroups below its app's delegated cgroup.
+pub const DELEGATED_MAX_DEPTH: u32 = 16;
+/// How many cgroups it may make there.
+pub const DELEGATED_MAX_DESCENDANTS: u32 = 1024;
+
 impl PodCgroups {
     /// Whether stage1 runs in a cgroup systemd delegated to it (`Delegate=yes`: the unit or
     /// scope is the pod's own), and moved into its `supervisor` leaf.
@@ -439,6 +444,37 @@ impl PodCgroups {
                 write_cg(&d, "devices.deny", "a")?;
                 for rule in DEVICE_ALLOW {
                     write_cg(&d, "devices.allow", rule)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delegate the app's cgroup in each cgroup v2 hierarchy to `owner` (the host uid of a
+    /// pod's root with private users), as cgroups(7) describes for an unprivileged delegatee:
+    /// the dir and its `cgroup.procs`, `cgroup.threads` and `cgroup.subtree_control`. The pod
+    /// may then make sub-cgroups and move its processes below its own cgroup, never above it
+    /// or change its limits (those files stay the host's). v1 hierarchies are not delegated:
+    /// their files are not safe to hand to an unprivileged owner.
+    pub fn delegate_app(&self, app: &str, owner: u32) -> Result<(), Error> {
+        let id = Some(owner);
+        for h in self.hier.iter().filter(|h| h.unified) {
+            let d = h.pod_dir.join(app);
+            // bounds on what the pod can build below it (its own files cannot raise them):
+            // teardown walks the tree
+            write_cg(&d, "cgroup.max.depth", &DELEGATED_MAX_DEPTH.to_string())?;
+            write_cg(
+                &d,
+                "cgroup.max.descendants",
+                &DELEGATED_MAX_DESCENDANTS.to_string(),
+            )?;
+            std::os::unix::fs::chown(&d, id, id).map_err(|e| Error::io(&d, e))?;
+            for f in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+                let p = d.join(f);
+                match std::os::unix::fs::chown(&p, id, id) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
                 }
             }
         }
@@ -654,6 +690,53 @@ mod tests {
             list_file: root.join("cgroups"),
             delegated: false,
         }
+    }
+
+    /// Root only (chown): the app's v2 cgroup and the three files cgroups(7) names go to the
+    /// pod's root, bounded in depth and count; v1 hierarchies stay the host's.
+    #[test]
+    fn delegation_hands_over_only_the_v2_cgroup_and_bounds_it() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let cg = fake(t.path(), &[("unified", true), ("memory", false)]);
+        for c in ["unified", "memory"] {
+            let d = t.path().join(c).join("rkt/pod/app");
+            fs::create_dir_all(&d).unwrap();
+            for f in [
+                "cgroup.procs",
+                "cgroup.threads",
+                "cgroup.subtree_control",
+                "memory.max",
+            ] {
+                fs::write(d.join(f), "").unwrap();
+            }
+        }
+        cg.delegate_app("app", 1_000_000).unwrap();
+        let owner = |p: &str| fs::metadata(t.path().join(p)).unwrap().uid();
+        for f in [
+            "",
+            "/cgroup.procs",
+            "/cgroup.threads",
+            "/cgroup.subtree_control",
+        ] {
+            assert_eq!(owner(&format!("unified/rkt/pod/app{f}")), 1_000_000, "{f}");
+        }
+        assert_eq!(owner("unified/rkt/pod/app/memory.max"), 0);
+        assert_eq!(owner("unified/rkt/pod"), 0);
+        assert_eq!(owner("memory/rkt/pod/app"), 0);
+        assert_eq!(owner("memory/rkt/pod/app/cgroup.procs"), 0);
+        let read = |f: &str| fs::read_to_string(t.path().join("unified/rkt/pod/app").join(f));
+        assert_eq!(
+            read("cgroup.max.depth").unwrap(),
+            DELEGATED_MAX_DEPTH.to_string()
+        );
+        assert_eq!(
+            read("cgroup.max.descendants").unwrap(),
+            DELEGATED_MAX_DESCENDANTS.to_string()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
-use stage1_abi::{NetConfig, RuntimeConfig};
+use stage1_abi::{IdRange, NetConfig, RuntimeConfig};
 
 use stage1_monitor::handoff;
 
@@ -44,6 +44,8 @@ pub struct Sandbox {
     pub own_net: bool,
     /// Whether the pod has its own IPC namespace.
     pub own_ipc: bool,
+    /// The pod's user namespace mapping (`--private-users`), if it has its own.
+    pub userns: Option<IdRange>,
     /// The pause process's report ("ok" or why it failed), until [`Sandbox::wait_ready`].
     ready: Option<std::fs::File>,
     /// The rest of the report (EOF once it is confined, or why it failed), until
@@ -125,8 +127,9 @@ impl Sandbox {
     }
 }
 
-/// Which namespaces the sandbox creates for this runtime config.
-pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
+/// Which namespaces the sandbox creates for this runtime config (and a user namespace when the
+/// pod has private users: created first by the same clone, it owns all the others).
+pub fn clone_flags(rc: &RuntimeConfig, userns: bool) -> Result<CloneFlags, Error> {
     let mut f = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWNS
@@ -139,41 +142,98 @@ pub fn clone_flags(rc: &RuntimeConfig) -> Result<CloneFlags, Error> {
     if !matches!(rc.net, NetConfig::Host) {
         f |= CloneFlags::CLONE_NEWNET;
     }
+    if userns {
+        f |= CloneFlags::CLONE_NEWUSER;
+    }
     Ok(f)
 }
 
 /// Create the sandbox: clone the pause process into new namespaces, where it sets the hostname
 /// and brings `lo` up. Its namespaces exist when this returns, so apps' bundles can name them;
 /// [`Sandbox::wait_ready`] waits for its report, which must come before any app starts.
-pub fn spawn(rc: &RuntimeConfig) -> Result<Sandbox, Error> {
-    let flags = clone_flags(rc)?;
+///
+/// With `userns` (`--private-users`) the clone also creates the pod's user namespace; stage1
+/// writes its uid and gid maps before the pause process goes on, which then becomes the
+/// namespace's root (the host's `shift`).
+pub fn spawn(rc: &RuntimeConfig, userns: Option<IdRange>) -> Result<Sandbox, Error> {
+    let flags = clone_flags(rc, userns.is_some())?;
     let own_net = flags.contains(CloneFlags::CLONE_NEWNET);
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
+    // with a user namespace: stage1 writes one byte once the maps are written
+    let (mapped_rd, mapped_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
     let hostname = rc.hostname.clone();
     let mut wr = Some(wr);
-    let rd_raw = rd.as_raw_fd();
+    let mut mapped = Some(mapped_rd);
+    let (rd_raw, mapped_wr_raw) = (rd.as_raw_fd(), mapped_wr.as_raw_fd());
     let child = Box::new(move || -> isize {
         let _ = nix::unistd::close(rd_raw);
+        let _ = nix::unistd::close(mapped_wr_raw);
         let w = wr.take();
-        pause_main(&hostname, own_net, w)
+        let m = mapped.take().filter(|_| userns.is_some());
+        pause_main(&hostname, own_net, w, m)
     });
     let cpus = Children::new();
     let pid = sys::clone_child(flags, child)
         .map_err(|e| Error::Sys("creating the pod sandbox".into(), e))?;
     cpus.start_elsewhere(pid);
-    // our copy of the write end was moved into the closure, which the parent drops here
-    Ok(Sandbox {
+    // our copies of the child's ends were moved into the closure, which the parent drops here
+    let mut sb = Sandbox {
         pid,
         own_net,
         own_ipc: flags.contains(CloneFlags::CLONE_NEWIPC),
+        userns,
         ready: Some(std::fs::File::from(rd)),
         confining: None,
         cpus,
-    })
+    };
+    if let Some(r) = userns {
+        if let Err(e) = write_id_maps(pid, &r) {
+            sb.kill();
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+        if nix::unistd::write(&mapped_wr, b"m") != Ok(1) {
+            return Err(sb.failed(String::new()));
+        }
+    }
+    Ok(sb)
 }
 
-fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
+/// Write the user namespace maps of process `pid`: pod ids `0..count` are host ids
+/// `shift..shift+count`, for uids and gids.
+fn write_id_maps(pid: Pid, r: &IdRange) -> Result<(), Error> {
+    for f in ["uid_map", "gid_map"] {
+        let p = std::path::PathBuf::from(format!("/proc/{pid}/{f}"));
+        std::fs::write(&p, r.map_line()).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// In the pause process of a pod with private users: wait until stage1 has written the maps,
+/// then become the namespace's root (`setgroups` is allowed: a privileged process wrote the
+/// maps).
+fn become_userns_root(mapped: OwnedFd) -> Result<(), String> {
+    let mut b = [0u8; 1];
+    match nix::unistd::read(mapped.as_raw_fd(), &mut b) {
+        Ok(1) => {}
+        _ => return Err("stage1 did not write the user namespace maps".into()),
+    }
+    drop(mapped);
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setgroups(&[]).map_err(|e| format!("clearing groups: {e}"))?;
+    nix::unistd::setresgid(root, root, root).map_err(|e| format!("setresgid 0: {e}"))?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root).map_err(|e| format!("setresuid 0: {e}"))
+}
+
+fn pause_main(
+    hostname: &str,
+    own_net: bool,
+    wr: Option<OwnedFd>,
+    mapped: Option<OwnedFd>,
+) -> isize {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let _ = nix::sys::prctl::set_name(c"rkt-pause");
     // reap orphans forever; SIGTERM ends the sandbox (blocked before the filter forbids changes)
@@ -182,6 +242,9 @@ fn pause_main(hostname: &str, own_net: bool, wr: Option<OwnedFd>) -> isize {
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
     let setup = (|| -> Result<(), String> {
+        if let Some(m) = mapped {
+            become_userns_root(m)?;
+        }
         nix::unistd::sethostname(hostname).map_err(|e| format!("setting hostname: {e}"))?;
         if own_net {
             sys::loopback_up().map_err(|e| format!("bringing lo up: {e}"))?;
@@ -402,13 +465,15 @@ mod tests {
 
     #[test]
     fn namespaces_follow_net_and_ipc() {
-        let f = clone_flags(&rc(NetConfig::Host, "parent")).unwrap();
+        let f = clone_flags(&rc(NetConfig::Host, "parent"), false).unwrap();
         assert!(!f.contains(CloneFlags::CLONE_NEWNET));
         assert!(!f.contains(CloneFlags::CLONE_NEWIPC));
         assert!(f.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS));
-        let f = clone_flags(&rc(NetConfig::None, "auto")).unwrap();
+        assert!(!f.contains(CloneFlags::CLONE_NEWUSER));
+        let f = clone_flags(&rc(NetConfig::None, "auto"), true).unwrap();
         assert!(f.contains(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC));
-        let e = clone_flags(&rc(NetConfig::None, "bogus")).unwrap_err();
+        assert!(f.contains(CloneFlags::CLONE_NEWUSER));
+        let e = clone_flags(&rc(NetConfig::None, "bogus"), false).unwrap_err();
         assert!(e.to_string().contains("invalid ipc mode"));
     }
 
@@ -430,7 +495,18 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let mut sb = spawn(&rc(NetConfig::None, "auto")).unwrap();
+        confined_sandbox(None);
+        // with private users: the same, and its root is the mapped id
+        let r = IdRange {
+            shift: 4_500_000,
+            count: 65536,
+        };
+        confined_sandbox(Some(r));
+    }
+
+    /// Spawn a sandbox (with `userns`), check it is confined, end it.
+    fn confined_sandbox(userns: Option<IdRange>) {
+        let mut sb = spawn(&rc(NetConfig::None, "auto"), userns).unwrap();
         sb.wait_ready().unwrap();
         sb.wait_confined().unwrap();
         let pid = sb.pid;
@@ -463,6 +539,20 @@ mod tests {
         assert!(crate::mountinfo::read_self().unwrap().iter().all(|m| {
             !(m.root == Path::new("/") && m.mount_point == Path::new("/") && m.fs_type == "tmpfs")
         }));
+        if let Some(r) = userns {
+            let line = std::fs::read_to_string(proc_("uid_map")).unwrap();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f, ["0", &r.shift.to_string(), &r.count.to_string()]);
+            let uid = status_field(pid, "Uid");
+            assert!(
+                uid.split_whitespace().all(|u| u == r.shift.to_string()),
+                "{uid}"
+            );
+            assert_ne!(
+                std::fs::read_link(proc_("ns/user")).unwrap(),
+                std::fs::read_link("/proc/self/ns/user").unwrap()
+            );
+        }
         // it still ends on SIGTERM, by returning (exit 0), not killed by its filter
         nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
         let st = waitpid(pid, None).unwrap();

@@ -157,11 +157,14 @@ impl Pod {
                 cg,
                 a,
                 csock,
+                self.pod.private_users.map(|r| r.shift),
             )?);
         }
         tracing::debug!("pod cgroups created, helpers forked");
         // the pause process sets itself up while the bundles are written
-        let sb = self.sandbox.insert(sandbox::spawn(&self.rc)?);
+        let sb = self
+            .sandbox
+            .insert(sandbox::spawn(&self.rc, self.pod.private_users)?);
         tracing::debug!(pid = %sb.pid, "sandbox cloned");
         let sb_pid = sb.pid;
         write_file(

@@ -87,6 +87,7 @@ impl Pod {
             apps,
             volumes,
             annotations: vec![],
+            private_users: None,
         };
         write_json_atomic(&dir.path().join(paths::POD_MANIFEST), &pod).unwrap();
         write_json_atomic(&dir.path().join(paths::RUNTIME_CONFIG), &rc).unwrap();

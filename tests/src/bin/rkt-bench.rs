@@ -434,6 +434,9 @@ fn main() -> Result<()> {
     if !quick && want(8) {
         thousand_pods_group(&mut b, &img)?;
     }
+    if !quick && want(9) {
+        private_users_group(&mut b, &rkt, &reg)?;
+    }
 
     // Clean up podman/crun leftovers.
     if podman_ok {
@@ -452,6 +455,77 @@ fn main() -> Result<()> {
     let file = dir.join(format!("{}.md", chrono_now().replace(':', "")));
     fs::write(&file, &b.out)?;
     eprintln!("results: {}", file.display());
+    Ok(())
+}
+
+/// Group 9, `--private-users`: start and prepare with and without a user namespace
+/// (idmapped layers), large image vs busybox as in group 5. The pool is a config range of the
+/// bench's own.
+fn private_users_group(b: &mut Bench, rkt: &str, reg: &registry::Registry) -> Result<()> {
+    let addr = reg.http_addr().to_string();
+    let w = b.work.display().to_string();
+    let big = b.work.join("oci-large");
+    if !big.exists() {
+        eprintln!("building the large image (~200 MB gzip, 5 layers)…");
+        let (large, _) = images::build_large(&big);
+        images::push(&large, &addr, "bench/large:latest");
+    }
+    fs::create_dir_all(b.work.join("etc/userns.d"))?;
+    fs::write(
+        b.work.join("etc/userns.d/bench.json"),
+        r#"{"rktKind":"userns","rktVersion":"v1","ranges":["2000000000:655360000"]}"#,
+    )?;
+    let (bb, large) = (
+        format!("docker://{addr}/bench/busybox:latest"),
+        format!("docker://{addr}/bench/large:latest"),
+    );
+    sh(&format!("{rkt} fetch {bb} {large} >/dev/null"))?;
+    let cases = vec![
+        Case::new(
+            "rkt run --private-users --net=none",
+            format!("{rkt} run --private-users --net=none {bb} --exec=/bin/true"),
+        ),
+        Case::new(
+            "without: rkt run --net=none",
+            format!("{rkt} run --net=none {bb} --exec=/bin/true"),
+        ),
+    ];
+    b.group(
+        "9a. start → exit of /bin/true with and without --private-users",
+        "the ratio column: with / without (a user namespace, its maps, idmapped layers)",
+        cases,
+        b.runs,
+    );
+    let _ = sh(&format!("{rkt} gc --grace-period=0s >/dev/null 2>&1"));
+    let prep = |name: &str, flags: &str, image: &str, f: &str| {
+        Case::new(
+            name,
+            format!("{rkt} prepare --quiet {flags} {image} > {w}/uuid-{f}"),
+        )
+        .cleanup(format!("{rkt} rm $(cat {w}/uuid-{f}) >/dev/null 2>&1"))
+    };
+    let cases = vec![
+        prep(
+            "rkt prepare --private-users busybox",
+            "--private-users",
+            &bb,
+            "pb",
+        ),
+        prep(
+            "large: prepare --private-users (ratio = busybox/large)",
+            "--private-users",
+            &large,
+            "pl",
+        ),
+        prep("without: prepare busybox", "", &bb, "b"),
+        prep("without: prepare large", "", &large, "l"),
+    ];
+    b.group(
+        "9b. prepare with --private-users: large image vs busybox (idmapped layers, nothing copied)",
+        "target: large / busybox ≤ 1.1 with private users, as without (the ratio column shows busybox-with / this)",
+        cases,
+        b.runs,
+    );
     Ok(())
 }
 

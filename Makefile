@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR ?= never
 DEB_PACKAGES := build-essential pkg-config libseccomp-dev protobuf-compiler \
 	docker-registry skopeo busybox-static containernetworking-plugins \
 	iptables iproute2 apache2-utils curl openssl jq ca-certificates util-linux \
-	xz-utils zstd attr python3 gnupg
+	xz-utils zstd attr python3 gnupg systemd-container debootstrap
 BENCH_PACKAGES := podman crun runc umoci hyperfine systemd-container uidmap catatonit time bc
 
 .PHONY: help
@@ -57,10 +57,14 @@ release: ## build optimised rkt, rkt-stage1 and rkt-monitor
 	$(STATIC_RELEASE)
 
 .PHONY: install
-install: release ## install rkt, rkt-stage1 and rkt-monitor into $(PREFIX)/bin
+install: release ## install rkt, rkt-stage1, rkt-monitor and rkt-systemd-generator into $(PREFIX)/bin (+ the generator link)
 	install -D -m 0755 target/release/rkt $(DESTDIR)$(PREFIX)/bin/rkt
 	install -D -m 0755 target/release/rkt-stage1 $(DESTDIR)$(PREFIX)/bin/rkt-stage1
 	install -D -m 0755 target/release/rkt-monitor $(DESTDIR)$(PREFIX)/bin/rkt-monitor
+	@# the systemd generator finds rkt beside its real path (docs/systemd.md)
+	install -D -m 0755 target/release/rkt-systemd-generator $(DESTDIR)$(PREFIX)/bin/rkt-systemd-generator
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system-generators
+	ln -sf $(PREFIX)/bin/rkt-systemd-generator $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/rkt-systemd-generator
 
 .PHONY: demo
 demo: deps build ## build, make a local image, serve it from a local registry, fetch it and run a two-app pod

@@ -38,6 +38,7 @@ pub mod runtime;
 pub mod status;
 pub mod store;
 mod sys;
+pub mod systemd;
 pub mod trust;
 pub mod userns;
 

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub stage1: PathBuf,
     /// Pass `RKT_DEBUG=1` to stage1.
     pub debug: bool,
+    /// What of systemd's service environment reaches the pod (`systemd.json`).
+    pub systemd: crate::systemd::SystemdConfig,
 }
 
 /// rkt's root-only commands refuse to run otherwise.
@@ -140,6 +142,13 @@ fn try_exec(pod: &LockedPod, run: &RunOptions) -> Result<Infallible> {
         rc.hostname = format!("rkt-{}", pod.uuid());
     }
     prepare::write_json(&dir.join(paths::RUNTIME_CONFIG), &rc)?;
+    let sd = dir.join(paths::SYSTEMD);
+    if run.systemd.is_empty() {
+        let _ = std::fs::remove_file(&sd);
+    } else {
+        prepare::write_json(&sd, &run.systemd)?;
+        crate::systemd::keep_across_exec(&run.systemd)?;
+    }
 
     let fd = pod.lock_fd();
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
@@ -151,7 +160,11 @@ fn try_exec(pod: &LockedPod, run: &RunOptions) -> Result<Infallible> {
     }
     let mut envp = Vec::new();
     for (k, v) in std::env::vars_os() {
-        if k == abi_env::LOCK_FD || k == abi_env::DEBUG || k == abi_env::STAGE1_PATH {
+        if k == abi_env::LOCK_FD
+            || k == abi_env::DEBUG
+            || k == abi_env::STAGE1_PATH
+            || crate::systemd::SERVICE_ENV.iter().any(|v| k == *v)
+        {
             continue;
         }
         let mut kv = k.clone();

@@ -257,6 +257,8 @@ pub struct RunRequest {
     pub pids_limit: PidsLimit,
     /// This stage1 binary instead of the runtime's.
     pub stage1: Option<PathBuf>,
+    /// `--sd-notify`: who tells systemd the pod is ready (docs/systemd.md).
+    pub sd_notify: crate::systemd::SdNotify,
 }
 
 impl Default for RunRequest {
@@ -272,6 +274,7 @@ impl Default for RunRequest {
             ports: Vec::new(),
             pids_limit: PidsLimit::Default,
             stage1: None,
+            sd_notify: crate::systemd::SdNotify::None,
         }
     }
 }
@@ -495,6 +498,7 @@ impl Runtime {
             },
             stage1,
             debug: self.debug,
+            systemd: crate::systemd::from_process(run.sd_notify)?,
         })
     }
 

@@ -18,6 +18,8 @@ pub mod network;
 pub mod pod;
 // Capabilities, seccomp (built ahead, cached), file operations inside an app's rootfs.
 pub mod security;
+// systemd's service protocol: READY=1, the notify socket for the app, socket activation.
+pub mod systemd;
 // The raw system calls `nix` does not cover (the crate's only unsafe code).
 mod sys;
 

@@ -210,7 +210,8 @@ impl Executor for RktExecutor {
                 .unwrap_or_default()
         };
         let no_env = HashMap::new();
-        let env = app_env(spec, APP_ENV.get().unwrap_or(&no_env));
+        let mut env = app_env(spec, APP_ENV.get().unwrap_or(&no_env));
+        crate::systemd::set_listen_pid(&mut env);
         let args = spec
             .process()
             .as_ref()

@@ -23,9 +23,15 @@ const SHARED_NETS: &[&str] = &["default", "default-restricted"];
 impl TestCtx {
     /// A fresh context under `$TMPDIR` (default /tmp), named `rkt-test-*`.
     pub fn new() -> TestCtx {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A fresh context in `parent` (e.g. a dir bound into a booted systemd at the same path,
+    /// [`crate::booted`]), named `rkt-test-*`.
+    pub fn new_in(parent: &Path) -> TestCtx {
         let root = tempfile::Builder::new()
             .prefix("rkt-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("create test dir");
         for d in ["data", "local", "system"] {
             std::fs::create_dir_all(root.path().join(d)).expect("create test subdir");

@@ -12,9 +12,11 @@
 //!   cosign signatures); [`static_http`]: a counting static file server (http and https).
 //! * [`images`]: reproducible OCI image layouts built with no network (busybox from Debian's
 //!   busybox-static, a multi-layer whiteout image, a large image on demand), pushed with skopeo.
+//! * [`booted`]: a real systemd booted in systemd-nspawn for one test (`scripts/booted-systemd.sh`).
 //! * [`verifier_path`]: the static in-pod verifier binary (tests/verifier/main.rs).
 #![deny(unsafe_code)]
 
+pub mod booted;
 pub mod cleanup;
 pub mod ctx;
 pub mod hostile_enter;

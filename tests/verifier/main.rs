@@ -22,6 +22,11 @@
 //!                                is not on the pod's root fs and try to open it for writing
 //!   rkt-verifier ptrace-watch SECS  for SECS, PTRACE_SEIZE every new process of the pod
 //!                                and read its CapEff and environ (JSON per process)
+//!   rkt-verifier notify MSG…     one datagram "MSG\nMSG…" to $NOTIFY_SOCKET, then 2 s of sleep
+//!                                (systemd ignores a sender gone by then); exit 1 on failure
+//!   rkt-verifier serve-fds       socket activation: answer every connection on the listening
+//!                                fds 3..3+$LISTEN_FDS with a JSON line (pid, LISTEN_*, the
+//!                                accepting fd, the fds open at start, the netns), forever
 
 use std::fmt::Write as _;
 use std::fs;
@@ -72,11 +77,83 @@ fn main() {
         Some("ptrace-watch") => {
             enter2::ptrace_watch(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5))
         }
+        // systemd tests
+        Some("notify") => notify(&args[2..]),
+        Some("serve-fds") => serve_fds(),
         Some(other) => {
             eprintln!("rkt-verifier: unknown command {other:?}");
             std::process::exit(2);
         }
     }
+}
+
+fn notify(msgs: &[String]) {
+    let sock = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
+    let r = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(msgs.join("\n").as_bytes(), &sock));
+    if let Err(e) = r {
+        eprintln!("rkt-verifier: notify {sock:?}: {e}");
+        std::process::exit(1);
+    }
+    // systemd finds the sender's unit from its PID when it reads the datagram: a sender that
+    // is gone by then is ignored (what sd_notify_barrier(3) is for), so linger a little
+    std::thread::sleep(std::time::Duration::from_secs(2));
+}
+
+fn serve_fds() {
+    use std::io::Read as _;
+    let n: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // the fds the app was started with (the dir fd of the listing is gone once it is read)
+    let mut fds: Vec<String> = fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.retain(|f| fs::read_link(format!("/proc/self/fd/{f}")).is_ok());
+    fds.sort_by_key(|f| f.parse::<i64>().unwrap_or(-1));
+    let fds = std::sync::Arc::new(fds);
+    let mut threads = vec![];
+    for fd in 3..3 + n {
+        let fds = std::sync::Arc::clone(&fds);
+        threads.push(std::thread::spawn(move || {
+            let l = own_listener(fd);
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let env = |k: &str| js(&std::env::var(k).unwrap_or_default());
+                let netns = fs::read_link("/proc/self/ns/net")
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let line = format!(
+                    "{{\"pid\":{},\"listen_pid\":{},\"listen_fds\":{},\"listen_fdnames\":{},\"fd\":{fd},\"fds_at_start\":[{}],\"netns\":{}}}\n",
+                    std::process::id(),
+                    env("LISTEN_PID"),
+                    env("LISTEN_FDS"),
+                    env("LISTEN_FDNAMES"),
+                    fds.join(","),
+                    js(&netns)
+                );
+                let _ = c.write_all(line.as_bytes());
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = c.read(&mut [0u8; 1]);
+            }
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Own a listening TCP socket inherited at `fd` (socket activation).
+fn own_listener(fd: i32) -> std::net::TcpListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: systemd passed fd (3..3+LISTEN_FDS) to this process for it to own; nothing else
+    // in this program uses it.
+    unsafe { std::net::TcpListener::from_raw_fd(fd) }
 }
 
 fn probe(path: Option<&String>, f: impl Fn(&str) -> std::io::Result<()>) {

@@ -90,6 +90,8 @@ pub enum Command {
     Export(crate::cmd::pods::ExportArgs),
     /// Trust a key for image verification; list and remove trusted keys
     Trust(crate::cmd::trust::TrustArgs),
+    /// Generate a systemd unit for a pod (rkt generate systemd [run flags] IMAGE…)
+    Generate(crate::cmd::generate::GenerateArgs),
 }
 
 /// `rkt config`.

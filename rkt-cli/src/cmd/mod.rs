@@ -2,6 +2,7 @@
 
 mod config;
 mod docs;
+pub mod generate;
 pub mod image;
 pub mod pods;
 pub mod run;
@@ -67,5 +68,6 @@ pub fn dispatch(cli: Cli, argv: Vec<String>) -> anyhow::Result<i32> {
         Command::Enter(a) => pods::enter(&ctx, &a),
         Command::Export(a) => pods::export(&ctx, &a),
         Command::Trust(a) => trust::run(&ctx, &a),
+        Command::Generate(a) => generate::run(&ctx, &a),
     }
 }

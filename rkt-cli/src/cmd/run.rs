@@ -144,6 +144,11 @@ pub struct PodRuntimeArgs {
     /// limit [default: 4096]
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// under a systemd unit (NOTIFY_SOCKET set): none (NOTIFY_SOCKET is not passed on), ready
+    /// (rkt sends READY=1 once every app started) or container (the app gets NOTIFY_SOCKET and
+    /// WATCHDOG_USEC; the unit needs NotifyAccess=all)
+    #[arg(long = "sd-notify", value_name = "MODE", default_value = "none")]
+    pub sd_notify: String,
 }
 
 /// `rkt run`.
@@ -305,7 +310,15 @@ fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
             },
         },
         stage1: rt.stage1_path.clone(),
+        sd_notify: rt.sd_notify.parse().map_err(anyhow::Error::msg)?,
     })
+}
+
+/// The checks of `rkt run`'s flags and per-app grammar that need no image (`rkt generate`).
+pub fn check_run_args(a: &RunArgs) -> anyhow::Result<()> {
+    run_request(&a.rt)?;
+    crate::args::apps::parse_apps(&a.images)?;
+    Ok(())
 }
 
 /// `rkt run`: returns only on failure (on success this process becomes stage1).

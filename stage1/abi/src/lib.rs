@@ -19,6 +19,7 @@ pub mod errno;
 mod manifest;
 mod network;
 mod status;
+pub mod systemd;
 
 pub use manifest::*;
 pub use network::*;
@@ -86,6 +87,9 @@ pub mod paths {
     pub const CGROUPS: &str = "cgroups";
     /// Written by stage1 once every app has been started (the "pod is ready" point).
     pub const READY: &str = "ready";
+    /// What stage0 passes of systemd's service environment ([`crate::systemd::SystemdConfig`]),
+    /// written before each exec of `run` when any of it applies; absent: none.
+    pub const SYSTEMD: &str = "systemd.json";
     /// Network state ([`crate::NetInfo`]) saved by stage1 so `rkt list` can show the pod's
     /// addresses and gc can tear the network down without the process.
     pub const NET_INFO: &str = "net-info.json";

@@ -52,6 +52,8 @@ pub struct Job {
     /// Give the app a terminal whose master libcontainer sends to this socket (see
     /// [`crate::app::console`]) instead of stage1's stdio.
     pub console_socket: Option<PathBuf>,
+    /// Keep this many passed sockets (fds 3..) open into the app (socket activation).
+    pub listen_fds: u32,
     /// The host uid of the pod's root with private users: the app's cgroup v2 dirs are
     /// delegated to it ([`PodCgroups::delegate_app`]).
     pub delegate_to: Option<u32>,
@@ -160,10 +162,10 @@ fn helper_main(
     if nix::unistd::getppid() != parent {
         return 1;
     }
-    sys::close_fds_from(
-        3,
-        &[go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()],
-    );
+    let mut keep = vec![go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()];
+    keep.extend(crate::systemd::keep_listen_fds(job.listen_fds));
+    sys::close_fds_from(3, &keep);
+    crate::systemd::journal_stdio(&job.app);
     let program = Arc::new(program);
     let out = Sender::<FromHelper>::new(verdict.into());
     let say = |m: FromHelper| {
@@ -287,7 +289,8 @@ fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
         .with_executor(RktExecutor {
             program: Arc::clone(program),
         })
-        .with_console_socket(job.console_socket.as_ref());
+        .with_console_socket(job.console_socket.as_ref())
+        .with_preserved_fds(job.listen_fds as i32);
     if !job.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         b = b.with_stdin(null);

@@ -129,6 +129,7 @@ pub fn prepare_app(
             bundle: pod_dir.join(paths::app_bundle(&app.name)),
             interactive: rc.interactive,
             console_socket: console_socket.map(Path::to_path_buf),
+            listen_fds: crate::systemd::listen_fds_for(&app.name),
             delegate_to,
         },
     )
@@ -236,6 +237,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         terminal: ctx.terminal,
     })
     .map_err(|e| app_err(&app.name, e))?;
+    crate::systemd::adjust_spec(&mut spec, &app.name);
     let filter = crate::libcontainer_bypass::take_over_seccomp(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;

@@ -5,7 +5,9 @@
 //! not the root (a systemd unit, a delegated subtree), else it is `/rkt/<uuid>`. libcontainer
 //! only takes one path for all v1 hierarchies, so the helper process that creates an app moves
 //! itself into the app's cgroups first (an empty `cgroupsPath` means "the caller's cgroups").
-//! stage1 and the sandbox stay in the caller's cgroups; the pod cgroup holds the apps.
+//! stage1 and the sandbox stay in the caller's cgroups; the pod cgroup holds the apps. In a
+//! cgroup v2 tree delegated to it (systemd's `Delegate=yes`) stage1 first moves itself into the
+//! leaf `<own>/supervisor` (no internal processes; [`SUPERVISOR_LEAF`]).
 
 use std::fs;
 use std::io::Write;
@@ -127,6 +129,8 @@ pub const DEVICE_ALLOW: &[&str] = &[
 pub struct PodCgroups {
     hier: Vec<Hierarchy>,
     list_file: PathBuf,
+    /// stage1 runs in a cgroup v2 tree systemd delegated to it (a unit or scope of its own).
+    delegated: bool,
 }
 
 /// A cgroup mount: (mount point, root, controllers, unified).
@@ -178,6 +182,33 @@ fn self_cgroups() -> Result<Vec<(Vec<String>, String)>, Error> {
             Some((ctrls, p.to_string()))
         })
         .collect())
+}
+
+/// Name of the leaf stage1 moves into inside a cgroup delegated to it (below).
+pub const SUPERVISOR_LEAF: &str = "supervisor";
+
+/// Whether systemd delegated `dir` (`Delegate=yes` of a unit or scope): it marks such cgroups
+/// with the `trusted.delegate` (as root) or `user.delegate` xattr set to `1` (systemd ≥ 251).
+fn is_delegated(dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"]
+        .iter()
+        .any(|a| matches!(xattr::get(dir, a), Ok(Some(v)) if v == b"1"))
+}
+
+/// cgroup v2's no-internal-processes rule: a cgroup whose children get controllers holds no
+/// process itself. In a cgroup delegated to it stage1 is such a process (the unit's main
+/// process), so before it makes the pod's cgroups beside it, it moves itself into the leaf
+/// `<own>/supervisor`, where the pod's PID 1 follows it; the apps go into the pod cgroup.
+/// Not recorded as the pod's: it holds stage1 to the end, and the delegating unit's stop
+/// removes it with the rest of its subtree.
+fn enter_supervisor_leaf(own: &Path) -> Result<(), Error> {
+    let leaf = own.join(SUPERVISOR_LEAF);
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(CgroupError::Create { dir: leaf, source }.into()),
+    }
+    write_cg(&leaf, "cgroup.procs", &std::process::id().to_string())
 }
 
 fn join_rel(base: &Path, rel: &str) -> PathBuf {
@@ -248,6 +279,12 @@ pub const DELEGATED_MAX_DEPTH: u32 = 16;
 pub const DELEGATED_MAX_DESCENDANTS: u32 = 1024;
 
 impl PodCgroups {
+    /// Whether stage1 runs in a cgroup systemd delegated to it (`Delegate=yes`: the unit or
+    /// scope is the pod's own), and moved into its `supervisor` leaf.
+    pub fn delegated(&self) -> bool {
+        self.delegated
+    }
+
     /// Whether the pod's cgroups live in v1 hierarchies (legacy or hybrid host) — then
     /// libcontainer uses its v1 manager — rather than only in the unified hierarchy.
     pub fn uses_v1(&self) -> bool {
@@ -260,6 +297,7 @@ impl PodCgroups {
         let mine = self_cgroups()?;
         let any_v1 = mounts.iter().any(|m| !m.3);
         let mut hier = Vec::new();
+        let mut delegated = false;
         for (mp, root, ctrls, unified) in mounts {
             // on hybrid hosts resources are controlled through v1 only
             if unified && any_v1 {
@@ -275,6 +313,10 @@ impl PodCgroups {
             let Some((_, own)) = own else { continue };
             let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
             let own_dir = join_rel(&mp, rel);
+            if unified && !any_v1 && !rel.trim_matches('/').is_empty() && is_delegated(&own_dir) {
+                enter_supervisor_leaf(&own_dir)?;
+                delegated = true;
+            }
             let pod_dir = if rel.trim_matches('/').is_empty() {
                 join_rel(&mp, &format!("{}/{uuid}", stage1_abi::cgroup::ROOT_PARENT))
             } else {
@@ -298,6 +340,7 @@ impl PodCgroups {
         let this = PodCgroups {
             hier,
             list_file: list_file.to_path_buf(),
+            delegated,
         };
         // Write-ahead: the pod dirs are recorded before they exist, so a stage1 killed between
         // mkdir and record leaves nothing `rkt gc` cannot find. Only the pod's own dirs are
@@ -645,6 +688,7 @@ mod tests {
                 })
                 .collect(),
             list_file: root.join("cgroups"),
+            delegated: false,
         }
     }
 

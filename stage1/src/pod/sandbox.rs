@@ -392,9 +392,11 @@ fn exec_pause(m: OwnedFd, report_fd: Option<i32>) {
 }
 
 /// Make an empty read-only tmpfs the root and cwd of this process, whose mount namespace is
-/// its own (CLONE_NEWNS), and detach the host's tree from that namespace. Only the namespace's
-/// root mount is made private (one mount, not the whole tree): pivot_root needs it, and the
-/// tmpfs is attached on it, so nothing propagates to the host.
+/// its own (CLONE_NEWNS), and detach the host's tree from that namespace. The whole tree is made
+/// private first, not only its root: on a host whose mounts are shared (every systemd host,
+/// where `/` is `shared:1`) the copies in a new namespace are peers of the host's, and the
+/// detach below would propagate to them and unmount `/sys/fs/cgroup`, `/dev/pts`, `/run/…` of
+/// the host (seen under a booted systemd: tests/tests/systemd.rs).
 fn pivot_to_empty_root() -> Result<(), String> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let err = |what: &str, e: &dyn std::fmt::Display| format!("making an empty root: {what}: {e}");
@@ -402,7 +404,7 @@ fn pivot_to_empty_root() -> Result<(), String> {
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_PRIVATE,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
     .map_err(|e| err("making / private", &e))?;

@@ -75,6 +75,7 @@ pub fn run() -> Result<i32, Error> {
     let rc: RuntimeConfig = read_json(&pod_dir.join(paths::RUNTIME_CONFIG))?;
     stage1_abi::check_interactive(rc.interactive, pod.apps.len())?;
     check_lock_fd()?;
+    crate::systemd::init(&pod_dir, &pod)?;
     write_file(
         &pod_dir.join(paths::PID),
         &format!("{}\n", std::process::id()),
@@ -232,7 +233,16 @@ impl Pod {
             self.console = Some(Console::start(master)?);
             tracing::debug!("relaying the app's terminal");
         }
+        if let (Some(sb), Some(first)) = (&self.sandbox, self.pod.apps.first()) {
+            crate::systemd::register_machine(
+                &self.pod.uuid,
+                sb.pid.as_raw(),
+                &self.pod_dir.join(paths::app_rootfs(&first.name)),
+                self.cgroups.as_ref().is_some_and(PodCgroups::delegated),
+            );
+        }
         write_file(&self.pod_dir.join(paths::READY), "")?;
+        crate::systemd::notify_ready();
         self.long_running_at = Some(Instant::now() + LONG_RUNNING_AFTER);
         Ok(())
     }
@@ -489,6 +499,9 @@ impl Pod {
 /// same steps serve stage1's own teardown and [`gc`] for a stage1 that died. Every step runs;
 /// the first error is returned. Idempotent.
 fn release(pod_dir: &Path) -> Result<(), Error> {
+    if let Some(uuid) = pod_dir.file_name().and_then(|n| n.to_str()) {
+        crate::systemd::unregister_machine(uuid);
+    }
     // the netns stays bind-mounted until its networks are deleted, whether or not set-up
     // finished (net-info.json says what was done)
     let net = crate::network::teardown(pod_dir);

@@ -28,6 +28,13 @@
 //!   stderr, so `journalctl -u UNIT -t APP` tells the apps apart. journald credits the stream
 //!   to the unit by the connecting process's cgroup (the helper is in the app's, under the
 //!   unit). Anywhere else the apps' output is stage1's stdio, as before.
+//! * **scope**: under systemd, on pure cgroup v2, in a cgroup *not* delegated to it (a unit
+//!   without `Delegate=yes`, a login session), stage1 asks systemd for a transient scope
+//!   `rkt-<uuid>.scope` (`Delegate=yes`, in `machine.slice`) and moves into it before it makes
+//!   any cgroup, as `systemd-run --scope` would: it never writes into a cgroup systemd manages,
+//!   and the pod is then in a delegated cgroup of its own (and registered with machined). The
+//!   unit keeps the pod's process as its main PID (systemd tracks it by PID and signals it on
+//!   stop); the scope goes when the pod's last process does.
 //! * **machined**: in a unit or scope delegated to it (the unit is the pod's own), stage1
 //!   registers the pod as machine `rkt-<uuid>` (class container, leader = the pod's PID 1, root
 //!   = the first app's rootfs) with `RegisterMachine` before `READY=1`, through `busctl` (part
@@ -319,6 +326,88 @@ pub fn unregister_machine(uuid: &str) {
     }
 }
 
+/// Whether systemd is this host's init (sd_booted(3)).
+pub fn booted() -> bool {
+    std::path::Path::new("/run/systemd/system").exists()
+}
+
+/// The transient scope a pod gets when stage1 does not run in a cgroup delegated to it.
+pub fn scope_name(uuid: &str) -> String {
+    format!("rkt-{uuid}.scope")
+}
+
+/// The `StartTransientUnit` arguments (signature `ssa(sv)a(sa(sv))`): scope `name` in
+/// `machine.slice` holding `pid`, delegated, described as the pod.
+fn scope_args(name: &str, pid: u32, uuid: &str) -> Vec<String> {
+    [
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        name,
+        "fail",
+        "4",
+        "PIDs",
+        "au",
+        "1",
+        &pid.to_string(),
+        "Delegate",
+        "b",
+        "true",
+        "Slice",
+        "s",
+        "machine.slice",
+        "Description",
+        "s",
+        &format!("rkt pod {uuid}"),
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Not in a cgroup delegated to it, under systemd: ask systemd for a transient scope of the
+/// pod's own, delegated, and move this process into it (what `systemd-run --scope -p
+/// Delegate=yes` or libcgroups' systemd manager do), instead of making the pod's cgroups in a
+/// cgroup systemd manages. Returns once `/proc/self/cgroup` names the scope (at most 5 s), or
+/// why not; the caller then goes on as in a delegated cgroup.
+pub fn move_into_scope(uuid: &str) -> Result<(), String> {
+    let Some(b) = busctl() else {
+        return Err("busctl not found".into());
+    };
+    let name = scope_name(uuid);
+    let o = std::process::Command::new(b)
+        .args([
+            "--timeout=5",
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+        ])
+        .args(scope_args(&name, std::process::id(), uuid))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{b}: {e}"))?;
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
+    }
+    // the scope's start job moves this process; it runs right after the call returns
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let suffix = format!("/{name}");
+    loop {
+        let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        if cg
+            .lines()
+            .any(|l| l.starts_with("0::") && l.trim_end().ends_with(&suffix))
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!("not moved into {name} after 5 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// `--sd-notify=ready`: tell systemd, as the unit's main process, that every app started.
 /// A failure is logged: the unit's start timeout then says the rest.
 pub fn notify_ready() {
@@ -381,6 +470,26 @@ mod tests {
         assert_eq!(a[19], "96");
         assert_eq!(a[20..], ["rkt", "container", "50", "/p/rootfs"]);
         assert!(register_args("not-a-uuid", 50, std::path::Path::new("/")).is_none());
+    }
+
+    #[test]
+    fn scope_arguments() {
+        let a = scope_args("rkt-u.scope", 42, "u");
+        assert_eq!(
+            a[..5],
+            [
+                "StartTransientUnit",
+                "ssa(sv)a(sa(sv))",
+                "rkt-u.scope",
+                "fail",
+                "4"
+            ]
+        );
+        assert_eq!(a[5..9], ["PIDs", "au", "1", "42"]);
+        assert_eq!(a[9..12], ["Delegate", "b", "true"]);
+        assert_eq!(a[12..15], ["Slice", "s", "machine.slice"]);
+        assert_eq!(a[15..18], ["Description", "s", "rkt pod u"]);
+        assert_eq!(a[18], "0");
     }
 
     #[test]

@@ -525,20 +525,54 @@ fn machinectl_shows_and_terminates_the_pod_and_gc_unregisters_a_leftover() {
     b.sh_ok(&format!("{} gc --grace-period=0s", b.rkt_line()));
     wait_machine(&b, &name, false);
     assert_nothing_left(&b, &uuid);
+}
 
-    // without Delegate=yes the unit is not the pod's own: no machine
+#[test]
+fn without_delegate_the_pod_asks_systemd_for_a_scope_of_its_own() {
+    let b = Booted::start();
     let (cmd, uf) = exec_start(
         &b,
         "nodeleg",
         &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
     );
+    // a unit without Delegate=yes: its cgroup is systemd's, not the pod's to write in
     b.sh_ok(&format!(
         "systemd-run -q -u rkt-nodeleg -p Type=notify -p KillMode=mixed {cmd}"
     ));
+    assert_eq!(b.prop("rkt-nodeleg.service", "ActiveState"), "active");
     let uuid = uuid_of(&uf);
-    assert!(!b
-        .sh_ok("machinectl list --no-legend")
-        .contains(&format!("rkt-{uuid}")));
+    let scope = format!("/machine.slice/rkt-{uuid}.scope");
+    assert_eq!(
+        b.prop(&format!("rkt-{uuid}.scope"), "ActiveState"),
+        "active"
+    );
+    assert_eq!(b.prop(&format!("rkt-{uuid}.scope"), "Delegate"), "yes");
+    let app_cg = cgroup_of_process(&b, "sleep 1000");
+    assert_eq!(app_cg, format!("{scope}/rkt-{uuid}/busybox"));
+    let stage1_pid = b.main_pid("rkt-nodeleg.service");
+    let sup_cg = b.sh_ok(&format!("sed -n 's/^0:://p' /proc/{stage1_pid}/cgroup"));
+    assert_eq!(sup_cg.trim(), format!("{scope}/supervisor"));
+    // nothing was made in the unit's cgroup
+    let made = b.sh_ok("find /sys/fs/cgroup/system.slice/rkt-nodeleg.service -mindepth 1 -type d");
+    assert!(made.trim().is_empty(), "cgroups made in the unit's: {made}");
+    // the scope is the pod's own: registered with machined, bound to the scope
+    let name = format!("rkt-{uuid}");
+    wait_machine(&b, &name, true);
+    let unit = b.sh_ok(&format!("machinectl show {name} -p Unit --value"));
+    assert_eq!(unit.trim(), format!("rkt-{uuid}.scope"));
+    // stopping the unit stops the pod (its main PID), and the scope goes with it
     b.sh_ok("systemctl stop rkt-nodeleg.service");
+    b.wait_active_state(
+        &format!("rkt-{uuid}.scope"),
+        &["inactive", "failed"],
+        Duration::from_secs(20),
+    );
+    wait_machine(&b, &name, false);
     assert_nothing_left(&b, &uuid);
+    assert!(
+        b.sh(&format!("test -d /sys/fs/cgroup{scope}"))
+            .status
+            .code()
+            == Some(1)
+    );
 }

@@ -195,6 +195,19 @@ fn is_delegated(dir: &Path) -> bool {
         .any(|a| matches!(xattr::get(dir, a), Ok(Some(v)) if v == b"1"))
 }
 
+/// Whether this process's cgroup v2 (`mine`, of the unified mount in `mounts`) is one systemd
+/// delegated.
+fn in_delegated_v2(mounts: &[CgMount], mine: &[(Vec<String>, String)]) -> bool {
+    let Some((mp, root, _, _)) = mounts.iter().find(|m| m.3) else {
+        return false;
+    };
+    let Some((_, own)) = mine.iter().find(|(c, _)| c.is_empty()) else {
+        return false;
+    };
+    let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
+    !rel.trim_matches('/').is_empty() && is_delegated(&join_rel(mp, rel))
+}
+
 /// cgroup v2's no-internal-processes rule: a cgroup whose children get controllers holds no
 /// process itself. In a cgroup delegated to it stage1 is such a process (the unit's main
 /// process), so before it makes the pod's cgroups beside it, it moves itself into the leaf
@@ -294,8 +307,18 @@ impl PodCgroups {
     /// Create the pod cgroup in every hierarchy, record it in `list_file` and move stage1 in.
     pub fn create(uuid: &str, list_file: &Path) -> Result<Self, Error> {
         let mounts = parse_mounts()?;
-        let mine = self_cgroups()?;
+        let mut mine = self_cgroups()?;
         let any_v1 = mounts.iter().any(|m| !m.3);
+        if !any_v1 && crate::systemd::booted() && !in_delegated_v2(&mounts, &mine) {
+            // a cgroup systemd manages is not ours to write: a scope of the pod's own
+            match crate::systemd::move_into_scope(uuid) {
+                Ok(()) => mine = self_cgroups()?,
+                Err(e) => tracing::warn!(
+                    "asking systemd for scope {}: {e}; the pod nests under this process's cgroup",
+                    crate::systemd::scope_name(uuid)
+                ),
+            }
+        }
         let mut hier = Vec::new();
         let mut delegated = false;
         for (mp, root, ctrls, unified) in mounts {

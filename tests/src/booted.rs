@@ -248,19 +248,19 @@ impl Booted {
         self.prop(unit, "MainPID").parse().unwrap_or(0)
     }
 
-    /// What a pod left inside the container: processes whose cwd or exe is under the context,
-    /// cgroups named after it, mounts under the context dir, its netns, iptables lines naming
-    /// it. Empty when nothing is left.
+    /// What a pod left inside the container: processes whose cwd is under its pod dir, cgroups
+    /// named after it, mounts under its pod dir, its netns, iptables lines naming it (other
+    /// pods of the context may run on). Empty when nothing is left.
     pub fn pod_leftovers(&self, uuid: &str) -> Vec<String> {
         let uuid8 = &uuid[..8];
         let dir = self.ctx().root().display().to_string();
         let script = format!(
             r#"for p in /proc/[0-9]*; do
-  c=$(readlink $p/cwd 2>/dev/null); case $c in {dir}*) echo "process ${{p#/proc/}} (cwd $c)";; esac
+  c=$(readlink $p/cwd 2>/dev/null); case $c in {dir}*{uuid}*) echo "process ${{p#/proc/}} (cwd $c)";; esac
 done
 find /sys/fs/cgroup -name 'rkt-{uuid}*' -type d 2>/dev/null | sed 's/^/cgroup /'
 find /sys/fs/cgroup -path '*/rkt/{uuid}' -type d 2>/dev/null | sed 's/^/cgroup /'
-awk '$5 ~ "^{dir}" {{print "mount " $5}}' /proc/1/mountinfo
+awk '$5 ~ "^{dir}" && $5 ~ "{uuid}" {{print "mount " $5}}' /proc/1/mountinfo
 [ -e /run/netns/rkt-{uuid} ] && echo "netns /run/netns/rkt-{uuid}"
 iptables-save 2>/dev/null | grep -i -- '{uuid8}' | sed 's/^/iptables /'
 true"#

@@ -263,6 +263,49 @@ fn exit_code_reaches_systemctl_and_restart_on_failure_restarts_the_pod() {
 }
 
 #[test]
+fn systemctl_restart_and_kill_end_the_pod_and_restart_starts_a_new_one() {
+    let b = Booted::start();
+    let (cmd, uf) = exec_start(
+        &b,
+        "rk",
+        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+    );
+    b.install_unit(
+        "rkt-rk.service",
+        &format!(
+            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\n\
+             ExecStopPost=-{} gc --mark-only\nExecStart={cmd}\n",
+            b.rkt_line()
+        ),
+    );
+    b.sh_ok("systemctl start rkt-rk.service");
+    let first = uuid_of(&uf);
+    // restart: the pod stops (SIGTERM to the main PID) and a new one is ready
+    b.sh_ok("systemctl restart rkt-rk.service");
+    assert_eq!(b.prop("rkt-rk.service", "ActiveState"), "active");
+    let second = uuid_of(&uf);
+    assert_ne!(first, second);
+    assert_nothing_left(&b, &first);
+    assert!(b
+        .ctx()
+        .dir()
+        .join("pods/run")
+        .join(&second)
+        .join("ready")
+        .exists());
+    // systemctl kill (SIGKILL to every process of the unit): nothing the pod set up outlives
+    // rkt gc
+    b.sh_ok("systemctl kill -s SIGKILL rkt-rk.service");
+    b.wait_active_state(
+        "rkt-rk.service",
+        &["inactive", "failed"],
+        Duration::from_secs(20),
+    );
+    b.sh_ok(&format!("{} gc --grace-period=0s", b.rkt_line()));
+    assert_nothing_left(&b, &second);
+}
+
+#[test]
 fn hybrid_layout_with_read_only_v1_controllers() {
     let b = Booted::start_with(CgroupLayout::Hybrid);
     assert_eq!(b.layout(), CgroupLayout::Hybrid);

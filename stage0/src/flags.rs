@@ -31,6 +31,7 @@ pub fn parse_volume(value: &str) -> Result<Volume> {
     let mut source = None;
     let mut read_only = false;
     let mut recursive = true;
+    let mut idmap = None;
     let (mut mode, mut uid, mut gid) = (0o755u32, 0u32, 0u32);
     for (i, part) in value.split(',').enumerate() {
         let Some((k, v)) = part.split_once('=') else {
@@ -46,6 +47,7 @@ pub fn parse_volume(value: &str) -> Result<Volume> {
             "source" => source = Some(v.to_string()),
             "readOnly" => read_only = parse_bool(f, value, v)?,
             "recursive" => recursive = parse_bool(f, value, v)?,
+            "idmap" => idmap = Some(parse_bool(f, value, v)?),
             "mode" => {
                 mode = u32::from_str_radix(v, 8)
                     .map_err(|_| bad(f, value, format!("mode {v:?} is not octal")))?
@@ -71,11 +73,22 @@ pub fn parse_volume(value: &str) -> Result<Volume> {
             if !source.starts_with('/') {
                 return Err(bad(f, value, "source must be an absolute path"));
             }
-            VolumeKind::Host { source, recursive }
+            VolumeKind::Host {
+                source,
+                recursive,
+                idmap: idmap.unwrap_or(false),
+            }
         }
         Some("empty") => {
             if source.is_some() {
                 return Err(bad(f, value, "kind=empty takes no source"));
+            }
+            if idmap.is_some() {
+                return Err(bad(
+                    f,
+                    value,
+                    "kind=empty takes no idmap (it is the pod's own)",
+                ));
             }
             VolumeKind::Empty {
                 mode,
@@ -609,9 +622,13 @@ mod tests {
             v.kind,
             VolumeKind::Host {
                 source: "/srv".into(),
-                recursive: true
+                recursive: true,
+                idmap: false,
             }
         );
+        let v = parse_volume("d,kind=host,source=/srv,idmap=true").unwrap();
+        assert!(matches!(v.kind, VolumeKind::Host { idmap: true, .. }));
+        assert!(parse_volume("d,kind=empty,idmap=true").is_err());
         let v = parse_volume("name=d,kind=host,source=/x,recursive=false").unwrap();
         assert!(matches!(
             v.kind,

@@ -161,6 +161,22 @@ impl<'a> Preparer<'a> {
         layers: &[Vec<PathBuf>],
         opts: &PrepareOptions,
     ) -> Result<PreparingPod<'a>> {
+        // a manifest's own range (`--pod-manifest`) is asked for as given
+        let want = opts
+            .private_users
+            .or(manifest.private_users.map(PrivateUsers::Range));
+        if want.is_none() {
+            if let Some(v) = manifest
+                .volumes
+                .iter()
+                .find(|v| matches!(v.kind, stage1_abi::VolumeKind::Host { idmap: true, .. }))
+            {
+                return Err(Error::usage(format!(
+                    "volume {:?}: idmap=true needs --private-users (there is no mapping to apply)",
+                    v.name
+                )));
+            }
+        }
         let pods = Pods::new(self.data_dir);
         let pod = pods.create(&manifest.uuid)?;
         let dir = pod.path();
@@ -171,10 +187,6 @@ impl<'a> Preparer<'a> {
             images: self.images,
             mounter: self.mounter,
         };
-        // a manifest's own range (`--pod-manifest`) is asked for as given
-        let want = opts
-            .private_users
-            .or(manifest.private_users.map(PrivateUsers::Range));
         manifest.private_users = match want {
             Some(w) => {
                 let r = userns::claim(self.data_dir, &dir, w, || {

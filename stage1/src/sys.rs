@@ -404,6 +404,57 @@ pub fn empty_ro_tmpfs() -> std::io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(m as i32) })
 }
 
+/// A detached copy of the mount at `path` (with every mount below it if `recursive`) whose ids
+/// are mapped through the user namespace `userns` (`MOUNT_ATTR_IDMAP`, Linux ≥ 5.12; the file
+/// system must support idmapped mounts).
+pub fn idmapped_tree(
+    path: &std::path::Path,
+    userns: std::os::fd::BorrowedFd<'_>,
+    recursive: bool,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let rec = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as libc::c_uint | rec;
+    // SAFETY: open_tree reads the NUL-terminated path, which outlives the call; it returns a
+    // new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr reads `attr` (of the size passed) and the empty path during the
+    // call; with AT_EMPTY_PATH it changes the mount the fd refers to (and those below it with
+    // AT_RECURSIVE). `userns` stays open across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | rec,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 /// Attach the detached mount `mnt` on top of `target` (move_mount with an empty from-path).
 pub fn move_mount_onto(
     mnt: std::os::fd::BorrowedFd<'_>,

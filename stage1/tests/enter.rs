@@ -15,6 +15,7 @@ fn enter_runs_confined_like_the_app() {
         kind: VolumeKind::Host {
             source: out.path().to_string_lossy().into_owned(),
             recursive: true,
+            idmap: false,
         },
         read_only: false,
     };

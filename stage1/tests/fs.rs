@@ -14,6 +14,7 @@ fn host_vol(name: &str, dir: &std::path::Path, ro: bool) -> Volume {
         kind: VolumeKind::Host {
             source: dir.to_string_lossy().into_owned(),
             recursive: true,
+            idmap: false,
         },
         read_only: ro,
     }

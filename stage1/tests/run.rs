@@ -18,6 +18,7 @@ fn out_volume() -> (tempfile::TempDir, Volume, MountPoint) {
         kind: VolumeKind::Host {
             source: d.path().to_string_lossy().into_owned(),
             recursive: true,
+            idmap: false,
         },
         read_only: false,
     };

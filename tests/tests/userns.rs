@@ -509,3 +509,51 @@ fn the_hosts_network_and_ipc_namespaces_work_with_private_users() {
     );
     assert_eq!(r["uid_map"], serde_json::json!(["0 4300000 65536"]));
 }
+
+#[test]
+fn an_idmapped_host_volume_shows_the_hosts_owners_and_is_asked_for_explicitly() {
+    let base = 4_500_000;
+    let ctx = ctx_with_pool(base, 1);
+    // a dir the host's root owns, with a file of a host user
+    let shared = ctx.root().join("idmapped");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(shared.join("users"), "1000\n").unwrap();
+    std::os::unix::fs::chown(shared.join("users"), Some(1000), Some(1000)).unwrap();
+    let vol = format!("sh,kind=host,source={},idmap=true", shared.display());
+    let o = ctx.rkt_output(&[
+        "run",
+        "--private-users",
+        "--net=none",
+        "--volume",
+        &vol,
+        &bb(),
+        "--mount=volume=sh,target=/sh",
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "rkt-verifier stat /sh /sh/users && echo new > /sh/made-by-pod-root",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // through the mapping the pod sees the host's owners ...
+    let st = json(stdout(&o).lines().next().unwrap_or_default());
+    assert_eq!(st["/sh"]["uid"].as_i64(), Some(0), "{st}");
+    assert_eq!(st["/sh/users"]["uid"].as_i64(), Some(1000), "{st}");
+    // ... and what its root makes there is the host root's: that is what idmap=true hands over
+    assert_eq!(owner(&shared.join("made-by-pod-root")), (0, 0));
+    // the idmapped clone was the app's helper's alone: nothing of it on the host
+    cleanup::assert_no_mounts_under(&ctx.dir(), "mounts left");
+    cleanup::assert_no_mounts_under(&shared, "idmapped volume visible on the host");
+    // without private users there is no mapping to apply: refused before anything is made
+    let o = ctx.rkt_output(&[
+        "run",
+        "--net=none",
+        "--volume",
+        &vol,
+        &bb(),
+        "--mount=volume=sh,target=/sh",
+        "--exec=/bin/true",
+    ]);
+    one_line_254(&o, "idmap=true needs --private-users");
+    assert_eq!(ctx.pods_in("run").len(), 1);
+}

@@ -55,8 +55,9 @@ pub enum IpcArg {
 /// Flags that shape a pod at prepare time (run and prepare).
 #[derive(Debug, Clone, Args)]
 pub struct PodPrepareArgs {
-    /// volumes: NAME,kind=host,source=PATH[,readOnly=B][,recursive=B] or
-    /// NAME,kind=empty[,mode=0755][,uid=0][,gid=0]
+    /// volumes: NAME,kind=host,source=PATH[,readOnly=B][,recursive=B][,idmap=B] or
+    /// NAME,kind=empty[,mode=0755][,uid=0][,gid=0] (idmap=true: with --private-users, the pod
+    /// sees the host's owners there and its root owns what the host's root owns)
     #[arg(long, value_name = "VOLUME")]
     pub volume: Vec<String>,
     /// mount a volume into every app: volume=NAME,target=PATH

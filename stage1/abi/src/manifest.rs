@@ -234,6 +234,11 @@ pub enum VolumeKind {
         source: String,
         /// Bind recursively (`rbind`), default true as rkt.
         recursive: bool,
+        /// With private users: bind it through an idmapped mount of the pod's mapping, so the
+        /// pod sees the host's owners (its root is the owner of what the host's root owns
+        /// there). Off by default: see docs/security.md, "User namespaces".
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        idmap: bool,
     },
     /// A fresh directory in the pod dir (`volumes/<name>`), shared by the apps that mount it.
     Empty {

@@ -20,7 +20,7 @@
 //! there too (`Log`), for when its clean-up kills the helper before it can answer. As a bonus
 //! stage1 never runs libcontainer's creation code itself, which keeps its resident memory small.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::app::channel::{self, FromHelper, LogWriter, Receiver, Sender, ToHelper};
+use crate::app::spec;
 use crate::app::start::chain;
 use crate::app::AppFailure;
 use crate::cgroups::cpus::Children;
@@ -247,7 +248,12 @@ fn check_cgroup_lines(cg: &str, uuid: &str, app: &str) -> Result<(), String> {
 /// others from inside it, where the pod's PID 1 (not dumpable) may not be looked at through
 /// `/proc/<pid>` (EACCES); a descriptor of its own is. The descriptors are close-on-exec and
 /// live until the container is created (the returned vector).
-fn open_sandbox_namespaces(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, String> {
+///
+/// Then the app's idmapped host volumes (`idmap=true`, [`spec::idmapped_of`]): in a slave
+/// mount namespace of this helper's own (nothing propagates to the host), each source is
+/// covered by a clone of itself idmapped with the pod's user namespace, which the container's
+/// bind of that path then copies. The helper's namespace, and the clones, go when it exits.
+fn prepare_userns_bundle(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, String> {
     use oci_spec::runtime::{LinuxNamespaceType, Spec};
     let cfg = bundle.join(stage1_abi::paths::BUNDLE_CONFIG);
     let mut spec = Spec::load(&cfg).map_err(|e| format!("{}: {e}", cfg.display()))?;
@@ -261,6 +267,7 @@ fn open_sandbox_namespaces(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, Str
         return Ok(Vec::new());
     }
     let mut fds = Vec::new();
+    let mut userns = None;
     for n in namespaces.iter_mut() {
         let Some(path) = n.path().clone() else {
             continue;
@@ -271,7 +278,28 @@ fn open_sandbox_namespaces(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, Str
             "/proc/self/fd/{}",
             fd.as_raw_fd()
         ))));
+        if n.typ() == LinuxNamespaceType::User {
+            userns = Some(fds.len());
+        }
         fds.push(fd);
+    }
+    let idmapped = spec::idmapped_of(&spec);
+    if let (Some(u), false) = (userns, idmapped.is_empty()) {
+        sys::unshare_slave_mount_namespace()
+            .map_err(|e| format!("a mount namespace for idmapped volumes: {e}"))?;
+        for (source, recursive) in &idmapped {
+            let err = |e: std::io::Error| {
+                format!(
+                    "idmapping volume source {source:?}: {e} (needs Linux 5.12 or later and a \
+                     file system that supports idmapped mounts)"
+                )
+            };
+            let tree = sys::idmapped_tree(std::path::Path::new(source), fds[u].as_fd(), *recursive)
+                .map_err(err)?;
+            let c = std::ffi::CString::new(source.as_bytes())
+                .map_err(|_| format!("volume source {source:?} contains NUL"))?;
+            sys::move_mount_onto(tree.as_fd(), &c).map_err(err)?;
+        }
     }
     if let Some(l) = spec.linux_mut() {
         l.set_namespaces(Some(namespaces));
@@ -282,7 +310,7 @@ fn open_sandbox_namespaces(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, Str
 }
 
 fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
-    let _namespaces = open_sandbox_namespaces(&job.bundle)?;
+    let _namespaces = prepare_userns_bundle(&job.bundle)?;
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?

@@ -23,6 +23,29 @@ pub enum SpecError {
 /// Spec annotation naming the app.
 pub const ANN_APP: &str = "rkt.app";
 
+/// Spec annotation listing the host sources the app's helper binds through idmapped mounts
+/// (`idmap=true` volumes with private users): JSON `[[source, recursive], …]`.
+pub const ANN_IDMAPPED: &str = "rkt.idmapped-sources";
+
+/// Record `sources` ([`crate::app::volumes::idmapped_sources`]) in `spec` for the helper.
+pub fn annotate_idmapped(spec: &mut Spec, sources: &[(String, bool)]) {
+    let mut a = spec.annotations().clone().unwrap_or_default();
+    a.insert(
+        ANN_IDMAPPED.to_string(),
+        serde_json::to_string(sources).unwrap_or_default(),
+    );
+    spec.set_annotations(Some(a));
+}
+
+/// The sources [`annotate_idmapped`] recorded.
+pub fn idmapped_of(spec: &Spec) -> Vec<(String, bool)> {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANN_IDMAPPED))
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default()
+}
+
 /// Everything about the pod an app spec needs besides the app itself.
 #[derive(Debug, Clone)]
 pub struct SpecInput<'a> {

@@ -196,6 +196,8 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         })
         .map_err(|e| app_err(&app.name, e))?;
     let bundle = pod_dir.join(paths::app_bundle(&app.name));
+    let idmapped = volumes::idmapped_sources(ctx.pod, app, ctx.sandbox.userns.is_some())
+        .map_err(|e| app_err(&app.name, e))?;
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
         volumes::etc_mounts(
@@ -238,6 +240,9 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     })
     .map_err(|e| app_err(&app.name, e))?;
     crate::systemd::adjust_spec(&mut spec, &app.name);
+    if !idmapped.is_empty() {
+        spec::annotate_idmapped(&mut spec, &idmapped);
+    }
     let filter = crate::libcontainer_bypass::take_over_seccomp(&mut spec);
     let cfg = bundle.join(paths::BUNDLE_CONFIG);
     std::fs::create_dir_all(&bundle).map_err(|e| Error::io(&bundle, e))?;

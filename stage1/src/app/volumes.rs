@@ -37,6 +37,39 @@ pub enum VolumeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `idmap=true` on a host volume of a pod without private users.
+    #[error("volume {0:?}: idmap=true needs --private-users (there is no mapping to apply)")]
+    IdmapWithoutUserns(String),
+}
+
+/// The host volumes `app` mounts with `idmap=true` (private users): (source, recursive), once
+/// each. The app's helper binds them through idmapped mounts of the pod's user namespace
+/// (`crate::app::helper`); an error if the pod has no user namespace (`userns`).
+pub fn idmapped_sources(
+    pod: &PodManifest,
+    app: &App,
+    userns: bool,
+) -> Result<Vec<(String, bool)>, Error> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for m in &app.mounts {
+        let Some(v) = pod.volumes.iter().find(|v| v.name == m.volume) else {
+            continue; // volume_mounts says so
+        };
+        if let VolumeKind::Host {
+            source,
+            recursive,
+            idmap: true,
+        } = &v.kind
+        {
+            if !userns {
+                return Err(VolumeError::IdmapWithoutUserns(v.name.clone()).into());
+            }
+            if !out.iter().any(|(s, _)| s == source) {
+                out.push((source.clone(), *recursive));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Deepest directory tree an image `VOLUME` is copied from.
@@ -245,7 +278,9 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
             })?;
         let ro = v.read_only || m.read_only;
         match &v.kind {
-            VolumeKind::Host { source, recursive } => {
+            VolumeKind::Host {
+                source, recursive, ..
+            } => {
                 let src = PathBuf::from(source);
                 std::fs::metadata(&src).map_err(|e| VolumeError::HostSource {
                     volume: v.name.clone(),

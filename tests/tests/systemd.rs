@@ -306,6 +306,58 @@ fn systemctl_restart_and_kill_end_the_pod_and_restart_starts_a_new_one() {
 }
 
 #[test]
+fn a_pod_with_private_users_gets_its_app_cgroups_delegated_under_a_unit() {
+    let b = Booted::start();
+    let base: u32 = 5_000_000;
+    let d = b.ctx().local_config().join("userns.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("pool.json"),
+        format!(r#"{{"rktKind":"userns","rktVersion":"v1","ranges":["{base}:65536"]}}"#),
+    )
+    .unwrap();
+    let (cmd, uf) = exec_start(
+        &b,
+        "pu",
+        &format!(
+            "--sd-notify=ready --private-users {} --exec=/bin/sleep -- 1000",
+            bb()
+        ),
+    );
+    b.install_unit(
+        "rkt-pu.service",
+        &format!(
+            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\nExecStart={cmd}\n"
+        ),
+    );
+    b.sh_ok("systemctl start rkt-pu.service");
+    let uuid = uuid_of(&uf);
+    // the app's cgroup (pure cgroup v2) belongs to the pod's root, bounded; the pod's own does not
+    let app_cg = format!("/sys/fs/cgroup/system.slice/rkt-pu.service/rkt-{uuid}/busybox");
+    let owners = b.sh_ok(&format!(
+        "stat -c '%u %n' {app_cg} {app_cg}/cgroup.procs {app_cg}/cgroup.subtree_control \
+         {app_cg}/cgroup.threads {app_cg}/cgroup.max.depth {app_cg}/.."
+    ));
+    let got: Vec<&str> = owners.lines().collect();
+    for l in &got[..4] {
+        assert!(l.starts_with(&format!("{base} ")), "{owners}");
+    }
+    for l in &got[4..] {
+        assert!(l.starts_with("0 "), "{owners}");
+    }
+    assert_eq!(
+        b.sh_ok(&format!("cat {app_cg}/cgroup.max.depth")).trim(),
+        "16"
+    );
+    // the app runs as the pod's root, which is the mapped id
+    let pid = b.sh_ok(&format!("head -n1 {app_cg}/cgroup.procs"));
+    let uid = b.sh_ok(&format!("stat -c %u /proc/{}", pid.trim()));
+    assert_eq!(uid.trim(), base.to_string());
+    b.sh_ok("systemctl stop rkt-pu.service");
+    assert_nothing_left(&b, &uuid);
+}
+
+#[test]
 fn hybrid_layout_with_read_only_v1_controllers() {
     let b = Booted::start_with(CgroupLayout::Hybrid);
     assert_eq!(b.layout(), CgroupLayout::Hybrid);

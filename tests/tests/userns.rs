@@ -78,6 +78,36 @@ fn claim_of(ctx: &TestCtx, uuid: &str) -> (u32, u32) {
     )
 }
 
+/// PIDs and command names of the processes whose real uid is in `start..start+count`.
+fn processes_of(start: u32, count: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let uid: u32 = match field("Uid:").split_whitespace().next().map(str::parse) {
+            Some(Ok(u)) => u,
+            _ => continue,
+        };
+        if uid >= start && uid - start < count && field("State:") != "Z (zombie)" {
+            out.push(format!(
+                "{} {} {}",
+                e.file_name().to_string_lossy(),
+                field("Name:"),
+                field("State:")
+            ));
+        }
+    }
+    out
+}
+
 fn owner(p: &Path) -> (u32, u32) {
     let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     (m.uid(), m.gid())
@@ -328,6 +358,19 @@ fn auto_ranges_are_disjoint_an_empty_pool_is_an_error_and_gc_releases_them() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
     ctx.assert_nothing_left();
+    // ... and no process of its ids: the pod's PID 1 died with the killed rkt (its parent-death
+    // signal survives becoming the namespace's root), and its apps with it
+    // (the kernel finishes a SIGKILL of a pid namespace's init asynchronously: 5 s for that)
+    let t = std::time::Instant::now();
+    let mut left = processes_of(base + POD_IDS, POD_IDS);
+    while !left.is_empty() && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = processes_of(base + POD_IDS, POD_IDS);
+    }
+    assert!(
+        left.is_empty(),
+        "processes of the killed pod's ids: {left:?}"
+    );
     // both ranges are free: two new pods get them again
     for want in [base, base + POD_IDS] {
         let o = prepare(&ctx);

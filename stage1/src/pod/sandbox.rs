@@ -225,7 +225,11 @@ fn become_userns_root(mapped: OwnedFd) -> Result<(), String> {
     nix::unistd::setgroups(&[]).map_err(|e| format!("clearing groups: {e}"))?;
     nix::unistd::setresgid(root, root, root).map_err(|e| format!("setresgid 0: {e}"))?;
     let root = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setresuid(root, root, root).map_err(|e| format!("setresuid 0: {e}"))
+    nix::unistd::setresuid(root, root, root).map_err(|e| format!("setresuid 0: {e}"))?;
+    // a change of credentials clears the parent-death signal: set it again, or the pod would
+    // outlive a killed stage1 (the "ok" report that follows fails if stage1 is gone already)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| format!("setting the parent-death signal: {e}"))
 }
 
 fn pause_main(

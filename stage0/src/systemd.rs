@@ -5,6 +5,7 @@
 //! written to the pod dir's `systemd.json` and every variable of the protocol is kept out of
 //! stage1's environment ([`stage1_abi::systemd::SERVICE_ENV`]).
 
+use stage1_abi::systemd::{listen_fd_range, MAX_LISTEN_FDS};
 pub use stage1_abi::systemd::{SdNotify, SystemdConfig, SERVICE_ENV};
 
 use crate::{Error, Result};
@@ -48,9 +49,9 @@ pub fn from_env(
             .trim()
             .parse()
             .map_err(|_| Error::usage(format!("LISTEN_FDS={fds:?} is not a number")))?;
-        if n > 4096 {
+        if n > MAX_LISTEN_FDS {
             return Err(Error::usage(format!(
-                "LISTEN_FDS={n}: more than 4096 sockets"
+                "LISTEN_FDS={n}: more than {MAX_LISTEN_FDS} sockets"
             )));
         }
         c.listen_fds = n;
@@ -65,7 +66,7 @@ pub fn from_env(
 /// open (`LISTEN_FDS=2` means fds 3 and 4).
 pub fn from_process(mode: SdNotify) -> Result<SystemdConfig> {
     let c = from_env(mode, |k| std::env::var(k).ok(), std::process::id())?;
-    for fd in listen_fds(&c) {
+    for fd in listen_fd_range(c.listen_fds) {
         if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
             return Err(Error::usage(format!(
                 "LISTEN_FDS={}: fd {fd} is not open",
@@ -76,16 +77,11 @@ pub fn from_process(mode: SdNotify) -> Result<SystemdConfig> {
     Ok(c)
 }
 
-/// The passed sockets' fd numbers.
-pub fn listen_fds(c: &SystemdConfig) -> std::ops::Range<i32> {
-    3..3 + c.listen_fds.min(4096) as i32
-}
-
 /// Keep the passed sockets open across the exec of stage1 (systemd passes them without
 /// `FD_CLOEXEC`; this makes sure).
 pub fn keep_across_exec(c: &SystemdConfig) -> Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    for fd in listen_fds(c) {
+    for fd in listen_fd_range(c.listen_fds) {
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| {
             Error::usage(format!("LISTEN_FDS: keeping fd {fd} open for stage1: {e}"))
         })?;
@@ -156,7 +152,7 @@ mod tests {
         let c = from_env(SdNotify::None, env(&l), 7).unwrap();
         assert_eq!(c.listen_fds, 2);
         assert_eq!(c.listen_fdnames.as_deref(), Some("http:admin"));
-        assert_eq!(listen_fds(&c), 3..5);
+        assert_eq!(listen_fd_range(c.listen_fds), 3..5);
         assert!(from_env(SdNotify::None, env(&l), 8).unwrap().is_empty());
         let e = from_env(
             SdNotify::None,

@@ -48,7 +48,9 @@ use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
 use oci_spec::runtime::Spec;
-use stage1_abi::systemd::{SdNotify, SystemdConfig, NOTIFY_SOCKET_IN_APP, SERVICE_ENV};
+use stage1_abi::systemd::{
+    listen_fd_range, SdNotify, SystemdConfig, NOTIFY_SOCKET_IN_APP, SERVICE_ENV,
+};
 use stage1_abi::{paths, PodManifest};
 
 use crate::Error;
@@ -74,7 +76,7 @@ pub fn init(pod_dir: &std::path::Path, pod: &PodManifest) -> Result<(), Error> {
     } else {
         SystemdConfig::default()
     };
-    for fd in listen_fds(cfg.listen_fds) {
+    for fd in listen_fd_range(cfg.listen_fds) {
         set_cloexec(fd, true)
             .map_err(|e| Error::Sys(format!("LISTEN_FDS: fd {fd} of the pod's sockets"), e))?;
     }
@@ -83,10 +85,6 @@ pub fn init(pod_dir: &std::path::Path, pod: &PodManifest) -> Result<(), Error> {
         .flatten();
     let _ = STATE.set(State { cfg, listen_app });
     Ok(())
-}
-
-fn listen_fds(n: u32) -> std::ops::Range<RawFd> {
-    3..3 + n.min(4096) as RawFd
 }
 
 fn set_cloexec(fd: RawFd, on: bool) -> nix::Result<()> {
@@ -111,7 +109,7 @@ pub fn listen_fds_for(app: &str) -> u32 {
 /// In an app's helper, after it closed everything else: the passed sockets stay open at their
 /// numbers through libcontainer's exec.
 pub fn keep_listen_fds(n: u32) -> Vec<RawFd> {
-    listen_fds(n)
+    listen_fd_range(n)
         .filter(|fd| set_cloexec(*fd, false).is_ok())
         .collect()
 }
@@ -242,19 +240,18 @@ pub fn machine_name(uuid: &str) -> String {
     format!("rkt-{uuid}")
 }
 
-/// `busctl call` of a machine1 manager method; its one-line error.
-fn machine1(args: &[String]) -> Result<(), String> {
+/// `busctl call` of a method of systemd's manager `service` (`machine1`, `systemd1`:
+/// object `/org/freedesktop/<service>`, interface `org.freedesktop.<service>.Manager`); its
+/// one-line error.
+fn manager_call(service: &str, args: &[String]) -> Result<(), String> {
     let Some(b) = busctl() else {
         return Err("busctl not found".into());
     };
     let o = std::process::Command::new(b)
-        .args([
-            "--timeout=5",
-            "call",
-            "org.freedesktop.machine1",
-            "/org/freedesktop/machine1",
-            "org.freedesktop.machine1.Manager",
-        ])
+        .args(["--timeout=5", "call"])
+        .arg(format!("org.freedesktop.{service}"))
+        .arg(format!("/org/freedesktop/{service}"))
+        .arg(format!("org.freedesktop.{service}.Manager"))
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
@@ -299,13 +296,13 @@ fn register_args(uuid: &str, leader: i32, root: &std::path::Path) -> Option<Vec<
 /// unit of its own; see the module docs). Best effort: a host without machined only loses
 /// `machinectl` (logged at debug level).
 pub fn register_machine(uuid: &str, leader: i32, root: &std::path::Path, delegated: bool) {
-    if !delegated || !std::path::Path::new("/run/systemd/system").exists() {
+    if !delegated || !booted() {
         return;
     }
     let Some(args) = register_args(uuid, leader, root) else {
         return;
     };
-    match machine1(&args) {
+    match manager_call("machine1", &args) {
         Ok(()) => tracing::debug!("registered machine {}", machine_name(uuid)),
         Err(e) => tracing::debug!("registering machine {}: {e}", machine_name(uuid)),
     }
@@ -321,7 +318,10 @@ pub fn unregister_machine(uuid: &str) {
     {
         return;
     }
-    if let Err(e) = machine1(&["UnregisterMachine".into(), "s".into(), name.clone()]) {
+    if let Err(e) = manager_call(
+        "machine1",
+        &["UnregisterMachine".into(), "s".into(), name.clone()],
+    ) {
         tracing::warn!("unregistering machine {name}: {e}");
     }
 }
@@ -333,7 +333,7 @@ pub fn booted() -> bool {
 
 /// The transient scope a pod gets when stage1 does not run in a cgroup delegated to it.
 pub fn scope_name(uuid: &str) -> String {
-    format!("rkt-{uuid}.scope")
+    format!("{}.scope", machine_name(uuid))
 }
 
 /// The `StartTransientUnit` arguments (signature `ssa(sv)a(sa(sv))`): scope `name` in
@@ -371,25 +371,8 @@ fn scope_args(name: &str, pid: u32, uuid: &str) -> Vec<String> {
 /// cgroup systemd manages. Returns once `/proc/self/cgroup` names the scope (at most 5 s), or
 /// why not; the caller then goes on as in a delegated cgroup.
 pub fn move_into_scope(uuid: &str) -> Result<(), String> {
-    let Some(b) = busctl() else {
-        return Err("busctl not found".into());
-    };
     let name = scope_name(uuid);
-    let o = std::process::Command::new(b)
-        .args([
-            "--timeout=5",
-            "call",
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-        ])
-        .args(scope_args(&name, std::process::id(), uuid))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("{b}: {e}"))?;
-    if !o.status.success() {
-        return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
-    }
+    manager_call("systemd1", &scope_args(&name, std::process::id(), uuid))?;
     // the scope's start job moves this process; it runs right after the call returns
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let suffix = format!("/{name}");

@@ -92,6 +92,15 @@ pub const SERVICE_ENV: &[&str] = &[
     "LISTEN_FDNAMES",
 ];
 
+/// At most this many passed sockets (`LISTEN_FDS`) are taken.
+pub const MAX_LISTEN_FDS: u32 = 4096;
+
+/// The fd numbers of `n` passed sockets: `3 .. 3 + n` (sd_listen_fds(3)), at most
+/// [`MAX_LISTEN_FDS`].
+pub fn listen_fd_range(n: u32) -> std::ops::Range<i32> {
+    3..3 + n.min(MAX_LISTEN_FDS) as i32
+}
+
 /// Where the app finds the notify socket in [`SdNotify::Container`] mode (a bind mount of the
 /// host's socket file).
 pub const NOTIFY_SOCKET_IN_APP: &str = "/run/systemd/notify";

@@ -195,17 +195,14 @@ fn is_delegated(dir: &Path) -> bool {
         .any(|a| matches!(xattr::get(dir, a), Ok(Some(v)) if v == b"1"))
 }
 
-/// Whether this process's cgroup v2 (`mine`, of the unified mount in `mounts`) is one systemd
-/// delegated.
-fn in_delegated_v2(mounts: &[CgMount], mine: &[(Vec<String>, String)]) -> bool {
-    let Some((mp, root, _, _)) = mounts.iter().find(|m| m.3) else {
-        return false;
-    };
-    let Some((_, own)) = mine.iter().find(|(c, _)| c.is_empty()) else {
-        return false;
-    };
+/// This process's cgroup v2 dir (`mine`, of the unified mount in `mounts`) if systemd
+/// delegated it (never the root).
+fn delegated_v2_dir(mounts: &[CgMount], mine: &[(Vec<String>, String)]) -> Option<PathBuf> {
+    let (mp, root, _, _) = mounts.iter().find(|m| m.3)?;
+    let (_, own) = mine.iter().find(|(c, _)| c.is_empty())?;
     let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
-    !rel.trim_matches('/').is_empty() && is_delegated(&join_rel(mp, rel))
+    let dir = join_rel(mp, rel);
+    (!rel.trim_matches('/').is_empty() && is_delegated(&dir)).then_some(dir)
 }
 
 /// cgroup v2's no-internal-processes rule: a cgroup whose children get controllers holds no
@@ -309,18 +306,30 @@ impl PodCgroups {
         let mounts = parse_mounts()?;
         let mut mine = self_cgroups()?;
         let any_v1 = mounts.iter().any(|m| !m.3);
-        if !any_v1 && crate::systemd::booted() && !in_delegated_v2(&mounts, &mine) {
-            // a cgroup systemd manages is not ours to write: a scope of the pod's own
-            match crate::systemd::move_into_scope(uuid) {
-                Ok(()) => mine = self_cgroups()?,
-                Err(e) => tracing::warn!(
-                    "asking systemd for scope {}: {e}; the pod nests under this process's cgroup",
-                    crate::systemd::scope_name(uuid)
-                ),
+        // pure v2 only: the delegated dir stage1 runs in, or else, under systemd, a delegated
+        // scope of the pod's own (a cgroup systemd manages is not ours to write)
+        let mut delegated_dir = None;
+        if !any_v1 {
+            delegated_dir = delegated_v2_dir(&mounts, &mine);
+            if delegated_dir.is_none() && crate::systemd::booted() {
+                match crate::systemd::move_into_scope(uuid) {
+                    Ok(()) => {
+                        mine = self_cgroups()?;
+                        delegated_dir = delegated_v2_dir(&mounts, &mine);
+                    }
+                    Err(e) => tracing::warn!(
+                        "asking systemd for scope {}: {e}; the pod nests under this process's \
+                         cgroup",
+                        crate::systemd::scope_name(uuid)
+                    ),
+                }
             }
         }
+        if let Some(d) = &delegated_dir {
+            enter_supervisor_leaf(d)?;
+        }
+        let delegated = delegated_dir.is_some();
         let mut hier = Vec::new();
-        let mut delegated = false;
         for (mp, root, ctrls, unified) in mounts {
             // on hybrid hosts resources are controlled through v1 only
             if unified && any_v1 {
@@ -336,10 +345,6 @@ impl PodCgroups {
             let Some((_, own)) = own else { continue };
             let rel = own.strip_prefix(root.as_str()).unwrap_or(own);
             let own_dir = join_rel(&mp, rel);
-            if unified && !any_v1 && !rel.trim_matches('/').is_empty() && is_delegated(&own_dir) {
-                enter_supervisor_leaf(&own_dir)?;
-                delegated = true;
-            }
             let pod_dir = if rel.trim_matches('/').is_empty() {
                 join_rel(&mp, &format!("{}/{uuid}", stage1_abi::cgroup::ROOT_PARENT))
             } else {

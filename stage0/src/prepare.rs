@@ -157,7 +157,7 @@ impl<'a> Preparer<'a> {
 
     fn create(
         &self,
-        mut manifest: PodManifest,
+        manifest: PodManifest,
         layers: &[Vec<PathBuf>],
         opts: &PrepareOptions,
     ) -> Result<PreparingPod<'a>> {
@@ -165,29 +165,19 @@ impl<'a> Preparer<'a> {
         let want = opts
             .private_users
             .or(manifest.private_users.map(PrivateUsers::Range));
-        if want.is_none() {
-            if let Some(v) = manifest
-                .volumes
-                .iter()
-                .find(|v| matches!(v.kind, stage1_abi::VolumeKind::Host { idmap: true, .. }))
-            {
-                return Err(Error::usage(format!(
-                    "volume {:?}: idmap=true needs --private-users (there is no mapping to apply)",
-                    v.name
-                )));
-            }
-        }
+        manifest.check_idmapped_volumes(want.is_some())?;
         let pods = Pods::new(self.data_dir);
         let pod = pods.create(&manifest.uuid)?;
         let dir = pod.path();
+        // the pod exists from here on: dropping `p` on an error removes it (claim included)
         let mut p = PreparingPod {
             pod: Some(pod),
-            manifest: manifest.clone(),
+            manifest,
             mounted: Vec::new(),
             images: self.images,
             mounter: self.mounter,
         };
-        manifest.private_users = match want {
+        p.manifest.private_users = match want {
             Some(w) => {
                 let r = userns::claim(self.data_dir, &dir, w, || {
                     userns::Pool::load(opts.userns_ranges.as_deref())
@@ -197,7 +187,6 @@ impl<'a> Preparer<'a> {
             }
             None => None,
         };
-        p.manifest = manifest;
         p.populate(layers)?;
         Ok(p)
     }

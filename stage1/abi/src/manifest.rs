@@ -88,6 +88,23 @@ impl IdRange {
 }
 
 impl PodManifest {
+    /// `idmap=true` host volumes need private users (`private_users`: the pod has them, or
+    /// will once its range is claimed): without a user namespace there is no mapping to apply.
+    /// stage0 checks before a pod dir exists, stage1 before it starts.
+    pub fn check_idmapped_volumes(&self, private_users: bool) -> Result<(), AbiError> {
+        match self
+            .volumes
+            .iter()
+            .find(|v| matches!(v.kind, VolumeKind::Host { idmap: true, .. }))
+        {
+            Some(v) if !private_users => Err(AbiError::Invalid(format!(
+                "volume {:?}: idmap=true needs --private-users (there is no mapping to apply)",
+                v.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Check what stage1 relies on: the version, at least one app, unique app names, every
     /// mount naming a defined volume.
     pub fn validate(&self) -> Result<(), AbiError> {
@@ -494,6 +511,24 @@ mod tests {
             annotations: vec![],
             private_users: None,
         }
+    }
+
+    #[test]
+    fn idmapped_volumes_need_private_users() {
+        let mut p = pod(vec![app("a")]);
+        assert!(p.check_idmapped_volumes(false).is_ok());
+        p.volumes.push(Volume {
+            name: "v".into(),
+            kind: VolumeKind::Host {
+                source: "/srv".into(),
+                recursive: true,
+                idmap: true,
+            },
+            read_only: false,
+        });
+        let e = p.check_idmapped_volumes(false).unwrap_err().to_string();
+        assert!(e.contains("idmap=true needs --private-users"), "{e}");
+        assert!(p.check_idmapped_volumes(true).is_ok());
     }
 
     #[test]

@@ -187,17 +187,16 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
         user::supplementary_gids(&root, &app.user, uid, gid, &app.supplementary_gids)
             .map_err(|e| app_err(&app.name, e))?;
     let userns = ctx.sandbox.userns.as_ref();
-    user::check_mapped("uid", uid, userns)
-        .and_then(|()| user::check_mapped("gid", gid, userns))
-        .and_then(|()| {
+    user::host_id("uid", uid, userns)
+        .and_then(|_| user::host_id("gid", gid, userns))
+        .and_then(|_| {
             additional_gids
                 .iter()
-                .try_for_each(|g| user::check_mapped("supplementary gid", *g, userns))
+                .try_for_each(|g| user::host_id("supplementary gid", *g, userns).map(drop))
         })
         .map_err(|e| app_err(&app.name, e))?;
     let bundle = pod_dir.join(paths::app_bundle(&app.name));
-    let idmapped = volumes::idmapped_sources(ctx.pod, app, ctx.sandbox.userns.is_some())
-        .map_err(|e| app_err(&app.name, e))?;
+    let idmapped = volumes::idmapped_sources(ctx.pod, app);
     let mut mounts = volumes::volume_mounts(pod_dir, ctx.pod, app)?;
     mounts.extend(
         volumes::etc_mounts(

@@ -40,17 +40,20 @@ pub enum UserError {
     },
 }
 
-/// With private users (`range`), refuse an id the pod's user namespace does not map: the app
-/// could not run as it (the kernel refuses unmapped ids).
-pub fn check_mapped(what: &str, id: u32, range: Option<&stage1_abi::IdRange>) -> Result<(), Error> {
+/// The host id of pod id `id`: itself without private users, shifted by `range` with them. An
+/// id the pod's user namespace does not map is refused: nothing could run as it or own a file
+/// as it (the kernel refuses unmapped ids).
+pub fn host_id(what: &str, id: u32, range: Option<&stage1_abi::IdRange>) -> Result<u32, Error> {
     match range {
-        Some(r) if r.host_id(id).is_none() => Err(UserError::Unmapped {
-            what: what.to_string(),
-            id,
-            last: r.count - 1,
-        }
-        .into()),
-        _ => Ok(()),
+        None => Ok(id),
+        Some(r) => r.host_id(id).ok_or_else(|| {
+            UserError::Unmapped {
+                what: what.to_string(),
+                id,
+                last: r.count - 1,
+            }
+            .into()
+        }),
     }
 }
 

@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use stage1_abi::{paths, App, DnsConfig, PodManifest, RuntimeConfig, VolumeKind};
 
+use crate::app::user::host_id;
 use crate::security::inroot::{is_absent, Root};
 use crate::Error;
 
@@ -37,19 +38,12 @@ pub enum VolumeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// `idmap=true` on a host volume of a pod without private users.
-    #[error("volume {0:?}: idmap=true needs --private-users (there is no mapping to apply)")]
-    IdmapWithoutUserns(String),
 }
 
-/// The host volumes `app` mounts with `idmap=true` (private users): (source, recursive), once
-/// each. The app's helper binds them through idmapped mounts of the pod's user namespace
-/// (`crate::app::helper`); an error if the pod has no user namespace (`userns`).
-pub fn idmapped_sources(
-    pod: &PodManifest,
-    app: &App,
-    userns: bool,
-) -> Result<Vec<(String, bool)>, Error> {
+/// The host volumes `app` mounts with `idmap=true` (private users: checked at start,
+/// [`PodManifest::check_idmapped_volumes`]): (source, recursive), once each. The app's helper
+/// binds them through idmapped mounts of the pod's user namespace (`crate::app::helper`).
+pub fn idmapped_sources(pod: &PodManifest, app: &App) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
     for m in &app.mounts {
         let Some(v) = pod.volumes.iter().find(|v| v.name == m.volume) else {
@@ -61,15 +55,12 @@ pub fn idmapped_sources(
             idmap: true,
         } = &v.kind
         {
-            if !userns {
-                return Err(VolumeError::IdmapWithoutUserns(v.name.clone()).into());
-            }
             if !out.iter().any(|(s, _)| s == source) {
                 out.push((source.clone(), *recursive));
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Deepest directory tree an image `VOLUME` is copied from.
@@ -94,27 +85,16 @@ pub fn prepare_empty_volumes(pod_dir: &Path, pod: &PodManifest) -> Result<(), Er
         if dir.symlink_metadata().is_ok() {
             continue;
         }
+        // with private users the manifest's owner is an id in the pod: the host's is shifted
+        // (a populated volume copies the rootfs, whose idmapped files already show host ids);
+        // an unmapped one is refused before the dir exists
+        let users = pod.private_users.as_ref();
+        let host = |what: &str, id: u32| host_id(&format!("volume {:?} {what}", v.name), id, users);
+        let (uid, gid) = (host("uid", *uid)?, host("gid", *gid)?);
         std::fs::create_dir_all(pod_dir.join(paths::VOLUMES_DIR))
             .map_err(|e| Error::io(&dir, e))?;
         rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io(&dir, e.into()))?;
-        // with private users the manifest's owner is an id in the pod: the host's is shifted
-        // (a populated volume copies the rootfs, whose idmapped files already show host ids)
-        let (uid, gid) = match &pod.private_users {
-            Some(r) => {
-                let host = |what: &str, id: u32| {
-                    r.host_id(id).ok_or_else(|| {
-                        Error::from(crate::app::user::UserError::Unmapped {
-                            what: format!("volume {:?} {what}", v.name),
-                            id,
-                            last: r.count - 1,
-                        })
-                    })
-                };
-                (host("uid", *uid)?, host("gid", *gid)?)
-            }
-            None => (*uid, *gid),
-        };
         // a volume left half-made would count as made next time
         if let Err(e) = fill_volume(pod_dir, &dir, (*mode, uid, gid), populate_from) {
             let _ = std::fs::remove_dir_all(&dir);

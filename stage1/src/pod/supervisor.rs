@@ -72,6 +72,7 @@ pub fn run() -> Result<i32, Error> {
     let pod_dir = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
     let pod: PodManifest = read_json(&pod_dir.join(paths::POD_MANIFEST))?;
     pod.validate()?;
+    pod.check_idmapped_volumes(pod.private_users.is_some())?;
     let rc: RuntimeConfig = read_json(&pod_dir.join(paths::RUNTIME_CONFIG))?;
     stage1_abi::check_interactive(rc.interactive, pod.apps.len())?;
     check_lock_fd()?;

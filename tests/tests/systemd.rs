@@ -27,6 +27,22 @@ fn exec_start(b: &Booted, name: &str, args: &str) -> (String, std::path::PathBuf
     )
 }
 
+/// Start `rkt-NAME.service`: `Type=notify`, `Delegate=yes`, `KillMode=mixed`, 30 s to start,
+/// `extra` unit lines, `ExecStart=` `rkt run --sd-notify=ready RUN_ARGS`. `systemctl start`
+/// returns once READY=1 came (or the unit failed). The UUID file of the pod.
+fn start_ready_unit(b: &Booted, name: &str, run_args: &str, extra: &str) -> std::path::PathBuf {
+    let (cmd, uf) = exec_start(b, name, &format!("--sd-notify=ready {run_args}"));
+    b.install_unit(
+        &format!("rkt-{name}.service"),
+        &format!(
+            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\n\
+             {extra}ExecStart={cmd}\n"
+        ),
+    );
+    b.sh_ok(&format!("systemctl start rkt-{name}.service"));
+    uf
+}
+
 fn uuid_of(uf: &std::path::Path) -> String {
     std::fs::read_to_string(uf)
         .unwrap_or_else(|e| panic!("{}: {e}", uf.display()))
@@ -67,22 +83,15 @@ fn assert_nothing_left(b: &Booted, uuid: &str) {
 #[test]
 fn sd_notify_ready_unit_is_active_with_the_pod_under_it_and_stop_leaves_nothing() {
     let b = Booted::start();
-    let (cmd, uf) = exec_start(
+    let uf = start_ready_unit(
         &b,
         "ready",
         &format!(
-            "--sd-notify=ready {} --exec=/bin/sh -- -c 'echo $NOTIFY_SOCKET > /tmp/ns; exec sleep 1000'",
+            "{} --exec=/bin/sh -- -c 'echo $NOTIFY_SOCKET > /tmp/ns; exec sleep 1000'",
             bb()
         ),
+        "",
     );
-    b.install_unit(
-        "rkt-ready.service",
-        &format!(
-            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\nExecStart={cmd}\n"
-        ),
-    );
-    // `systemctl start` of a Type=notify unit returns once READY=1 came (or it failed)
-    b.sh_ok("systemctl start rkt-ready.service");
     assert_eq!(b.prop("rkt-ready.service", "ActiveState"), "active");
     let uuid = uuid_of(&uf);
     let pod = b.ctx().dir().join("pods/run").join(&uuid);
@@ -265,20 +274,12 @@ fn exit_code_reaches_systemctl_and_restart_on_failure_restarts_the_pod() {
 #[test]
 fn systemctl_restart_and_kill_end_the_pod_and_restart_starts_a_new_one() {
     let b = Booted::start();
-    let (cmd, uf) = exec_start(
+    let uf = start_ready_unit(
         &b,
         "rk",
-        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+        &format!("{} --exec=/bin/sleep -- 1000", bb()),
+        &format!("ExecStopPost=-{} gc --mark-only\n", b.rkt_line()),
     );
-    b.install_unit(
-        "rkt-rk.service",
-        &format!(
-            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\n\
-             ExecStopPost=-{} gc --mark-only\nExecStart={cmd}\n",
-            b.rkt_line()
-        ),
-    );
-    b.sh_ok("systemctl start rkt-rk.service");
     let first = uuid_of(&uf);
     // restart: the pod stops (SIGTERM to the main PID) and a new one is ready
     b.sh_ok("systemctl restart rkt-rk.service");
@@ -316,21 +317,12 @@ fn a_pod_with_private_users_gets_its_app_cgroups_delegated_under_a_unit() {
         format!(r#"{{"rktKind":"userns","rktVersion":"v1","ranges":["{base}:65536"]}}"#),
     )
     .unwrap();
-    let (cmd, uf) = exec_start(
+    let uf = start_ready_unit(
         &b,
         "pu",
-        &format!(
-            "--sd-notify=ready --private-users {} --exec=/bin/sleep -- 1000",
-            bb()
-        ),
+        &format!("--private-users {} --exec=/bin/sleep -- 1000", bb()),
+        "",
     );
-    b.install_unit(
-        "rkt-pu.service",
-        &format!(
-            "[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nTimeoutStartSec=30\nExecStart={cmd}\n"
-        ),
-    );
-    b.sh_ok("systemctl start rkt-pu.service");
     let uuid = uuid_of(&uf);
     // the app's cgroup (pure cgroup v2) belongs to the pod's root, bounded; the pod's own does not
     let app_cg = format!("/sys/fs/cgroup/system.slice/rkt-pu.service/rkt-{uuid}/busybox");
@@ -557,16 +549,12 @@ fn wait_machine(b: &Booted, name: &str, listed: bool) {
 #[test]
 fn machinectl_shows_and_terminates_the_pod_and_gc_unregisters_a_leftover() {
     let b = Booted::start();
-    let (cmd, uf) = exec_start(
+    let uf = start_ready_unit(
         &b,
         "mach",
-        &format!("--sd-notify=ready {} --exec=/bin/sleep -- 1000", bb()),
+        &format!("{} --exec=/bin/sleep -- 1000", bb()),
+        "",
     );
-    b.install_unit(
-        "rkt-mach.service",
-        &format!("[Service]\nType=notify\nDelegate=yes\nKillMode=mixed\nExecStart={cmd}\n"),
-    );
-    b.sh_ok("systemctl start rkt-mach.service");
     let uuid = uuid_of(&uf);
     let name = format!("rkt-{uuid}");
     // registered before READY=1: listed once the unit is active

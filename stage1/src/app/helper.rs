@@ -55,9 +55,10 @@ pub struct Job {
     pub console_socket: Option<PathBuf>,
     /// Keep this many passed sockets (fds 3..) open into the app (socket activation).
     pub listen_fds: u32,
-    /// The host uid of the pod's root with private users: the app's cgroup v2 dirs are
-    /// delegated to it ([`PodCgroups::delegate_app`]).
-    pub delegate_to: Option<u32>,
+    /// The host uid of the pod's root with private users (`None`: the host's ids): the app's
+    /// cgroup v2 dirs are delegated to it ([`PodCgroups::delegate_app`]) and the bundle names
+    /// the sandbox's namespaces by fd ([`prepare_userns_bundle`]).
+    pub userns_root: Option<u32>,
 }
 
 /// A forked helper waiting for "go".
@@ -174,7 +175,7 @@ fn helper_main(
     };
     if let Err(e) = cgroups
         .create_app(&job.app)
-        .and_then(|()| match job.delegate_to {
+        .and_then(|()| match job.userns_root {
             Some(owner) => cgroups.delegate_app(&job.app, owner),
             None => Ok(()),
         })
@@ -260,12 +261,6 @@ fn prepare_userns_bundle(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, Strin
     let Some(mut namespaces) = spec.linux().as_ref().and_then(|l| l.namespaces().clone()) else {
         return Ok(Vec::new());
     };
-    if !namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some())
-    {
-        return Ok(Vec::new());
-    }
     let mut fds = Vec::new();
     let mut userns = None;
     for n in namespaces.iter_mut() {
@@ -310,7 +305,11 @@ fn prepare_userns_bundle(bundle: &std::path::Path) -> Result<Vec<OwnedFd>, Strin
 }
 
 fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
-    let _namespaces = prepare_userns_bundle(&job.bundle)?;
+    // a pod on the host's ids has nothing to prepare: no read of the bundle on its way
+    let _namespaces = match job.userns_root {
+        Some(_) => prepare_userns_bundle(&job.bundle)?,
+        None => Vec::new(),
+    };
     let mut b = ContainerBuilder::new(job.app.clone(), SyscallType::default())
         .with_root_path(&job.state)
         .map_err(|e| chain(&e))?

@@ -115,7 +115,7 @@ pub fn prepare_app(
     cgroups: &PodCgroups,
     app: &App,
     console_socket: Option<&Path>,
-    delegate_to: Option<u32>,
+    userns_root: Option<u32>,
 ) -> Result<Helper, Error> {
     cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
@@ -130,7 +130,7 @@ pub fn prepare_app(
             interactive: rc.interactive,
             console_socket: console_socket.map(Path::to_path_buf),
             listen_fds: crate::systemd::listen_fds_for(&app.name),
-            delegate_to,
+            userns_root,
         },
     )
 }

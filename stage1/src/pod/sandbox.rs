@@ -161,18 +161,26 @@ pub fn spawn(rc: &RuntimeConfig, userns: Option<IdRange>) -> Result<Sandbox, Err
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
     // with a user namespace: stage1 writes one byte once the maps are written
-    let (mapped_rd, mapped_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
+    let (mapped_rd, mapped_wr) = match userns {
+        Some(_) => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| Error::Sys("creating sandbox pipe".into(), e))?;
+            (Some(r), Some(w))
+        }
+        None => (None, None),
+    };
     let hostname = rc.hostname.clone();
     let mut wr = Some(wr);
-    let mut mapped = Some(mapped_rd);
-    let (rd_raw, mapped_wr_raw) = (rd.as_raw_fd(), mapped_wr.as_raw_fd());
+    let mut mapped = mapped_rd;
+    let rd_raw = rd.as_raw_fd();
+    let mapped_wr_raw = mapped_wr.as_ref().map(AsRawFd::as_raw_fd);
     let child = Box::new(move || -> isize {
         let _ = nix::unistd::close(rd_raw);
-        let _ = nix::unistd::close(mapped_wr_raw);
+        if let Some(fd) = mapped_wr_raw {
+            let _ = nix::unistd::close(fd);
+        }
         let w = wr.take();
-        let m = mapped.take().filter(|_| userns.is_some());
-        pause_main(&hostname, own_net, w, m)
+        pause_main(&hostname, own_net, w, mapped.take())
     });
     let cpus = Children::new();
     let pid = sys::clone_child(flags, child)
@@ -188,13 +196,13 @@ pub fn spawn(rc: &RuntimeConfig, userns: Option<IdRange>) -> Result<Sandbox, Err
         confining: None,
         cpus,
     };
-    if let Some(r) = userns {
+    if let (Some(r), Some(w)) = (userns, &mapped_wr) {
         if let Err(e) = write_id_maps(pid, &r) {
             sb.kill();
             let _ = waitpid(pid, None);
             return Err(e);
         }
-        if nix::unistd::write(&mapped_wr, b"m") != Ok(1) {
+        if nix::unistd::write(w, b"m") != Ok(1) {
             return Err(sb.failed(String::new()));
         }
     }

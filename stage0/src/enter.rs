@@ -163,6 +163,7 @@ mod tests {
             volumes: vec![],
             annotations: vec![],
             private_users: None,
+            mutable: false,
         };
         stage1_abi::write_json_atomic(&p.path().join("pod"), &m).unwrap();
         let e = plan(&pods, "e0", None, &[]).unwrap_err();

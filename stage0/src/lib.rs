@@ -20,6 +20,7 @@
 //! with `unsafe`. The on-disk state machine is described in `docs/pod-lifecycle.md`.
 #![deny(unsafe_code)]
 
+pub mod apps;
 pub mod config;
 pub mod enter;
 pub mod exec_limits;
@@ -92,6 +93,22 @@ pub enum Error {
         uuid: String,
         /// E.g. `not prepared`, `currently running`.
         what: String,
+    },
+    /// A pod has no app of that name.
+    #[error("pod {uuid}: no app named {app:?}")]
+    NoApp {
+        /// The pod.
+        uuid: String,
+        /// The name asked for.
+        app: String,
+    },
+    /// stage1 refused or failed a request about one app of a mutable pod.
+    #[error("app {app:?}: {reason}")]
+    App {
+        /// The app.
+        app: String,
+        /// stage1's one-line reason.
+        reason: String,
     },
     /// The stage1 binary could not be found or executed.
     #[error("stage1 {path}: {reason}")]

@@ -277,6 +277,7 @@ pub fn build(
         volumes,
         annotations: vec![],
         private_users: None,
+        mutable: req.mutable,
     };
     m.validate()?;
     Ok(m)

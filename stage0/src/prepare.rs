@@ -197,7 +197,7 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     Ok(stage1_abi::write_json_atomic(path, value)?)
 }
 
-fn mkdir(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -206,7 +206,7 @@ fn mkdir(path: &Path, mode: u32) -> Result<()> {
 }
 
 /// Mount one app's overlay under `pod_dir` from its `apps/<app>/image` record.
-fn mount_app(
+pub(crate) fn mount_app(
     mounter: &dyn Mounter,
     pod_dir: &Path,
     app: &str,

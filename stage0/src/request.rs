@@ -76,6 +76,8 @@ pub struct PodRequest {
     pub set_env_file: Vec<(String, String)>,
     /// `--set-env`.
     pub set_env: Vec<(String, String)>,
+    /// A mutable pod (`rkt app sandbox`): it may start with no app; apps are added later.
+    pub mutable: bool,
 }
 
 impl PodRequest {
@@ -91,10 +93,10 @@ impl PodRequest {
     }
 
     /// The checks that need neither the store nor a pod dir, done first so bad input costs
-    /// nothing and leaves nothing behind: at least one image, unique app names, unique volume
+    /// nothing and leaves nothing behind: at least one image (but for a mutable pod), unique app names, unique volume
     /// names, every `--mount` naming a `--volume`, host volume sources that exist.
     pub fn check(&self) -> Result<()> {
-        if self.apps.is_empty() {
+        if self.apps.is_empty() && !self.mutable {
             return Err(Error::usage(
                 "must provide at least one image or specify the pod manifest",
             ));

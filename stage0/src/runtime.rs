@@ -429,23 +429,33 @@ impl Runtime {
         })
     }
 
+    /// How images of a new pod or app are resolved: `rkt fetch`'s rules with this runtime's
+    /// insecure options and config dirs.
+    fn resolve_options(
+        &self,
+        pull_policy: PullPolicy,
+        progress: Option<std::sync::Arc<dyn crate::images::Progress>>,
+    ) -> ResolveOptions {
+        ResolveOptions {
+            pull_policy,
+            insecure_image: self.insecure.image,
+            insecure_tls: self.insecure.tls,
+            allow_http: self.insecure.http,
+            config_dirs: self.dirs.config_roots(),
+            progress,
+            credentials: None,
+            signature: None,
+            trust_keys_from_https: self.trust_keys_from_https,
+        }
+    }
+
     fn prepare_options(&self, req: &PrepareRequest) -> PrepareOptions {
         PrepareOptions {
             request: match &req.pod {
                 PodSource::Apps(r) => r.clone(),
                 PodSource::Manifest(_) => PodRequest::default(),
             },
-            resolve: ResolveOptions {
-                pull_policy: req.pull_policy,
-                insecure_image: self.insecure.image,
-                insecure_tls: self.insecure.tls,
-                allow_http: self.insecure.http,
-                config_dirs: self.dirs.config_roots(),
-                progress: req.progress.clone(),
-                credentials: None,
-                signature: None,
-                trust_keys_from_https: self.trust_keys_from_https,
-            },
+            resolve: self.resolve_options(req.pull_policy, req.progress.clone()),
             uuid_file_save: req.uuid_file_save.clone(),
             host_env: req.host_env.clone(),
             uuid: None,
@@ -614,6 +624,76 @@ impl Runtime {
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         crate::run::require_root()?;
         crate::gc::gc(&self.pods, opts, &self.remover()?)
+    }
+
+    /// `rkt app add`: add an app to the running mutable pod `uuid_arg` (created, not started);
+    /// its image is resolved with `pull_policy`. Returns the app's name.
+    pub fn app_add(
+        &self,
+        uuid_arg: &str,
+        req: &crate::apps::AppAddRequest,
+        pull_policy: PullPolicy,
+    ) -> Result<String> {
+        crate::run::require_root()?;
+        let pod = crate::apps::running_mutable(&self.pods, uuid_arg)?;
+        crate::apps::add(
+            &pod,
+            self.images()?,
+            &HostMounter,
+            &self.resolve_options(pull_policy, None),
+            req,
+        )
+    }
+
+    /// `rkt app start`: start an app of a running mutable pod (one that was added, or that
+    /// exited); returns once it runs.
+    pub fn app_start(&self, uuid_arg: &str, app: &str) -> Result<()> {
+        crate::run::require_root()?;
+        crate::apps::start(&crate::apps::running_mutable(&self.pods, uuid_arg)?, app)
+    }
+
+    /// `rkt app stop`: SIGTERM to the app, SIGKILL after `timeout`; returns once it exited,
+    /// with its status record (none if it never ran).
+    pub fn app_stop(
+        &self,
+        uuid_arg: &str,
+        app: &str,
+        timeout: Duration,
+    ) -> Result<Option<stage1_abi::AppStatus>> {
+        crate::run::require_root()?;
+        crate::apps::stop(
+            &crate::apps::running_mutable(&self.pods, uuid_arg)?,
+            app,
+            timeout,
+        )
+    }
+
+    /// `rkt app rm`: remove an app from a running mutable pod (killing it if it runs).
+    pub fn app_rm(&self, uuid_arg: &str, app: &str) -> Result<()> {
+        crate::run::require_root()?;
+        let pod = crate::apps::running_mutable(&self.pods, uuid_arg)?;
+        crate::apps::rm(&pod, &HostMounter, app)
+    }
+
+    /// `rkt app list`: the pod and its apps with their states (any pod).
+    pub fn apps(&self, uuid_arg: &str) -> Result<(PodInfo, Vec<crate::apps::AppInfo>)> {
+        let p = crate::status::find(&self.pods, uuid_arg)?;
+        let apps = match &p.manifest {
+            Some(m) => crate::apps::list(&p.path, m, p.state == crate::pods::State::Running),
+            None => Vec::new(),
+        };
+        Ok((p, apps))
+    }
+
+    /// `rkt app status`: one app of a pod.
+    pub fn app_status(&self, uuid_arg: &str, app: &str) -> Result<crate::apps::AppInfo> {
+        let (p, apps) = self.apps(uuid_arg)?;
+        apps.into_iter()
+            .find(|a| a.app.name == app)
+            .ok_or(Error::NoApp {
+                uuid: p.uuid,
+                app: app.to_string(),
+            })
     }
 
     /// What [`Runtime::enter`] would run: the pod (running), the app (named, or the only one)

@@ -92,6 +92,8 @@ pub enum Command {
     Trust(crate::cmd::trust::TrustArgs),
     /// Generate a systemd unit for a pod (rkt generate systemd [run flags] IMAGE…)
     Generate(crate::cmd::generate::GenerateArgs),
+    /// Mutable pods: a sandbox whose apps are added, started, stopped and removed while it runs
+    App(crate::cmd::app::AppArgs),
 }
 
 /// `rkt config`.

@@ -1,5 +1,6 @@
 //! One module per command group; each is a short adapter from args to a library call.
 
+pub mod app;
 mod config;
 mod docs;
 pub mod generate;
@@ -69,5 +70,6 @@ pub fn dispatch(cli: Cli, argv: Vec<String>) -> anyhow::Result<i32> {
         Command::Export(a) => pods::export(&ctx, &a),
         Command::Trust(a) => trust::run(&ctx, &a),
         Command::Generate(a) => generate::run(&ctx, &a),
+        Command::App(a) => app::run(&ctx, &a),
     }
 }

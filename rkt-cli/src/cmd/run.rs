@@ -240,7 +240,7 @@ fn pod_source(
     Ok(PodSource::manifest_file(f)?)
 }
 
-fn pod_request(p: &PodPrepareArgs, apps: Vec<AppRequest>) -> anyhow::Result<PodRequest> {
+pub(crate) fn pod_request(p: &PodPrepareArgs, apps: Vec<AppRequest>) -> anyhow::Result<PodRequest> {
     let mut req = PodRequest {
         apps,
         inherit_env: p.inherit_env,
@@ -262,7 +262,10 @@ fn pod_request(p: &PodPrepareArgs, apps: Vec<AppRequest>) -> anyhow::Result<PodR
     Ok(req)
 }
 
-fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> anyhow::Result<PrepareRequest> {
+pub(crate) fn prepare_request(
+    p: &PodPrepareArgs,
+    pod: PodSource,
+) -> anyhow::Result<PrepareRequest> {
     Ok(PrepareRequest {
         pod,
         pull_policy: match p.pull_policy {
@@ -281,7 +284,7 @@ fn prepare_request(p: &PodPrepareArgs, pod: PodSource) -> anyhow::Result<Prepare
     })
 }
 
-fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
+pub(crate) fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
     let mut ports = Vec::new();
     for p in &rt.port {
         ports.push(stage0::flags::parse_port(p)?);

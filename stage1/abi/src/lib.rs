@@ -15,6 +15,7 @@
 //! in `docs/stage1-abi.md`; keep the two in step.
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod errno;
 mod manifest;
 mod network;
@@ -100,6 +101,11 @@ pub mod paths {
     /// `apps/<app>/idmapped`: where stage0 attaches the app's idmapped layers while it mounts
     /// the overlay over them (empty once the overlay is mounted).
     pub const APP_IDMAPPED: &str = "idmapped";
+    /// A mutable pod's control socket ([`crate::control`]), made by stage1 once the pod runs.
+    pub const CONTROL: &str = "control";
+    /// The flock stage0 holds while it changes a running mutable pod's apps (`rkt app add`,
+    /// `rm`): the pod lock itself is stage1's for the pod's life.
+    pub const APPS_LOCK: &str = "apps.lock";
 
     use std::path::PathBuf;
 

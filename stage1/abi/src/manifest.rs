@@ -26,6 +26,11 @@ pub struct PodManifest {
     /// the host's ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_users: Option<IdRange>,
+    /// A mutable pod (`rkt app sandbox`): it may have no app, apps are added, started, stopped
+    /// and removed while it runs (through [`crate::control`]), an app's exit does not end it,
+    /// and it ends when it is stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mutable: bool,
 }
 
 /// A pod's user namespace mapping: uids and gids `0..count` in the pod are the host's
@@ -105,8 +110,8 @@ impl PodManifest {
         }
     }
 
-    /// Check what stage1 relies on: the version, at least one app, unique app names, every
-    /// mount naming a defined volume.
+    /// Check what stage1 relies on: the version, at least one app (a mutable pod may have
+    /// none), unique app names, every mount naming a defined volume.
     pub fn validate(&self) -> Result<(), AbiError> {
         if self.abi_version != ABI_VERSION {
             return Err(AbiError::Version {
@@ -114,7 +119,7 @@ impl PodManifest {
                 expected: ABI_VERSION,
             });
         }
-        if self.apps.is_empty() {
+        if self.apps.is_empty() && !self.mutable {
             return Err(AbiError::Invalid(
                 "pod must contain at least one application".into(),
             ));
@@ -510,6 +515,7 @@ mod tests {
             volumes: vec![],
             annotations: vec![],
             private_users: None,
+            mutable: false,
         }
     }
 

@@ -51,6 +51,9 @@ pub enum AppFailure {
     /// The created container could not be started.
     #[error("{0}")]
     Start(String),
+    /// A request to a mutable pod that cannot be carried out (no such app, already running).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<crate::Error> for AppFailure {

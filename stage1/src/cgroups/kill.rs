@@ -41,6 +41,21 @@ pub fn remove_listed(list_file: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Kill every process in the cgroups `dirs` and below them and, with `remove`, remove them
+/// (one app of a mutable pod: its own processes outlive its main process in the pod's PID
+/// namespace). Missing dirs are fine.
+pub fn clear(dirs: &[PathBuf], remove: bool) -> Result<(), Error> {
+    let all = with_descendants(dirs);
+    let deadline = Instant::now() + KILL_DEADLINE;
+    kill_all(&all, deadline)?;
+    if remove {
+        for d in &all {
+            remove_empty(d, deadline)?;
+        }
+    }
+    Ok(())
+}
+
 /// How long [`remove_listed`] waits for the pod's processes to die before it reports failure.
 pub const KILL_DEADLINE: Duration = Duration::from_secs(20);
 

@@ -478,6 +478,13 @@ impl PodCgroups {
         Ok(())
     }
 
+    /// Kill whatever is left in the app's cgroups (see [`kill::clear`]) and, with `remove`,
+    /// remove them: an app of a mutable pod that is started again or removed.
+    pub fn clear_app(&self, app: &str, remove: bool) -> Result<(), Error> {
+        let dirs: Vec<PathBuf> = self.hier.iter().map(|h| h.pod_dir.join(app)).collect();
+        kill::clear(&dirs, remove)
+    }
+
     /// Delegate the app's cgroup in each cgroup v2 hierarchy to `owner` (the host uid of a
     /// pod's root with private users), as cgroups(7) describes for an unprivileged delegatee:
     /// the dir and its `cgroup.procs`, `cgroup.threads` and `cgroup.subtree_control`. The pod

@@ -26,6 +26,8 @@ use crate::pod::sandbox::{self, Sandbox};
 use crate::pod::PodError;
 use crate::Error;
 
+mod mutable;
+
 /// The running pod.
 pub struct Pod {
     pod_dir: PathBuf,
@@ -114,7 +116,13 @@ pub fn run() -> Result<i32, Error> {
         console_socket: None,
         console: None,
     };
-    let res = p.setup().and_then(|()| p.supervise());
+    let res = p.setup().and_then(|()| {
+        if p.pod.mutable {
+            p.supervise_mutable()
+        } else {
+            p.supervise()
+        }
+    });
     let td = p.teardown();
     let code = res?;
     if let Err(e) = td {
@@ -508,6 +516,7 @@ fn release(pod_dir: &Path) -> Result<(), Error> {
     let net = crate::network::teardown(pod_dir);
     let cg = crate::cgroups::remove_listed(&pod_dir.join(paths::CGROUPS));
     start::release_rootfs(pod_dir);
+    let _ = std::fs::remove_file(pod_dir.join(paths::CONTROL));
     let state = pod_dir.join(paths::STATE_DIR);
     let st = match std::fs::remove_dir_all(&state) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&state, e)),

@@ -88,6 +88,7 @@ impl Pod {
             volumes,
             annotations: vec![],
             private_users: None,
+            mutable: false,
         };
         write_json_atomic(&dir.path().join(paths::POD_MANIFEST), &pod).unwrap();
         write_json_atomic(&dir.path().join(paths::RUNTIME_CONFIG), &rc).unwrap();

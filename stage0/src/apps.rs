@@ -44,6 +44,8 @@ pub struct AppAddRequest {
     pub app: AppRequest,
     /// Volumes the app brings (host paths or empty dirs); their names must be new in the pod.
     pub volumes: Vec<Volume>,
+    /// The CRI's settings beyond rkt's app flags.
+    pub cri: Option<stage1_abi::CriApp>,
 }
 
 /// Where an app of a mutable pod stands.
@@ -203,9 +205,10 @@ pub(crate) fn add(
     let config = images.config(&id).map_err(img_err)?;
     let layers = images.layer_dirs(&id).map_err(img_err)?;
     let built = manifest::build(&m.uuid, &pod_req, &[ResolvedImage { meta, config }], &[])?;
-    let Some(app) = built.apps.into_iter().next() else {
+    let Some(mut app) = built.apps.into_iter().next() else {
         return Err(Error::usage("no app to add"));
     };
+    app.cri = req.cri.clone().map(Box::new);
     let added: Vec<Volume> = built
         .volumes
         .into_iter()

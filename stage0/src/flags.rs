@@ -77,6 +77,7 @@ pub fn parse_volume(value: &str) -> Result<Volume> {
                 source,
                 recursive,
                 idmap: idmap.unwrap_or(false),
+                propagation: None,
             }
         }
         Some("empty") => {
@@ -624,6 +625,7 @@ mod tests {
                 source: "/srv".into(),
                 recursive: true,
                 idmap: false,
+                propagation: None,
             }
         );
         let v = parse_volume("d,kind=host,source=/srv,idmap=true").unwrap();

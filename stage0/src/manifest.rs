@@ -266,6 +266,7 @@ pub fn build(
                 seccomp: f.seccomp.clone(),
             },
             ports: image_ports(name, cfg)?,
+            cri: None,
         };
         crate::exec_limits::check_app(&built, arg_space)?;
         apps.push(built);

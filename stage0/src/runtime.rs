@@ -259,6 +259,10 @@ pub struct RunRequest {
     pub stage1: Option<PathBuf>,
     /// `--sd-notify`: who tells systemd the pod is ready (docs/systemd.md).
     pub sd_notify: crate::systemd::SdNotify,
+    /// Share the host's PID namespace (CRI pods).
+    pub host_pid: bool,
+    /// Sysctls for every app (CRI pods; namespaced ones only).
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl Default for RunRequest {
@@ -275,6 +279,8 @@ impl Default for RunRequest {
             pids_limit: PidsLimit::Default,
             stage1: None,
             sd_notify: crate::systemd::SdNotify::None,
+            host_pid: false,
+            sysctls: Vec::new(),
         }
     }
 }
@@ -505,6 +511,8 @@ impl Runtime {
                 cache_dir,
                 pids_limit,
                 pids_limit_required,
+                host_pid: run.host_pid,
+                sysctls: run.sysctls.clone(),
             },
             stage1,
             debug: self.debug,

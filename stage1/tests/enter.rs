@@ -16,6 +16,7 @@ fn enter_runs_confined_like_the_app() {
             source: out.path().to_string_lossy().into_owned(),
             recursive: true,
             idmap: false,
+            propagation: None,
         },
         read_only: false,
     };

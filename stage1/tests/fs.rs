@@ -15,6 +15,7 @@ fn host_vol(name: &str, dir: &std::path::Path, ro: bool) -> Volume {
             source: dir.to_string_lossy().into_owned(),
             recursive: true,
             idmap: false,
+            propagation: None,
         },
         read_only: ro,
     }

@@ -19,6 +19,7 @@ fn out_volume() -> (tempfile::TempDir, Volume, MountPoint) {
             source: d.path().to_string_lossy().into_owned(),
             recursive: true,
             idmap: false,
+            propagation: None,
         },
         read_only: false,
     };

@@ -223,6 +223,7 @@ fn add(ctx: &Ctx, a: &AddArgs) -> anyhow::Result<i32> {
     let mut req = AppAddRequest {
         app: apps.remove(0),
         volumes: Vec::new(),
+        cri: None,
     };
     for v in &a.volume {
         req.volumes.push(stage0::flags::parse_volume(v)?);

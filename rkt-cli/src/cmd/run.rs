@@ -315,6 +315,8 @@ pub(crate) fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
         },
         stage1: rt.stage1_path.clone(),
         sd_notify: rt.sd_notify.parse().map_err(anyhow::Error::msg)?,
+        host_pid: false,
+        sysctls: Vec::new(),
     })
 }
 

@@ -16,6 +16,7 @@
 //!   caller watches `status/<app>` for the end). Stopping an app that does not run is no error.
 //! * `remove`: forget an app that does not run: its cgroups, its container state and bundle.
 //!   stage0 then unmounts its rootfs and removes it from the manifest.
+//! * `reopenLog`: reopen the app's CRI log file by its path (the kubelet rotated it).
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -47,6 +48,11 @@ pub enum Request {
     },
     /// Forget an app that does not run.
     Remove {
+        /// App name.
+        app: String,
+    },
+    /// Reopen the app's CRI log file (it was rotated).
+    ReopenLog {
         /// App name.
         app: String,
     },

@@ -197,6 +197,64 @@ pub struct App {
     /// Ports the image exposes, named `<port>-<proto>`.
     #[serde(default)]
     pub ports: Vec<Port>,
+    /// The CRI's container settings beyond rkt's flags (`None` for apps of `rkt run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cri: Option<Box<CriApp>>,
+}
+
+/// What a CRI container asks for beyond rkt's app flags (set by the CRI server through
+/// `rkt app add`'s request; see docs/cri.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CriApp {
+    /// stage1 writes the app's stdout and stderr to this host file in the CRI log format
+    /// (`RFC3339NANO STREAM P|F TEXT`), reopened on request (`ReopenContainerLog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_path: Option<String>,
+    /// Privileged: every capability, no seccomp filter, no masked or read-only paths, `/sys`
+    /// writable, every device allowed.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Capabilities added to the default set (`ALL`: every one); `caps_remove` then applies.
+    #[serde(default)]
+    pub caps_add: Vec<String>,
+    /// Capabilities dropped (`ALL`: every one), after `caps_add`.
+    #[serde(default)]
+    pub caps_drop: Vec<String>,
+    /// no_new_privs; `None`: rkt's rule.
+    #[serde(default)]
+    pub no_new_privs: Option<bool>,
+    /// Paths masked in the app (`None`: rkt's list).
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in the app (`None`: rkt's list).
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
+    /// Seccomp: `None` rkt's default filter; `Some(null)` none; else an OCI `LinuxSeccomp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<serde_json::Value>,
+    /// The app's own PID namespace instead of the pod's.
+    #[serde(default)]
+    pub own_pid_namespace: bool,
+    /// Host devices made available in the app.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// Set the app's `oom_score_adj` to the nearest value the host allows when it refuses
+    /// the asked one (a negative value without CAP_SYS_RESOURCE), as the kubelet expects.
+    #[serde(default)]
+    pub clamp_oom_score_adj: bool,
+}
+
+/// A host device given to an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// The device node on the host.
+    pub host_path: String,
+    /// Where it appears in the app.
+    pub container_path: String,
+    /// cgroup permissions: some of `r`, `w`, `m`.
+    pub permissions: String,
 }
 
 impl App {
@@ -216,6 +274,7 @@ impl App {
             readonly_rootfs: false,
             isolators: Isolators::default(),
             ports: vec![],
+            cri: None,
         }
     }
 }
@@ -261,6 +320,9 @@ pub enum VolumeKind {
         /// there). Off by default: see docs/security.md, "User namespaces".
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         idmap: bool,
+        /// Mount propagation: `rprivate` (default), `rslave` or `rshared` (CRI mounts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        propagation: Option<String>,
     },
     /// A fresh directory in the pod dir (`volumes/<name>`), shared by the apps that mount it.
     Empty {
@@ -394,6 +456,13 @@ pub struct RuntimeConfig {
     /// error; rkt's default limit is skipped there.
     #[serde(default)]
     pub pids_limit_required: bool,
+    /// The pod shares the host's PID namespace (CRI `NamespaceMode::NODE` for PID).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_pid: bool,
+    /// Sysctls set in every app of the pod (namespaced ones: `kernel.shm*`, `kernel.msg*`,
+    /// `kernel.sem`, `fs.mqueue.*`, `net.*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl RuntimeConfig {
@@ -417,6 +486,8 @@ impl RuntimeConfig {
             cache_dir: String::new(),
             pids_limit: None,
             pids_limit_required: false,
+            host_pid: false,
+            sysctls: vec![],
         }
     }
 }
@@ -529,6 +600,7 @@ mod tests {
                 source: "/srv".into(),
                 recursive: true,
                 idmap: true,
+                propagation: None,
             },
             read_only: false,
         });

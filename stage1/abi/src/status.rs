@@ -30,6 +30,9 @@ pub struct AppStatus {
     /// True when stage1 stopped the app because another app failed (rkt records 0 for those).
     #[serde(default)]
     pub stopped_by_pod: bool,
+    /// The kernel's OOM killer killed a process of the app (its memory cgroup counted one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl AppStatus {

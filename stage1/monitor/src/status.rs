@@ -82,6 +82,7 @@ mod tests {
                 exit_code: Some(0),
                 signal: Some(15),
                 stopped_by_pod: true,
+                oom_killed: false,
             }
         );
     }

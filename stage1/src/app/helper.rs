@@ -59,6 +59,9 @@ pub struct Job {
     /// cgroup v2 dirs are delegated to it ([`PodCgroups::delegate_app`]) and the bundle names
     /// the sandbox's namespaces by fd ([`prepare_userns_bundle`]).
     pub userns_root: Option<u32>,
+    /// The app's stdout and stderr (the write ends of its CRI log pipes, [`crate::app::crilog`])
+    /// instead of stage1's.
+    pub stdio: Option<Arc<[OwnedFd; 2]>>,
 }
 
 /// A forked helper waiting for "go".
@@ -165,6 +168,9 @@ fn helper_main(
         return 1;
     }
     let mut keep = vec![go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()];
+    if let Some(s) = &job.stdio {
+        keep.extend(s.iter().map(AsRawFd::as_raw_fd));
+    }
     keep.extend(crate::systemd::keep_listen_fds(job.listen_fds));
     sys::close_fds_from(3, &keep);
     crate::systemd::journal_stdio(&job.app);
@@ -321,6 +327,10 @@ fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
     if !job.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         b = b.with_stdin(null);
+    }
+    if let Some(s) = &job.stdio {
+        let dup = |f: &OwnedFd| f.try_clone().map_err(|e| format!("log pipe: {e}"));
+        b = b.with_stdout(dup(&s[0])?).with_stderr(dup(&s[1])?);
     }
     let container = b
         .as_init(&job.bundle)

@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod console;
+pub mod crilog;
 pub mod helper;
 pub mod spec;
 pub mod start;

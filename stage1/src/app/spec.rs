@@ -18,6 +18,12 @@ pub enum SpecError {
     /// An empty `exec`.
     #[error("app {0:?} has nothing to execute")]
     NothingToExecute(String),
+    /// A seccomp profile that is not an OCI `LinuxSeccomp`.
+    #[error("app {0:?}: seccomp profile: {1}")]
+    Seccomp(String, String),
+    /// A device that cannot be given to the app.
+    #[error("app {0:?}: device {1}: {2}")]
+    Device(String, String, String),
 }
 
 /// Spec annotation naming the app.
@@ -75,17 +81,58 @@ pub struct SpecInput<'a> {
     pub terminal: bool,
 }
 
+/// One device cgroup rule.
+fn device_rule(
+    allow: bool,
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow)
+        .set_typ(typ)
+        .set_major(major)
+        .set_minor(minor)
+        .set_access(Some(access.to_string()));
+    r
+}
+
+/// A host device as an OCI `linux.devices` entry (and its cgroup permissions).
+pub fn oci_device(
+    app: &str,
+    d: &stage1_abi::Device,
+) -> Result<(oci_spec::runtime::LinuxDevice, String), Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let err = |m: String| SpecError::Device(app.to_string(), d.host_path.clone(), m);
+    let md = std::fs::metadata(&d.host_path).map_err(|e| err(e.to_string()))?;
+    let typ = if md.file_type().is_char_device() {
+        LinuxDeviceType::C
+    } else if md.file_type().is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Err(err("not a device node".into()).into());
+    };
+    let rdev = md.rdev();
+    let mut dev = oci_spec::runtime::LinuxDevice::default();
+    dev.set_path(PathBuf::from(&d.container_path))
+        .set_typ(typ)
+        .set_major(nix::sys::stat::major(rdev) as i64)
+        .set_minor(nix::sys::stat::minor(rdev) as i64)
+        .set_file_mode(Some(md.mode() & 0o7777))
+        .set_uid(Some(md.uid()))
+        .set_gid(Some(md.gid()));
+    let perms = if d.permissions.is_empty() {
+        "rwm".to_string()
+    } else {
+        d.permissions.clone()
+    };
+    Ok((dev, perms))
+}
+
 /// [`crate::cgroups::DEVICE_ALLOW`] as OCI `linux.resources.devices`.
 fn device_rules() -> Vec<LinuxDeviceCgroup> {
-    let rule = |allow: bool, typ: Option<LinuxDeviceType>, major, minor, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(allow)
-            .set_typ(typ)
-            .set_major(major)
-            .set_minor(minor)
-            .set_access(Some(access.to_string()));
-        r
-    };
+    let rule = device_rule;
     let mut v = vec![rule(false, None, None, None, "rwm")];
     for d in crate::cgroups::DEVICE_ALLOW {
         let mut it = d.split_whitespace();
@@ -137,8 +184,21 @@ fn cap_set(names: &[String]) -> Result<Capabilities, Error> {
 /// Build the OCI spec for one app.
 pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
     let app = inp.app;
-    let caps = isolation::capability_set(&app.isolators, inp.rc)?;
-    let seccomp = isolation::seccomp_filter(&app.isolators, inp.rc, &caps)?;
+    let cri = app.cri.as_deref();
+    let privileged = cri.is_some_and(|c| c.privileged);
+    let caps = match cri {
+        Some(c) => isolation::cri_capability_set(&app.isolators, inp.rc, c)?,
+        None => isolation::capability_set(&app.isolators, inp.rc)?,
+    };
+    let seccomp = match cri.and_then(|c| c.seccomp.as_ref()) {
+        _ if privileged => None,
+        Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone())
+                .map_err(|e| SpecError::Seccomp(app.name.clone(), e.to_string()))?,
+        ),
+        None => isolation::seccomp_filter(&app.isolators, inp.rc, &caps)?,
+    };
     let mut env: Vec<String> = app
         .environment
         .iter()
@@ -183,7 +243,10 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         })
         .set_capabilities(Some(capabilities))
         .set_rlimits(None)
-        .set_no_new_privileges((!root && seccomp.is_some()).then_some(true))
+        .set_no_new_privileges(match cri.and_then(|c| c.no_new_privs) {
+            Some(nnp) => Some(nnp),
+            None => (!root && seccomp.is_some()).then_some(true),
+        })
         .set_apparmor_profile(None)
         .set_oom_score_adj(None)
         .set_selinux_label(None)
@@ -248,7 +311,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
     });
     if !app_mounts_sys {
         let mut opts = vec!["nosuid", "noexec", "nodev"];
-        if !inp.rc.disable_paths {
+        if !inp.rc.disable_paths && !privileged {
             opts.push("ro");
         }
         if userns && !joins(LinuxNamespaceType::Network) {
@@ -260,6 +323,11 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         }
     }
     mounts.extend(inp.mounts.iter().cloned());
+    let shared_mount = inp.mounts.iter().any(|m| {
+        m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|x| x == "rshared"))
+    });
 
     let ns = |typ: LinuxNamespaceType, path: Option<&str>| {
         let mut n = LinuxNamespace::default();
@@ -270,31 +338,68 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         ns(LinuxNamespaceType::Mount, None),
         ns(LinuxNamespaceType::Cgroup, None),
     ];
+    let own_pid = cri.is_some_and(|c| c.own_pid_namespace);
     for (t, p) in &inp.join_ns {
-        namespaces.push(ns(*t, Some(p)));
+        if own_pid && *t == LinuxNamespaceType::Pid {
+            namespaces.push(ns(*t, None));
+        } else {
+            namespaces.push(ns(*t, Some(p)));
+        }
     }
-    let paths = |p: &[&str]| {
-        (!inp.rc.disable_paths).then(|| p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    let paths = |p: &[&str], over: Option<&Vec<String>>| {
+        if inp.rc.disable_paths || privileged {
+            return None;
+        }
+        Some(match over {
+            Some(v) => v.clone(),
+            None => p.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        })
+    };
+    let devices = match cri {
+        Some(c) => c
+            .devices
+            .iter()
+            .map(|d| oci_device(&app.name, d))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
     };
     let resources = inp.device_rules.then(|| {
+        let mut rules = device_rules();
+        if privileged {
+            rules.push(device_rule(true, None, None, None, "rwm"));
+        }
+        for (d, perms) in &devices {
+            rules.push(device_rule(
+                true,
+                Some(d.typ()),
+                Some(d.major()),
+                Some(d.minor()),
+                perms,
+            ));
+        }
         let mut r = LinuxResources::default();
-        r.set_devices(Some(device_rules()));
+        r.set_devices(Some(rules));
         r
     });
+    let sysctl: HashMap<String, String> = inp.rc.sysctls.iter().cloned().collect();
     let mut linux = Linux::default();
     linux
         .set_net_devices(None)
         .set_uid_mappings(None)
         .set_gid_mappings(None)
-        .set_sysctl(None)
+        .set_sysctl((!sysctl.is_empty()).then_some(sysctl))
         .set_resources(resources)
         .set_cgroups_path(Some(inp.cgroups_path.as_str().into()))
         .set_namespaces(Some(namespaces))
-        .set_devices(None)
+        .set_devices((!devices.is_empty()).then(|| devices.iter().map(|(d, _)| d.clone()).collect()))
         .set_seccomp(seccomp)
-        .set_rootfs_propagation(Some("slave".to_string()))
-        .set_masked_paths(paths(MASKED_PATHS))
-        .set_readonly_paths(paths(READONLY_PATHS))
+        // a volume that propagates back to the host needs a shared root (as runc)
+        .set_rootfs_propagation(Some(if shared_mount { "rshared" } else { "slave" }.to_string()))
+        .set_masked_paths(paths(MASKED_PATHS, cri.and_then(|c| c.masked_paths.as_ref())))
+        .set_readonly_paths(paths(
+            READONLY_PATHS,
+            cri.and_then(|c| c.readonly_paths.as_ref()),
+        ))
         .set_mount_label(None)
         .set_intel_rdt(None)
         .set_memory_policy(None)

@@ -106,6 +106,17 @@ pub fn release_rootfs(pod_dir: &Path) {
     }
 }
 
+/// Where an app's stdio goes.
+#[derive(Debug, Clone)]
+pub enum Stdio<'a> {
+    /// stage1's (stdin /dev/null unless interactive).
+    Inherit,
+    /// A terminal whose master libcontainer sends to this socket ([`crate::app::console`]).
+    Console(&'a Path),
+    /// stdout and stderr to these pipes (a CRI log, [`crate::app::crilog`]).
+    Log(std::sync::Arc<[std::os::fd::OwnedFd; 2]>),
+}
+
 /// First half of starting an app, done before the sandbox exists: record its cgroups and fork
 /// the helper that creates them and then its container (see [`crate::app::helper`]).
 pub fn prepare_app(
@@ -114,9 +125,14 @@ pub fn prepare_app(
     rc: &RuntimeConfig,
     cgroups: &PodCgroups,
     app: &App,
-    console_socket: Option<&Path>,
+    stdio: Stdio<'_>,
     userns_root: Option<u32>,
 ) -> Result<Helper, Error> {
+    let (console_socket, stdio) = match stdio {
+        Stdio::Inherit => (None, None),
+        Stdio::Console(p) => (Some(p), None),
+        Stdio::Log(fds) => (None, Some(fds)),
+    };
     cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
     std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
@@ -131,6 +147,7 @@ pub fn prepare_app(
             console_socket: console_socket.map(Path::to_path_buf),
             listen_fds: crate::systemd::listen_fds_for(&app.name),
             userns_root,
+            stdio,
         },
     )
 }
@@ -315,9 +332,41 @@ pub fn finish_app(ctx: &PodCtx<'_>, app: &App, c: Creating) -> Result<AppProc, E
     ctx.cgroups
         .apply_limits(&app.name, &app.isolators)
         .map_err(|e| fail(app_err(&app.name, e)))?;
+    if let Some(cri) = app.cri.as_deref() {
+        if !ctx.cgroups.is_unified() {
+            let mut rules: Vec<String> = Vec::new();
+            if cri.privileged {
+                rules.push("a".into());
+            }
+            for d in &cri.devices {
+                let (dev, perms) = crate::app::spec::oci_device(&app.name, d).map_err(fail)?;
+                let t = if dev.typ() == oci_spec::runtime::LinuxDeviceType::B {
+                    "b"
+                } else {
+                    "c"
+                };
+                rules.push(format!("{t} {}:{} {perms}", dev.major(), dev.minor()));
+            }
+            ctx.cgroups
+                .allow_devices(&app.name, &rules)
+                .map_err(|e| fail(app_err(&app.name, e)))?;
+        }
+    }
     if let Some(adj) = app.isolators.oom_score_adj {
         let p = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&p, adj.to_string()).map_err(|e| {
+        let clamp = app.cri.as_deref().is_some_and(|c| c.clamp_oom_score_adj);
+        let res = std::fs::write(&p, adj.to_string()).or_else(|e| {
+            // without CAP_SYS_RESOURCE a score below stage1's own is refused: the kubelet
+            // expects the nearest one the host allows
+            let own: Option<i32> = std::fs::read_to_string("/proc/self/oom_score_adj")
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            match own {
+                Some(own) if clamp && adj < own => std::fs::write(&p, own.to_string()),
+                _ => Err(e),
+            }
+        });
+        res.map_err(|e| {
             fail(app_err(
                 &app.name,
                 AppFailure::OomScoreAdj { adj, source: e },

@@ -53,6 +53,7 @@ pub fn idmapped_sources(pod: &PodManifest, app: &App) -> Vec<(String, bool)> {
             source,
             recursive,
             idmap: true,
+            ..
         } = &v.kind
         {
             if !out.iter().any(|(s, _)| s == source) {
@@ -259,7 +260,10 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
         let ro = v.read_only || m.read_only;
         match &v.kind {
             VolumeKind::Host {
-                source, recursive, ..
+                source,
+                recursive,
+                propagation,
+                ..
             } => {
                 let src = PathBuf::from(source);
                 std::fs::metadata(&src).map_err(|e| VolumeError::HostSource {
@@ -267,7 +271,15 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
                     source_path: source.clone(),
                     source: e,
                 })?;
-                out.push(bind(&m.target, &src, ro, *recursive));
+                let mut b = bind(&m.target, &src, ro, *recursive);
+                if let (Some(p), Some(o)) = (propagation, b.options().clone()) {
+                    if matches!(p.as_str(), "rprivate" | "rslave" | "rshared") {
+                        let mut o = o;
+                        o.push(p.clone());
+                        b.set_options(Some(o));
+                    }
+                }
+                out.push(b);
             }
             VolumeKind::Empty { .. } => {
                 out.push(bind(

@@ -516,6 +516,41 @@ impl PodCgroups {
         Ok(())
     }
 
+    /// Allow the app's v1 devices cgroup these rules (`a` or `c MAJ:MIN rwm` lines: a
+    /// privileged CRI container, devices given to it); v2 rules are the spec's.
+    pub fn allow_devices(&self, app: &str, rules: &[String]) -> Result<(), Error> {
+        for h in self.hier.iter().filter(|h| !h.unified) {
+            if h.controllers.iter().any(|c| c == "devices") {
+                for r in rules {
+                    write_cg(&h.pod_dir.join(app), "devices.allow", r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the app was killed by the kernel's OOM killer in its memory cgroup (v1
+    /// `memory.oom_control`'s or v2 `memory.events`' `oom_kill` count).
+    pub fn app_oom_killed(&self, app: &str) -> bool {
+        self.hier.iter().any(|h| {
+            let d = h.pod_dir.join(app);
+            let f = if h.unified {
+                d.join("memory.events")
+            } else if h.controllers.iter().any(|c| c == "memory") {
+                d.join("memory.oom_control")
+            } else {
+                return false;
+            };
+            fs::read_to_string(f).is_ok_and(|s| {
+                s.lines().any(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .is_some_and(|n| n > 0)
+                })
+            })
+        })
+    }
+
     /// Apply the app's resource limits. Called once the app's process exists and before it
     /// starts, so that the limits bind the app and not the set-up machinery.
     pub fn apply_limits(&self, app: &str, iso: &Isolators) -> Result<(), Error> {

@@ -165,7 +165,19 @@ fn save(pod_dir: &Path, info: &NetInfo) -> Result<(), Error> {
     stage1_abi::write_json_atomic(&pod_dir.join(paths::NET_INFO), info).map_err(Error::from)
 }
 
-/// The `--port` forwards, resolved against the apps' exposed ports.
+/// A port named by number, `<port>-<tcp|udp>` (a mutable pod's forwards are set before any app
+/// exposes a port: the CRI's port mappings).
+fn numbered_port(name: &str) -> Option<stage1_abi::Port> {
+    let (port, proto) = name.split_once('-')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    matches!(proto, "tcp" | "udp").then(|| stage1_abi::Port {
+        name: name.to_string(),
+        port,
+        protocol: proto.to_string(),
+    })
+}
+
+/// The `--port` forwards, resolved against the apps' exposed ports, or by number.
 fn forwards(
     pod: &PodManifest,
     rc: &RuntimeConfig,
@@ -173,11 +185,13 @@ fn forwards(
 ) -> Result<Vec<nat::Forward>, Error> {
     let mut out = Vec::new();
     for f in &rc.ports {
+        let numbered = numbered_port(&f.name);
         let port = pod
             .apps
             .iter()
             .flat_map(|a| a.ports.iter())
             .find(|p| p.name == f.name)
+            .or(numbered.as_ref())
             .ok_or_else(|| {
                 let known: Vec<&str> = pod
                     .apps

@@ -130,10 +130,12 @@ impl Sandbox {
 /// Which namespaces the sandbox creates for this runtime config (and a user namespace when the
 /// pod has private users: created first by the same clone, it owns all the others).
 pub fn clone_flags(rc: &RuntimeConfig, userns: bool) -> Result<CloneFlags, Error> {
-    let mut f = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWCGROUP;
+    let mut f = CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP;
+    // a pod on the host's PID namespace (CRI) has a sandbox that is no PID 1: stage1, the
+    // child subreaper, reaps what its apps orphan
+    if !rc.host_pid {
+        f |= CloneFlags::CLONE_NEWPID;
+    }
     match rc.ipc.as_str() {
         "auto" | "private" | "" => f |= CloneFlags::CLONE_NEWIPC,
         "parent" => {}

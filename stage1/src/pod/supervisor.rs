@@ -45,6 +45,8 @@ pub struct Pod {
     console_socket: Option<ConsoleSocket>,
     /// The relay to the interactive app's terminal.
     console: Option<Console>,
+    /// The CRI logs of a mutable pod's apps ([`crate::app::crilog`]), by app name.
+    logs: Vec<(String, crate::app::crilog::CriLog)>,
 }
 
 /// A pod that still runs this long after it became ready is a long-running one: stage1 then
@@ -115,6 +117,7 @@ pub fn run() -> Result<i32, Error> {
         long_running_at: None,
         console_socket: None,
         console: None,
+        logs: Vec::new(),
     };
     let res = p.setup().and_then(|()| {
         if p.pod.mutable {
@@ -165,7 +168,7 @@ impl Pod {
                 &self.rc,
                 cg,
                 a,
-                csock,
+                csock.map_or(start::Stdio::Inherit, start::Stdio::Console),
                 self.pod.private_users.map(|r| r.shift),
             )?);
         }
@@ -573,6 +576,7 @@ fn app_status(a: &monitor::App<'_>) -> AppStatus {
         exit_code: a.end.map(|e| e.exit_code),
         signal: a.end.and_then(|e| e.signal),
         stopped_by_pod: a.end.is_some_and(|e| e.stopped_by_pod),
+        oom_killed: false,
     }
 }
 

@@ -92,6 +92,50 @@ pub fn normalize_cap(name: &str) -> Result<String, Error> {
     Ok(full)
 }
 
+/// Every capability stage1 itself may pass on (its bounding set), sorted.
+pub fn all_capabilities() -> Vec<String> {
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let mut all: Vec<String> = bounding.into_iter().map(|c| c.to_string()).collect();
+    all.sort();
+    all
+}
+
+/// The capability set of an app with the CRI's settings: every one when privileged, else
+/// [`capability_set`] with `add` added and then `drop` dropped (`ALL` in either: every
+/// capability).
+pub fn cri_capability_set(
+    iso: &Isolators,
+    rc: &RuntimeConfig,
+    cri: &stage1_abi::CriApp,
+) -> Result<Vec<String>, Error> {
+    if cri.privileged {
+        return Ok(all_capabilities());
+    }
+    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
+    let mut v = capability_set(iso, rc)?;
+    if cri.caps_add.iter().any(is_all) {
+        v = all_capabilities();
+    } else {
+        for c in &cri.caps_add {
+            let c = normalize_cap(c)?;
+            if !v.contains(&c) {
+                v.push(c);
+            }
+        }
+    }
+    if cri.caps_drop.iter().any(is_all) {
+        v.clear();
+    } else {
+        let drop = cri
+            .caps_drop
+            .iter()
+            .map(|c| normalize_cap(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        v.retain(|c| !drop.contains(c));
+    }
+    Ok(v)
+}
+
 /// The capability set of an app: defaults, `caps_retain` (exact set) xor `caps_remove`
 /// (defaults minus), all caps with `--insecure-options=capabilities`.
 pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>, Error> {
@@ -99,11 +143,7 @@ pub fn capability_set(iso: &Isolators, rc: &RuntimeConfig) -> Result<Vec<String>
         return Err(IsolationError::RetainAndRemove.into());
     }
     if rc.disable_capabilities {
-        // every capability stage1 itself may pass on
-        let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
-        let mut all: Vec<String> = bounding.into_iter().map(|c| c.to_string()).collect();
-        all.sort();
-        return Ok(all);
+        return Ok(all_capabilities());
     }
     if let Some(retain) = &iso.caps_retain {
         let mut v = Vec::new();

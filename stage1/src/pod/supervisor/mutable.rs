@@ -103,10 +103,18 @@ impl Pod {
                 }
                 None => PollTimeout::NONE,
             };
-            let (sig_ready, ctl_ready) = {
-                let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
-                if !stopping {
-                    fds.push(PollFd::new(control.listener.as_fd(), PollFlags::POLLIN));
+            let (sig_ready, ctl_ready, logs_ready) = {
+                let mut fds = vec![
+                    PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(control.listener.as_fd(), PollFlags::POLLIN),
+                ];
+                // which log has input: (index into self.logs) per fd after the first two
+                let mut owners = Vec::new();
+                for (i, (_, log)) in self.logs.iter().enumerate() {
+                    for fd in log.fds() {
+                        fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                        owners.push(i);
+                    }
                 }
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -117,8 +125,18 @@ impl Pod {
                         .and_then(|f| f.revents())
                         .is_some_and(|r| !r.is_empty())
                 };
-                (ready(0), ready(1))
+                let mut logs_ready: Vec<usize> = owners
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| ready(k + 2))
+                    .map(|(_, &i)| i)
+                    .collect();
+                logs_ready.dedup();
+                (ready(0), ready(1), logs_ready)
             };
+            for i in logs_ready {
+                self.logs[i].1.pump(false);
+            }
             if sig_ready {
                 while let Ok(Some(si)) = self.sfd.read_signal() {
                     if matches!(
@@ -132,8 +150,14 @@ impl Pod {
                     }
                 }
             }
-            if ctl_ready && !stopping {
-                while let Ok((conn, _)) = control.listener.accept() {
+            if ctl_ready {
+                while let Ok((mut conn, _)) = control.listener.accept() {
+                    if stopping {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_write_timeout(Some(REQUEST_TIMEOUT));
+                        let _ = control::write_line(&mut conn, &Reply::error("the pod is stopping"));
+                        continue;
+                    }
                     self.serve(conn, &mut deadlines);
                     quiet_at = Some(Instant::now() + super::LONG_RUNNING_AFTER);
                 }
@@ -178,6 +202,14 @@ impl Pod {
             }
             if let Some(a) = self.apps.iter_mut().find(|a| a.pid == pid && a.running()) {
                 tracing::debug!(app = %a.status.app, code, "app exited");
+                // what it wrote is in the log before its end is on record
+                if let Some((_, log)) = self.logs.iter_mut().find(|(n, _)| *n == a.status.app) {
+                    log.pump(true);
+                }
+                a.status.oom_killed = self
+                    .cgroups
+                    .as_ref()
+                    .is_some_and(|c| c.app_oom_killed(&a.status.app));
                 a.finish(code, signal, false);
                 deadlines.retain(|d| d.pid != Some(pid));
             }
@@ -231,6 +263,10 @@ impl Pod {
                 }
                 self.forget_app(&app, true).map_err(|e| e.to_string())
             }
+            Request::ReopenLog { app } => match self.logs.iter_mut().find(|(n, _)| *n == app) {
+                Some((_, log)) => log.reopen().map_err(|e| e.to_string()),
+                None => Err(format!("app {app:?} has no log to reopen")),
+            },
         }
     }
 
@@ -267,13 +303,21 @@ impl Pod {
         let Some(cgroups) = self.cgroups.as_ref() else {
             return Err(super::PodError::NotSetUp.into());
         };
+        let stdio = match app.cri.as_ref().and_then(|c| c.log_path.as_ref()) {
+            Some(p) => {
+                let (log, w) = crate::app::crilog::CriLog::open(Path::new(p))?;
+                self.logs.push((name.to_string(), log));
+                start::Stdio::Log(std::sync::Arc::new(w))
+            }
+            None => start::Stdio::Inherit,
+        };
         let helper = start::prepare_app(
             &self.pod_dir,
             &self.pod.uuid,
             &self.rc,
             cgroups,
             &app,
-            None,
+            stdio,
             self.pod.private_users.map(|r| r.shift),
         )?;
         let proc_ = self.with_ctx(|ctx, _| start::start_app(ctx, &app, helper))?;
@@ -286,6 +330,10 @@ impl Pod {
     /// whatever still runs in its cgroups; with `remove`, the cgroups and bundle too.
     fn forget_app(&mut self, name: &str, remove: bool) -> Result<(), Error> {
         self.apps.retain(|a| a.status.app != name);
+        if let Some(i) = self.logs.iter().position(|(n, _)| n == name) {
+            let (_, mut log) = self.logs.remove(i);
+            log.pump(true);
+        }
         let state = self.pod_dir.join(paths::STATE_DIR).join(name);
         match std::fs::remove_dir_all(&state) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&state, e)),

@@ -59,6 +59,16 @@ impl Images {
     }
 }
 
+impl Images {
+    /// The store id of the image a CRI request names (id, id prefix, tag or digest reference),
+    /// if it is in the store.
+    pub async fn resolve_id(&self, name: &str) -> Result<Option<String>, Status> {
+        let name = name.to_string();
+        self.on_store(move |s| Ok(find(s, &name)?.map(|i| i.id.to_string())))
+            .await
+    }
+}
+
 /// A store error as a gRPC status.
 fn status(e: image_store::Error) -> Status {
     use image_store::Error as E;

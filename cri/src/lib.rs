@@ -10,7 +10,11 @@
 
 pub mod images;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
+pub mod state;
+pub mod stats;
+pub mod streaming;
 
 /// The CRI v1 types and services, generated from `proto/api.proto` by `build.rs`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -1,17 +1,910 @@
-//! The runtime service: `Version` today; the pod and container RPCs answer `UNIMPLEMENTED`
-//! until mutable pods land (the generated defaults).
+//! The runtime service on mutable pods: a pod sandbox is a pod of `rkt app sandbox`, a container
+//! is one of its apps (`rkt app add/start/stop/rm`), both through [`stage0::Runtime`] — the same
+//! calls `rkt` makes. The server holds nothing in memory: rkt's pod dirs and the CRI records
+//! ([`crate::state`]) say everything, so a restarted server sees every pod and container.
+//!
+//! A sandbox's pod is started detached: the server runs `rkt-cri pod-start UUID`, which spawns
+//! `rkt-cri pod-run UUID` (that process execs stage1 and *is* the pod) and exits once the pod
+//! is ready; the pod is then nobody's child but init's, and outlives the server.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stage0::apps::{AppAddRequest, AppInfo, AppState};
+use stage0::request::{AppFlags, AppRequest, MountPoint, PodRequest, Volume, VolumeKind};
+use stage0::{PodSource, PrepareRequest, Wait};
 use tonic::{Request, Response, Status};
 
+use crate::images::Images;
 use crate::proto::runtime_service_server::RuntimeService;
-use crate::proto::{VersionRequest, VersionResponse};
+use crate::proto::*;
+use crate::state::{ContainerRecord, Meta, Port, Records, SandboxRecord};
 
 /// The CRI API version this server speaks.
 pub const RUNTIME_API_VERSION: &str = "v1";
 
 /// The runtime service.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Runtime;
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dirs: stage0::Dirs,
+    insecure: stage0::Insecure,
+    records: Records,
+    images: Images,
+    /// This server's binary, for the detached pod starter and the exec helper.
+    exe: PathBuf,
+    /// The CNI network pods join.
+    net: String,
+    /// The streaming server's base URL handed out by Exec/Attach/PortForward, if one runs.
+    streaming: Option<Arc<dyn crate::streaming::Urls>>,
+}
+
+/// A stage0 error as a gRPC status.
+pub fn status_of(e: stage0::Error) -> Status {
+    use stage0::Error as E;
+    let msg = e.to_string();
+    match e {
+        E::NoMatch(_) | E::NoApp { .. } => Status::not_found(msg),
+        E::Usage(_) | E::Ambiguous(_) | E::EmptyUuid | E::Abi(_) => Status::invalid_argument(msg),
+        E::Image(_) => Status::not_found(msg),
+        E::PodState { .. } => Status::failed_precondition(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// Run blocking work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("task: {e}")))?
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// 32 random bytes as hex (container ids).
+fn random_id() -> Result<String, Status> {
+    let mut b = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Status::internal(format!("/dev/urandom: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn labels_match(labels: &BTreeMap<String, String>, sel: &HashMap<String, String>) -> bool {
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn hm(m: &BTreeMap<String, String>) -> HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn bm(m: &HashMap<String, String>) -> BTreeMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl Runtime {
+    /// The service for `dirs`, pulling and resolving images through `images`.
+    pub fn new(
+        dirs: stage0::Dirs,
+        insecure: stage0::Insecure,
+        images: Images,
+        exe: PathBuf,
+        net: String,
+        streaming: Option<Arc<dyn crate::streaming::Urls>>,
+    ) -> Self {
+        Runtime {
+            inner: Arc::new(Inner {
+                records: Records::new(&dirs.data),
+                dirs,
+                insecure,
+                images,
+                exe,
+                net,
+                streaming,
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn rt(&self) -> Result<stage0::Runtime, Status> {
+        Ok(stage0::Runtime::open(self.dirs.clone())
+            .map_err(status_of)?
+            .with_insecure(self.insecure))
+    }
+
+    /// The global flags that make a helper process open the same runtime.
+    fn global_args(&self) -> Vec<String> {
+        vec![
+            format!("--dir={}", self.dirs.data.display()),
+            format!("--local-config={}", self.dirs.local_config.display()),
+            format!("--system-config={}", self.dirs.system_config.display()),
+            format!("--insecure-options={}", self.insecure),
+            format!("--net={}", self.net),
+        ]
+    }
+
+    /// Whether the pod `id` runs (its stage1 holds it).
+    fn pod_info(&self, rt: &stage0::Runtime, id: &str) -> Option<stage0::status::PodInfo> {
+        rt.status(id, Wait::No, Wait::No).ok()
+    }
+
+    fn sandbox_state(info: Option<&stage0::status::PodInfo>) -> i32 {
+        match info {
+            Some(i) if i.state == stage0::pods::State::Running && i.ready => {
+                PodSandboxState::SandboxReady as i32
+            }
+            _ => PodSandboxState::SandboxNotready as i32,
+        }
+    }
+
+    fn run_sandbox(&self, cfg: PodSandboxConfig, handler: String) -> Result<String, Status> {
+        let meta = cfg.metadata.clone().unwrap_or_default();
+        let linux = cfg.linux.clone().unwrap_or_default();
+        let sc = linux.security_context.clone().unwrap_or_default();
+        let ns = sc.namespace_options.unwrap_or_default();
+        if ns
+            .userns_options
+            .as_ref()
+            .is_some_and(|u| u.mode != NamespaceMode::Node as i32)
+        {
+            return Err(Status::unimplemented(
+                "user namespaces for CRI pods are not supported yet (rkt run --private-users is)",
+            ));
+        }
+        let mut ports = Vec::new();
+        for p in &cfg.port_mappings {
+            if p.host_port <= 0 {
+                continue; // nothing to forward: the pod's address is reachable
+            }
+            let protocol = match Protocol::try_from(p.protocol) {
+                Ok(Protocol::Tcp) => "tcp",
+                Ok(Protocol::Udp) => "udp",
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "port mapping {}: only tcp and udp are supported",
+                        p.container_port
+                    )))
+                }
+            };
+            let (Ok(cp), Ok(hp)) = (u16::try_from(p.container_port), u16::try_from(p.host_port))
+            else {
+                return Err(Status::invalid_argument("port out of range"));
+            };
+            ports.push(Port {
+                protocol: protocol.into(),
+                container_port: cp,
+                host_port: hp,
+                host_ip: p.host_ip.clone(),
+            });
+        }
+        let dns = cfg.dns_config.clone().unwrap_or_default();
+        let mut rec = SandboxRecord {
+            id: String::new(),
+            meta: Meta {
+                name: meta.name,
+                uid: meta.uid,
+                namespace: meta.namespace,
+                attempt: meta.attempt,
+            },
+            labels: bm(&cfg.labels),
+            annotations: bm(&cfg.annotations),
+            created_at: now_ns(),
+            log_directory: cfg.log_directory.clone(),
+            runtime_handler: handler,
+            hostname: cfg.hostname.clone(),
+            host_network: ns.network == NamespaceMode::Node as i32,
+            host_pid: ns.pid == NamespaceMode::Node as i32,
+            host_ipc: ns.ipc == NamespaceMode::Node as i32,
+            dns: (dns.servers, dns.searches, dns.options),
+            ports,
+            sysctls: bm(&linux.sysctls),
+        };
+        let rt = self.rt()?;
+        let pod = PodRequest {
+            mutable: true,
+            ..Default::default()
+        };
+        let uuid = rt
+            .prepare(&PrepareRequest::new(PodSource::Apps(pod)))
+            .map_err(status_of)?;
+        rec.id = uuid.clone();
+        let started = self
+            .records
+            .save_sandbox(&rec)
+            .map_err(|e| Status::internal(e.to_string()))
+            .and_then(|()| {
+                let out = std::process::Command::new(&self.exe)
+                    .args(self.global_args())
+                    .arg("pod-start")
+                    .arg(&uuid)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .output()
+                    .map_err(|e| Status::internal(format!("{}: {e}", self.exe.display())))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    let line = err.lines().last().unwrap_or("the pod did not start").trim();
+                    Err(Status::internal(format!("pod sandbox {uuid}: {line}")))
+                }
+            });
+        if let Err(e) = started {
+            // nothing half-made stays: the pod (prepared or exited) and its record go
+            let _ = rt.stop(&uuid, true);
+            let _ = rt.rm(&uuid);
+            self.records.delete_sandbox(&uuid);
+            return Err(e);
+        }
+        Ok(uuid)
+    }
+
+    fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
+        let rt = self.rt()?;
+        let Some(rec) = self.records.find_sandbox(id) else {
+            return Ok(()); // idempotent: gone is stopped
+        };
+        let Some(info) = self.pod_info(&rt, &rec.id) else {
+            return Ok(());
+        };
+        if info.state == stage0::pods::State::Running {
+            rt.stop(&rec.id, false).map_err(status_of)?;
+            // apps get their stop timeout (the kubelet stopped them first), then SIGKILL
+            if rt
+                .status(&rec.id, Wait::No, Wait::For(Duration::from_secs(20)))
+                .is_err()
+            {
+                rt.stop(&rec.id, true).map_err(status_of)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_sandbox(&self, id: &str) -> Result<(), Status> {
+        let Some(rec) = self.records.find_sandbox(id) else {
+            return Ok(());
+        };
+        self.stop_sandbox(&rec.id)?;
+        let rt = self.rt()?;
+        match rt.rm(&rec.id) {
+            Ok(_) | Err(stage0::Error::NoMatch(_)) => {}
+            Err(e) => return Err(status_of(e)),
+        }
+        for c in self.records.containers() {
+            if c.sandbox_id == rec.id {
+                self.records.delete_container(&c.id);
+            }
+        }
+        let _ = std::fs::remove_file(sandbox_log(&self.dirs.data, &rec.id));
+        self.records.delete_sandbox(&rec.id);
+        Ok(())
+    }
+
+    fn sandbox_status(&self, id: &str) -> Result<PodSandboxStatus, Status> {
+        let rec = self
+            .records
+            .find_sandbox(id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
+        let rt = self.rt()?;
+        let info = self.pod_info(&rt, &rec.id);
+        let ip = info
+            .as_ref()
+            .and_then(|i| i.networks.iter().find_map(|n| n.ip.clone()))
+            .filter(|_| !rec.host_network)
+            .unwrap_or_default();
+        let mode = |host: bool| {
+            if host {
+                NamespaceMode::Node as i32
+            } else {
+                NamespaceMode::Pod as i32
+            }
+        };
+        Ok(PodSandboxStatus {
+            id: rec.id.clone(),
+            metadata: Some(sandbox_meta(&rec.meta)),
+            state: Self::sandbox_state(info.as_ref()),
+            created_at: rec.created_at,
+            network: Some(PodSandboxNetworkStatus {
+                ip,
+                additional_ips: vec![],
+            }),
+            linux: Some(LinuxPodSandboxStatus {
+                namespaces: Some(Namespace {
+                    options: Some(NamespaceOption {
+                        network: mode(rec.host_network),
+                        pid: mode(rec.host_pid),
+                        ipc: mode(rec.host_ipc),
+                        target_id: String::new(),
+                        userns_options: None,
+                    }),
+                }),
+            }),
+            labels: hm(&rec.labels),
+            annotations: hm(&rec.annotations),
+            runtime_handler: rec.runtime_handler.clone(),
+        })
+    }
+
+    fn list_sandboxes(&self, f: Option<PodSandboxFilter>) -> Result<Vec<PodSandbox>, Status> {
+        let rt = self.rt()?;
+        let f = f.unwrap_or_default();
+        let mut out = Vec::new();
+        for rec in self.records.sandboxes() {
+            if !f.id.is_empty() && !rec.id.starts_with(&f.id) {
+                continue;
+            }
+            if !labels_match(&rec.labels, &f.label_selector) {
+                continue;
+            }
+            let state = Self::sandbox_state(self.pod_info(&rt, &rec.id).as_ref());
+            if f.state.as_ref().is_some_and(|s| s.state != state) {
+                continue;
+            }
+            out.push(PodSandbox {
+                id: rec.id.clone(),
+                metadata: Some(sandbox_meta(&rec.meta)),
+                state,
+                created_at: rec.created_at,
+                labels: hm(&rec.labels),
+                annotations: hm(&rec.annotations),
+                runtime_handler: rec.runtime_handler.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn create_container(
+        &self,
+        sandbox_id: &str,
+        cfg: ContainerConfig,
+        image_id: String,
+    ) -> Result<String, Status> {
+        let sb = self
+            .records
+            .find_sandbox(sandbox_id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {sandbox_id:?} not found")))?;
+        let meta = cfg.metadata.clone().unwrap_or_default();
+        if meta.name.is_empty() {
+            return Err(Status::invalid_argument("container metadata has no name"));
+        }
+        if self.records.containers().iter().any(|c| {
+            c.sandbox_id == sb.id && c.meta.name == meta.name && c.meta.attempt == meta.attempt
+        }) {
+            return Err(Status::already_exists(format!(
+                "container {:?} attempt {} exists in pod sandbox {}",
+                meta.name, meta.attempt, sb.id
+            )));
+        }
+        let id = random_id()?;
+        let app_name = format!("c{}", &id[..16]);
+        let (req, mounts) = app_request(&cfg, &id, &app_name, &image_id, &sb)?;
+        let log_path = req
+            .cri
+            .as_ref()
+            .and_then(|c| c.log_path.clone())
+            .unwrap_or_default();
+        let rt = self.rt()?;
+        rt.app_add(&sb.id, &req, stage0::images::PullPolicy::Never)
+            .map_err(status_of)?;
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox_id: sb.id.clone(),
+            app: app_name.clone(),
+            meta: Meta {
+                name: meta.name,
+                attempt: meta.attempt,
+                ..Default::default()
+            },
+            image: cfg
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
+            image_ref: image_id,
+            labels: bm(&cfg.labels),
+            annotations: bm(&cfg.annotations),
+            created_at: now_ns(),
+            log_path,
+            mounts,
+        };
+        if let Err(e) = self.records.save_container(&rec) {
+            let _ = rt.app_rm(&sb.id, &app_name);
+            return Err(Status::internal(e.to_string()));
+        }
+        Ok(id)
+    }
+
+    fn container(&self, id: &str) -> Result<ContainerRecord, Status> {
+        self.records
+            .find_container(id)
+            .ok_or_else(|| Status::not_found(format!("container {id:?} not found")))
+    }
+
+    fn start_container(&self, id: &str) -> Result<(), Status> {
+        let c = self.container(id)?;
+        let rt = self.rt()?;
+        let info = rt.app_status(&c.sandbox_id, &c.app).map_err(status_of)?;
+        if info.state != AppState::Created {
+            return Err(Status::failed_precondition(format!(
+                "container {} is {}, not created",
+                c.id,
+                info.state.as_str()
+            )));
+        }
+        rt.app_start(&c.sandbox_id, &c.app).map_err(status_of)
+    }
+
+    fn stop_container(&self, id: &str, timeout: i64) -> Result<(), Status> {
+        let Some(c) = self.records.find_container(id) else {
+            return Ok(());
+        };
+        let rt = self.rt()?;
+        match rt.app_stop(
+            &c.sandbox_id,
+            &c.app,
+            Duration::from_secs(timeout.max(0) as u64),
+        ) {
+            Ok(_) => Ok(()),
+            // the pod is not running: nothing of the container runs either
+            Err(stage0::Error::PodState { .. } | stage0::Error::NoMatch(_)) => Ok(()),
+            Err(e) => Err(status_of(e)),
+        }
+    }
+
+    fn remove_container(&self, id: &str) -> Result<(), Status> {
+        let Some(c) = self.records.find_container(id) else {
+            return Ok(());
+        };
+        let rt = self.rt()?;
+        match rt.app_rm(&c.sandbox_id, &c.app) {
+            Ok(()) | Err(stage0::Error::NoApp { .. }) => {}
+            // a pod that is not running keeps its apps until the sandbox is removed
+            Err(stage0::Error::PodState { .. } | stage0::Error::NoMatch(_)) => {}
+            Err(e) => return Err(status_of(e)),
+        }
+        self.records.delete_container(&c.id);
+        Ok(())
+    }
+
+    fn app_info(&self, rt: &stage0::Runtime, c: &ContainerRecord) -> Option<AppInfo> {
+        rt.app_status(&c.sandbox_id, &c.app).ok()
+    }
+
+    fn container_state(info: Option<&AppInfo>) -> i32 {
+        match info.map(|i| i.state) {
+            Some(AppState::Created) => ContainerState::ContainerCreated as i32,
+            Some(AppState::Running) => ContainerState::ContainerRunning as i32,
+            Some(AppState::Exited) => ContainerState::ContainerExited as i32,
+            None => ContainerState::ContainerUnknown as i32,
+        }
+    }
+
+    fn list_containers(&self, f: Option<ContainerFilter>) -> Result<Vec<Container>, Status> {
+        let rt = self.rt()?;
+        let f = f.unwrap_or_default();
+        let mut out = Vec::new();
+        for c in self.records.containers() {
+            if !f.id.is_empty() && !c.id.starts_with(&f.id) {
+                continue;
+            }
+            if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id) {
+                continue;
+            }
+            if !labels_match(&c.labels, &f.label_selector) {
+                continue;
+            }
+            let state = Self::container_state(self.app_info(&rt, &c).as_ref());
+            if f.state.as_ref().is_some_and(|s| s.state != state) {
+                continue;
+            }
+            out.push(Container {
+                id: c.id.clone(),
+                pod_sandbox_id: c.sandbox_id.clone(),
+                metadata: Some(container_meta(&c.meta)),
+                image: Some(ImageSpec {
+                    image: c.image.clone(),
+                    ..Default::default()
+                }),
+                image_ref: c.image_ref.clone(),
+                state,
+                created_at: c.created_at,
+                labels: hm(&c.labels),
+                annotations: hm(&c.annotations),
+                image_id: c.image_ref.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn container_status(&self, id: &str) -> Result<ContainerStatus, Status> {
+        let c = self.container(id)?;
+        let rt = self.rt()?;
+        let info = self.app_info(&rt, &c);
+        let st = info
+            .as_ref()
+            .and_then(|i| i.status.clone())
+            .unwrap_or_default();
+        let state = Self::container_state(info.as_ref());
+        let exited = state == ContainerState::ContainerExited as i32;
+        let exit_code = if exited {
+            st.exit_code.unwrap_or(255)
+        } else {
+            0
+        };
+        let reason = if !exited {
+            String::new()
+        } else if st.oom_killed {
+            "OOMKilled".into()
+        } else if exit_code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        };
+        // a pod that ended under a running app: its end is the pod's
+        let finished = st.finished_ns.unwrap_or(if exited { now_ns() } else { 0 });
+        Ok(ContainerStatus {
+            id: c.id.clone(),
+            metadata: Some(container_meta(&c.meta)),
+            state,
+            created_at: c.created_at,
+            started_at: st.started_ns.unwrap_or(0),
+            finished_at: if exited { finished } else { 0 },
+            exit_code,
+            image: Some(ImageSpec {
+                image: c.image.clone(),
+                ..Default::default()
+            }),
+            image_ref: c.image_ref.clone(),
+            reason,
+            message: String::new(),
+            labels: hm(&c.labels),
+            annotations: hm(&c.annotations),
+            mounts: c
+                .mounts
+                .iter()
+                .map(|(h, ct, ro, prop)| crate::proto::Mount {
+                    container_path: ct.clone(),
+                    host_path: h.clone(),
+                    readonly: *ro,
+                    propagation: *prop,
+                    ..Default::default()
+                })
+                .collect(),
+            log_path: c.log_path.clone(),
+            resources: None,
+            image_id: c.image_ref.clone(),
+            user: None,
+            stop_signal: 0,
+        })
+    }
+
+    /// Run `cmd` in the container (as `rkt app exec`), collecting its output.
+    async fn exec_sync(
+        self: Arc<Self>,
+        id: String,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<ExecSyncResponse, Status> {
+        let c = self.container(&id)?;
+        if cmd.is_empty() {
+            return Err(Status::invalid_argument("no command"));
+        }
+        let mut child = tokio::process::Command::new(&self.exe)
+            .args(self.global_args())
+            .arg("exec")
+            .arg(&c.sandbox_id)
+            .arg(&c.app)
+            .arg("--")
+            .args(&cmd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Status::internal(format!("{}: {e}", self.exe.display())))?;
+        let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
+        let run = async {
+            use tokio::io::AsyncReadExt;
+            let (mut o, mut e) = (Vec::new(), Vec::new());
+            let read_o = async {
+                if let Some(s) = so.as_mut() {
+                    let _ = s.read_to_end(&mut o).await;
+                }
+            };
+            let read_e = async {
+                if let Some(s) = se.as_mut() {
+                    let _ = s.read_to_end(&mut e).await;
+                }
+            };
+            tokio::join!(read_o, read_e);
+            let st = child.wait().await;
+            (st, o, e)
+        };
+        let (st, stdout, stderr) = if timeout > 0 {
+            match tokio::time::timeout(Duration::from_secs(timeout as u64), run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "command {cmd:?} timed out after {timeout}s"
+                    )))
+                }
+            }
+        } else {
+            run.await
+        };
+        let st = st.map_err(|e| Status::internal(e.to_string()))?;
+        let exit_code = st.code().unwrap_or(255);
+        if exit_code == 254 && stdout.is_empty() {
+            let msg = String::from_utf8_lossy(&stderr);
+            if let Some(l) = msg.lines().last().filter(|l| l.starts_with("rkt-cri: ")) {
+                return Err(Status::unknown(l.to_string()));
+            }
+        }
+        Ok(ExecSyncResponse {
+            stdout,
+            stderr,
+            exit_code,
+        })
+    }
+
+    fn reopen_log(&self, id: &str) -> Result<(), Status> {
+        let c = self.container(id)?;
+        let rt = self.rt()?;
+        let info = rt.app_status(&c.sandbox_id, &c.app).map_err(status_of)?;
+        if info.state != AppState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        rt.app_reopen_log(&c.sandbox_id, &c.app).map_err(status_of)
+    }
+
+    fn container_stats(&self, c: &ContainerRecord) -> ContainerStats {
+        crate::stats::container(&self.dirs.data, c)
+    }
+}
+
+/// Where the detached pod's own output goes (stage1's warnings), per sandbox.
+pub fn sandbox_log(data: &Path, uuid: &str) -> PathBuf {
+    data.join("cri")
+        .join("sandboxes")
+        .join(format!("{uuid}.log"))
+}
+
+fn sandbox_meta(m: &Meta) -> PodSandboxMetadata {
+    PodSandboxMetadata {
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        namespace: m.namespace.clone(),
+        attempt: m.attempt,
+    }
+}
+
+fn container_meta(m: &Meta) -> ContainerMetadata {
+    ContainerMetadata {
+        name: m.name.clone(),
+        attempt: m.attempt,
+    }
+}
+
+/// A CRI seccomp profile as the manifest's (see `CriApp::seccomp`).
+fn seccomp_of(
+    sp: Option<&SecurityProfile>,
+    path: &str,
+) -> Result<Option<serde_json::Value>, Status> {
+    let localhost = |p: &str| -> Result<Option<serde_json::Value>, Status> {
+        let data = std::fs::read(p)
+            .map_err(|e| Status::invalid_argument(format!("seccomp profile {p:?}: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| Status::invalid_argument(format!("seccomp profile {p:?}: {e}")))?;
+        Ok(Some(v))
+    };
+    if let Some(sp) = sp {
+        return match security_profile::ProfileType::try_from(sp.profile_type) {
+            Ok(security_profile::ProfileType::RuntimeDefault) => Ok(None),
+            Ok(security_profile::ProfileType::Unconfined) => Ok(Some(serde_json::Value::Null)),
+            Ok(security_profile::ProfileType::Localhost) => localhost(&sp.localhost_ref),
+            Err(_) => Err(Status::invalid_argument("unknown seccomp profile type")),
+        };
+    }
+    match path {
+        "" | "unconfined" => Ok(Some(serde_json::Value::Null)),
+        "runtime/default" | "docker/default" => Ok(None),
+        p => match p.strip_prefix("localhost/") {
+            Some(f) => localhost(f),
+            None => Err(Status::invalid_argument(format!(
+                "seccomp profile path {p:?}: want runtime/default, unconfined or localhost/PATH"
+            ))),
+        },
+    }
+}
+
+/// The app a CRI container is, and its mounts as the status reports them.
+#[allow(clippy::type_complexity)]
+fn app_request(
+    cfg: &ContainerConfig,
+    id: &str,
+    app_name: &str,
+    image_id: &str,
+    sb: &SandboxRecord,
+) -> Result<(AppAddRequest, Vec<(String, String, bool, i32)>), Status> {
+    let linux = cfg.linux.clone().unwrap_or_default();
+    let sc = linux.security_context.unwrap_or_default();
+    let res = linux.resources.unwrap_or_default();
+    let mut flags = AppFlags {
+        name: Some(app_name.to_string()),
+        ..Default::default()
+    };
+    let mut args = None;
+    if let Some((first, rest)) = cfg.command.split_first() {
+        flags.exec = Some(first.clone());
+        let mut a = rest.to_vec();
+        a.extend(cfg.args.iter().cloned());
+        args = Some(a);
+    } else if !cfg.args.is_empty() {
+        args = Some(cfg.args.clone());
+    }
+    if !cfg.working_dir.is_empty() {
+        flags.working_dir = Some(cfg.working_dir.clone());
+    }
+    flags.environment = cfg
+        .envs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                String::from_utf8_lossy(&kv.value).into_owned(),
+            )
+        })
+        .collect();
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+        return Err(Status::invalid_argument(
+            "run_as_group is set without run_as_user or run_as_username",
+        ));
+    }
+    if let Some(u) = &sc.run_as_user {
+        flags.user = Some(u.value.to_string());
+    } else if !sc.run_as_username.is_empty() {
+        flags.user = Some(sc.run_as_username.clone());
+    }
+    if let Some(g) = &sc.run_as_group {
+        flags.group = Some(g.value.to_string());
+    }
+    if !sc.supplemental_groups.is_empty() {
+        let mut gids = Vec::new();
+        for g in &sc.supplemental_groups {
+            gids.push(
+                u32::try_from(*g)
+                    .map_err(|_| Status::invalid_argument(format!("supplemental group {g}")))?,
+            );
+        }
+        flags.supplementary_gids = Some(gids);
+    }
+    flags.readonly_rootfs = sc.readonly_rootfs;
+    if res.memory_limit_in_bytes > 0 {
+        flags.memory = Some(res.memory_limit_in_bytes as u64);
+    }
+    if res.cpu_quota > 0 {
+        let period = if res.cpu_period > 0 {
+            res.cpu_period
+        } else {
+            100_000
+        };
+        flags.cpu_millis = Some(((res.cpu_quota * 1000) / period).max(1) as u64);
+    }
+    if res.cpu_shares > 0 {
+        flags.cpu_shares = Some(res.cpu_shares as u64);
+    }
+    if res.oom_score_adj != 0 {
+        flags.oom_score_adj = Some(res.oom_score_adj.clamp(-1000, 1000) as i32);
+    }
+    let mut volumes = Vec::new();
+    let mut shown = Vec::new();
+    for (i, m) in cfg.mounts.iter().enumerate() {
+        if m.container_path.is_empty() || m.host_path.is_empty() {
+            return Err(Status::invalid_argument(
+                "a mount needs a host and a container path",
+            ));
+        }
+        if m.recursive_read_only && !m.readonly {
+            return Err(Status::invalid_argument(
+                "recursive read-only mount must be read-only",
+            ));
+        }
+        if m.recursive_read_only && m.propagation != MountPropagation::PropagationPrivate as i32 {
+            return Err(Status::invalid_argument(
+                "recursive read-only mount needs private propagation",
+            ));
+        }
+        let propagation = match MountPropagation::try_from(m.propagation) {
+            Ok(MountPropagation::PropagationHostToContainer) => "rslave",
+            Ok(MountPropagation::PropagationBidirectional) => "rshared",
+            _ => "rprivate",
+        };
+        let vname = format!("{app_name}-m{i}");
+        volumes.push(Volume {
+            name: vname.clone(),
+            kind: VolumeKind::Host {
+                source: m.host_path.clone(),
+                recursive: true,
+                idmap: false,
+                propagation: Some(propagation.into()),
+            },
+            read_only: m.readonly,
+        });
+        flags.mounts.push(MountPoint {
+            volume: vname,
+            target: m.container_path.clone(),
+            read_only: m.readonly,
+        });
+        shown.push((
+            m.host_path.clone(),
+            m.container_path.clone(),
+            m.readonly,
+            m.propagation,
+        ));
+    }
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    let ns = sc.namespace_options.clone().unwrap_or_default();
+    let log_path = (!cfg.log_path.is_empty() && !sb.log_directory.is_empty()).then(|| {
+        Path::new(&sb.log_directory)
+            .join(&cfg.log_path)
+            .display()
+            .to_string()
+    });
+    let cri = stage1_abi::CriApp {
+        log_path,
+        privileged: sc.privileged,
+        caps_add: caps.add_capabilities,
+        caps_drop: caps.drop_capabilities,
+        no_new_privs: Some(sc.no_new_privs),
+        masked_paths: (!sc.masked_paths.is_empty()).then(|| sc.masked_paths.clone()),
+        readonly_paths: (!sc.readonly_paths.is_empty()).then(|| sc.readonly_paths.clone()),
+        // the deprecated path is what older kubelets send
+        #[allow(deprecated)]
+        seccomp: seccomp_of(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?,
+        own_pid_namespace: ns.pid == NamespaceMode::Container as i32,
+        devices: cfg
+            .devices
+            .iter()
+            .map(|d| stage1_abi::Device {
+                host_path: d.host_path.clone(),
+                container_path: d.container_path.clone(),
+                permissions: d.permissions.clone(),
+            })
+            .collect(),
+        clamp_oom_score_adj: true,
+    };
+    let _ = id;
+    Ok((
+        AppAddRequest {
+            app: AppRequest {
+                image: image_id.to_string(),
+                flags,
+                args,
+            },
+            volumes,
+            cri: Some(cri),
+        },
+        shown,
+    ))
+}
 
 #[tonic::async_trait]
 impl RuntimeService for Runtime {
@@ -25,5 +918,372 @@ impl RuntimeService for Runtime {
             runtime_version: env!("CARGO_PKG_VERSION").into(),
             runtime_api_version: RUNTIME_API_VERSION.into(),
         }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let cond = |t: &str| RuntimeCondition {
+            r#type: t.into(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        };
+        Ok(Response::new(StatusResponse {
+            status: Some(RuntimeStatus {
+                conditions: vec![cond("RuntimeReady"), cond("NetworkReady")],
+            }),
+            info: HashMap::new(),
+            runtime_handlers: vec![RuntimeHandler {
+                name: String::new(),
+                features: Some(RuntimeHandlerFeatures {
+                    recursive_read_only_mounts: false,
+                    user_namespaces: false,
+                }),
+            }],
+            features: Some(RuntimeFeatures {
+                supplemental_groups_policy: false,
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn runtime_config(
+        &self,
+        _req: Request<RuntimeConfigRequest>,
+    ) -> Result<Response<RuntimeConfigResponse>, Status> {
+        Ok(Response::new(RuntimeConfigResponse {
+            linux: Some(LinuxRuntimeConfiguration {
+                cgroup_driver: CgroupDriver::Cgroupfs as i32,
+            }),
+        }))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        _req: Request<UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
+        // the pod CIDR is the CNI network's business (docs/cri.md)
+        Ok(Response::new(UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<RunPodSandboxRequest>,
+    ) -> Result<Response<RunPodSandboxResponse>, Status> {
+        let r = req.into_inner();
+        let cfg = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("no pod sandbox config"))?;
+        let inner = self.inner.clone();
+        let id = blocking(move || inner.run_sandbox(cfg, r.runtime_handler)).await?;
+        Ok(Response::new(RunPodSandboxResponse { pod_sandbox_id: id }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        req: Request<StopPodSandboxRequest>,
+    ) -> Result<Response<StopPodSandboxResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let inner = self.inner.clone();
+        blocking(move || inner.stop_sandbox(&id)).await?;
+        Ok(Response::new(StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        req: Request<RemovePodSandboxRequest>,
+    ) -> Result<Response<RemovePodSandboxResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let inner = self.inner.clone();
+        blocking(move || inner.remove_sandbox(&id)).await?;
+        Ok(Response::new(RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        req: Request<PodSandboxStatusRequest>,
+    ) -> Result<Response<PodSandboxStatusResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let inner = self.inner.clone();
+        let st = blocking(move || inner.sandbox_status(&id)).await?;
+        Ok(Response::new(PodSandboxStatusResponse {
+            status: Some(st),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        req: Request<ListPodSandboxRequest>,
+    ) -> Result<Response<ListPodSandboxResponse>, Status> {
+        let f = req.into_inner().filter;
+        let inner = self.inner.clone();
+        let items = blocking(move || inner.list_sandboxes(f)).await?;
+        Ok(Response::new(ListPodSandboxResponse { items }))
+    }
+
+    async fn create_container(
+        &self,
+        req: Request<CreateContainerRequest>,
+    ) -> Result<Response<CreateContainerResponse>, Status> {
+        let r = req.into_inner();
+        let cfg = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("no container config"))?;
+        let name = cfg
+            .image
+            .as_ref()
+            .map(|i| i.image.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Status::invalid_argument("no image named in the container config"))?;
+        let image_id = self
+            .inner
+            .images
+            .resolve_id(&name)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("image {name:?} is not in the store")))?;
+        let inner = self.inner.clone();
+        let id = blocking(move || inner.create_container(&r.pod_sandbox_id, cfg, image_id)).await?;
+        Ok(Response::new(CreateContainerResponse { container_id: id }))
+    }
+
+    async fn start_container(
+        &self,
+        req: Request<StartContainerRequest>,
+    ) -> Result<Response<StartContainerResponse>, Status> {
+        let id = req.into_inner().container_id;
+        let inner = self.inner.clone();
+        blocking(move || inner.start_container(&id)).await?;
+        Ok(Response::new(StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        req: Request<StopContainerRequest>,
+    ) -> Result<Response<StopContainerResponse>, Status> {
+        let r = req.into_inner();
+        let inner = self.inner.clone();
+        blocking(move || inner.stop_container(&r.container_id, r.timeout)).await?;
+        Ok(Response::new(StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        req: Request<RemoveContainerRequest>,
+    ) -> Result<Response<RemoveContainerResponse>, Status> {
+        let id = req.into_inner().container_id;
+        let inner = self.inner.clone();
+        blocking(move || inner.remove_container(&id)).await?;
+        Ok(Response::new(RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        req: Request<ListContainersRequest>,
+    ) -> Result<Response<ListContainersResponse>, Status> {
+        let f = req.into_inner().filter;
+        let inner = self.inner.clone();
+        let containers = blocking(move || inner.list_containers(f)).await?;
+        Ok(Response::new(ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        req: Request<ContainerStatusRequest>,
+    ) -> Result<Response<ContainerStatusResponse>, Status> {
+        let id = req.into_inner().container_id;
+        let inner = self.inner.clone();
+        let st = blocking(move || inner.container_status(&id)).await?;
+        Ok(Response::new(ContainerStatusResponse {
+            status: Some(st),
+            ..Default::default()
+        }))
+    }
+
+    async fn update_container_resources(
+        &self,
+        req: Request<UpdateContainerResourcesRequest>,
+    ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
+        let r = req.into_inner();
+        let inner = self.inner.clone();
+        blocking(move || {
+            let c = inner.container(&r.container_id)?;
+            crate::stats::update_resources(&inner.dirs.data, &c, r.linux.as_ref())
+        })
+        .await?;
+        Ok(Response::new(UpdateContainerResourcesResponse {}))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        req: Request<ReopenContainerLogRequest>,
+    ) -> Result<Response<ReopenContainerLogResponse>, Status> {
+        let id = req.into_inner().container_id;
+        let inner = self.inner.clone();
+        blocking(move || inner.reopen_log(&id)).await?;
+        Ok(Response::new(ReopenContainerLogResponse {}))
+    }
+
+    async fn exec_sync(
+        &self,
+        req: Request<ExecSyncRequest>,
+    ) -> Result<Response<ExecSyncResponse>, Status> {
+        let r = req.into_inner();
+        let resp = self
+            .inner
+            .clone()
+            .exec_sync(r.container_id, r.cmd, r.timeout)
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let r = req.into_inner();
+        let Some(s) = &self.inner.streaming else {
+            return Err(Status::unimplemented("no streaming server"));
+        };
+        let c = self.inner.container(&r.container_id)?;
+        if r.cmd.is_empty() {
+            return Err(Status::invalid_argument("no command"));
+        }
+        if !(r.stdin || r.stdout || r.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout and stderr must be set",
+            ));
+        }
+        let url = s.exec(&c.sandbox_id, &c.app, r)?;
+        Ok(Response::new(ExecResponse { url }))
+    }
+
+    async fn attach(
+        &self,
+        req: Request<AttachRequest>,
+    ) -> Result<Response<AttachResponse>, Status> {
+        let r = req.into_inner();
+        let Some(s) = &self.inner.streaming else {
+            return Err(Status::unimplemented("no streaming server"));
+        };
+        let c = self.inner.container(&r.container_id)?;
+        let url = s.attach(&c.sandbox_id, &c.app, r)?;
+        Ok(Response::new(AttachResponse { url }))
+    }
+
+    async fn port_forward(
+        &self,
+        req: Request<PortForwardRequest>,
+    ) -> Result<Response<PortForwardResponse>, Status> {
+        let r = req.into_inner();
+        let Some(s) = &self.inner.streaming else {
+            return Err(Status::unimplemented("no streaming server"));
+        };
+        let sb = self
+            .inner
+            .records
+            .find_sandbox(&r.pod_sandbox_id)
+            .ok_or_else(|| Status::not_found(format!("pod sandbox {:?}", r.pod_sandbox_id)))?;
+        let url = s.port_forward(&sb.id, sb.host_network)?;
+        Ok(Response::new(PortForwardResponse { url }))
+    }
+
+    async fn container_stats(
+        &self,
+        req: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
+        let id = req.into_inner().container_id;
+        let inner = self.inner.clone();
+        let stats = blocking(move || {
+            let c = inner.container(&id)?;
+            Ok(inner.container_stats(&c))
+        })
+        .await?;
+        Ok(Response::new(ContainerStatsResponse { stats: Some(stats) }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        req: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let inner = self.inner.clone();
+        let stats = blocking(move || {
+            let rt = inner.rt()?;
+            let mut out = Vec::new();
+            for c in inner.records.containers() {
+                if !f.id.is_empty() && !c.id.starts_with(&f.id) {
+                    continue;
+                }
+                if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id) {
+                    continue;
+                }
+                if !labels_match(&c.labels, &f.label_selector) {
+                    continue;
+                }
+                // stats are for containers that exist in a running pod
+                if inner.app_info(&rt, &c).is_none() {
+                    continue;
+                }
+                out.push(inner.container_stats(&c));
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(ListContainerStatsResponse { stats }))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        req: Request<PodSandboxStatsRequest>,
+    ) -> Result<Response<PodSandboxStatsResponse>, Status> {
+        let id = req.into_inner().pod_sandbox_id;
+        let inner = self.inner.clone();
+        let stats = blocking(move || {
+            let sb = inner
+                .records
+                .find_sandbox(&id)
+                .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
+            let cs: Vec<ContainerStats> = inner
+                .records
+                .containers()
+                .iter()
+                .filter(|c| c.sandbox_id == sb.id)
+                .map(|c| inner.container_stats(c))
+                .collect();
+            Ok(crate::stats::sandbox(&inner.dirs.data, &sb, cs))
+        })
+        .await?;
+        Ok(Response::new(PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        req: Request<ListPodSandboxStatsRequest>,
+    ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+        let f = req.into_inner().filter.unwrap_or_default();
+        let inner = self.inner.clone();
+        let stats = blocking(move || {
+            let mut out = Vec::new();
+            let containers = inner.records.containers();
+            for sb in inner.records.sandboxes() {
+                if !f.id.is_empty() && !sb.id.starts_with(&f.id) {
+                    continue;
+                }
+                if !labels_match(&sb.labels, &f.label_selector) {
+                    continue;
+                }
+                let cs = containers
+                    .iter()
+                    .filter(|c| c.sandbox_id == sb.id)
+                    .map(|c| inner.container_stats(c))
+                    .collect();
+                out.push(crate::stats::sandbox(&inner.dirs.data, &sb, cs));
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(ListPodSandboxStatsResponse { stats }))
     }
 }

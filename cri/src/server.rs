@@ -23,6 +23,11 @@ pub struct Config {
     pub socket: PathBuf,
     /// Security checks turned off (`--insecure-options`).
     pub insecure: stage0::Insecure,
+    /// This server's binary (the detached pod starter and the exec helper are its
+    /// subcommands).
+    pub exe: PathBuf,
+    /// The CNI network pods join (rkt's `--net` value).
+    pub net: String,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -89,9 +94,17 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
         source: Box::new(source),
     })?;
     let images = Images::new(store, cfg.dirs.config_roots(), cfg.insecure);
+    let runtime = Runtime::new(
+        cfg.dirs.clone(),
+        cfg.insecure,
+        images.clone(),
+        cfg.exe.clone(),
+        cfg.net.clone(),
+        None,
+    );
     let listener = bind(&cfg.socket)?;
     tracing::info!(socket = %cfg.socket.display(), "serving CRI");
-    let routes = tonic::service::Routes::new(RuntimeServiceServer::new(Runtime))
+    let routes = tonic::service::Routes::new(RuntimeServiceServer::new(runtime))
         .add_service(ImageServiceServer::new(images))
         .prepare();
     let service = TowerToHyperService::new(routes);

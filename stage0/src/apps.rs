@@ -259,6 +259,17 @@ pub(crate) fn start(pod: &MutablePod, name: &str) -> Result<()> {
     )
 }
 
+/// Reopen the app's CRI log file (the kubelet rotated it).
+pub(crate) fn reopen_log(pod: &MutablePod, name: &str) -> Result<()> {
+    pod.app(&pod.manifest()?, name)?;
+    pod.ask(
+        name,
+        &Request::ReopenLog {
+            app: name.to_string(),
+        },
+    )
+}
+
 /// `rkt app stop`: SIGTERM, SIGKILL after `timeout`; returns once the app has exited (at once
 /// if it did not run). Returns its status record.
 pub(crate) fn stop(pod: &MutablePod, name: &str, timeout: Duration) -> Result<Option<AppStatus>> {

@@ -103,6 +103,27 @@ impl std::fmt::Display for UnknownInsecureOption {
 
 impl std::error::Error for UnknownInsecureOption {}
 
+impl std::fmt::Display for Insecure {
+    /// The `--insecure-options` value that [`Insecure::parse`]s back to `self` (`none`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [
+            (self.image, "image"),
+            (self.tls, "tls"),
+            (self.http, "http"),
+            (self.pubkey, "pubkey"),
+            (self.capabilities, "capabilities"),
+            (self.paths, "paths"),
+            (self.seccomp, "seccomp"),
+        ];
+        let on: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
+        if on.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&on.join(","))
+        }
+    }
+}
+
 impl Insecure {
     /// Parse a comma-separated list as rkt does.
     pub fn parse(list: &str) -> Result<Self, UnknownInsecureOption> {
@@ -676,6 +697,11 @@ impl Runtime {
         )
     }
 
+    /// Reopen the CRI log of an app of a running mutable pod (the kubelet rotated it).
+    pub fn app_reopen_log(&self, uuid_arg: &str, app: &str) -> Result<()> {
+        crate::apps::reopen_log(&crate::apps::running_mutable(&self.pods, uuid_arg)?, app)
+    }
+
     /// `rkt app rm`: remove an app from a running mutable pod (killing it if it runs).
     pub fn app_rm(&self, uuid_arg: &str, app: &str) -> Result<()> {
         crate::run::require_root()?;
@@ -741,6 +767,11 @@ mod tests {
         assert!(o.capabilities && o.paths && o.seccomp && o.image && !o.tls);
         assert_eq!(Insecure::parse("none").unwrap(), Insecure::default());
         assert!(Insecure::parse("all").unwrap().seccomp);
+        for s in ["none", "image,http", "all-run", "all"] {
+            let o = Insecure::parse(s).unwrap();
+            assert_eq!(Insecure::parse(&o.to_string()).unwrap(), o, "{s}");
+        }
+        assert_eq!(Insecure::default().to_string(), "none");
     }
 
     #[test]

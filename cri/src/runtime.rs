@@ -588,7 +588,16 @@ impl Inner {
             log_path: c.log_path.clone(),
             resources: None,
             image_id: c.image_ref.clone(),
-            user: None,
+            user: st.user.as_ref().map(|(uid, gid, groups)| ContainerUser {
+                linux: Some(LinuxContainerUser {
+                    uid: i64::from(*uid),
+                    gid: i64::from(*gid),
+                    supplemental_groups: std::iter::once(*gid)
+                        .chain(groups.iter().copied())
+                        .map(i64::from)
+                        .collect(),
+                }),
+            }),
             stop_signal: 0,
         })
     }
@@ -618,6 +627,7 @@ impl Inner {
             .spawn()
             .map_err(|e| Status::internal(format!("{}: {e}", self.exe.display())))?;
         let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
+        let pid = child.id();
         let run = async {
             use tokio::io::AsyncReadExt;
             let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -639,9 +649,15 @@ impl Inner {
             match tokio::time::timeout(Duration::from_secs(timeout as u64), run).await {
                 Ok(r) => r,
                 Err(_) => {
+                    // the exec process relays SIGTERM to the command; SIGKILL ends the relay
+                    if let Some(p) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    }
                     return Err(Status::deadline_exceeded(format!(
                         "command {cmd:?} timed out after {timeout}s"
-                    )))
+                    )));
                 }
             }
         } else {
@@ -703,7 +719,8 @@ fn container_meta(m: &Meta) -> ContainerMetadata {
     }
 }
 
-/// A CRI seccomp profile as the manifest's (see `CriApp::seccomp`).
+/// A CRI seccomp profile as the manifest's `CriApp::seccomp`: `Ok(None)` rkt's default
+/// filter, `Ok(Some(Null))` none (unconfined), else the profile.
 fn seccomp_of(
     sp: Option<&SecurityProfile>,
     path: &str,
@@ -845,6 +862,7 @@ fn app_request(
                 recursive: true,
                 idmap: false,
                 propagation: Some(propagation.into()),
+                recursive_read_only: m.recursive_read_only,
             },
             read_only: m.readonly,
         });
@@ -868,6 +886,9 @@ fn app_request(
             .display()
             .to_string()
     });
+    // the deprecated path is what older kubelets send
+    #[allow(deprecated)]
+    let seccomp = seccomp_of(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?;
     let cri = stage1_abi::CriApp {
         log_path,
         privileged: sc.privileged,
@@ -876,9 +897,10 @@ fn app_request(
         no_new_privs: Some(sc.no_new_privs),
         masked_paths: (!sc.masked_paths.is_empty()).then(|| sc.masked_paths.clone()),
         readonly_paths: (!sc.readonly_paths.is_empty()).then(|| sc.readonly_paths.clone()),
-        // the deprecated path is what older kubelets send
-        #[allow(deprecated)]
-        seccomp: seccomp_of(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?,
+        seccomp: seccomp.clone().filter(|v| !v.is_null()),
+        seccomp_unconfined: seccomp.as_ref().is_some_and(serde_json::Value::is_null),
+        strict_supplemental_groups: sc.supplemental_groups_policy
+            == SupplementalGroupsPolicy::Strict as i32,
         own_pid_namespace: ns.pid == NamespaceMode::Container as i32,
         devices: cfg
             .devices
@@ -938,12 +960,12 @@ impl RuntimeService for Runtime {
             runtime_handlers: vec![RuntimeHandler {
                 name: String::new(),
                 features: Some(RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: false,
+                    recursive_read_only_mounts: true,
                     user_namespaces: false,
                 }),
             }],
             features: Some(RuntimeFeatures {
-                supplemental_groups_policy: false,
+                supplemental_groups_policy: true,
                 ..Default::default()
             }),
         }))

@@ -78,6 +78,7 @@ pub fn parse_volume(value: &str) -> Result<Volume> {
                 recursive,
                 idmap: idmap.unwrap_or(false),
                 propagation: None,
+                recursive_read_only: false,
             }
         }
         Some("empty") => {
@@ -626,6 +627,7 @@ mod tests {
                 recursive: true,
                 idmap: false,
                 propagation: None,
+                recursive_read_only: false,
             }
         );
         let v = parse_volume("d,kind=host,source=/srv,idmap=true").unwrap();

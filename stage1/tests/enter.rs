@@ -17,6 +17,7 @@ fn enter_runs_confined_like_the_app() {
             recursive: true,
             idmap: false,
             propagation: None,
+            recursive_read_only: false,
         },
         read_only: false,
     };

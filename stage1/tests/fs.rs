@@ -16,6 +16,7 @@ fn host_vol(name: &str, dir: &std::path::Path, ro: bool) -> Volume {
             recursive: true,
             idmap: false,
             propagation: None,
+            recursive_read_only: false,
         },
         read_only: ro,
     }

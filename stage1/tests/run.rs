@@ -20,6 +20,7 @@ fn out_volume() -> (tempfile::TempDir, Volume, MountPoint) {
             recursive: true,
             idmap: false,
             propagation: None,
+            recursive_read_only: false,
         },
         read_only: false,
     };

@@ -230,9 +230,16 @@ pub struct CriApp {
     /// Paths made read-only in the app (`None`: rkt's list).
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
-    /// Seccomp: `None` rkt's default filter; `Some(null)` none; else an OCI `LinuxSeccomp`.
+    /// Seccomp: this OCI `LinuxSeccomp` profile instead of rkt's default filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<serde_json::Value>,
+    /// No seccomp filter at all (CRI `Unconfined`).
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
+    /// Supplementary groups are exactly the given ones: none from the image's `/etc/group`
+    /// (CRI `SupplementalGroupsPolicy=Strict`).
+    #[serde(default)]
+    pub strict_supplemental_groups: bool,
     /// The app's own PID namespace instead of the pod's.
     #[serde(default)]
     pub own_pid_namespace: bool,
@@ -323,6 +330,9 @@ pub enum VolumeKind {
         /// Mount propagation: `rprivate` (default), `rslave` or `rshared` (CRI mounts).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         propagation: Option<String>,
+        /// Read-only recursively: every mount below the source too (`rro`, Linux 5.12+).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recursive_read_only: bool,
     },
     /// A fresh directory in the pod dir (`volumes/<name>`), shared by the apps that mount it.
     Empty {
@@ -601,6 +611,7 @@ mod tests {
                 recursive: true,
                 idmap: true,
                 propagation: None,
+                recursive_read_only: false,
             },
             read_only: false,
         });

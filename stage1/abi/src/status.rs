@@ -33,6 +33,10 @@ pub struct AppStatus {
     /// The kernel's OOM killer killed a process of the app (its memory cgroup counted one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,
+    /// The ids the app runs as (inside the pod), as stage1 resolved them: uid, gid and the
+    /// supplementary gids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<(u32, u32, Vec<u32>)>,
 }
 
 impl AppStatus {

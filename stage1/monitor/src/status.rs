@@ -83,6 +83,7 @@ mod tests {
                 signal: Some(15),
                 stopped_by_pod: true,
                 oom_killed: false,
+                user: None,
             }
         );
     }

@@ -178,9 +178,7 @@ fn record(ts: &str, stream: &str, tag: char, body: &[u8], out: &mut Vec<u8>) {
 
 /// `t` as RFC 3339 with nanoseconds in UTC (`2026-12-06T23:59:59.123456789Z`).
 pub fn rfc3339_nano(t: std::time::SystemTime) -> String {
-    let d = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // civil from days (Howard Hinnant's algorithm)
@@ -258,7 +256,10 @@ mod tests {
         log.pump(true);
         assert!(log.closed());
         let first = std::fs::read_to_string(d.path().join("rotated")).unwrap();
-        assert_eq!(bodies(first.as_bytes()), ["stdout F hello", "stderr F oops"]);
+        assert_eq!(
+            bodies(first.as_bytes()),
+            ["stdout F hello", "stderr F oops"]
+        );
         let now = std::fs::read_to_string(&p).unwrap();
         assert_eq!(bodies(now.as_bytes()), ["stdout F world"]);
     }

@@ -191,8 +191,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         None => isolation::capability_set(&app.isolators, inp.rc)?,
     };
     let seccomp = match cri.and_then(|c| c.seccomp.as_ref()) {
-        _ if privileged => None,
-        Some(serde_json::Value::Null) => None,
+        _ if privileged || cri.is_some_and(|c| c.seccomp_unconfined) => None,
         Some(v) => Some(
             serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone())
                 .map_err(|e| SpecError::Seccomp(app.name.clone(), e.to_string()))?,
@@ -391,11 +390,18 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, Error> {
         .set_resources(resources)
         .set_cgroups_path(Some(inp.cgroups_path.as_str().into()))
         .set_namespaces(Some(namespaces))
-        .set_devices((!devices.is_empty()).then(|| devices.iter().map(|(d, _)| d.clone()).collect()))
+        .set_devices(
+            (!devices.is_empty()).then(|| devices.iter().map(|(d, _)| d.clone()).collect()),
+        )
         .set_seccomp(seccomp)
         // a volume that propagates back to the host needs a shared root (as runc)
-        .set_rootfs_propagation(Some(if shared_mount { "rshared" } else { "slave" }.to_string()))
-        .set_masked_paths(paths(MASKED_PATHS, cri.and_then(|c| c.masked_paths.as_ref())))
+        .set_rootfs_propagation(Some(
+            if shared_mount { "shared" } else { "slave" }.to_string(),
+        ))
+        .set_masked_paths(paths(
+            MASKED_PATHS,
+            cri.and_then(|c| c.masked_paths.as_ref()),
+        ))
         .set_readonly_paths(paths(
             READONLY_PATHS,
             cri.and_then(|c| c.readonly_paths.as_ref()),

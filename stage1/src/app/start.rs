@@ -200,9 +200,20 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     for g in &app.supplementary_gids {
         user::check_id("supplementary gid", *g).map_err(|e| app_err(&app.name, e))?;
     }
-    let additional_gids =
+    let strict = app
+        .cri
+        .as_deref()
+        .is_some_and(|c| c.strict_supplemental_groups);
+    let additional_gids = if strict {
+        let mut g = app.supplementary_gids.clone();
+        let mut seen = std::collections::HashSet::from([gid]);
+        g.retain(|x| seen.insert(*x));
+        g
+    } else {
         user::supplementary_gids(&root, &app.user, uid, gid, &app.supplementary_gids)
-            .map_err(|e| app_err(&app.name, e))?;
+            .map_err(|e| app_err(&app.name, e))?
+    };
+    let user_gids = additional_gids.clone();
     let userns = ctx.sandbox.userns.as_ref();
     user::host_id("uid", uid, userns)
         .and_then(|_| user::host_id("gid", gid, userns))
@@ -269,6 +280,7 @@ pub fn create_app(ctx: &PodCtx<'_>, app: &App, mut helper: Helper) -> Result<Cre
     let status = AppStatus {
         app: app.name.clone(),
         created_ns: Some(now_ns()),
+        user: Some((uid, gid, user_gids)),
         ..Default::default()
     };
     write_status(&status_path, &status)?;

@@ -263,6 +263,7 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
                 source,
                 recursive,
                 propagation,
+                recursive_read_only,
                 ..
             } => {
                 let src = PathBuf::from(source);
@@ -272,12 +273,17 @@ pub fn volume_mounts(pod_dir: &Path, pod: &PodManifest, app: &App) -> Result<Vec
                     source: e,
                 })?;
                 let mut b = bind(&m.target, &src, ro, *recursive);
-                if let (Some(p), Some(o)) = (propagation, b.options().clone()) {
-                    if matches!(p.as_str(), "rprivate" | "rslave" | "rshared") {
-                        let mut o = o;
+                if let Some(mut o) = b.options().clone() {
+                    if let Some(p) = propagation
+                        .as_ref()
+                        .filter(|p| matches!(p.as_str(), "rprivate" | "rslave" | "rshared"))
+                    {
                         o.push(p.clone());
-                        b.set_options(Some(o));
                     }
+                    if *recursive_read_only {
+                        o.push("rro".into());
+                    }
+                    b.set_options(Some(o));
                 }
                 out.push(b);
             }

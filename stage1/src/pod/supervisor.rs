@@ -577,6 +577,7 @@ fn app_status(a: &monitor::App<'_>) -> AppStatus {
         signal: a.end.and_then(|e| e.signal),
         stopped_by_pod: a.end.is_some_and(|e| e.stopped_by_pod),
         oom_killed: false,
+        user: None,
     }
 }
 

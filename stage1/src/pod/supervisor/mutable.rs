@@ -155,7 +155,8 @@ impl Pod {
                     if stopping {
                         let _ = conn.set_nonblocking(false);
                         let _ = conn.set_write_timeout(Some(REQUEST_TIMEOUT));
-                        let _ = control::write_line(&mut conn, &Reply::error("the pod is stopping"));
+                        let _ =
+                            control::write_line(&mut conn, &Reply::error("the pod is stopping"));
                         continue;
                     }
                     self.serve(conn, &mut deadlines);

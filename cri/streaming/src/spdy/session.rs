@@ -1,0 +1,959 @@
+//! A SPDY/3.1 session over any byte stream: streams as async readers and writers.
+//!
+//! Two tasks run per session: the reader (frames in: new streams, DATA into per-stream buffers,
+//! PING answers, GOAWAY, window updates) and the writer (frames out, in order, through the one
+//! compression context). Stream handles talk to the writer through an unbounded queue whose
+//! byte count is bounded by [`MAX_QUEUED`]: a writer that finds it full waits.
+//!
+//! Flow control: every consumed DATA byte is acknowledged with WINDOW_UPDATE (per stream and,
+//! as SPDY/3.1 adds, for the session) once half a window has been read. client-go's spdystream
+//! neither sends nor honours WINDOW_UPDATE, so the send window is only enforced once the peer
+//! has shown it does flow control by sending one; until then a stream's inbound buffer is
+//! bounded by stalling the socket reads (as spdystream itself does), never by dropping data.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::frame::{
+    self, goaway, rst, settings, Frame, FrameDecoder, FrameEncoder, FrameError, Headers,
+};
+
+/// The SPDY/3.1 initial window, per stream and for the session.
+pub const INITIAL_WINDOW: i64 = 64 * 1024;
+/// Bytes of DATA queued to the writer task before stream writers wait.
+pub const MAX_QUEUED: usize = 256 * 1024;
+/// Inbound bytes buffered per stream before the session stops reading the socket.
+pub const MAX_BUFFERED: usize = 256 * 1024;
+/// The largest DATA frame this side writes.
+pub const MAX_WRITE_CHUNK: usize = 32 * 1024;
+/// Concurrent streams a peer may open; more are refused.
+pub const MAX_STREAMS: usize = 1024;
+/// How long a closed session waits for the peer to hang up before dropping the connection.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Server,
+    Client,
+}
+
+enum Out {
+    Frame(Frame),
+    Shutdown,
+}
+
+struct StreamState {
+    recv: VecDeque<Bytes>,
+    recv_len: usize,
+    recv_fin: bool,
+    reset: bool,
+    read_waker: Option<Waker>,
+    reader_gone: bool,
+    unacked: i64,
+    send_window: i64,
+    write_waker: Option<Waker>,
+    local_fin: bool,
+    reply: Option<oneshot::Sender<Result<(), u32>>>,
+}
+
+impl StreamState {
+    fn new(send_window: i64) -> Self {
+        Self {
+            recv: VecDeque::new(),
+            recv_len: 0,
+            recv_fin: false,
+            reset: false,
+            read_waker: None,
+            reader_gone: false,
+            unacked: 0,
+            send_window,
+            write_waker: None,
+            local_fin: false,
+            reply: None,
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+struct SessionState {
+    streams: HashMap<u32, Arc<Mutex<StreamState>>>,
+    queued: usize,
+    queue_wakers: Vec<Waker>,
+    enforce_window: bool,
+    initial_window: i64,
+    session_window: i64,
+    dead: bool,
+    last_peer_stream: u32,
+    next_local_stream: u32,
+    next_ping: u32,
+    pings: HashMap<u32, oneshot::Sender<()>>,
+}
+
+/// Decides from its headers whether a new stream is accepted (else it is refused unreplied).
+pub type StreamCheck = Box<dyn Fn(&Headers) -> bool + Send + Sync>;
+
+struct Shared {
+    role: Role,
+    check: Option<StreamCheck>,
+    out: mpsc::UnboundedSender<Out>,
+    state: Mutex<SessionState>,
+    session_unacked: AtomicI64,
+    space: Notify,
+    closed: Notify,
+    reader_abort: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // a panic elsewhere never leaves these states half-updated in a way reads cannot survive
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn send(&self, f: Frame) {
+        let _ = self.out.send(Out::Frame(f));
+    }
+
+    fn stream(&self, id: u32) -> Option<Arc<Mutex<StreamState>>> {
+        lock(&self.state).streams.get(&id).cloned()
+    }
+
+    /// Forgets a stream both sides have finished (or that was reset). Called without the
+    /// stream's lock held: the lock order is session state, then stream.
+    fn remove_if(&self, id: u32, done: bool) {
+        if done {
+            lock(&self.state).streams.remove(&id);
+        }
+    }
+
+    /// Acknowledges `n` consumed bytes of stream `id` with WINDOW_UPDATEs at half a window.
+    fn consumed(&self, id: u32, st: &mut StreamState, n: usize) {
+        st.unacked += n as i64;
+        if st.unacked >= INITIAL_WINDOW / 2 && !st.recv_fin && !st.reset {
+            self.send(Frame::WindowUpdate {
+                stream_id: id,
+                delta: st.unacked as u32,
+            });
+            st.unacked = 0;
+        }
+        let total = self.session_unacked.fetch_add(n as i64, Ordering::AcqRel) + n as i64;
+        let session_delta = if total >= INITIAL_WINDOW / 2 {
+            self.session_unacked.swap(0, Ordering::AcqRel)
+        } else {
+            0
+        };
+        if session_delta > 0 {
+            self.send(Frame::WindowUpdate {
+                stream_id: 0,
+                delta: session_delta as u32,
+            });
+        }
+        self.space.notify_one();
+    }
+
+    fn kill(&self) {
+        let streams: Vec<_> = {
+            let mut s = lock(&self.state);
+            s.dead = true;
+            for w in s.queue_wakers.drain(..) {
+                w.wake();
+            }
+            s.pings.clear();
+            s.streams.values().cloned().collect()
+        };
+        for st in streams {
+            let mut st = lock(&st);
+            st.reply.take();
+            st.wake();
+        }
+    }
+}
+
+/// A SPDY session: accept the peer's streams (server) or open streams (client).
+pub struct Session {
+    shared: Arc<Shared>,
+    incoming: mpsc::UnboundedReceiver<SpdyStream>,
+}
+
+/// A cloneable handle to close a session or ping its peer.
+#[derive(Clone)]
+pub struct SessionHandle {
+    shared: Arc<Shared>,
+}
+
+impl Session {
+    /// Runs the server side of a session on `io` (the upgraded connection).
+    pub fn server<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Session {
+        Self::start(io, Role::Server, None)
+    }
+
+    /// Like [`Session::server`], but a stream whose headers `check` refuses is reset with
+    /// REFUSED_STREAM instead of being replied to (so the opener's create fails, as with the
+    /// kubelet).
+    pub fn server_with_check<T: AsyncRead + AsyncWrite + Send + 'static>(
+        io: T,
+        check: StreamCheck,
+    ) -> Session {
+        Self::start(io, Role::Server, Some(check))
+    }
+
+    /// Runs the client side of a session on `io`.
+    pub fn client<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Session {
+        Self::start(io, Role::Client, None)
+    }
+
+    fn start<T: AsyncRead + AsyncWrite + Send + 'static>(
+        io: T,
+        role: Role,
+        check: Option<StreamCheck>,
+    ) -> Session {
+        let (rd, wr) = tokio::io::split(io);
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (in_tx, incoming) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            role,
+            check,
+            out,
+            state: Mutex::new(SessionState {
+                streams: HashMap::new(),
+                queued: 0,
+                queue_wakers: Vec::new(),
+                enforce_window: false,
+                initial_window: INITIAL_WINDOW,
+                session_window: INITIAL_WINDOW,
+                dead: false,
+                last_peer_stream: 0,
+                next_local_stream: if role == Role::Client { 1 } else { 2 },
+                next_ping: if role == Role::Client { 1 } else { 2 },
+                pings: HashMap::new(),
+            }),
+            session_unacked: AtomicI64::new(0),
+            space: Notify::new(),
+            closed: Notify::new(),
+            reader_abort: Mutex::new(None),
+        });
+        tokio::spawn(writer_task(wr, out_rx, shared.clone()));
+        let reader = tokio::spawn(reader_task(rd, shared.clone(), in_tx));
+        *lock(&shared.reader_abort) = Some(reader.abort_handle());
+        Session { shared, incoming }
+    }
+
+    /// The next stream the peer opened; `None` once the peer hung up or sent GOAWAY.
+    pub async fn accept(&mut self) -> Option<SpdyStream> {
+        self.incoming.recv().await
+    }
+
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Opens a stream and waits for the peer's SYN_REPLY.
+    pub async fn open(&self, headers: Headers, fin: bool) -> io::Result<SpdyStream> {
+        self.handle().open(headers, fin).await
+    }
+
+    /// Sends GOAWAY after everything queued, then shuts the connection down.
+    pub fn close(&self) {
+        self.handle().close()
+    }
+}
+
+impl SessionHandle {
+    /// Opens a stream and waits for the peer's SYN_REPLY.
+    pub async fn open(&self, headers: Headers, fin: bool) -> io::Result<SpdyStream> {
+        let (tx, rx) = oneshot::channel();
+        let (id, st) = {
+            let mut s = lock(&self.shared.state);
+            if s.dead {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "spdy session is closed",
+                ));
+            }
+            let id = s.next_local_stream;
+            s.next_local_stream += 2;
+            let mut st = StreamState::new(s.initial_window);
+            st.local_fin = fin;
+            st.reply = Some(tx);
+            let st = Arc::new(Mutex::new(st));
+            s.streams.insert(id, st.clone());
+            (id, st)
+        };
+        let flags = if fin { frame::FLAG_FIN } else { 0 };
+        self.shared.send(Frame::SynStream {
+            stream_id: id,
+            associated_to: 0,
+            priority: 0,
+            flags,
+            headers: headers.clone(),
+        });
+        match rx.await {
+            Ok(Ok(())) => Ok(SpdyStream::new(id, headers, st, self.shared.clone())),
+            Ok(Err(code)) => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("spdy stream {id} reset by peer (status {code})"),
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "spdy session closed before the stream was replied to",
+            )),
+        }
+    }
+
+    /// Sends a PING and waits for its echo.
+    pub async fn ping(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut s = lock(&self.shared.state);
+            let id = s.next_ping;
+            s.next_ping = s.next_ping.wrapping_add(2);
+            s.pings.insert(id, tx);
+            id
+        };
+        self.shared.send(Frame::Ping { id });
+        rx.await.map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "spdy session closed before the ping came back",
+            )
+        })
+    }
+
+    /// Sends GOAWAY after everything queued, then shuts the connection down; the reader is
+    /// dropped when the peer hangs up or after [`CLOSE_GRACE`].
+    pub fn close(&self) {
+        let last = lock(&self.shared.state).last_peer_stream;
+        self.shared.send(Frame::GoAway {
+            last_good_stream_id: last,
+            status: goaway::OK,
+        });
+        let _ = self.shared.out.send(Out::Shutdown);
+        if let Some(abort) = lock(&self.shared.reader_abort).clone() {
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_GRACE).await;
+                abort.abort();
+            });
+        }
+    }
+
+    /// Resolves once the peer has hung up (the reader task ended).
+    pub async fn closed(&self) {
+        let notified = self.shared.closed.notified();
+        if lock(&self.shared.reader_abort)
+            .as_ref()
+            .is_none_or(|a| a.is_finished())
+        {
+            return;
+        }
+        notified.await
+    }
+}
+
+async fn writer_task<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    shared: Arc<Shared>,
+) {
+    let mut enc = FrameEncoder::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut shutdown = false;
+    while !shutdown {
+        let Some(first) = rx.recv().await else { break };
+        buf.clear();
+        let mut data_bytes = 0usize;
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            match out {
+                Out::Frame(f) => {
+                    if let Frame::Data { data, .. } = &f {
+                        data_bytes += data.len();
+                    }
+                    if let Err(e) = enc.encode(&f, &mut buf) {
+                        tracing::debug!("spdy: frame not sent: {e}");
+                    }
+                }
+                Out::Shutdown => shutdown = true,
+            }
+            if !shutdown && buf.len() < 256 * 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        let res = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        };
+        if let Err(e) = res.await {
+            tracing::debug!("spdy: write failed: {e}");
+            break;
+        }
+        let mut s = lock(&shared.state);
+        s.queued = s.queued.saturating_sub(data_bytes);
+        for w in s.queue_wakers.drain(..) {
+            w.wake();
+        }
+    }
+    let _ = wr.shutdown().await;
+    shared.kill();
+}
+
+async fn reader_task<R: AsyncRead + Unpin>(
+    mut rd: R,
+    shared: Arc<Shared>,
+    incoming: mpsc::UnboundedSender<SpdyStream>,
+) {
+    let mut incoming = Some(incoming);
+    let mut dec = FrameDecoder::new();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let result: Result<(), String> = 'outer: loop {
+        let (frame, used) = loop {
+            match frame::split_frame(&buf) {
+                Ok(Some((raw, used))) => match dec.decode(raw) {
+                    Ok(f) => break (f, used),
+                    Err(e) => break 'outer Err(e.to_string()),
+                },
+                Ok(None) => {}
+                Err(e) => break 'outer Err(e.to_string()),
+            }
+            if buf.capacity() - buf.len() < 16 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) if buf.is_empty() => break 'outer Ok(()),
+                Ok(0) => break 'outer Err("connection closed inside a frame".into()),
+                Ok(_) => {}
+                Err(e) => break 'outer Err(e.to_string()),
+            }
+        };
+        let _ = buf.split_to(used);
+        if let Err(e) = handle_frame(&shared, &mut incoming, frame).await {
+            break Err(e.to_string());
+        }
+    };
+    if let Err(e) = &result {
+        tracing::debug!("spdy: session ends: {e}");
+        let last = lock(&shared.state).last_peer_stream;
+        shared.send(Frame::GoAway {
+            last_good_stream_id: last,
+            status: goaway::PROTOCOL_ERROR,
+        });
+        let _ = shared.out.send(Out::Shutdown);
+    }
+    // the peer is gone: every stream reads EOF, no new streams arrive
+    drop(incoming);
+    let streams: Vec<_> = lock(&shared.state).streams.values().cloned().collect();
+    for st in streams {
+        let mut st = lock(&st);
+        st.recv_fin = true;
+        st.reply.take();
+        st.wake();
+    }
+    lock(&shared.state).pings.clear();
+    shared.closed.notify_waiters();
+}
+
+async fn handle_frame(
+    shared: &Arc<Shared>,
+    incoming: &mut Option<mpsc::UnboundedSender<SpdyStream>>,
+    f: Frame,
+) -> Result<(), FrameError> {
+    match f {
+        Frame::SynStream {
+            stream_id,
+            flags,
+            headers,
+            ..
+        } => {
+            let peer_parity = if shared.role == Role::Server { 1 } else { 0 };
+            let refuse = {
+                let mut s = lock(&shared.state);
+                if stream_id % 2 != peer_parity || stream_id <= s.last_peer_stream {
+                    Some(rst::PROTOCOL_ERROR)
+                } else {
+                    s.last_peer_stream = stream_id;
+                    let refused = shared.check.as_ref().is_some_and(|c| !c(&headers));
+                    if refused || incoming.is_none() || s.streams.len() >= MAX_STREAMS {
+                        Some(rst::REFUSED_STREAM)
+                    } else {
+                        None
+                    }
+                }
+            };
+            if let Some(status) = refuse {
+                shared.send(Frame::RstStream { stream_id, status });
+                return Ok(());
+            }
+            let st = {
+                let mut s = lock(&shared.state);
+                let mut st = StreamState::new(s.initial_window);
+                st.recv_fin = flags & frame::FLAG_FIN != 0;
+                st.local_fin = flags & frame::FLAG_UNIDIRECTIONAL != 0;
+                let st = Arc::new(Mutex::new(st));
+                s.streams.insert(stream_id, st.clone());
+                st
+            };
+            shared.send(Frame::SynReply {
+                stream_id,
+                flags: 0,
+                headers: Headers::new(),
+            });
+            let stream = SpdyStream::new(stream_id, headers, st, shared.clone());
+            if let Some(tx) = incoming.as_ref() {
+                if let Err(e) = tx.send(stream) {
+                    e.0.reset(rst::REFUSED_STREAM);
+                }
+            }
+        }
+        Frame::SynReply {
+            stream_id, flags, ..
+        } => {
+            if let Some(st) = shared.stream(stream_id) {
+                let mut st = lock(&st);
+                if let Some(tx) = st.reply.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                if flags & frame::FLAG_FIN != 0 {
+                    st.recv_fin = true;
+                    st.wake();
+                }
+            }
+        }
+        Frame::Data {
+            stream_id,
+            flags,
+            data,
+        } => {
+            let Some(st) = shared.stream(stream_id) else {
+                shared.send(Frame::RstStream {
+                    stream_id,
+                    status: rst::INVALID_STREAM,
+                });
+                return Ok(());
+            };
+            let n = data.len();
+            {
+                let mut g = lock(&st);
+                if g.recv_fin || g.reset {
+                    drop(g);
+                    shared.send(Frame::RstStream {
+                        stream_id,
+                        status: rst::STREAM_ALREADY_CLOSED,
+                    });
+                    return Ok(());
+                }
+                if g.reader_gone {
+                    shared.consumed(stream_id, &mut g, n);
+                } else if n > 0 {
+                    g.recv_len += n;
+                    g.recv.push_back(data);
+                }
+                if flags & frame::FLAG_FIN != 0 {
+                    g.recv_fin = true;
+                }
+                g.wake();
+                let done = g.recv_fin && g.local_fin;
+                drop(g);
+                shared.remove_if(stream_id, done);
+            }
+            // backpressure: stop reading the socket while this stream's reader lags
+            loop {
+                let notified = shared.space.notified();
+                {
+                    let g = lock(&st);
+                    if g.recv_len <= MAX_BUFFERED || g.reader_gone || g.reset {
+                        break;
+                    }
+                }
+                notified.await;
+            }
+        }
+        Frame::RstStream { stream_id, status } => {
+            if let Some(st) = shared.stream(stream_id) {
+                let mut g = lock(&st);
+                g.reset = true;
+                if let Some(tx) = g.reply.take() {
+                    let _ = tx.send(Err(status));
+                }
+                g.wake();
+                drop(g);
+                shared.remove_if(stream_id, true);
+            }
+        }
+        Frame::Settings { entries, .. } => {
+            for e in entries {
+                if e.id == settings::INITIAL_WINDOW_SIZE && e.value <= 0x7FFF_FFFF {
+                    let streams: Vec<_> = {
+                        let mut s = lock(&shared.state);
+                        let delta = i64::from(e.value) - s.initial_window;
+                        s.initial_window = i64::from(e.value);
+                        s.streams.values().map(|st| (st.clone(), delta)).collect()
+                    };
+                    for (st, delta) in streams {
+                        let mut g = lock(&st);
+                        g.send_window += delta;
+                        g.wake();
+                    }
+                }
+            }
+        }
+        Frame::Ping { id } => {
+            let ours = if shared.role == Role::Server {
+                id % 2 == 0
+            } else {
+                id % 2 == 1
+            };
+            if ours {
+                if let Some(tx) = lock(&shared.state).pings.remove(&id) {
+                    let _ = tx.send(());
+                }
+            } else {
+                shared.send(Frame::Ping { id });
+            }
+        }
+        Frame::GoAway { .. } => {
+            // no new streams; the open ones carry on until the peer hangs up
+            incoming.take();
+        }
+        Frame::WindowUpdate { stream_id, delta } => {
+            let delta = i64::from(delta);
+            if stream_id == 0 {
+                let mut s = lock(&shared.state);
+                s.enforce_window = true;
+                s.session_window += delta;
+                let streams: Vec<_> = s.streams.values().cloned().collect();
+                drop(s);
+                for st in streams {
+                    lock(&st).wake();
+                }
+            } else {
+                lock(&shared.state).enforce_window = true;
+                if let Some(st) = shared.stream(stream_id) {
+                    let mut g = lock(&st);
+                    g.send_window += delta;
+                    if g.send_window > 0x7FFF_FFFF {
+                        g.reset = true;
+                        g.wake();
+                        drop(g);
+                        shared.send(Frame::RstStream {
+                            stream_id,
+                            status: rst::FLOW_CONTROL_ERROR,
+                        });
+                        return Ok(());
+                    }
+                    g.wake();
+                }
+            }
+        }
+        Frame::Headers { .. } | Frame::Unknown { .. } => {}
+    }
+    Ok(())
+}
+
+/// One stream: the headers its opener sent, and both directions.
+pub struct SpdyStream {
+    id: u32,
+    headers: Headers,
+    reader: StreamReader,
+    writer: StreamWriter,
+}
+
+impl SpdyStream {
+    fn new(id: u32, headers: Headers, st: Arc<Mutex<StreamState>>, shared: Arc<Shared>) -> Self {
+        Self {
+            id,
+            headers,
+            reader: StreamReader {
+                id,
+                st: st.clone(),
+                shared: shared.clone(),
+            },
+            writer: StreamWriter { id, st, shared },
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// Sends RST_STREAM: neither side may use the stream any more.
+    pub fn reset(&self, status: u32) {
+        self.writer.reset(status)
+    }
+
+    pub fn into_split(self) -> (StreamReader, StreamWriter) {
+        (self.reader, self.writer)
+    }
+}
+
+/// The inbound half of a stream; dropping it discards (and acknowledges) later data.
+pub struct StreamReader {
+    id: u32,
+    st: Arc<Mutex<StreamState>>,
+    shared: Arc<Shared>,
+}
+
+impl AsyncRead for StreamReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut g = lock(&this.st);
+        if g.recv.is_empty() {
+            if g.reset {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "spdy stream was reset",
+                )));
+            }
+            if g.recv_fin {
+                return Poll::Ready(Ok(()));
+            }
+            g.read_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut n = 0;
+        while out.remaining() > 0 {
+            let Some(front) = g.recv.front_mut() else {
+                break;
+            };
+            let k = front.len().min(out.remaining());
+            out.put_slice(&front.split_to(k));
+            n += k;
+            if front.is_empty() {
+                g.recv.pop_front();
+            }
+        }
+        g.recv_len -= n;
+        this.shared.consumed(this.id, &mut g, n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for StreamReader {
+    fn drop(&mut self) {
+        let mut g = lock(&self.st);
+        g.reader_gone = true;
+        let n = std::mem::take(&mut g.recv_len);
+        g.recv.clear();
+        self.shared.consumed(self.id, &mut g, n);
+    }
+}
+
+/// The outbound half of a stream; shutting it down (or dropping it) sends FIN.
+pub struct StreamWriter {
+    id: u32,
+    st: Arc<Mutex<StreamState>>,
+    shared: Arc<Shared>,
+}
+
+impl StreamWriter {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Sends RST_STREAM: neither side may use the stream any more.
+    pub fn reset(&self, status: u32) {
+        let mut g = lock(&self.st);
+        if g.reset {
+            return;
+        }
+        g.reset = true;
+        g.wake();
+        self.shared.send(Frame::RstStream {
+            stream_id: self.id,
+            status,
+        });
+        drop(g);
+        self.shared.remove_if(self.id, true);
+    }
+
+    fn fin(&self) {
+        let mut g = lock(&self.st);
+        if g.local_fin || g.reset {
+            return;
+        }
+        g.local_fin = true;
+        self.shared.send(Frame::Data {
+            stream_id: self.id,
+            flags: frame::FLAG_FIN,
+            data: Bytes::new(),
+        });
+        let done = g.recv_fin;
+        drop(g);
+        self.shared.remove_if(self.id, done);
+    }
+}
+
+impl AsyncWrite for StreamWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut s = lock(&this.shared.state);
+        if s.dead {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "spdy session is closed",
+            )));
+        }
+        if s.queued >= MAX_QUEUED {
+            s.queue_wakers.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut g = lock(&this.st);
+        if g.reset {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "spdy stream was reset",
+            )));
+        }
+        if g.local_fin {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "spdy stream is closed for writing",
+            )));
+        }
+        let mut n = buf.len().min(MAX_WRITE_CHUNK);
+        if s.enforce_window {
+            let window = g.send_window.min(s.session_window);
+            if window <= 0 {
+                g.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            n = n.min(window as usize);
+            g.send_window -= n as i64;
+            s.session_window -= n as i64;
+        }
+        s.queued += n;
+        drop(g);
+        drop(s);
+        this.shared.send(Frame::Data {
+            stream_id: this.id,
+            flags: 0,
+            data: Bytes::copy_from_slice(&buf[..n]),
+        });
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.fin();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        self.fin();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Session, Session) {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        (Session::server(a), Session::client(b))
+    }
+
+    #[tokio::test]
+    async fn streams_carry_data_both_ways_and_fin() {
+        let (mut server, client) = pair();
+        let srv = tokio::spawn(async move {
+            let s = server.accept().await.unwrap();
+            assert_eq!(s.headers().get("streamtype"), Some("stdin"));
+            let (mut r, mut w) = s.into_split();
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).await.unwrap();
+            w.write_all(&got).await.unwrap();
+            w.shutdown().await.unwrap();
+            server
+        });
+        let s = client
+            .open(Headers::new().with("streamType", "stdin"), false)
+            .await
+            .unwrap();
+        let (mut r, mut w) = s.into_split();
+        let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let p2 = payload.clone();
+        let wr = tokio::spawn(async move {
+            w.write_all(&p2).await.unwrap();
+            w.shutdown().await.unwrap();
+        });
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).await.unwrap();
+        wr.await.unwrap();
+        assert_eq!(back, payload);
+        let _server = srv.await.unwrap();
+        client.handle().ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn goaway_ends_accept_and_reset_reaches_reader() {
+        let (mut server, client) = pair();
+        let s = client.open(Headers::new(), false).await.unwrap();
+        let peer = server.accept().await.unwrap();
+        let (mut r, _w) = peer.into_split();
+        s.reset(rst::CANCEL);
+        let mut b = [0u8; 4];
+        assert_eq!(
+            r.read(&mut b).await.unwrap_err().kind(),
+            io::ErrorKind::ConnectionReset
+        );
+        client.close();
+        assert!(server.accept().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn protocol_garbage_ends_the_session() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut server = Session::server(a);
+        b.write_all(&[0x80, 3, 0, 6, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        assert!(server.accept().await.is_none());
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).await.unwrap_or_default();
+        // the server said GOAWAY with PROTOCOL_ERROR
+        let (f, _) = frame::decode_frame(&rest).unwrap();
+        assert_eq!(
+            f,
+            Frame::GoAway {
+                last_good_stream_id: 0,
+                status: goaway::PROTOCOL_ERROR
+            }
+        );
+    }
+}

@@ -172,6 +172,16 @@ fn resize_from_stream(mut r: StreamReader) -> mpsc::Receiver<Size> {
     rx
 }
 
+/// The client's streams, as they arrive.
+#[derive(Default)]
+struct Streams {
+    error: Option<SpdyStream>,
+    stdin: Option<SpdyStream>,
+    stdout: Option<SpdyStream>,
+    stderr: Option<SpdyStream>,
+    resize: Option<SpdyStream>,
+}
+
 /// Serves one exec/attach over a SPDY session negotiated as `protocol`.
 pub(crate) async fn spdy(
     mut session: Session,
@@ -188,21 +198,15 @@ pub(crate) async fn spdy(
     };
     let w = op.wants();
     let want_resize = w.tty && version >= 3;
-    let (mut error, mut stdin, mut stdout, mut stderr, mut resize): (
-        Option<SpdyStream>,
-        Option<SpdyStream>,
-        Option<SpdyStream>,
-        Option<SpdyStream>,
-        Option<SpdyStream>,
-    ) = (None, None, None, None, None);
+    let mut got = Streams::default();
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
-        let complete = error.is_some()
-            && stdin.is_some() == w.stdin
-            && stdout.is_some() == w.stdout
-            && stderr.is_some() == w.stderr
-            && resize.is_some() == want_resize;
+        let complete = got.error.is_some()
+            && got.stdin.is_some() == w.stdin
+            && got.stdout.is_some() == w.stdout
+            && got.stderr.is_some() == w.stderr
+            && got.resize.is_some() == want_resize;
         if complete {
             break;
         }
@@ -218,11 +222,11 @@ pub(crate) async fn spdy(
             return;
         };
         let slot = match s.headers().get("streamtype") {
-            Some("error") => &mut error,
-            Some("stdin") if w.stdin => &mut stdin,
-            Some("stdout") if w.stdout => &mut stdout,
-            Some("stderr") if w.stderr => &mut stderr,
-            Some("resize") if want_resize => &mut resize,
+            Some("error") => &mut got.error,
+            Some("stdin") if w.stdin => &mut got.stdin,
+            Some("stdout") if w.stdout => &mut got.stdout,
+            Some("stderr") if w.stderr => &mut got.stderr,
+            Some("resize") if want_resize => &mut got.resize,
             other => {
                 tracing::debug!("streaming: unexpected stream type {other:?}");
                 s.reset(rst::REFUSED_STREAM);
@@ -235,6 +239,15 @@ pub(crate) async fn spdy(
             *slot = Some(s);
         }
     }
+    // later streams have no use: refuse them rather than buffer their data
+    session.stop_accepting();
+    let Streams {
+        error,
+        stdin,
+        stdout,
+        stderr,
+        resize,
+    } = got;
     let Some(error) = error else { return };
     // the error stream is written only; the others only one way each
     let (_, mut error_w) = error.into_split();
@@ -376,11 +389,9 @@ where
                             }
                         }
                     }
-                    CH_CLOSE if v5 => {
-                        if d.get(1) == Some(&CH_STDIN) {
-                            if let Some(mut s) = stdin.take() {
-                                let _ = s.shutdown().await;
-                            }
+                    CH_CLOSE if v5 && d.get(1) == Some(&CH_STDIN) => {
+                        if let Some(mut s) = stdin.take() {
+                            let _ = s.shutdown().await;
                         }
                     }
                     _ => {}

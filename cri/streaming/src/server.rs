@@ -183,7 +183,10 @@ impl Streaming {
                     let this = this.clone();
                     async move { Ok::<_, Infallible>(this.handle(req)) }
                 });
+                // a client that never finishes its request head is dropped after 30 s
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
                     .serve_connection(TokioIo::new(tcp), svc)
                     .with_upgrades();
                 if let Err(e) = conn.await {

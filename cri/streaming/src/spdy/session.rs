@@ -14,8 +14,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub const INITIAL_WINDOW: i64 = 64 * 1024;
 pub const MAX_QUEUED: usize = 256 * 1024;
 /// Inbound bytes buffered per stream before the session stops reading the socket.
 pub const MAX_BUFFERED: usize = 256 * 1024;
+/// Inbound bytes buffered over all streams of a session before it stops reading the socket.
+pub const MAX_SESSION_BUFFERED: usize = 4 << 20;
 /// The largest DATA frame this side writes.
 pub const MAX_WRITE_CHUNK: usize = 32 * 1024;
 /// Concurrent streams a peer may open; more are refused.
@@ -115,6 +117,8 @@ struct Shared {
     out: mpsc::UnboundedSender<Out>,
     state: Mutex<SessionState>,
     session_unacked: AtomicI64,
+    buffered: AtomicUsize,
+    closing: AtomicBool,
     space: Notify,
     closed: Notify,
     reader_abort: Mutex<Option<tokio::task::AbortHandle>>,
@@ -144,6 +148,7 @@ impl Shared {
 
     /// Acknowledges `n` consumed bytes of stream `id` with WINDOW_UPDATEs at half a window.
     fn consumed(&self, id: u32, st: &mut StreamState, n: usize) {
+        self.buffered.fetch_sub(n, Ordering::AcqRel);
         st.unacked += n as i64;
         if st.unacked >= INITIAL_WINDOW / 2 && !st.recv_fin && !st.reset {
             self.send(Frame::WindowUpdate {
@@ -244,11 +249,15 @@ impl Session {
                 pings: HashMap::new(),
             }),
             session_unacked: AtomicI64::new(0),
+            buffered: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             space: Notify::new(),
             closed: Notify::new(),
             reader_abort: Mutex::new(None),
         });
-        tokio::spawn(writer_task(wr, out_rx, shared.clone()));
+        // the writer holds the session weakly: once every handle, stream and the reader are
+        // gone, the queue's last sender drops and the writer ends
+        tokio::spawn(writer_task(wr, out_rx, Arc::downgrade(&shared)));
         let reader = tokio::spawn(reader_task(rd, shared.clone(), in_tx));
         *lock(&shared.reader_abort) = Some(reader.abort_handle());
         Session { shared, incoming }
@@ -273,6 +282,18 @@ impl Session {
     /// Sends GOAWAY after everything queued, then shuts the connection down.
     pub fn close(&self) {
         self.handle().close()
+    }
+
+    /// Refuses (RST_STREAM REFUSED_STREAM) every stream the peer opens from now on.
+    pub fn stop_accepting(&mut self) {
+        self.incoming.close();
+    }
+}
+
+impl Drop for Session {
+    /// A session whose owner is done is closed; open streams can no longer send.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -340,6 +361,9 @@ impl SessionHandle {
     /// Sends GOAWAY after everything queued, then shuts the connection down; the reader is
     /// dropped when the peer hangs up or after [`CLOSE_GRACE`].
     pub fn close(&self) {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let last = lock(&self.shared.state).last_peer_stream;
         self.shared.send(Frame::GoAway {
             last_good_stream_id: last,
@@ -370,7 +394,7 @@ impl SessionHandle {
 async fn writer_task<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Out>,
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
 ) {
     let mut enc = FrameEncoder::new();
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -404,6 +428,9 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             tracing::debug!("spdy: write failed: {e}");
             break;
         }
+        let Some(shared) = shared.upgrade() else {
+            continue;
+        };
         let mut s = lock(&shared.state);
         s.queued = s.queued.saturating_sub(data_bytes);
         for w in s.queue_wakers.drain(..) {
@@ -411,7 +438,9 @@ async fn writer_task<W: AsyncWrite + Unpin>(
         }
     }
     let _ = wr.shutdown().await;
-    shared.kill();
+    if let Some(shared) = shared.upgrade() {
+        shared.kill();
+    }
 }
 
 async fn reader_task<R: AsyncRead + Unpin>(
@@ -558,6 +587,7 @@ async fn handle_frame(
                     });
                     return Ok(());
                 }
+                shared.buffered.fetch_add(n, Ordering::AcqRel);
                 if g.reader_gone {
                     shared.consumed(stream_id, &mut g, n);
                 } else if n > 0 {
@@ -577,7 +607,11 @@ async fn handle_frame(
                 let notified = shared.space.notified();
                 {
                     let g = lock(&st);
-                    if g.recv_len <= MAX_BUFFERED || g.reader_gone || g.reset {
+                    let total = shared.buffered.load(Ordering::Acquire);
+                    if (g.recv_len <= MAX_BUFFERED && total <= MAX_SESSION_BUFFERED)
+                        || g.reader_gone
+                        || g.reset
+                    {
                         break;
                     }
                 }

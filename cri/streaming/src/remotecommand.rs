@@ -191,7 +191,7 @@ pub(crate) async fn spdy(
     timeout: Duration,
 ) {
     let version = match protocol {
-        "v4.channel.k8s.io" => 4,
+        "v5.channel.k8s.io" | "v4.channel.k8s.io" => 4,
         "v3.channel.k8s.io" => 3,
         "v2.channel.k8s.io" => 2,
         _ => 1,

@@ -16,8 +16,10 @@ use tokio::net::TcpListener;
 use crate::backend::{AttachRequest, Backend, ExecRequest};
 use crate::{portforward, remotecommand, ws, Error};
 
-/// Exec/attach protocols over SPDY, most preferred first (the kubelet's list).
-pub const SPDY_EXEC_PROTOCOLS: [&str; 4] = [
+/// Exec/attach protocols over SPDY, most preferred first (the kubelet's list; v5 is v4 over
+/// SPDY, its close signal being WebSocket-only).
+pub const SPDY_EXEC_PROTOCOLS: [&str; 5] = [
+    "v5.channel.k8s.io",
     "v4.channel.k8s.io",
     "v3.channel.k8s.io",
     "v2.channel.k8s.io",
@@ -435,7 +437,7 @@ mod tests {
             Some("v2.channel.k8s.io")
         );
         assert_eq!(
-            negotiate(&c(&["v5.channel.k8s.io"]), &SPDY_EXEC_PROTOCOLS),
+            negotiate(&c(&["v6.channel.k8s.io"]), &SPDY_EXEC_PROTOCOLS),
             None
         );
         let mut h = HeaderMap::new();

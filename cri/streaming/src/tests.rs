@@ -264,10 +264,13 @@ async fn spdy_v4_exec_streams_and_exit_code() {
 async fn spdy_v4_success_and_internal_error() {
     timeout(async {
         let s = start(Config::default()).await;
+        // client-go offers v5 first; over SPDY it is v4
         let url = s
             .register_exec(exec(&["cat"], false, false, true, false))
             .unwrap();
-        let sess = Session::client(spdy_upgrade(&url, &["v4.channel.k8s.io"]).await.conn);
+        let r = spdy_upgrade(&url, &["v5.channel.k8s.io", "v4.channel.k8s.io"]).await;
+        assert_eq!(r.header("x-stream-protocol-version"), ["v5.channel.k8s.io"]);
+        let sess = Session::client(r.conn);
         let error = open(&sess, "error").await;
         let stdout = open(&sess, "stdout").await;
         assert_eq!(read_all(stdout.into_split().0).await, "");
@@ -672,9 +675,9 @@ async fn no_common_protocol_is_403() {
         assert_eq!(
             r.body,
             "unable to upgrade: unable to negotiate protocol: client supports [v9.channel.k8s.io v8.channel.k8s.io], \
-             server accepts [v4.channel.k8s.io v3.channel.k8s.io v2.channel.k8s.io channel.k8s.io]\n"
+             server accepts [v5.channel.k8s.io v4.channel.k8s.io v3.channel.k8s.io v2.channel.k8s.io channel.k8s.io]\n"
         );
-        assert_eq!(r.header("x-accepted-stream-protocol-versions").len(), 4);
+        assert_eq!(r.header("x-accepted-stream-protocol-versions").len(), 5);
         // the token was spent by the attempt, as the kubelet's are
         assert_eq!(spdy_upgrade(&url, &["v4.channel.k8s.io"]).await.status, 404);
 

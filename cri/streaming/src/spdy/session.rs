@@ -7,9 +7,10 @@
 //!
 //! Flow control: every consumed DATA byte is acknowledged with WINDOW_UPDATE (per stream and,
 //! as SPDY/3.1 adds, for the session) once half a window has been read. client-go's spdystream
-//! neither sends nor honours WINDOW_UPDATE, so the send window is only enforced once the peer
-//! has shown it does flow control by sending one; until then a stream's inbound buffer is
-//! bounded by stalling the socket reads (as spdystream itself does), never by dropping data.
+//! neither sends nor honours WINDOW_UPDATE, so the send windows (always tracked) are only
+//! enforced once the peer has shown it does flow control by sending one; inbound, a peer that
+//! ignores our windows is bounded by stalling the socket reads while a stream's buffer (or the
+//! session's) is full, as spdystream itself does, never by dropping data.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -883,9 +884,11 @@ impl AsyncWrite for StreamWriter {
                 return Poll::Pending;
             }
             n = n.min(window as usize);
-            g.send_window -= n as i64;
-            s.session_window -= n as i64;
         }
+        // windows are tracked even before they are enforced, so that a peer whose first
+        // WINDOW_UPDATE switches enforcement on gets an accurate window
+        g.send_window -= n as i64;
+        s.session_window -= n as i64;
         s.queued += n;
         drop(g);
         drop(s);
@@ -968,6 +971,167 @@ mod tests {
         );
         client.close();
         assert!(server.accept().await.is_none());
+    }
+
+    /// A raw peer: writes frames, reads frames.
+    struct Raw {
+        io: tokio::io::DuplexStream,
+        enc: FrameEncoder,
+        dec: FrameDecoder,
+        buf: BytesMut,
+    }
+
+    impl Raw {
+        async fn send(&mut self, f: Frame) {
+            let mut out = Vec::new();
+            self.enc.encode(&f, &mut out).unwrap();
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        async fn recv(&mut self) -> Option<Frame> {
+            loop {
+                if let Some((raw, used)) = frame::split_frame(&self.buf).unwrap() {
+                    let f = self.dec.decode(raw).unwrap();
+                    let _ = self.buf.split_to(used);
+                    return Some(f);
+                }
+                let t = tokio::time::timeout(
+                    Duration::from_millis(300),
+                    self.io.read_buf(&mut self.buf),
+                );
+                match t.await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return None,
+                }
+            }
+        }
+
+        /// DATA bytes received on stream 1 until the server goes quiet.
+        async fn drain_data(&mut self) -> (usize, bool) {
+            let (mut n, mut fin) = (0, false);
+            while let Some(f) = self.recv().await {
+                if let Frame::Data {
+                    stream_id: 1,
+                    data,
+                    flags,
+                } = f
+                {
+                    n += data.len();
+                    fin |= flags & frame::FLAG_FIN != 0;
+                }
+            }
+            (n, fin)
+        }
+    }
+
+    async fn raw_pair() -> (Session, Raw, SpdyStream) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut server = Session::server(a);
+        let mut raw = Raw {
+            io: b,
+            enc: FrameEncoder::new(),
+            dec: FrameDecoder::new(),
+            buf: BytesMut::new(),
+        };
+        let h = Headers::new().with("streamtype", "stdout");
+        raw.send(Frame::SynStream {
+            stream_id: 1,
+            associated_to: 0,
+            priority: 0,
+            flags: 0,
+            headers: h,
+        })
+        .await;
+        let s = server.accept().await.unwrap();
+        assert!(matches!(
+            raw.recv().await,
+            Some(Frame::SynReply { stream_id: 1, .. })
+        ));
+        (server, raw, s)
+    }
+
+    /// spdystream never sends WINDOW_UPDATE: the server must not stall at 64 KiB.
+    #[tokio::test]
+    async fn peer_without_flow_control_gets_everything() {
+        let (_server, mut raw, s) = raw_pair().await;
+        let (_, mut w) = s.into_split();
+        w.write_all(&vec![1u8; 300_000]).await.unwrap();
+        w.shutdown().await.unwrap();
+        assert_eq!(raw.drain_data().await, (300_000, true));
+    }
+
+    /// A peer that does flow control gets no more than its windows allow.
+    #[tokio::test]
+    async fn peer_windows_are_honoured_once_it_sends_window_update() {
+        let (_server, mut raw, s) = raw_pair().await;
+        raw.send(Frame::WindowUpdate {
+            stream_id: 1,
+            delta: 1000,
+        })
+        .await;
+        raw.send(Frame::WindowUpdate {
+            stream_id: 0,
+            delta: 1000,
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_, mut w) = s.into_split();
+        let writer = tokio::spawn(async move {
+            w.write_all(&vec![1u8; 200_000]).await.unwrap();
+            w.shutdown().await.unwrap();
+        });
+        assert_eq!(
+            raw.drain_data().await,
+            (INITIAL_WINDOW as usize + 1000, false)
+        );
+        raw.send(Frame::WindowUpdate {
+            stream_id: 1,
+            delta: 200_000,
+        })
+        .await;
+        raw.send(Frame::WindowUpdate {
+            stream_id: 0,
+            delta: 200_000,
+        })
+        .await;
+        assert_eq!(
+            raw.drain_data().await,
+            (200_000 - INITIAL_WINDOW as usize - 1000, true)
+        );
+        writer.await.unwrap();
+    }
+
+    /// Data the server consumes is acknowledged, per stream and for the session.
+    #[tokio::test]
+    async fn consumed_data_is_acknowledged() {
+        let (_server, mut raw, s) = raw_pair().await;
+        let (mut r, _w) = s.into_split();
+        raw.send(Frame::Data {
+            stream_id: 1,
+            flags: 0,
+            data: Bytes::from(vec![2u8; 100_000]),
+        })
+        .await;
+        let mut got = vec![0u8; 100_000];
+        r.read_exact(&mut got).await.unwrap();
+        let (mut stream, mut session) = (0, 0);
+        while let Some(f) = raw.recv().await {
+            match f {
+                Frame::WindowUpdate {
+                    stream_id: 1,
+                    delta,
+                } => stream += delta,
+                Frame::WindowUpdate {
+                    stream_id: 0,
+                    delta,
+                } => session += delta,
+                _ => {}
+            }
+        }
+        assert_eq!((stream, session), (100_000, 100_000));
+        // PINGs from the client (odd ids) are echoed
+        raw.send(Frame::Ping { id: 5 }).await;
+        assert_eq!(raw.recv().await, Some(Frame::Ping { id: 5 }));
     }
 
     #[tokio::test]

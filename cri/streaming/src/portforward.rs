@@ -65,7 +65,8 @@ pub(crate) async fn serve(
     timeout: Duration,
 ) {
     let mut pairs: HashMap<String, Pair> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1).min(timeout));
+    let mut tick =
+        tokio::time::interval(timeout.clamp(Duration::from_millis(10), Duration::from_secs(1)));
     loop {
         let s = tokio::select! {
             s = session.accept() => s,
@@ -96,9 +97,11 @@ pub(crate) async fn serve(
             }
         };
         let id = request_id(&s, is_data);
-        let pair = pairs.entry(id.clone()).or_default();
-        pair.deadline
-            .get_or_insert_with(|| Instant::now() + timeout);
+        // a timeout past the clock's range means no deadline
+        let pair = pairs.entry(id.clone()).or_insert_with(|| Pair {
+            deadline: Instant::now().checked_add(timeout),
+            ..Pair::default()
+        });
         let slot = if is_data {
             &mut pair.data
         } else {

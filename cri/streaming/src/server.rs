@@ -81,7 +81,7 @@ pub(crate) struct Inner {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) config: Config,
     base_url: String,
-    cache: Mutex<HashMap<String, (Instant, Pending)>>,
+    cache: Mutex<HashMap<String, (Option<Instant>, Pending)>>,
 }
 
 /// The streaming server: register requests (from the CRI calls), hand out URLs, serve them.
@@ -152,19 +152,21 @@ impl Streaming {
         let route = p.route();
         let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= self.inner.config.max_in_flight {
-            cache.retain(|_, (exp, _)| *exp > now);
+            cache.retain(|_, (exp, _)| exp.is_none_or(|e| e > now));
             if cache.len() >= self.inner.config.max_in_flight {
                 return Err(Error::TooManyInFlight(self.inner.config.max_in_flight));
             }
         }
-        cache.insert(token.clone(), (now + self.inner.config.token_ttl, p));
+        // a ttl too large for the clock never expires
+        let exp = now.checked_add(self.inner.config.token_ttl);
+        cache.insert(token.clone(), (exp, p));
         Ok(format!("{}/{route}/{token}", self.inner.base_url))
     }
 
     fn consume(&self, route: &str, token: &str) -> Option<Pending> {
         let mut cache = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
         let (exp, p) = cache.remove(token)?;
-        (exp > Instant::now() && p.route() == route).then_some(p)
+        (exp.is_none_or(|e| e > Instant::now()) && p.route() == route).then_some(p)
     }
 
     /// Serves HTTP/1.1 on `listener` until the task running it is dropped.

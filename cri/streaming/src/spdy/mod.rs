@@ -2,6 +2,7 @@
 
 pub mod frame;
 pub mod session;
+mod stream;
 pub mod zlib;
 
 pub use frame::{decode_frame, Frame, FrameError, Headers};

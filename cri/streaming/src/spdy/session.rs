@@ -14,19 +14,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::frame::{
     self, goaway, rst, settings, Frame, FrameDecoder, FrameEncoder, FrameError, Headers,
 };
+pub use super::stream::{SpdyStream, StreamReader, StreamWriter};
 
 /// The SPDY/3.1 initial window, per stream and for the session.
 pub const INITIAL_WINDOW: i64 = 64 * 1024;
@@ -44,28 +44,28 @@ pub const MAX_STREAMS: usize = 1024;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Role {
+pub(super) enum Role {
     Server,
     Client,
 }
 
-enum Out {
+pub(super) enum Out {
     Frame(Frame),
     Shutdown,
 }
 
-struct StreamState {
-    recv: VecDeque<Bytes>,
-    recv_len: usize,
-    recv_fin: bool,
-    reset: bool,
-    read_waker: Option<Waker>,
-    reader_gone: bool,
-    unacked: i64,
-    send_window: i64,
-    write_waker: Option<Waker>,
-    local_fin: bool,
-    reply: Option<oneshot::Sender<Result<(), u32>>>,
+pub(super) struct StreamState {
+    pub(super) recv: VecDeque<Bytes>,
+    pub(super) recv_len: usize,
+    pub(super) recv_fin: bool,
+    pub(super) reset: bool,
+    pub(super) read_waker: Option<Waker>,
+    pub(super) reader_gone: bool,
+    pub(super) unacked: i64,
+    pub(super) send_window: i64,
+    pub(super) write_waker: Option<Waker>,
+    pub(super) local_fin: bool,
+    pub(super) reply: Option<oneshot::Sender<Result<(), u32>>>,
 }
 
 impl StreamState {
@@ -85,7 +85,7 @@ impl StreamState {
         }
     }
 
-    fn wake(&mut self) {
+    pub(super) fn wake(&mut self) {
         if let Some(w) = self.read_waker.take() {
             w.wake();
         }
@@ -95,43 +95,43 @@ impl StreamState {
     }
 }
 
-struct SessionState {
-    streams: HashMap<u32, Arc<Mutex<StreamState>>>,
-    queued: usize,
-    queue_wakers: Vec<Waker>,
-    enforce_window: bool,
-    initial_window: i64,
-    session_window: i64,
-    dead: bool,
-    last_peer_stream: u32,
-    next_local_stream: u32,
-    next_ping: u32,
-    pings: HashMap<u32, oneshot::Sender<()>>,
+pub(super) struct SessionState {
+    pub(super) streams: HashMap<u32, Arc<Mutex<StreamState>>>,
+    pub(super) queued: usize,
+    pub(super) queue_wakers: Vec<Waker>,
+    pub(super) enforce_window: bool,
+    pub(super) initial_window: i64,
+    pub(super) session_window: i64,
+    pub(super) dead: bool,
+    pub(super) last_peer_stream: u32,
+    pub(super) next_local_stream: u32,
+    pub(super) next_ping: u32,
+    pub(super) pings: HashMap<u32, oneshot::Sender<()>>,
 }
 
 /// Decides from its headers whether a new stream is accepted (else it is refused unreplied).
 pub type StreamCheck = Box<dyn Fn(&Headers) -> bool + Send + Sync>;
 
-struct Shared {
-    role: Role,
-    check: Option<StreamCheck>,
-    out: mpsc::UnboundedSender<Out>,
-    state: Mutex<SessionState>,
-    session_unacked: AtomicI64,
-    buffered: AtomicUsize,
-    closing: AtomicBool,
-    space: Notify,
-    closed: Notify,
-    reader_abort: Mutex<Option<tokio::task::AbortHandle>>,
+pub(super) struct Shared {
+    pub(super) role: Role,
+    pub(super) check: Option<StreamCheck>,
+    pub(super) out: mpsc::UnboundedSender<Out>,
+    pub(super) state: Mutex<SessionState>,
+    pub(super) session_unacked: AtomicI64,
+    pub(super) buffered: AtomicUsize,
+    pub(super) closing: AtomicBool,
+    pub(super) space: Notify,
+    pub(super) closed: Notify,
+    pub(super) reader_abort: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // a panic elsewhere never leaves these states half-updated in a way reads cannot survive
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
-    fn send(&self, f: Frame) {
+    pub(super) fn send(&self, f: Frame) {
         let _ = self.out.send(Out::Frame(f));
     }
 
@@ -141,14 +141,14 @@ impl Shared {
 
     /// Forgets a stream both sides have finished (or that was reset). Called without the
     /// stream's lock held: the lock order is session state, then stream.
-    fn remove_if(&self, id: u32, done: bool) {
+    pub(super) fn remove_if(&self, id: u32, done: bool) {
         if done {
             lock(&self.state).streams.remove(&id);
         }
     }
 
     /// Acknowledges `n` consumed bytes of stream `id` with WINDOW_UPDATEs at half a window.
-    fn consumed(&self, id: u32, st: &mut StreamState, n: usize) {
+    pub(super) fn consumed(&self, id: u32, st: &mut StreamState, n: usize) {
         self.buffered.fetch_sub(n, Ordering::AcqRel);
         st.unacked += n as i64;
         if st.unacked >= INITIAL_WINDOW / 2 && !st.recv_fin && !st.reset {
@@ -699,221 +699,6 @@ async fn handle_frame(
         Frame::Headers { .. } | Frame::Unknown { .. } => {}
     }
     Ok(())
-}
-
-/// One stream: the headers its opener sent, and both directions.
-pub struct SpdyStream {
-    id: u32,
-    headers: Headers,
-    reader: StreamReader,
-    writer: StreamWriter,
-}
-
-impl SpdyStream {
-    fn new(id: u32, headers: Headers, st: Arc<Mutex<StreamState>>, shared: Arc<Shared>) -> Self {
-        Self {
-            id,
-            headers,
-            reader: StreamReader {
-                id,
-                st: st.clone(),
-                shared: shared.clone(),
-            },
-            writer: StreamWriter { id, st, shared },
-        }
-    }
-
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// Sends RST_STREAM: neither side may use the stream any more.
-    pub fn reset(&self, status: u32) {
-        self.writer.reset(status)
-    }
-
-    pub fn into_split(self) -> (StreamReader, StreamWriter) {
-        (self.reader, self.writer)
-    }
-}
-
-/// The inbound half of a stream; dropping it discards (and acknowledges) later data.
-pub struct StreamReader {
-    id: u32,
-    st: Arc<Mutex<StreamState>>,
-    shared: Arc<Shared>,
-}
-
-impl AsyncRead for StreamReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let mut g = lock(&this.st);
-        if g.recv.is_empty() {
-            if g.reset {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "spdy stream was reset",
-                )));
-            }
-            if g.recv_fin {
-                return Poll::Ready(Ok(()));
-            }
-            g.read_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let mut n = 0;
-        while out.remaining() > 0 {
-            let Some(front) = g.recv.front_mut() else {
-                break;
-            };
-            let k = front.len().min(out.remaining());
-            out.put_slice(&front.split_to(k));
-            n += k;
-            if front.is_empty() {
-                g.recv.pop_front();
-            }
-        }
-        g.recv_len -= n;
-        this.shared.consumed(this.id, &mut g, n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for StreamReader {
-    fn drop(&mut self) {
-        let mut g = lock(&self.st);
-        g.reader_gone = true;
-        let n = std::mem::take(&mut g.recv_len);
-        g.recv.clear();
-        self.shared.consumed(self.id, &mut g, n);
-    }
-}
-
-/// The outbound half of a stream; shutting it down (or dropping it) sends FIN.
-pub struct StreamWriter {
-    id: u32,
-    st: Arc<Mutex<StreamState>>,
-    shared: Arc<Shared>,
-}
-
-impl StreamWriter {
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
-    /// Sends RST_STREAM: neither side may use the stream any more.
-    pub fn reset(&self, status: u32) {
-        let mut g = lock(&self.st);
-        if g.reset {
-            return;
-        }
-        g.reset = true;
-        g.wake();
-        self.shared.send(Frame::RstStream {
-            stream_id: self.id,
-            status,
-        });
-        drop(g);
-        self.shared.remove_if(self.id, true);
-    }
-
-    fn fin(&self) {
-        let mut g = lock(&self.st);
-        if g.local_fin || g.reset {
-            return;
-        }
-        g.local_fin = true;
-        self.shared.send(Frame::Data {
-            stream_id: self.id,
-            flags: frame::FLAG_FIN,
-            data: Bytes::new(),
-        });
-        let done = g.recv_fin;
-        drop(g);
-        self.shared.remove_if(self.id, done);
-    }
-}
-
-impl AsyncWrite for StreamWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let mut s = lock(&this.shared.state);
-        if s.dead {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "spdy session is closed",
-            )));
-        }
-        if s.queued >= MAX_QUEUED {
-            s.queue_wakers.push(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let mut g = lock(&this.st);
-        if g.reset {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "spdy stream was reset",
-            )));
-        }
-        if g.local_fin {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "spdy stream is closed for writing",
-            )));
-        }
-        let mut n = buf.len().min(MAX_WRITE_CHUNK);
-        if s.enforce_window {
-            let window = g.send_window.min(s.session_window);
-            if window <= 0 {
-                g.write_waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            n = n.min(window as usize);
-        }
-        // windows are tracked even before they are enforced, so that a peer whose first
-        // WINDOW_UPDATE switches enforcement on gets an accurate window
-        g.send_window -= n as i64;
-        s.session_window -= n as i64;
-        s.queued += n;
-        drop(g);
-        drop(s);
-        this.shared.send(Frame::Data {
-            stream_id: this.id,
-            flags: 0,
-            data: Bytes::copy_from_slice(&buf[..n]),
-        });
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.fin();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for StreamWriter {
-    fn drop(&mut self) {
-        self.fin();
-    }
 }
 
 #[cfg(test)]

@@ -252,11 +252,27 @@ pub(crate) async fn spdy(
     // the error stream is written only; the others only one way each
     let (_, mut error_w) = error.into_split();
     let write_half = |s: Option<SpdyStream>| s.map(|s| Box::new(s.into_split().1) as BoxWrite);
+    // Our side of stdin (and resize) stays open until the end: client-go (v2+) reads stdin
+    // and, when we close it, closes its own side, cutting off input it has not sent yet. Only
+    // v1 closes it at once, as the kubelet does there.
+    let mut keep_open = Vec::new();
+    let stdin = stdin.map(|s| {
+        let (r, w) = s.into_split();
+        if version >= 2 {
+            keep_open.push(w);
+        }
+        Box::new(r) as crate::BoxRead
+    });
+    let resize = resize.map(|s| {
+        let (r, w) = s.into_split();
+        keep_open.push(w);
+        resize_from_stream(r)
+    });
     let io = Io {
-        stdin: stdin.map(|s| Box::new(s.into_split().0) as crate::BoxRead),
+        stdin,
         stdout: write_half(stdout),
         stderr: write_half(stderr),
-        resize: resize.map(|s| resize_from_stream(s.into_split().0)),
+        resize,
     };
     let outcome = run(op, io, backend).await;
     let status = if version >= 4 {
@@ -269,6 +285,7 @@ pub(crate) async fn spdy(
     }
     let _ = error_w.shutdown().await;
     drop(error_w);
+    drop(keep_open);
     session.close();
 }
 

@@ -233,7 +233,15 @@ async fn spdy_v4_exec_streams_and_exit_code() {
         let stdin = open(&sess, "stdin").await;
         let stdout = open(&sess, "stdout").await;
         let stderr = open(&sess, "stderr").await;
-        let (_, mut w) = stdin.into_split();
+        let (mut stdin_r, mut w) = stdin.into_split();
+        // client-go reads stdin and closes its side when ours closes: ours must stay open
+        // while the command runs (kubectl cut input at 128 KiB when it did not)
+        let mut b = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(200), stdin_r.read(&mut b));
+        assert!(
+            early.await.is_err(),
+            "the server closed stdin before the command ended"
+        );
         let big: String = (0..200_000)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();

@@ -311,6 +311,9 @@ impl SessionHandle {
                 ));
             }
             let id = s.next_local_stream;
+            if id > 0x7FFF_FFFF {
+                return Err(io::Error::other("spdy stream ids are used up"));
+            }
             s.next_local_stream += 2;
             let mut st = StreamState::new(s.initial_window);
             st.local_fin = fin;
@@ -642,7 +645,7 @@ async fn handle_frame(
                     };
                     for (st, delta) in streams {
                         let mut g = lock(&st);
-                        g.send_window += delta;
+                        g.send_window = g.send_window.saturating_add(delta);
                         g.wake();
                     }
                 }
@@ -671,7 +674,7 @@ async fn handle_frame(
             if stream_id == 0 {
                 let mut s = lock(&shared.state);
                 s.enforce_window = true;
-                s.session_window += delta;
+                s.session_window = s.session_window.saturating_add(delta);
                 let streams: Vec<_> = s.streams.values().cloned().collect();
                 drop(s);
                 for st in streams {
@@ -681,7 +684,7 @@ async fn handle_frame(
                 lock(&shared.state).enforce_window = true;
                 if let Some(st) = shared.stream(stream_id) {
                     let mut g = lock(&st);
-                    g.send_window += delta;
+                    g.send_window = g.send_window.saturating_add(delta);
                     if g.send_window > 0x7FFF_FFFF {
                         g.reset = true;
                         g.wake();

@@ -715,3 +715,38 @@ async fn streams_not_created_in_time_end_the_session() {
     })
     .await
 }
+
+#[tokio::test]
+async fn hostile_peers_are_hung_up_on() {
+    timeout(async {
+        let s = start(Config::default()).await;
+        // SPDY: a control frame claiming 16 MiB
+        let url = s
+            .register_exec(exec(&["cat"], false, true, true, false))
+            .unwrap();
+        let mut c = spdy_upgrade(&url, &["v4.channel.k8s.io"]).await.conn;
+        c.write_all(&[0x80, 3, 0, 1, 0, 0xFF, 0xFF, 0xFF])
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).await.unwrap();
+        let (f, _) = crate::decode_frame(&rest).unwrap();
+        assert!(
+            matches!(f, crate::spdy::Frame::GoAway { status: 1, .. }),
+            "{f:?}"
+        );
+
+        // WebSocket: an unmasked client frame
+        let url = s
+            .register_exec(exec(&["cat"], false, true, true, false))
+            .unwrap();
+        let mut c = ws_upgrade(&url, "v5.channel.k8s.io").await.conn;
+        c.write_all(&[0x82, 0x02, 0, b'x']).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest).await;
+        // the "connected" message came first; then stdin ended, the exec ended, and the
+        // server hung up (read_to_end returned)
+        assert_eq!(&rest[..3], &[0x82, 0x01, 0x01]);
+    })
+    .await
+}

@@ -776,28 +776,38 @@ mod tests {
             self.io.write_all(&out).await.unwrap();
         }
 
-        async fn recv(&mut self) -> Option<Frame> {
+        /// The next frame, or `None` when nothing arrives within `wait`.
+        async fn recv_within(&mut self, wait: Duration) -> Option<Frame> {
             loop {
                 if let Some((raw, used)) = frame::split_frame(&self.buf).unwrap() {
                     let f = self.dec.decode(raw).unwrap();
                     let _ = self.buf.split_to(used);
                     return Some(f);
                 }
-                let t = tokio::time::timeout(
-                    Duration::from_millis(300),
-                    self.io.read_buf(&mut self.buf),
-                );
-                match t.await {
+                match tokio::time::timeout(wait, self.io.read_buf(&mut self.buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
                     _ => return None,
                 }
             }
         }
 
-        /// DATA bytes received on stream 1 until the server goes quiet.
-        async fn drain_data(&mut self) -> (usize, bool) {
+        async fn recv(&mut self) -> Option<Frame> {
+            self.recv_within(Duration::from_secs(10)).await
+        }
+
+        /// Waits until the server has handled every frame sent so far (PING is answered in
+        /// order).
+        async fn sync(&mut self) {
+            self.send(Frame::Ping { id: 7 }).await;
+            while self.recv().await.expect("no ping answer") != (Frame::Ping { id: 7 }) {}
+        }
+
+        /// Reads DATA of stream 1 until `expect` bytes (or FIN) came, then checks that no
+        /// more DATA follows for a moment.
+        async fn drain_data(&mut self, expect: usize) -> (usize, bool) {
             let (mut n, mut fin) = (0, false);
-            while let Some(f) = self.recv().await {
+            let mut wait = Duration::from_secs(10);
+            while let Some(f) = self.recv_within(wait).await {
                 if let Frame::Data {
                     stream_id: 1,
                     data,
@@ -806,6 +816,9 @@ mod tests {
                 {
                     n += data.len();
                     fin |= flags & frame::FLAG_FIN != 0;
+                }
+                if n >= expect || fin {
+                    wait = Duration::from_millis(200);
                 }
             }
             (n, fin)
@@ -845,7 +858,7 @@ mod tests {
         let (_, mut w) = s.into_split();
         w.write_all(&vec![1u8; 300_000]).await.unwrap();
         w.shutdown().await.unwrap();
-        assert_eq!(raw.drain_data().await, (300_000, true));
+        assert_eq!(raw.drain_data(300_000).await, (300_000, true));
     }
 
     /// A peer that does flow control gets no more than its windows allow.
@@ -862,16 +875,14 @@ mod tests {
             delta: 1000,
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        raw.sync().await;
         let (_, mut w) = s.into_split();
         let writer = tokio::spawn(async move {
             w.write_all(&vec![1u8; 200_000]).await.unwrap();
             w.shutdown().await.unwrap();
         });
-        assert_eq!(
-            raw.drain_data().await,
-            (INITIAL_WINDOW as usize + 1000, false)
-        );
+        let first = INITIAL_WINDOW as usize + 1000;
+        assert_eq!(raw.drain_data(first).await, (first, false));
         raw.send(Frame::WindowUpdate {
             stream_id: 1,
             delta: 200_000,
@@ -883,8 +894,8 @@ mod tests {
         })
         .await;
         assert_eq!(
-            raw.drain_data().await,
-            (200_000 - INITIAL_WINDOW as usize - 1000, true)
+            raw.drain_data(200_000 - first).await,
+            (200_000 - first, true)
         );
         writer.await.unwrap();
     }
@@ -903,7 +914,8 @@ mod tests {
         let mut got = vec![0u8; 100_000];
         r.read_exact(&mut got).await.unwrap();
         let (mut stream, mut session) = (0, 0);
-        while let Some(f) = raw.recv().await {
+        while stream < 100_000 || session < 100_000 {
+            let f = raw.recv().await.expect("window updates missing");
             match f {
                 Frame::WindowUpdate {
                     stream_id: 1,

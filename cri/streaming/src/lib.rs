@@ -20,7 +20,8 @@
 //!
 //! Not supported: the base64 WebSocket protocols (`base64.channel.k8s.io`, …), the old
 //! per-port WebSocket port-forward (`portforward.k8s.io` over WebSocket with `?port=`), TLS
-//! (serve on loopback or behind the caller's TLS), idle timeouts on open sessions.
+//! (serve on loopback or behind the caller's TLS), an idle timeout for WebSocket exec/attach
+//! (SPDY sessions have the kubelet's, [`Config::stream_idle_timeout`]).
 //!
 //! The runtime does the work through [`Backend`].
 

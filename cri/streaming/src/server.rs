@@ -43,6 +43,9 @@ pub struct Config {
     pub token_ttl: Duration,
     /// How long to wait for the client to open the streams a request needs (kubelet: 30 s).
     pub stream_creation_timeout: Duration,
+    /// A SPDY session (exec, attach, port-forward) with no frame either way for this long is
+    /// closed (kubelet: 4 hours); `None`: never.
+    pub stream_idle_timeout: Option<Duration>,
     /// Registered but unused tokens at most (kubelet: 1000).
     pub max_in_flight: usize,
     /// The URL prefix handed out, e.g. `http://10.0.0.5:10010`; by default `http://<bound addr>`.
@@ -54,6 +57,7 @@ impl Default for Config {
         Self {
             token_ttl: Duration::from_secs(60),
             stream_creation_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Some(Duration::from_secs(4 * 3600)),
             max_in_flight: 1000,
             base_url: None,
         }
@@ -225,6 +229,7 @@ impl Streaming {
         let websocket = has_token(headers, CONNECTION.as_str(), "upgrade")
             && has_token(headers, UPGRADE.as_str(), "websocket");
         let timeout = self.inner.config.stream_creation_timeout;
+        let idle = self.inner.config.stream_idle_timeout;
         let backend = self.inner.backend.clone();
         if websocket {
             let server: &[&str] = match pending {
@@ -259,10 +264,7 @@ impl Streaming {
                             ws::WsReader::new(rd, ws::Role::Server),
                             ws::WsWriter::new(wr, ws::Role::Server),
                         );
-                        let session = crate::spdy::Session::server_with_check(
-                            tunnel,
-                            Box::new(portforward::acceptable),
-                        );
+                        let session = spdy_session(tunnel, true, idle);
                         portforward::serve(session, pod, backend, timeout).await
                     }
                     Pending::Exec(r) => {
@@ -316,33 +318,16 @@ impl Streaming {
                 Ok(u) => TokioIo::new(u),
                 Err(e) => return tracing::debug!("streaming server: spdy upgrade: {e}"),
             };
-            use crate::spdy::Session;
-            match pending {
+            let op = match pending {
                 Pending::PortForward(pod) => {
-                    let session = Session::server_with_check(io, Box::new(portforward::acceptable));
-                    portforward::serve(session, pod, backend, timeout).await
+                    let session = spdy_session(io, true, idle);
+                    return portforward::serve(session, pod, backend, timeout).await;
                 }
-                Pending::Exec(r) => {
-                    remotecommand::spdy(
-                        Session::server(io),
-                        proto,
-                        remotecommand::Op::Exec(r),
-                        backend,
-                        timeout,
-                    )
-                    .await
-                }
-                Pending::Attach(r) => {
-                    remotecommand::spdy(
-                        Session::server(io),
-                        proto,
-                        remotecommand::Op::Attach(r),
-                        backend,
-                        timeout,
-                    )
-                    .await
-                }
-            }
+                Pending::Exec(r) => remotecommand::Op::Exec(r),
+                Pending::Attach(r) => remotecommand::Op::Attach(r),
+            };
+            let session = spdy_session(io, false, idle);
+            remotecommand::spdy(session, proto, op, backend, timeout).await
         });
         let mut resp = Response::new(String::new());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -352,6 +337,22 @@ impl Streaming {
         h.insert(X_STREAM_PROTOCOL_VERSION, HeaderValue::from_static(proto));
         resp
     }
+}
+
+/// The server side of a SPDY session; port-forward sessions refuse malformed streams.
+fn spdy_session<T>(io: T, port_forward: bool, idle: Option<Duration>) -> crate::spdy::Session
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let session = if port_forward {
+        crate::spdy::Session::server_with_check(io, Box::new(portforward::acceptable))
+    } else {
+        crate::spdy::Session::server(io)
+    };
+    if let Some(idle) = idle {
+        session.handle().set_idle_timeout(idle);
+    }
+    session
 }
 
 fn check_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<(), Error> {

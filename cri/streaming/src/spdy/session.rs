@@ -14,10 +14,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -122,7 +122,12 @@ pub(super) struct Shared {
     pub(super) closing: AtomicBool,
     pub(super) space: Notify,
     pub(super) closed: Notify,
-    pub(super) reader_abort: Mutex<Option<tokio::task::AbortHandle>>,
+    /// tells the reader to stop reading (and to end every stream's input)
+    pub(super) stop: Notify,
+    pub(super) reader_done: AtomicBool,
+    /// when the session started, and the last frame in or out (ms after it), for idle timeouts
+    pub(super) born: Instant,
+    pub(super) activity: AtomicU64,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +136,16 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    fn touch(&self) {
+        let ms = self.born.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.activity.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.activity.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
     pub(super) fn send(&self, f: Frame) {
         let _ = self.out.send(Out::Frame(f));
     }
@@ -254,13 +269,15 @@ impl Session {
             closing: AtomicBool::new(false),
             space: Notify::new(),
             closed: Notify::new(),
-            reader_abort: Mutex::new(None),
+            stop: Notify::new(),
+            reader_done: AtomicBool::new(false),
+            born: Instant::now(),
+            activity: AtomicU64::new(0),
         });
         // the writer holds the session weakly: once every handle, stream and the reader are
         // gone, the queue's last sender drops and the writer ends
         tokio::spawn(writer_task(wr, out_rx, Arc::downgrade(&shared)));
-        let reader = tokio::spawn(reader_task(rd, shared.clone(), in_tx));
-        *lock(&shared.reader_abort) = Some(reader.abort_handle());
+        tokio::spawn(reader_task(rd, shared.clone(), in_tx));
         Session { shared, incoming }
     }
 
@@ -362,9 +379,13 @@ impl SessionHandle {
         })
     }
 
-    /// Sends GOAWAY after everything queued, then shuts the connection down; the reader is
-    /// dropped when the peer hangs up or after [`CLOSE_GRACE`].
+    /// Sends GOAWAY after everything queued, then shuts the connection down; the reader
+    /// stops when the peer hangs up or after [`CLOSE_GRACE`], and then every stream reads EOF.
     pub fn close(&self) {
+        self.close_after(CLOSE_GRACE);
+    }
+
+    fn close_after(&self, grace: Duration) {
         if self.shared.closing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -374,21 +395,42 @@ impl SessionHandle {
             status: goaway::OK,
         });
         let _ = self.shared.out.send(Out::Shutdown);
-        if let Some(abort) = lock(&self.shared.reader_abort).clone() {
-            tokio::spawn(async move {
-                tokio::time::sleep(CLOSE_GRACE).await;
-                abort.abort();
-            });
-        }
+        let weak = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(shared) = weak.upgrade() {
+                // a stored permit: the reader stops even if it is not waiting yet
+                shared.stop.notify_one();
+            }
+        });
     }
 
-    /// Resolves once the peer has hung up (the reader task ended).
+    /// Closes the session once no frame has gone either way for `timeout` (the kubelet's
+    /// stream idle timeout).
+    pub fn set_idle_timeout(&self, timeout: Duration) {
+        let weak = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.reader_done.load(Ordering::Acquire) {
+                    return;
+                }
+                let idle = shared.idle_for();
+                if idle >= timeout {
+                    tracing::debug!("spdy: session idle for {idle:?}, closing");
+                    SessionHandle { shared }.close_after(Duration::ZERO);
+                    return;
+                }
+                drop(shared);
+                tokio::time::sleep(timeout - idle).await;
+            }
+        });
+    }
+
+    /// Resolves once the reader has stopped (the peer hung up, or the session was closed).
     pub async fn closed(&self) {
         let notified = self.shared.closed.notified();
-        if lock(&self.shared.reader_abort)
-            .as_ref()
-            .is_none_or(|a| a.is_finished())
-        {
+        if self.shared.reader_done.load(Ordering::Acquire) {
             return;
         }
         notified.await
@@ -435,6 +477,7 @@ async fn writer_task<W: AsyncWrite + Unpin>(
         let Some(shared) = shared.upgrade() else {
             continue;
         };
+        shared.touch();
         let mut s = lock(&shared.state);
         s.queued = s.queued.saturating_sub(data_bytes);
         for w in s.queue_wakers.drain(..) {
@@ -468,7 +511,11 @@ async fn reader_task<R: AsyncRead + Unpin>(
             if buf.capacity() - buf.len() < 16 * 1024 {
                 buf.reserve(64 * 1024);
             }
-            match rd.read_buf(&mut buf).await {
+            let read = tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                _ = shared.stop.notified() => break 'outer Ok(()),
+            };
+            match read {
                 Ok(0) if buf.is_empty() => break 'outer Ok(()),
                 Ok(0) => break 'outer Err("connection closed inside a frame".into()),
                 Ok(_) => {}
@@ -476,8 +523,11 @@ async fn reader_task<R: AsyncRead + Unpin>(
             }
         };
         let _ = buf.split_to(used);
-        if let Err(e) = handle_frame(&shared, &mut incoming, frame).await {
-            break Err(e.to_string());
+        shared.touch();
+        match handle_frame(&shared, &mut incoming, frame).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => break Ok(()),
+            Err(e) => break Err(e.to_string()),
         }
     };
     if let Err(e) = &result {
@@ -499,14 +549,21 @@ async fn reader_task<R: AsyncRead + Unpin>(
         st.wake();
     }
     lock(&shared.state).pings.clear();
+    shared.reader_done.store(true, Ordering::Release);
     shared.closed.notify_waiters();
+}
+
+/// Whether the reader goes on after a frame.
+enum Flow {
+    Continue,
+    Stop,
 }
 
 async fn handle_frame(
     shared: &Arc<Shared>,
     incoming: &mut Option<mpsc::UnboundedSender<SpdyStream>>,
     f: Frame,
-) -> Result<(), FrameError> {
+) -> Result<Flow, FrameError> {
     match f {
         Frame::SynStream {
             stream_id,
@@ -531,7 +588,7 @@ async fn handle_frame(
             };
             if let Some(status) = refuse {
                 shared.send(Frame::RstStream { stream_id, status });
-                return Ok(());
+                return Ok(Flow::Continue);
             }
             let st = {
                 let mut s = lock(&shared.state);
@@ -578,7 +635,7 @@ async fn handle_frame(
                     stream_id,
                     status: rst::INVALID_STREAM,
                 });
-                return Ok(());
+                return Ok(Flow::Continue);
             };
             let n = data.len();
             {
@@ -589,7 +646,7 @@ async fn handle_frame(
                         stream_id,
                         status: rst::STREAM_ALREADY_CLOSED,
                     });
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
                 shared.buffered.fetch_add(n, Ordering::AcqRel);
                 if g.reader_gone {
@@ -619,7 +676,10 @@ async fn handle_frame(
                         break;
                     }
                 }
-                notified.await;
+                tokio::select! {
+                    _ = notified => {}
+                    _ = shared.stop.notified() => return Ok(Flow::Stop),
+                }
             }
         }
         Frame::RstStream { stream_id, status } => {
@@ -693,7 +753,7 @@ async fn handle_frame(
                             stream_id,
                             status: rst::FLOW_CONTROL_ERROR,
                         });
-                        return Ok(());
+                        return Ok(Flow::Continue);
                     }
                     g.wake();
                 }
@@ -701,7 +761,7 @@ async fn handle_frame(
         }
         Frame::Headers { .. } | Frame::Unknown { .. } => {}
     }
-    Ok(())
+    Ok(Flow::Continue)
 }
 
 #[cfg(test)]
@@ -743,6 +803,23 @@ mod tests {
         assert_eq!(back, payload);
         let _server = srv.await.unwrap();
         client.handle().ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_are_closed_and_their_streams_end() {
+        let (mut server, client) = pair();
+        server.handle().set_idle_timeout(Duration::from_millis(100));
+        let _kept = client.open(Headers::new(), false).await.unwrap();
+        let (mut r, _w) = server.accept().await.unwrap().into_split();
+        // nothing moves: the server closes, and a reader of the peer's data sees EOF
+        // (not a hang) although the peer never hung up
+        let mut b = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), r.read_to_end(&mut b));
+        assert_eq!(read.await.unwrap().unwrap(), 0);
+        let handle = server.handle();
+        let closed = tokio::time::timeout(Duration::from_secs(5), handle.closed());
+        closed.await.unwrap();
+        assert!(server.accept().await.is_none());
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub mod sandbox;
 pub mod server;
 pub mod state;
 pub mod stats;
-pub mod streaming;
+pub mod stream;
 
 /// The CRI v1 types and services, generated from `proto/api.proto` by `build.rs`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -32,6 +32,10 @@ struct Args {
     /// built-in default)
     #[arg(long, default_value = "default")]
     net: String,
+    /// address of the streaming server (the URLs Exec, Attach and PortForward return); port
+    /// 0 picks a free one
+    #[arg(long = "streaming-address", default_value = "127.0.0.1:0")]
+    streaming_address: std::net::SocketAddr,
     /// log requests at debug level
     #[arg(long)]
     debug: bool,
@@ -169,6 +173,7 @@ fn serve(args: &Args) -> Res<()> {
         insecure,
         exe: std::env::current_exe()?,
         net: args.net.clone(),
+        streaming: args.streaming_address,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -40,8 +40,8 @@ struct Inner {
     exe: PathBuf,
     /// The CNI network pods join.
     net: String,
-    /// The streaming server's base URL handed out by Exec/Attach/PortForward, if one runs.
-    streaming: Option<Arc<dyn crate::streaming::Urls>>,
+    /// The streaming server behind the URLs Exec/Attach/PortForward hand out, if one runs.
+    streaming: Option<rkt_cri_streaming::Streaming>,
 }
 
 /// A stage0 error as a gRPC status.
@@ -54,6 +54,14 @@ pub fn status_of(e: stage0::Error) -> Status {
         E::Image(_) => Status::not_found(msg),
         E::PodState { .. } => Status::failed_precondition(msg),
         _ => Status::internal(msg),
+    }
+}
+
+fn streaming_status(e: rkt_cri_streaming::Error) -> Status {
+    match e {
+        rkt_cri_streaming::Error::InvalidRequest(_) => Status::invalid_argument(e.to_string()),
+        rkt_cri_streaming::Error::TooManyInFlight(_) => Status::resource_exhausted(e.to_string()),
+        rkt_cri_streaming::Error::Random(_) => Status::internal(e.to_string()),
     }
 }
 
@@ -103,7 +111,7 @@ impl Runtime {
         images: Images,
         exe: PathBuf,
         net: String,
-        streaming: Option<Arc<dyn crate::streaming::Urls>>,
+        streaming: Option<rkt_cri_streaming::Streaming>,
     ) -> Self {
         Runtime {
             inner: Arc::new(Inner {
@@ -126,15 +134,8 @@ impl Inner {
             .with_insecure(self.insecure))
     }
 
-    /// The global flags that make a helper process open the same runtime.
     fn global_args(&self) -> Vec<String> {
-        vec![
-            format!("--dir={}", self.dirs.data.display()),
-            format!("--local-config={}", self.dirs.local_config.display()),
-            format!("--system-config={}", self.dirs.system_config.display()),
-            format!("--insecure-options={}", self.insecure),
-            format!("--net={}", self.net),
-        ]
+        helper_args(&self.dirs, self.insecure, &self.net)
     }
 
     /// Whether the pod `id` runs (its stage1 holds it).
@@ -696,6 +697,18 @@ impl Inner {
     }
 }
 
+/// The global flags that make a helper process (`rkt-cri pod-start|exec`) open the same
+/// runtime as the server.
+pub fn helper_args(dirs: &stage0::Dirs, insecure: stage0::Insecure, net: &str) -> Vec<String> {
+    vec![
+        format!("--dir={}", dirs.data.display()),
+        format!("--local-config={}", dirs.local_config.display()),
+        format!("--system-config={}", dirs.system_config.display()),
+        format!("--insecure-options={insecure}"),
+        format!("--net={net}"),
+    ]
+}
+
 /// Where the detached pod's own output goes (stage1's warnings), per sandbox.
 pub fn sandbox_log(data: &Path, uuid: &str) -> PathBuf {
     data.join("cri")
@@ -912,6 +925,7 @@ fn app_request(
             })
             .collect(),
         clamp_oom_score_adj: true,
+        stdin: cfg.stdin,
     };
     let _ = id;
     Ok((
@@ -1175,7 +1189,16 @@ impl RuntimeService for Runtime {
                 "one of stdin, stdout and stderr must be set",
             ));
         }
-        let url = s.exec(&c.sandbox_id, &c.app, r)?;
+        let url = s
+            .register_exec(rkt_cri_streaming::ExecRequest {
+                container_id: c.id,
+                cmd: r.cmd,
+                tty: r.tty,
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr,
+            })
+            .map_err(streaming_status)?;
         Ok(Response::new(ExecResponse { url }))
     }
 
@@ -1188,7 +1211,15 @@ impl RuntimeService for Runtime {
             return Err(Status::unimplemented("no streaming server"));
         };
         let c = self.inner.container(&r.container_id)?;
-        let url = s.attach(&c.sandbox_id, &c.app, r)?;
+        let url = s
+            .register_attach(rkt_cri_streaming::AttachRequest {
+                container_id: c.id,
+                tty: r.tty,
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr,
+            })
+            .map_err(streaming_status)?;
         Ok(Response::new(AttachResponse { url }))
     }
 
@@ -1205,7 +1236,9 @@ impl RuntimeService for Runtime {
             .records
             .find_sandbox(&r.pod_sandbox_id)
             .ok_or_else(|| Status::not_found(format!("pod sandbox {:?}", r.pod_sandbox_id)))?;
-        let url = s.port_forward(&sb.id, sb.host_network)?;
+        let url = s
+            .register_port_forward(&sb.id)
+            .map_err(streaming_status)?;
         Ok(Response::new(PortForwardResponse { url }))
     }
 

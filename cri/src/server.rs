@@ -28,6 +28,8 @@ pub struct Config {
     pub exe: PathBuf,
     /// The CNI network pods join (rkt's `--net` value).
     pub net: String,
+    /// Where the streaming server (exec/attach/port-forward URLs) listens.
+    pub streaming: std::net::SocketAddr,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -94,13 +96,37 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
         source: Box::new(source),
     })?;
     let images = Images::new(store, cfg.dirs.config_roots(), cfg.insecure);
+    let stream_listener = tokio::net::TcpListener::bind(cfg.streaming)
+        .await
+        .map_err(|e| Error::Io {
+            what: "listening for streaming on",
+            path: PathBuf::from(cfg.streaming.to_string()),
+            source: e,
+        })?;
+    let backend = std::sync::Arc::new(crate::stream::RktBackend {
+        data: cfg.dirs.data.clone(),
+        exe: cfg.exe.clone(),
+        global_args: crate::runtime::helper_args(&cfg.dirs, cfg.insecure, &cfg.net),
+    });
+    let stream_addr = stream_listener.local_addr().map_err(|e| Error::Io {
+        what: "listening for streaming on",
+        path: PathBuf::from(cfg.streaming.to_string()),
+        source: e,
+    })?;
+    let streaming = rkt_cri_streaming::Streaming::new(
+        backend,
+        stream_addr,
+        rkt_cri_streaming::Config::default(),
+    );
+    tracing::info!(address = %stream_addr, "serving streaming");
+    let stream_task = tokio::spawn(streaming.clone().serve(stream_listener));
     let runtime = Runtime::new(
         cfg.dirs.clone(),
         cfg.insecure,
         images.clone(),
         cfg.exe.clone(),
         cfg.net.clone(),
-        None,
+        Some(streaming),
     );
     let listener = bind(&cfg.socket)?;
     tracing::info!(socket = %cfg.socket.display(), "serving CRI");
@@ -141,6 +167,7 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
         () = connections.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
     }
+    stream_task.abort();
     let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }

@@ -137,6 +137,10 @@ pub mod paths {
     pub fn app_bundle(app: &str) -> PathBuf {
         app_dir(app).join(APP_BUNDLE)
     }
+    /// `apps/<app>/stdin`: a CRI app's stdin fifo (`CriApp::stdin`).
+    pub fn app_stdin(app: &str) -> PathBuf {
+        app_dir(app).join("stdin")
+    }
     /// `status/<app>`
     pub fn app_status(app: &str) -> PathBuf {
         PathBuf::from(STATUS_DIR).join(app)

@@ -246,6 +246,10 @@ pub struct CriApp {
     /// Host devices made available in the app.
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// The app's stdin is the fifo `apps/<app>/stdin` (opened read-write by the app, so it never
+    /// sees end-of-file), which `Attach` writes to.
+    #[serde(default)]
+    pub stdin: bool,
     /// Set the app's `oom_score_adj` to the nearest value the host allows when it refuses
     /// the asked one (a negative value without CAP_SYS_RESOURCE), as the kubelet expects.
     #[serde(default)]

@@ -62,6 +62,8 @@ pub struct Job {
     /// The app's stdout and stderr (the write ends of its CRI log pipes, [`crate::app::crilog`])
     /// instead of stage1's.
     pub stdio: Option<Arc<[OwnedFd; 2]>>,
+    /// The app's stdin (a CRI app's fifo) instead of /dev/null.
+    pub stdin: Option<Arc<OwnedFd>>,
 }
 
 /// A forked helper waiting for "go".
@@ -170,6 +172,9 @@ fn helper_main(
     let mut keep = vec![go.as_raw_fd(), verdict.as_raw_fd(), program.as_raw_fd()];
     if let Some(s) = &job.stdio {
         keep.extend(s.iter().map(AsRawFd::as_raw_fd));
+    }
+    if let Some(s) = &job.stdin {
+        keep.push(s.as_raw_fd());
     }
     keep.extend(crate::systemd::keep_listen_fds(job.listen_fds));
     sys::close_fds_from(3, &keep);
@@ -324,7 +329,9 @@ fn create(job: &Job, program: &Arc<std::fs::File>) -> Result<Pid, String> {
         })
         .with_console_socket(job.console_socket.as_ref())
         .with_preserved_fds(job.listen_fds as i32);
-    if !job.interactive {
+    if let Some(s) = &job.stdin {
+        b = b.with_stdin(s.try_clone().map_err(|e| format!("stdin fifo: {e}"))?);
+    } else if !job.interactive {
         let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
         b = b.with_stdin(null);
     }

@@ -113,8 +113,12 @@ pub enum Stdio<'a> {
     Inherit,
     /// A terminal whose master libcontainer sends to this socket ([`crate::app::console`]).
     Console(&'a Path),
-    /// stdout and stderr to these pipes (a CRI log, [`crate::app::crilog`]).
-    Log(std::sync::Arc<[std::os::fd::OwnedFd; 2]>),
+    /// stdout and stderr to these pipes (a CRI log, [`crate::app::crilog`]), stdin from this
+    /// fd (a CRI app's stdin fifo) or /dev/null.
+    Log(
+        std::sync::Arc<[std::os::fd::OwnedFd; 2]>,
+        Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    ),
 }
 
 /// First half of starting an app, done before the sandbox exists: record its cgroups and fork
@@ -128,10 +132,10 @@ pub fn prepare_app(
     stdio: Stdio<'_>,
     userns_root: Option<u32>,
 ) -> Result<Helper, Error> {
-    let (console_socket, stdio) = match stdio {
-        Stdio::Inherit => (None, None),
-        Stdio::Console(p) => (Some(p), None),
-        Stdio::Log(fds) => (None, Some(fds)),
+    let (console_socket, stdio, stdin) = match stdio {
+        Stdio::Inherit => (None, None, None),
+        Stdio::Console(p) => (Some(p), None, None),
+        Stdio::Log(fds, stdin) => (None, Some(fds), stdin),
     };
     cgroups.record_app(&app.name)?;
     let state = pod_dir.join(paths::STATE_DIR);
@@ -148,6 +152,7 @@ pub fn prepare_app(
             listen_fds: crate::systemd::listen_fds_for(&app.name),
             userns_root,
             stdio,
+            stdin,
         },
     )
 }

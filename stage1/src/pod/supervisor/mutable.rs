@@ -308,7 +308,13 @@ impl Pod {
             Some(p) => {
                 let (log, w) = crate::app::crilog::CriLog::open(Path::new(p))?;
                 self.logs.push((name.to_string(), log));
-                start::Stdio::Log(std::sync::Arc::new(w))
+                let stdin = match app.cri.as_ref().filter(|c| c.stdin) {
+                    Some(_) => Some(std::sync::Arc::new(open_stdin_fifo(
+                        &self.pod_dir.join(paths::app_stdin(name)),
+                    )?)),
+                    None => None,
+                };
+                start::Stdio::Log(std::sync::Arc::new(w), stdin)
             }
             None => start::Stdio::Inherit,
         };
@@ -349,6 +355,21 @@ impl Pod {
         }
         Ok(())
     }
+}
+
+/// Make (once) and open a CRI app's stdin fifo read-write: the app holds a writer itself, so
+/// an attach that ends gives it no end-of-file.
+fn open_stdin_fifo(path: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(Error::Sys(format!("mkfifo {}", path.display()), e)),
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(f.into())
 }
 
 fn kill(pid: Pid, sig: Signal) {

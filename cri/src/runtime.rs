@@ -157,15 +157,10 @@ impl Inner {
         let linux = cfg.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let ns = sc.namespace_options.unwrap_or_default();
-        if ns
-            .userns_options
-            .as_ref()
-            .is_some_and(|u| u.mode != NamespaceMode::Node as i32)
-        {
-            return Err(Status::unimplemented(
-                "user namespaces for CRI pods are not supported yet (rkt run --private-users is)",
-            ));
-        }
+        let private_users = match &ns.userns_options {
+            None => None,
+            Some(u) => userns_range(u)?,
+        };
         let mut ports = Vec::new();
         for p in &cfg.port_mappings {
             if p.host_port <= 0 {
@@ -219,9 +214,9 @@ impl Inner {
             mutable: true,
             ..Default::default()
         };
-        let uuid = rt
-            .prepare(&PrepareRequest::new(PodSource::Apps(pod)))
-            .map_err(status_of)?;
+        let mut prep = PrepareRequest::new(PodSource::Apps(pod));
+        prep.private_users = private_users.map(stage0::userns::PrivateUsers::Range);
+        let uuid = rt.prepare(&prep).map_err(status_of)?;
         rec.id = uuid.clone();
         let started = self
             .records
@@ -288,6 +283,7 @@ impl Inner {
         }
         for c in self.records.containers() {
             if c.sandbox_id == rec.id {
+                let _ = std::fs::remove_file(own_log_path(&self.dirs.data, &c.id));
                 self.records.delete_container(&c.id);
             }
         }
@@ -393,7 +389,9 @@ impl Inner {
         }
         let id = random_id()?;
         let app_name = format!("c{}", &id[..16]);
-        let (req, mounts) = app_request(&cfg, &id, &app_name, &image_id, &sb)?;
+        // a container the kubelet gave no log still gets one: Attach reads its output there
+        let own_log = own_log_path(&self.dirs.data, &id);
+        let (req, mounts) = app_request(&cfg, &own_log, &app_name, &image_id, &sb)?;
         let log_path = req
             .cri
             .as_ref()
@@ -422,6 +420,7 @@ impl Inner {
             created_at: now_ns(),
             log_path,
             mounts,
+            stdin_once: cfg.stdin && cfg.stdin_once,
         };
         if let Err(e) = self.records.save_container(&rec) {
             let _ = rt.app_rm(&sb.id, &app_name);
@@ -478,6 +477,7 @@ impl Inner {
             Err(stage0::Error::PodState { .. } | stage0::Error::NoMatch(_)) => {}
             Err(e) => return Err(status_of(e)),
         }
+        let _ = std::fs::remove_file(own_log_path(&self.dirs.data, &c.id));
         self.records.delete_container(&c.id);
         Ok(())
     }
@@ -709,6 +709,11 @@ pub fn helper_args(dirs: &stage0::Dirs, insecure: stage0::Insecure, net: &str) -
     ]
 }
 
+/// The log of a container the kubelet gave none.
+fn own_log_path(data: &Path, id: &str) -> PathBuf {
+    data.join("cri").join("logs").join(format!("{id}.log"))
+}
+
 /// Where the detached pod's own output goes (stage1's warnings), per sandbox.
 pub fn sandbox_log(data: &Path, uuid: &str) -> PathBuf {
     data.join("cri")
@@ -729,6 +734,46 @@ fn container_meta(m: &Meta) -> ContainerMetadata {
     ContainerMetadata {
         name: m.name.clone(),
         attempt: m.attempt,
+    }
+}
+
+/// The pod's user namespace as the kubelet asks for it: `NODE` none; `POD` with one mapping
+/// from container id 0, the same for uids and gids (rkt maps one range for both, as the kubelet
+/// does); anything else is refused.
+fn userns_range(u: &UserNamespace) -> Result<Option<stage0::request::IdRange>, Status> {
+    match NamespaceMode::try_from(u.mode) {
+        Ok(NamespaceMode::Node) => Ok(None),
+        Ok(NamespaceMode::Pod) => {
+            let (uids, gids) = (&u.uids, &u.gids);
+            if uids.len() != 1 || gids.len() != 1 {
+                return Err(Status::invalid_argument(format!(
+                    "user namespace: exactly one uid and one gid mapping are supported ({} and {} given)",
+                    uids.len(),
+                    gids.len()
+                )));
+            }
+            let (m, g) = (&uids[0], &gids[0]);
+            if m.container_id != 0 || g.container_id != 0 {
+                return Err(Status::invalid_argument(
+                    "user namespace: the mapping must start at container id 0",
+                ));
+            }
+            if m.host_id != g.host_id || m.length != g.length {
+                return Err(Status::invalid_argument(
+                    "user namespace: uid and gid mappings must be the same",
+                ));
+            }
+            let r = stage0::request::IdRange {
+                shift: m.host_id,
+                count: m.length,
+            };
+            r.validate()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            Ok(Some(r))
+        }
+        _ => Err(Status::invalid_argument(
+            "user namespace: only the POD and NODE modes are supported",
+        )),
     }
 }
 
@@ -769,7 +814,7 @@ fn seccomp_of(
 #[allow(clippy::type_complexity)]
 fn app_request(
     cfg: &ContainerConfig,
-    id: &str,
+    own_log: &Path,
     app_name: &str,
     image_id: &str,
     sb: &SandboxRecord,
@@ -813,8 +858,11 @@ fn app_request(
     } else if !sc.run_as_username.is_empty() {
         flags.user = Some(sc.run_as_username.clone());
     }
-    if let Some(g) = &sc.run_as_group {
-        flags.group = Some(g.value.to_string());
+    match &sc.run_as_group {
+        Some(g) => flags.group = Some(g.value.to_string()),
+        // the user's primary group in the image (stage1 looks it up), as the kubelet expects
+        None if flags.user.is_some() => flags.group = Some(String::new()),
+        None => {}
     }
     if !sc.supplemental_groups.is_empty() {
         let mut gids = Vec::new();
@@ -893,12 +941,16 @@ fn app_request(
     }
     let caps = sc.capabilities.clone().unwrap_or_default();
     let ns = sc.namespace_options.clone().unwrap_or_default();
-    let log_path = (!cfg.log_path.is_empty() && !sb.log_directory.is_empty()).then(|| {
-        Path::new(&sb.log_directory)
-            .join(&cfg.log_path)
-            .display()
-            .to_string()
-    });
+    let log_path = Some(
+        if !cfg.log_path.is_empty() && !sb.log_directory.is_empty() {
+            Path::new(&sb.log_directory)
+                .join(&cfg.log_path)
+                .display()
+                .to_string()
+        } else {
+            own_log.display().to_string()
+        },
+    );
     // the deprecated path is what older kubelets send
     #[allow(deprecated)]
     let seccomp = seccomp_of(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?;
@@ -927,7 +979,6 @@ fn app_request(
         clamp_oom_score_adj: true,
         stdin: cfg.stdin,
     };
-    let _ = id;
     Ok((
         AppAddRequest {
             app: AppRequest {
@@ -975,7 +1026,7 @@ impl RuntimeService for Runtime {
                 name: String::new(),
                 features: Some(RuntimeHandlerFeatures {
                     recursive_read_only_mounts: true,
-                    user_namespaces: false,
+                    user_namespaces: true,
                 }),
             }],
             features: Some(RuntimeFeatures {
@@ -1236,9 +1287,7 @@ impl RuntimeService for Runtime {
             .records
             .find_sandbox(&r.pod_sandbox_id)
             .ok_or_else(|| Status::not_found(format!("pod sandbox {:?}", r.pod_sandbox_id)))?;
-        let url = s
-            .register_port_forward(&sb.id)
-            .map_err(streaming_status)?;
+        let url = s.register_port_forward(&sb.id).map_err(streaming_status)?;
         Ok(Response::new(PortForwardResponse { url }))
     }
 

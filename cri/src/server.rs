@@ -107,6 +107,8 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
         data: cfg.dirs.data.clone(),
         exe: cfg.exe.clone(),
         global_args: crate::runtime::helper_args(&cfg.dirs, cfg.insecure, &cfg.net),
+        dirs: cfg.dirs.clone(),
+        insecure: cfg.insecure,
     });
     let stream_addr = stream_listener.local_addr().map_err(|e| Error::Io {
         what: "listening for streaming on",

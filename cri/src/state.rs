@@ -114,6 +114,9 @@ pub struct ContainerRecord {
     /// The mounts it was created with (host path, container path, read-only, propagation).
     #[serde(default)]
     pub mounts: Vec<(String, String, bool, i32)>,
+    /// `StdinOnce`: the app's stdin ends with its first attach.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// The records of one data dir.

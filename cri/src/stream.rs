@@ -30,6 +30,10 @@ pub struct RktBackend {
     pub exe: PathBuf,
     /// Those flags.
     pub global_args: Vec<String>,
+    /// rkt's directories (for the runtime's `app_close_stdin`).
+    pub dirs: stage0::Dirs,
+    /// The server's `--insecure-options`.
+    pub insecure: stage0::Insecure,
 }
 
 fn pod_dir(data: &std::path::Path, uuid: &str) -> PathBuf {
@@ -128,6 +132,8 @@ impl RktBackend {
         } = io;
         let fifo = dir.join(stage1_abi::paths::app_stdin(&c.app));
         let status = dir.join(stage1_abi::paths::app_status(&c.app));
+        let (dirs, insecure) = (self.dirs.clone(), self.insecure);
+        let (uuid, app, once) = (c.sandbox_id.clone(), c.app.clone(), c.stdin_once);
         let feed = async move {
             let Some(mut from) = stdin else {
                 return;
@@ -136,6 +142,17 @@ impl RktBackend {
                 return; // no stdin was asked for at create: nothing to write to
             };
             let _ = tokio::io::copy(&mut from, &mut to).await;
+            let _ = to.flush().await;
+            drop(to);
+            if once {
+                // StdinOnce: the app reads end-of-file now that this attach's stdin ended
+                let _ = tokio::task::spawn_blocking(move || {
+                    stage0::Runtime::open(dirs)
+                        .map(|rt| rt.with_insecure(insecure))
+                        .and_then(|rt| rt.app_close_stdin(&uuid, &app))
+                })
+                .await;
+            }
         };
         let log = c.log_path.clone();
         let follow = async move {
@@ -275,12 +292,14 @@ async fn exec_tty(mut cmd: tokio::process::Command, io: Io) -> Result<i32, Strin
     grantpt(&master).map_err(|e| format!("grantpt: {e}"))?;
     unlockpt(&master).map_err(|e| format!("unlockpt: {e}"))?;
     let name = ptsname(&master, Vec::new()).map_err(|e| format!("ptsname: {e}"))?;
+    // O_NOCTTY: the server has no controlling terminal, and must not get this one (its
+    // hangup would kill the server)
+    use std::os::unix::fs::OpenOptionsExt;
     let slave = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-            name.as_bytes(),
-        ))
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.as_bytes()))
         .map_err(|e| format!("opening the pty: {e}"))?;
     let mut child = cmd
         .stdin(slave.try_clone().map_err(|e| e.to_string())?)

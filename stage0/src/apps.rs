@@ -270,6 +270,17 @@ pub(crate) fn reopen_log(pod: &MutablePod, name: &str) -> Result<()> {
     )
 }
 
+/// Let go of the app's stdin (the CRI's `StdinOnce` after its attach ended).
+pub(crate) fn close_stdin(pod: &MutablePod, name: &str) -> Result<()> {
+    pod.app(&pod.manifest()?, name)?;
+    pod.ask(
+        name,
+        &Request::CloseStdin {
+            app: name.to_string(),
+        },
+    )
+}
+
 /// `rkt app stop`: SIGTERM, SIGKILL after `timeout`; returns once the app has exited (at once
 /// if it did not run). Returns its status record.
 pub(crate) fn stop(pod: &MutablePod, name: &str, timeout: Duration) -> Result<Option<AppStatus>> {

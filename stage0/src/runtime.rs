@@ -702,6 +702,12 @@ impl Runtime {
         crate::apps::reopen_log(&crate::apps::running_mutable(&self.pods, uuid_arg)?, app)
     }
 
+    /// Let the app of a running mutable pod read end-of-file on its stdin once the attach
+    /// writing to it is gone (the CRI's `StdinOnce`).
+    pub fn app_close_stdin(&self, uuid_arg: &str, app: &str) -> Result<()> {
+        crate::apps::close_stdin(&crate::apps::running_mutable(&self.pods, uuid_arg)?, app)
+    }
+
     /// `rkt app rm`: remove an app from a running mutable pod (killing it if it runs).
     pub fn app_rm(&self, uuid_arg: &str, app: &str) -> Result<()> {
         crate::run::require_root()?;

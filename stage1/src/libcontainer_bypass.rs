@@ -103,14 +103,33 @@ where
 /// view it finds no hierarchy and does neither. The container's own mount namespace is made
 /// from this one, which changes nothing for the app: its root is pivoted away and its spec
 /// mounts no cgroup file system. The host's mounts reach this namespace as before (slave).
-pub fn hide_v1_from_libcontainer() -> Result<(), Error> {
+///
+/// With `shared` (an app with an `rshared` volume: a CRI `Bidirectional` mount, which only a
+/// privileged container may ask for), the namespace keeps the host's propagation, so what the
+/// app mounts under that volume reaches the host; only `/sys/fs/cgroup` is made private before
+/// it is replaced, so that does not.
+pub fn hide_v1_from_libcontainer(shared: bool) -> Result<(), Error> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let root = Path::new("/sys/fs/cgroup");
     let err = |what: &'static str, source: nix::errno::Errno| {
         Error::from(CgroupError::HideV1 { what, source })
     };
-    // nothing done in this namespace may propagate back to the host
-    crate::sys::unshare_slave_mount_namespace().map_err(|e| err("a slave mount namespace", e))?;
+    if shared {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| err("a mount namespace", e))?;
+        mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| err("making /sys/fs/cgroup private", e))?;
+    } else {
+        // nothing done in this namespace may propagate back to the host
+        crate::sys::unshare_slave_mount_namespace()
+            .map_err(|e| err("a slave mount namespace", e))?;
+    }
     umount2(root, MntFlags::MNT_DETACH).map_err(|e| err("unmounting /sys/fs/cgroup", e))?;
     mount(
         Some("tmpfs"),
@@ -376,7 +395,7 @@ mod tests {
         let code = match crate::sys::fork().unwrap() {
             nix::unistd::ForkResult::Child => {
                 let ok = crate::cgroups::single_threaded()
-                    && hide_v1_from_libcontainer().is_ok()
+                    && hide_v1_from_libcontainer(false).is_ok()
                     && fs::read_to_string("/proc/self/mountinfo")
                         .is_ok_and(|mi| v1_mounts(&mi) == 0)
                     && nix::sys::statfs::statfs("/sys/fs/cgroup")

@@ -17,6 +17,8 @@
 //! * `remove`: forget an app that does not run: its cgroups, its container state and bundle.
 //!   stage0 then unmounts its rootfs and removes it from the manifest.
 //! * `reopenLog`: reopen the app's CRI log file by its path (the kubelet rotated it).
+//! * `closeStdin`: stage1 closes its own writer of the app's stdin fifo (see
+//!   `CriApp::stdin`), so the app gets end-of-file once the attach writing to it is gone.
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
@@ -53,6 +55,12 @@ pub enum Request {
     },
     /// Reopen the app's CRI log file (it was rotated).
     ReopenLog {
+        /// App name.
+        app: String,
+    },
+    /// Let go of the app's stdin fifo: once its writers are gone too, the app reads
+    /// end-of-file.
+    CloseStdin {
         /// App name.
         app: String,
     },

@@ -246,8 +246,9 @@ pub struct CriApp {
     /// Host devices made available in the app.
     #[serde(default)]
     pub devices: Vec<Device>,
-    /// The app's stdin is the fifo `apps/<app>/stdin` (opened read-write by the app, so it never
-    /// sees end-of-file), which `Attach` writes to.
+    /// The app's stdin is the fifo `apps/<app>/stdin`, which `Attach` writes to. stage1 holds
+    /// the fifo open for writing too, so the app sees no end-of-file when an attach ends, until
+    /// it is asked to let go (`closeStdin`: the CRI's `StdinOnce`, after the first attach).
     #[serde(default)]
     pub stdin: bool,
     /// Set the app's `oom_score_adj` to the nearest value the host allows when it refuses

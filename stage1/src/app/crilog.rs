@@ -139,7 +139,10 @@ impl CriLog {
     }
 }
 
-/// Move the complete lines of `buf` (and with `all`, what is left) into `out` as records.
+/// Move what `buf` holds into `out` as records: each complete line as `F` (in `P` parts of at
+/// most [`MAX_RECORD`]), and what is left of an unfinished line as a `P` record at once — an
+/// attach follows the log, and a prompt without a newline must reach it (the kubelet's parser
+/// joins `P` records with the next). With `all` (the end of the stream) the rest is an `F`.
 fn records(stream: &str, buf: &mut Vec<u8>, all: bool, out: &mut Vec<u8>) {
     let ts = rfc3339_nano(std::time::SystemTime::now());
     let mut start = 0;
@@ -159,8 +162,8 @@ fn records(stream: &str, buf: &mut Vec<u8>, all: bool, out: &mut Vec<u8>) {
         record(&ts, stream, 'P', &buf[..MAX_RECORD], out);
         buf.drain(..MAX_RECORD);
     }
-    if all && !buf.is_empty() {
-        record(&ts, stream, 'F', buf, out);
+    if !buf.is_empty() {
+        record(&ts, stream, if all { 'F' } else { 'P' }, buf, out);
         buf.clear();
     }
 }
@@ -226,11 +229,15 @@ mod tests {
         let mut out = Vec::new();
         let mut buf = b"one\n\ntwo\nthr".to_vec();
         records("stdout", &mut buf, false, &mut out);
-        assert_eq!(bodies(&out), ["stdout F one", "stdout F ", "stdout F two"]);
-        assert_eq!(buf, b"thr");
+        assert_eq!(
+            bodies(&out),
+            ["stdout F one", "stdout F ", "stdout F two", "stdout P thr"]
+        );
+        assert!(buf.is_empty());
         out.clear();
-        records("stdout", &mut buf, true, &mut out);
-        assert_eq!(bodies(&out), ["stdout F thr"]);
+        let mut rest = b"ee".to_vec();
+        records("stdout", &mut rest, true, &mut out);
+        assert_eq!(bodies(&out), ["stdout F ee"]);
         out.clear();
         let mut long = vec![b'x'; MAX_RECORD * 2 + 3];
         long.push(b'\n');
@@ -258,9 +265,9 @@ mod tests {
         let first = std::fs::read_to_string(d.path().join("rotated")).unwrap();
         assert_eq!(
             bodies(first.as_bytes()),
-            ["stdout F hello", "stderr F oops"]
+            ["stdout F hello", "stdout P wor", "stderr F oops"]
         );
         let now = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(bodies(now.as_bytes()), ["stdout F world"]);
+        assert_eq!(bodies(now.as_bytes()), ["stdout F ld"]);
     }
 }

@@ -64,6 +64,9 @@ pub struct Job {
     pub stdio: Option<Arc<[OwnedFd; 2]>>,
     /// The app's stdin (a CRI app's fifo) instead of /dev/null.
     pub stdin: Option<Arc<OwnedFd>>,
+    /// The app has an `rshared` volume: its mounts there must reach the host (see
+    /// [`crate::libcontainer_bypass::hide_v1_from_libcontainer`]).
+    pub shared_mounts: bool,
 }
 
 /// A forked helper waiting for "go".
@@ -195,7 +198,8 @@ fn helper_main(
         .and_then(|()| {
             if cgroups.uses_v1() {
                 check_private_cgroups(&job.uuid, &job.app)?;
-                crate::libcontainer_bypass::hide_v1_from_libcontainer().map_err(|e| e.to_string())
+                crate::libcontainer_bypass::hide_v1_from_libcontainer(job.shared_mounts)
+                    .map_err(|e| e.to_string())
             } else {
                 Ok(()) // libcontainer's v2 manager only touches the explicit path it is given
             }

@@ -125,7 +125,7 @@ pub enum Stdio<'a> {
 /// the helper that creates them and then its container (see [`crate::app::helper`]).
 pub fn prepare_app(
     pod_dir: &Path,
-    uuid: &str,
+    pod: &PodManifest,
     rc: &RuntimeConfig,
     cgroups: &PodCgroups,
     app: &App,
@@ -144,7 +144,7 @@ pub fn prepare_app(
         cgroups,
         Job {
             app: app.name.clone(),
-            uuid: uuid.to_string(),
+            uuid: pod.uuid.clone(),
             state,
             bundle: pod_dir.join(paths::app_bundle(&app.name)),
             interactive: rc.interactive,
@@ -153,6 +153,7 @@ pub fn prepare_app(
             userns_root,
             stdio,
             stdin,
+            shared_mounts: crate::app::volumes::has_shared_volume(pod, app),
         },
     )
 }

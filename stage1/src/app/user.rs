@@ -135,6 +135,13 @@ pub fn resolve(root: &Root, user: &str, group: &str) -> Result<(u32, u32), Error
     let uid = if user.is_empty() {
         0
     } else if let Some(n) = numeric("user", user)? {
+        if group.is_empty() {
+            // a uid without a group: its primary group in the image, as docker's --user=UID
+            pw_gid = entries(root, "/etc/passwd")?
+                .into_iter()
+                .find(|f| f.len() >= 4 && f[2].parse::<u32>().ok() == Some(n))
+                .and_then(|f| f[3].parse().ok());
+        }
         n
     } else if user.starts_with('/') {
         owner_of(root, "user", user)?.0

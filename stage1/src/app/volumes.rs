@@ -64,6 +64,16 @@ pub fn idmapped_sources(pod: &PodManifest, app: &App) -> Vec<(String, bool)> {
     out
 }
 
+/// Whether the app mounts a host volume with `rshared` propagation.
+pub fn has_shared_volume(pod: &PodManifest, app: &App) -> bool {
+    app.mounts.iter().any(|m| {
+        pod.volumes.iter().any(|v| {
+            v.name == m.volume
+                && matches!(&v.kind, VolumeKind::Host { propagation: Some(p), .. } if p == "rshared")
+        })
+    })
+}
+
 /// Deepest directory tree an image `VOLUME` is copied from.
 const MAX_COPY_DEPTH: usize = 128;
 

@@ -47,6 +47,8 @@ pub struct Pod {
     console: Option<Console>,
     /// The CRI logs of a mutable pod's apps ([`crate::app::crilog`]), by app name.
     logs: Vec<(String, crate::app::crilog::CriLog)>,
+    /// stage1's writers of CRI apps' stdin fifos, by app name (see `CriApp::stdin`).
+    stdin_holders: Vec<(String, std::os::fd::OwnedFd)>,
 }
 
 /// A pod that still runs this long after it became ready is a long-running one: stage1 then
@@ -118,6 +120,7 @@ pub fn run() -> Result<i32, Error> {
         console_socket: None,
         console: None,
         logs: Vec::new(),
+        stdin_holders: Vec::new(),
     };
     let res = p.setup().and_then(|()| {
         if p.pod.mutable {
@@ -164,7 +167,7 @@ impl Pod {
         for a in &self.pod.apps {
             helpers.push(start::prepare_app(
                 &self.pod_dir,
-                &self.pod.uuid,
+                &self.pod,
                 &self.rc,
                 cg,
                 a,

@@ -268,6 +268,10 @@ impl Pod {
                 Some((_, log)) => log.reopen().map_err(|e| e.to_string()),
                 None => Err(format!("app {app:?} has no log to reopen")),
             },
+            Request::CloseStdin { app } => {
+                self.stdin_holders.retain(|(n, _)| *n != app);
+                Ok(())
+            }
         }
     }
 
@@ -309,9 +313,13 @@ impl Pod {
                 let (log, w) = crate::app::crilog::CriLog::open(Path::new(p))?;
                 self.logs.push((name.to_string(), log));
                 let stdin = match app.cri.as_ref().filter(|c| c.stdin) {
-                    Some(_) => Some(std::sync::Arc::new(open_stdin_fifo(
-                        &self.pod_dir.join(paths::app_stdin(name)),
-                    )?)),
+                    Some(_) => {
+                        let (holder, app_end) =
+                            open_stdin_fifo(&self.pod_dir.join(paths::app_stdin(name)))?;
+                        self.stdin_holders.retain(|(n, _)| n != name);
+                        self.stdin_holders.push((name.to_string(), holder));
+                        Some(std::sync::Arc::new(app_end))
+                    }
                     None => None,
                 };
                 start::Stdio::Log(std::sync::Arc::new(w), stdin)
@@ -320,7 +328,7 @@ impl Pod {
         };
         let helper = start::prepare_app(
             &self.pod_dir,
-            &self.pod.uuid,
+            &self.pod,
             &self.rc,
             cgroups,
             &app,
@@ -337,6 +345,7 @@ impl Pod {
     /// whatever still runs in its cgroups; with `remove`, the cgroups and bundle too.
     fn forget_app(&mut self, name: &str, remove: bool) -> Result<(), Error> {
         self.apps.retain(|a| a.status.app != name);
+        self.stdin_holders.retain(|(n, _)| n != name);
         if let Some(i) = self.logs.iter().position(|(n, _)| n == name) {
             let (_, mut log) = self.logs.remove(i);
             log.pump(true);
@@ -357,19 +366,21 @@ impl Pod {
     }
 }
 
-/// Make (once) and open a CRI app's stdin fifo read-write: the app holds a writer itself, so
-/// an attach that ends gives it no end-of-file.
-fn open_stdin_fifo(path: &Path) -> Result<std::os::fd::OwnedFd, Error> {
+/// Make (once) and open a CRI app's stdin fifo: stage1's writer (held until `closeStdin`, so an
+/// attach that ends gives the app no end-of-file) and the app's reader. Opened read-write, the
+/// holder makes the reader's open return at once.
+fn open_stdin_fifo(path: &Path) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Error> {
     match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(e) => return Err(Error::Sys(format!("mkfifo {}", path.display()), e)),
     }
-    let f = std::fs::OpenOptions::new()
+    let holder = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    Ok(f.into())
+    let reader = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok((holder.into(), reader.into()))
 }
 
 fn kill(pid: Pid, sig: Signal) {

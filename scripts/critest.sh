@@ -9,8 +9,15 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${RKT_BIN_DIR:-$ROOT/target/debug}
 CRITEST_DIR=${CRITEST_DIR:-$ROOT/../shared/cri-tools}
+[ -x "$CRITEST_DIR/bin/critest" ] || [ ! -x /work/shared/cri-tools/bin/critest ] || CRITEST_DIR=/work/shared/cri-tools
 SKIP=${CRITEST_SKIP:-public image with digest}
-[ -x "$CRITEST_DIR/bin/critest" ] || { echo "critest.sh: no $CRITEST_DIR/bin/critest (set CRITEST_DIR)" >&2; exit 2; }
+if [ ! -x "$CRITEST_DIR/bin/critest" ]; then
+  # cri-tools is not a Debian package and cannot be built offline: a machine without the
+  # prebuilt binaries cannot run the suite (make test says so and goes on; make critest fails)
+  echo "critest.sh: no $CRITEST_DIR/bin/critest (set CRITEST_DIR): CRI conformance not run" >&2
+  [ -n "${CRITEST_MIN_PASSED:-}" ] && exit 0
+  exit 2
+fi
 W=$(mktemp -d /tmp/rkt-critest.XXXXXX)
 SRV=
 cleanup() {
@@ -54,4 +61,13 @@ set +e
 rc=$?
 set -e
 grep -E "^(Ran |SUCCESS|FAIL|\[FAIL\])" "$W/critest.log" || tail -20 "$W/critest.log"
+grep -E "^\s*\[FAIL\]" "$W/critest.log" | sort -u || true
+# make test: every spec that can run here must pass (docs/cri.md says which cannot)
+if [ -n "${CRITEST_MIN_PASSED:-}" ] && [ $rc -eq 0 ]; then
+  passed=$(grep -oE '[0-9]+ Passed' "$W/critest.log" | tail -1 | cut -d' ' -f1)
+  if [ "${passed:-0}" -lt "$CRITEST_MIN_PASSED" ]; then
+    echo "critest.sh: $passed passed, fewer than $CRITEST_MIN_PASSED" >&2
+    exit 1
+  fi
+fi
 exit $rc

@@ -77,4 +77,33 @@ if "${RKT[@]}" help run >/dev/null 2>&1; then
 else
   say "rkt run is not built yet: skipping the pod"
 fi
+
+CRICTL=${CRITEST_DIR:-$ROOT/../shared/cri-tools}/bin/crictl
+[ -x "$CRICTL" ] || CRICTL=/work/shared/cri-tools/bin/crictl
+if [ -x "$BIN/rkt-cri" ] && [ -x "$CRICTL" ]; then
+  say "rkt-cri: the same image and trust through the CRI, driven by crictl as a kubelet would"
+  "$BIN/rkt-cri" --listen="$W/cri.sock" --dir="$W/data" --local-config="$W/etc" \
+    --system-config="$W/lib" --net=host >"$W/cri.log" 2>&1 &
+  CRI_PID=$!
+  for _ in $(seq 100); do [ -S "$W/cri.sock" ] && break; sleep 0.05; done
+  C=("$CRICTL" --config=/dev/null -r "unix://$W/cri.sock" -i "unix://$W/cri.sock")
+  printf '{"metadata":{"name":"demo","namespace":"default","uid":"demo-1","attempt":1},"log_directory":"%s","linux":{}}\n' \
+    "$W/logs" >"$W/pod.json"
+  printf '{"metadata":{"name":"hello"},"image":{"image":"%s"},"command":["/bin/sh","-c","echo hello from a CRI container in $(hostname); sleep 30"],"log_path":"hello.log","linux":{}}\n' \
+    "${IMG#docker://}" >"$W/ctr.json"
+  "${C[@]}" pull "${IMG#docker://}"
+  POD=$("${C[@]}" runp "$W/pod.json")
+  CTR=$("${C[@]}" create "$POD" "$W/ctr.json" "$W/pod.json")
+  "${C[@]}" start "$CTR"
+  sleep 0.3
+  "${C[@]}" pods
+  "${C[@]}" ps
+  "${C[@]}" logs "$CTR"
+  "${C[@]}" exec -s "$CTR" /bin/sh -c 'echo "exec in the container: $(id -un)"'
+  "${C[@]}" stopp "$POD" >/dev/null
+  "${C[@]}" rmp "$POD"
+  kill "$CRI_PID"; wait "$CRI_PID" 2>/dev/null || true
+else
+  say "rkt-cri or crictl (../shared/cri-tools) missing: skipping the CRI step"
+fi
 say "demo done"

@@ -437,6 +437,9 @@ fn main() -> Result<()> {
     if !quick && want(9) {
         private_users_group(&mut b, &rkt, &reg)?;
     }
+    if !quick && want(10) {
+        cri_group(&mut b, &root, &addr)?;
+    }
 
     // Clean up podman/crun leftovers.
     if podman_ok {
@@ -881,6 +884,182 @@ fn thousand_pods_group(b: &mut Bench, img: &str) -> Result<()> {
     b.line(&format!(
         "\npods listed before gc: {before}; after: {after}"
     ));
+    Ok(())
+}
+
+/// 10. The CRI side by side with containerd 1.6 + runc (`scripts/bench-cri.sh` starts both on
+/// scratch dirs): `crictl runp` + `create` + `start` of a busybox `sleep` pod, `stopp` + `rmp`,
+/// and memory — each server idle, then with 10 such pods running: the server plus every per-pod
+/// process that is not the app (rkt: the pod's stage1 and its PID 1; containerd: each
+/// `containerd-shim-runc-v2` and its pause container).
+fn cri_group(b: &mut Bench, root: &Path, reg: &str) -> Result<()> {
+    let w = b.work.join("cri");
+    let script = root.join("scripts/bench-cri.sh");
+    let env = [("RKT_BIN_DIR", b.bin.display().to_string())];
+    let run = |args: &[&str]| {
+        Command::new(&script)
+            .args(args)
+            .envs(env.iter().cloned())
+            .stdin(Stdio::null())
+            .status()
+    };
+    if !have("containerd") {
+        b.line("\n### 10. CRI\n\ncontainerd missing (`make bench-deps`): n/a");
+        return Ok(());
+    }
+    let wd = w.display().to_string();
+    if !run(&["up", &wd, reg])?.success() {
+        let _ = run(&["down", &wd]);
+        b.line("\n### 10. CRI\n\nthe CRI servers did not start: n/a");
+        return Ok(());
+    }
+    let env_file = fs::read_to_string(w.join("env"))?;
+    let var = |k: &str| {
+        env_file
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    let crictl = var("CRICTL");
+    let socks = [
+        ("rkt-cri", var("RKT_SOCK"), "rkt"),
+        ("containerd 1.6 + runc", var("CTD_SOCK"), "containerd"),
+    ];
+    let c = |sock: &str| format!("{crictl} -r unix://{sock} -i unix://{sock}");
+    let idle: Vec<u64> = [var("RKT_PID"), var("CTD_PID")]
+        .iter()
+        .map(|p| p.parse().ok().and_then(|p| kib(p, "VmRSS:")).unwrap_or(0))
+        .collect();
+    let mut cases = Vec::new();
+    for (name, sock, k) in &socks {
+        let cr = c(sock);
+        cases.push(
+            Case::new(
+                &format!("{name}: crictl runp + create + start"),
+                format!(
+                    "P=$({cr} runp {wd}/{k}/pod.json) && C=$({cr} create $P {wd}/{k}/ctr.json {wd}/{k}/pod.json) && {cr} start $C >/dev/null && echo $P > {wd}/{k}/last"
+                ),
+            )
+            .cleanup(format!(
+                "P=$(cat {wd}/{k}/last); {cr} stopp $P >/dev/null 2>&1; {cr} rmp $P >/dev/null 2>&1; true"
+            )),
+        );
+    }
+    b.group(
+        "10a. CRI: a busybox `sleep` pod through crictl (runp + create + start)",
+        "target: rkt-cri ≤ 0.25× containerd",
+        cases,
+        b.runs,
+    );
+    let mut cases = Vec::new();
+    for (name, sock, k) in &socks {
+        let cr = c(sock);
+        cases.push(
+            Case::new(
+                &format!("{name}: crictl stopp + rmp"),
+                format!("P=$(cat {wd}/{k}/last) && {cr} stopp $P >/dev/null && {cr} rmp $P >/dev/null"),
+            )
+            .setup(format!(
+                "P=$({cr} runp {wd}/{k}/pod.json) && C=$({cr} create $P {wd}/{k}/ctr.json {wd}/{k}/pod.json) && {cr} start $C >/dev/null && echo $P > {wd}/{k}/last"
+            )),
+        );
+    }
+    b.group(
+        "10b. CRI: stopping and removing that pod",
+        "",
+        cases,
+        b.runs,
+    );
+
+    // memory with 10 pods running
+    const PODS: usize = 10;
+    for (_, sock, k) in &socks {
+        let cr = c(sock);
+        for i in 0..PODS {
+            let pod = fs::read_to_string(w.join(k).join("pod.json"))?
+                .replace("\"name\":\"bench\"", &format!("\"name\":\"mem{i}\""));
+            fs::write(w.join(k).join(format!("pod{i}.json")), pod)?;
+            sh(&format!(
+                "P=$({cr} runp {wd}/{k}/pod{i}.json) && C=$({cr} create $P {wd}/{k}/ctr.json {wd}/{k}/pod{i}.json) && {cr} start $C >/dev/null"
+            ))?;
+        }
+    }
+    // stage1 drops its set-up code from memory once the pod has been quiet for a second
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = |pids: &[u32]| -> u64 { pids.iter().filter_map(|p| kib(*p, "VmRSS:")).sum() };
+    let pids_of = |script: &str| -> Vec<u32> {
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let data = var("RKT_DATA");
+    let rkt_pods = pids_of(&format!(
+        "cat {data}/pods/run/*/pid {data}/pods/run/*/sandbox-pid"
+    ));
+    let shims = pids_of("pgrep -f containerd-shim-runc-v2");
+    // each shim's children that are not the app: the pause process of its sandbox
+    let pauses =
+        pids_of("for s in $(pgrep -f containerd-shim-runc-v2); do pgrep -P $s -x pause; done");
+    let server = |i: usize| -> u64 {
+        [var("RKT_PID"), var("CTD_PID")][i]
+            .parse()
+            .ok()
+            .and_then(|p| kib(p, "VmRSS:"))
+            .unwrap_or(0)
+    };
+    let (rkt_total, ctd_total) = (
+        server(0) + rss(&rkt_pods),
+        server(1) + rss(&shims) + rss(&pauses),
+    );
+    b.line("\n### 10c. CRI: memory (RSS, KiB)\n");
+    b.line(
+        "targets: rkt-cri + all per-pod processes ≤ 1 MiB per pod; idle server ≤ 0.5× containerd\n",
+    );
+    b.line("| | rkt-cri | containerd 1.6 + runc | rkt / containerd |");
+    b.line("|---|---:|---:|---:|");
+    let ratio = |a: u64, b: u64| {
+        if b > 0 {
+            format!("{:.2}", a as f64 / b as f64)
+        } else {
+            "n/a".into()
+        }
+    };
+    b.line(&format!(
+        "| idle server | {} | {} | {} |",
+        idle[0],
+        idle[1],
+        ratio(idle[0], idle[1])
+    ));
+    b.line(&format!(
+        "| server with {PODS} pods | {} | {} | {} |",
+        server(0),
+        server(1),
+        ratio(server(0), server(1))
+    ));
+    b.line(&format!(
+        "| per-pod processes, all {PODS} pods ({} rkt: stage1 + PID 1; {} containerd: shim + pause) | {} | {} | {} |",
+        rkt_pods.len(),
+        shims.len() + pauses.len(),
+        rss(&rkt_pods),
+        rss(&shims) + rss(&pauses),
+        ratio(rss(&rkt_pods), rss(&shims) + rss(&pauses))
+    ));
+    b.line(&format!(
+        "| server + per-pod processes, per pod | {} | {} | {} |",
+        rkt_total / PODS as u64,
+        ctd_total / PODS as u64,
+        ratio(rkt_total, ctd_total)
+    ));
+    let _ = run(&["down", &wd]);
     Ok(())
 }
 

@@ -51,7 +51,7 @@ for r in registry.k8s.io k8s.gcr.io gcr.io; do
 done
 printf '{"default":[{"type":"reject"}],"transports":{"docker":{%s}}}\n' "$scopes" >"$R/etc/policy.json"
 setsid "$BIN/rkt-cri" --listen="$R/cri.sock" --dir="$R/data" --local-config="$R/etc" \
-  --system-config="$R/lib" --insecure-options=http >"$R/cri.log" 2>&1 &
+  --system-config="$R/lib" --insecure-options=http --cni-conf-dir="$R/cni" >"$R/cri.log" 2>&1 &
 RKT_PID=$!
 
 # containerd 1.6 + runc

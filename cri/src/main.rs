@@ -28,10 +28,14 @@ struct Args {
     /// comma-separated security features to disable, as rkt's --insecure-options
     #[arg(long = "insecure-options", default_value = "none")]
     insecure_options: String,
-    /// the CNI network pods join (rkt's --net: a network of <local-config>/net.d, or rkt's
-    /// built-in default)
-    #[arg(long, default_value = "default")]
+    /// the CNI network pods join (rkt's --net value: a network of --cni-conf-dir or of
+    /// <local-config>/net.d, or rkt's built-in default); empty: the first network of
+    /// --cni-conf-dir, else rkt's default
+    #[arg(long, default_value = "")]
     net: String,
+    /// directory of CNI network configurations (as the kubelet's runtimes read them)
+    #[arg(long = "cni-conf-dir", default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
     /// address of the streaming server (the URLs Exec, Attach and PortForward return); port
     /// 0 picks a free one
     #[arg(long = "streaming-address", default_value = "127.0.0.1:0")]
@@ -103,7 +107,8 @@ fn internal(args: &Args, i: &Internal) -> Res<i32> {
         Internal::PodStart { uuid } => pod_start(args, uuid),
         Internal::PodRun { uuid } => {
             let rt = runtime(args)?;
-            let run = rkt_cri::sandbox::run_request(&args.dir, uuid, &args.net)?;
+            let run =
+                rkt_cri::sandbox::run_request(&args.dir, uuid, &args.net, &args.cni_conf_dir)?;
             match rt.run_prepared(uuid, &run)? {}
         }
         Internal::Exec { uuid, app, cmd } => {
@@ -134,6 +139,7 @@ fn pod_start(args: &Args, uuid: &str) -> Res<i32> {
         .arg(format!("--system-config={}", args.system_config.display()))
         .arg(format!("--insecure-options={}", args.insecure_options))
         .arg(format!("--net={}", args.net))
+        .arg(format!("--cni-conf-dir={}", args.cni_conf_dir.display()))
         .arg("pod-run")
         .arg(uuid)
         .stdin(std::process::Stdio::null())
@@ -173,6 +179,7 @@ fn serve(args: &Args) -> Res<()> {
         insecure,
         exe: std::env::current_exe()?,
         net: args.net.clone(),
+        cni_conf_dir: args.cni_conf_dir.clone(),
         streaming: args.streaming_address,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -38,8 +38,8 @@ struct Inner {
     images: Images,
     /// This server's binary, for the detached pod starter and the exec helper.
     exe: PathBuf,
-    /// The CNI network pods join.
-    net: String,
+    /// The global flags of this server's helper processes ([`helper_args`]).
+    helper_args: Vec<String>,
     /// The streaming server behind the URLs Exec/Attach/PortForward hand out, if one runs.
     streaming: Option<rkt_cri_streaming::Streaming>,
 }
@@ -110,7 +110,7 @@ impl Runtime {
         insecure: stage0::Insecure,
         images: Images,
         exe: PathBuf,
-        net: String,
+        helper_args: Vec<String>,
         streaming: Option<rkt_cri_streaming::Streaming>,
     ) -> Self {
         Runtime {
@@ -120,7 +120,7 @@ impl Runtime {
                 insecure,
                 images,
                 exe,
-                net,
+                helper_args,
                 streaming,
             }),
         }
@@ -135,7 +135,7 @@ impl Inner {
     }
 
     fn global_args(&self) -> Vec<String> {
-        helper_args(&self.dirs, self.insecure, &self.net)
+        self.helper_args.clone()
     }
 
     /// Whether the pod `id` runs (its stage1 holds it).
@@ -699,13 +699,19 @@ impl Inner {
 
 /// The global flags that make a helper process (`rkt-cri pod-start|exec`) open the same
 /// runtime as the server.
-pub fn helper_args(dirs: &stage0::Dirs, insecure: stage0::Insecure, net: &str) -> Vec<String> {
+pub fn helper_args(
+    dirs: &stage0::Dirs,
+    insecure: stage0::Insecure,
+    net: &str,
+    cni_conf_dir: &Path,
+) -> Vec<String> {
     vec![
         format!("--dir={}", dirs.data.display()),
         format!("--local-config={}", dirs.local_config.display()),
         format!("--system-config={}", dirs.system_config.display()),
         format!("--insecure-options={insecure}"),
         format!("--net={net}"),
+        format!("--cni-conf-dir={}", cni_conf_dir.display()),
     ]
 }
 

@@ -26,8 +26,10 @@ pub struct Config {
     /// This server's binary (the detached pod starter and the exec helper are its
     /// subcommands).
     pub exe: PathBuf,
-    /// The CNI network pods join (rkt's `--net` value).
+    /// The CNI network pods join (rkt's `--net` value; empty: the CNI conf dir's first).
     pub net: String,
+    /// The CNI conf dir.
+    pub cni_conf_dir: PathBuf,
     /// Where the streaming server (exec/attach/port-forward URLs) listens.
     pub streaming: std::net::SocketAddr,
 }
@@ -106,7 +108,12 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
     let backend = std::sync::Arc::new(crate::stream::RktBackend {
         data: cfg.dirs.data.clone(),
         exe: cfg.exe.clone(),
-        global_args: crate::runtime::helper_args(&cfg.dirs, cfg.insecure, &cfg.net),
+        global_args: crate::runtime::helper_args(
+            &cfg.dirs,
+            cfg.insecure,
+            &cfg.net,
+            &cfg.cni_conf_dir,
+        ),
         dirs: cfg.dirs.clone(),
         insecure: cfg.insecure,
     });
@@ -127,7 +134,7 @@ pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()
         cfg.insecure,
         images.clone(),
         cfg.exe.clone(),
-        cfg.net.clone(),
+        crate::runtime::helper_args(&cfg.dirs, cfg.insecure, &cfg.net, &cfg.cni_conf_dir),
         Some(streaming),
     );
     let listener = bind(&cfg.socket)?;

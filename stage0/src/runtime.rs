@@ -284,6 +284,8 @@ pub struct RunRequest {
     pub host_pid: bool,
     /// Sysctls for every app (CRI pods; namespaced ones only).
     pub sysctls: Vec<(String, String)>,
+    /// One more dir of CNI network configurations (the CRI's), above the config roots' `net.d`.
+    pub cni_conf_dir: Option<PathBuf>,
 }
 
 impl Default for RunRequest {
@@ -302,6 +304,7 @@ impl Default for RunRequest {
             sd_notify: crate::systemd::SdNotify::None,
             host_pid: false,
             sysctls: Vec::new(),
+            cni_conf_dir: None,
         }
     }
 }
@@ -534,6 +537,11 @@ impl Runtime {
                 pids_limit_required,
                 host_pid: run.host_pid,
                 sysctls: run.sysctls.clone(),
+                cni_conf_dir: run
+                    .cni_conf_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
             },
             stage1,
             debug: self.debug,

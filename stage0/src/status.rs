@@ -133,7 +133,10 @@ pub fn find(pods: &Pods, arg: &str) -> Result<PodInfo> {
     pod_info(pods, &e.uuid)?.ok_or(Error::NoMatch(arg.to_string()))
 }
 
-const POLL: Duration = Duration::from_millis(100);
+/// How often the waits look again: a lock probe and a stat, cheap enough to do often; a
+/// front end that stops a pod and waits for it (the CRI's StopPodSandbox) waits at most this
+/// much longer than the pod takes.
+const POLL: Duration = Duration::from_millis(5);
 
 /// `status --wait`: poll until the pod has finished (as rkt: a prepared pod is waited for
 /// until it has run). `Ok(false)` on timeout.

@@ -57,35 +57,81 @@ pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
     unsafe { nix::unistd::fork() }
 }
 
-/// Ask the kernel to reclaim the file-backed pages of this process (its binary and libraries)
-/// with MADV_PAGEOUT: set-up code that never runs again leaves the resident set. Reclaim never
-/// loses data (modified private pages are only swapped, if at all), and pages still needed fault
-/// back in. Errors are ignored: this is only about memory use.
+/// Drop the file-backed pages of this process (its binary and libraries) from its resident
+/// set: set-up code that never runs again leaves it. A private mapping that is not writable and
+/// holds no anonymous page (code, constants: nothing in it was ever written, unlike a RELRO
+/// segment that was relocated, then made read-only) gets MADV_DONTNEED, which only unmaps its
+/// pages here: the file gives them back unchanged on the next touch, and other processes mapping
+/// the same file (the other pods' stage1) keep theirs — MADV_PAGEOUT leaves alone a page that
+/// other processes map too, which is every page of a binary many pods run. Every other file
+/// mapping gets MADV_PAGEOUT, which never loses data. Errors are ignored: this is only about
+/// memory use.
 pub fn pageout_file_mappings() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(_perms)) = (f.next(), f.next()) else {
-            continue;
+    for m in file_mappings(&smaps) {
+        let advice = if m.unchanged {
+            libc::MADV_DONTNEED
+        } else {
+            libc::MADV_PAGEOUT
         };
-        let path = f.nth(3);
-        if !path.is_some_and(|p| p.starts_with('/')) {
-            continue;
-        }
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
-            continue;
-        };
-        // SAFETY: MADV_PAGEOUT is advisory: it changes no mapping and loses no data, so any
-        // range of our own address space is fine.
+        // SAFETY: MADV_PAGEOUT is advisory and loses no data; MADV_DONTNEED is applied only to
+        // private, non-writable mappings without an anonymous (copied-on-write) page, whose
+        // pages are the file's own and are read from it again on the next access (the mapping
+        // keeps the file open). No mapping changes, and no memory changes contents.
         unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_PAGEOUT);
+            libc::madvise(m.start as *mut libc::c_void, m.end - m.start, advice);
         }
     }
+}
+
+/// A file mapping of `/proc/self/smaps`.
+#[derive(Debug, PartialEq, Eq)]
+struct FileMapping {
+    start: usize,
+    end: usize,
+    /// Private, not writable, no anonymous page: its pages are exactly the file's.
+    unchanged: bool,
+}
+
+/// The file-backed mappings in `smaps` text.
+fn file_mappings(smaps: &str) -> Vec<FileMapping> {
+    let mut out: Vec<FileMapping> = Vec::new();
+    let mut current: Option<(FileMapping, bool)> = None;
+    let flush = |c: Option<(FileMapping, bool)>, out: &mut Vec<FileMapping>| {
+        if let Some((m, true)) = c {
+            out.push(m);
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                flush(current.take(), &mut out);
+                let perms = f.next().unwrap_or("");
+                let is_file = f.nth(3).is_some_and(|p| p.starts_with('/'));
+                let ro_private = perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p');
+                current = Some((
+                    FileMapping {
+                        start: a,
+                        end: b,
+                        unchanged: ro_private,
+                    },
+                    is_file,
+                ));
+                continue;
+            }
+        }
+        if first == "Anonymous:" && f.next().is_some_and(|n| n != "0") {
+            if let Some((m, _)) = current.as_mut() {
+                m.unchanged = false;
+            }
+        }
+    }
+    flush(current.take(), &mut out);
+    out
 }
 
 /// Close every fd from `first` up except those in `keep`: `close_range(2)` over the gaps
@@ -527,4 +573,52 @@ pub fn scrub_environ() -> std::io::Result<()> {
     // thread reads it meanwhile.
     unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unwritten_read_only_private_file_mappings_are_dropped() {
+        let smaps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 fd:01 123 /usr/bin/rkt-stage1
+Anonymous:             0 kB
+55d0a0100000-55d0a0500000 r-xp 00100000 fd:01 123 /usr/bin/rkt-stage1
+Anonymous:             0 kB
+55d0a0500000-55d0a0600000 r--p 00500000 fd:01 123 /usr/bin/rkt-stage1
+Anonymous:            48 kB
+55d0a0600000-55d0a0610000 rw-p 00600000 fd:01 123 /usr/bin/rkt-stage1
+Anonymous:             8 kB
+55d0a0610000-55d0a0620000 rw-p 00000000 00:00 0 [heap]
+Anonymous:            64 kB
+7f0000000000-7f0000001000 r--s 00000000 fd:01 9 /dev/shm/x
+Anonymous:             0 kB
+";
+        let kinds: Vec<(usize, bool)> = file_mappings(smaps)
+            .iter()
+            .map(|m| (m.start, m.unchanged))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (0x55d0a0000000, true),
+                (0x55d0a0100000, true),
+                // relocated, then made read-only: its copied pages must stay
+                (0x55d0a0500000, false),
+                (0x55d0a0600000, false),
+                // shared: not this process's to drop
+                (0x7f0000000000, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn dropping_our_own_code_and_constants_is_harmless() {
+        pageout_file_mappings();
+        // code and data still work after the pages were dropped
+        let v: Vec<u64> = (0..1000).map(|x| x * 3).collect();
+        assert_eq!(v.iter().sum::<u64>(), 1_498_500);
+        assert!(format!("{v:?}").starts_with("[0, 3, 6"));
+    }
 }

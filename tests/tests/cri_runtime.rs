@@ -501,3 +501,122 @@ fn bad_requests_get_grpc_codes_and_leave_nothing() {
     srv.wait().unwrap();
     ctx.assert_nothing_left();
 }
+
+/// crictl from cri-tools (`../shared/cri-tools`), if this machine has it.
+fn crictl() -> Option<PathBuf> {
+    let root = rkt_tests::workspace_root();
+    [
+        std::env::var_os("CRITEST_DIR").map(PathBuf::from),
+        Some(root.join("../shared/cri-tools")),
+        Some(PathBuf::from("/work/shared/cri-tools")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|d| d.join("bin/crictl"))
+    .find(|p| p.is_file())
+}
+
+#[test]
+fn port_forward_reaches_a_port_in_the_pods_network_namespace() {
+    let Some(crictl) = crictl() else {
+        eprintln!("no crictl (../shared/cri-tools): port-forward is covered by make critest only");
+        return;
+    };
+    let ctx = TestCtx::new();
+    let reg = rkt_tests::registry::shared();
+    images::push(images::busybox(), reg.http_addr(), "cri/pf:1");
+    let image = format!("{}/cri/pf:1", reg.http_addr());
+    accept_unsigned(&ctx, reg.http_addr());
+    let logs = ctx.root().join("logs");
+    let socket = ctx.root().join("cri.sock");
+    let mut srv = start(&ctx, &socket);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pod = rt.block_on(async {
+        let (mut run, mut img) = clients(socket.clone()).await;
+        img.pull_image(PullImageRequest {
+            image: Some(ImageSpec {
+                image: image.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let pod = run
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(sandbox_config("pf", &logs)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        // a server on the pod's loopback only: nothing on the host's can answer for it
+        let ctr = run
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "srv",
+                    &image,
+                    "exec nc -ll -p 8080 -e /bin/echo answer-from-the-pod",
+                )),
+                sandbox_config: Some(sandbox_config("pf", &logs)),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        run.start_container(StartContainerRequest { container_id: ctr })
+            .await
+            .unwrap();
+        pod
+    });
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let sock = format!("unix://{}", socket.display());
+    let mut fwd = Command::new(&crictl)
+        .args(["--config=/dev/null", "-r", &sock, "port-forward", &pod])
+        .arg(format!("{port}:8080"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let answer = loop {
+        use std::io::Read;
+        let got = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                let mut b = String::new();
+                s.read_to_string(&mut b).ok()?;
+                (!b.is_empty()).then_some(b)
+            });
+        if let Some(a) = got {
+            break a;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "port-forward never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer.trim(), "answer-from-the-pod");
+    let _ = fwd.kill();
+    let _ = fwd.wait();
+    rt.block_on(async {
+        let (mut run, _) = clients(socket.clone()).await;
+        run.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    });
+    srv.kill().unwrap();
+    srv.wait().unwrap();
+    ctx.rkt_output(&["gc", "--grace-period=0s"]);
+    ctx.assert_nothing_left();
+}

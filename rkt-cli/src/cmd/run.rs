@@ -317,6 +317,7 @@ pub(crate) fn run_request(rt: &PodRuntimeArgs) -> anyhow::Result<RunRequest> {
         sd_notify: rt.sd_notify.parse().map_err(anyhow::Error::msg)?,
         host_pid: false,
         sysctls: Vec::new(),
+        cni_conf_dir: None,
     })
 }
 

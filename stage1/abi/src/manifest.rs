@@ -478,6 +478,10 @@ pub struct RuntimeConfig {
     /// `kernel.sem`, `fs.mqueue.*`, `net.*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<(String, String)>,
+    /// One more dir of CNI network configurations (the CRI's, e.g. `/etc/cni/net.d`), of
+    /// higher precedence than the config roots' `net.d`; empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cni_conf_dir: String,
 }
 
 impl RuntimeConfig {
@@ -503,6 +507,7 @@ impl RuntimeConfig {
             pids_limit_required: false,
             host_pid: false,
             sysctls: vec![],
+            cni_conf_dir: String::new(),
         }
     }
 }

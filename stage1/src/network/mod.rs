@@ -146,11 +146,15 @@ pub struct PodNet {
 }
 
 fn user_net_dirs(rc: &RuntimeConfig) -> Vec<PathBuf> {
-    [&rc.system_config, &rc.local_config]
+    let mut dirs: Vec<PathBuf> = [&rc.system_config, &rc.local_config]
         .into_iter()
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join("net.d"))
-        .collect()
+        .collect();
+    if !rc.cni_conf_dir.is_empty() {
+        dirs.push(PathBuf::from(&rc.cni_conf_dir));
+    }
+    dirs
 }
 
 fn plugin_dirs(rc: &RuntimeConfig) -> Vec<PathBuf> {

@@ -887,11 +887,11 @@ fn thousand_pods_group(b: &mut Bench, img: &str) -> Result<()> {
     Ok(())
 }
 
-/// 10. The CRI side by side with containerd 1.6 + runc (`scripts/bench-cri.sh` starts both on
-/// scratch dirs): `crictl runp` + `create` + `start` of a busybox `sleep` pod, `stopp` + `rmp`,
-/// and memory — each server idle, then with 10 such pods running: the server plus every per-pod
-/// process that is not the app (rkt: the pod's stage1 and its PID 1; containerd: each
-/// `containerd-shim-runc-v2` and its pause container).
+/// Group 10, the CRI side by side with containerd 1.6 + runc (`scripts/bench-cri.sh` starts
+/// both on scratch dirs): `crictl runp` + `create` + `start` of a busybox `sleep` pod, then
+/// `stopp` + `rmp`, and memory: each server idle, then with 10 such pods running, the server
+/// plus every per-pod process that is not the app (rkt: the pod's stage1 and its PID 1;
+/// containerd: each `containerd-shim-runc-v2` and its pause container).
 fn cri_group(b: &mut Bench, root: &Path, reg: &str) -> Result<()> {
     let w = b.work.join("cri");
     let script = root.join("scripts/bench-cri.sh");

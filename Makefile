@@ -99,7 +99,8 @@ chaos: build ## kill -9 of run/prepare/fetch/gc at random moments x100 each, one
 
 FUZZ_SECS ?= 60
 FUZZ_TARGETS := reference manifest image_config aci_manifest layer_tar aci_tar cni_result \
-	seccomp_flag auth_challenge signature_claim openpgp cosign_key discovery_page policy
+	seccomp_flag auth_challenge signature_claim openpgp cosign_key discovery_page policy \
+	spdy_frames ws_frame
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZ_SECS seconds (stable toolchain, no sanitizer; docs/security.md)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

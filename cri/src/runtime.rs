@@ -1397,3 +1397,221 @@ impl RuntimeService for Runtime {
         Ok(Response::new(ListPodSandboxStatsResponse { stats }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb() -> SandboxRecord {
+        SandboxRecord {
+            id: "pod".into(),
+            log_directory: "/var/log/pods/x".into(),
+            ..Default::default()
+        }
+    }
+
+    fn ctr() -> ContainerConfig {
+        ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: "c".into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn sc(f: impl FnOnce(&mut LinuxContainerSecurityContext)) -> ContainerConfig {
+        let mut s = LinuxContainerSecurityContext::default();
+        f(&mut s);
+        let mut c = ctr();
+        c.linux = Some(LinuxContainerConfig {
+            security_context: Some(s),
+            ..Default::default()
+        });
+        c
+    }
+
+    fn req(c: &ContainerConfig) -> Result<AppAddRequest, Status> {
+        app_request(c, Path::new("/own.log"), "capp", "sha256:1", &sb()).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn command_and_args_follow_dockers_rules() {
+        let mut c = ctr();
+        let r = req(&c).unwrap();
+        assert_eq!((r.app.flags.exec, r.app.args), (None, None));
+        c.args = vec!["a".into()];
+        let r = req(&c).unwrap();
+        assert_eq!(
+            (r.app.flags.exec, r.app.args),
+            (None, Some(vec!["a".into()]))
+        );
+        c.command = vec!["/bin/sh".into(), "-c".into()];
+        let r = req(&c).unwrap();
+        assert_eq!(r.app.flags.exec.as_deref(), Some("/bin/sh"));
+        assert_eq!(r.app.args, Some(vec!["-c".to_string(), "a".to_string()]));
+        assert_eq!(r.app.image, "sha256:1");
+    }
+
+    #[test]
+    fn users_groups_and_policies() {
+        let r = req(&sc(|s| s.run_as_user = Some(Int64Value { value: 1000 }))).unwrap();
+        // no group: the user's primary group in the image (stage1 looks it up)
+        assert_eq!(
+            (r.app.flags.user.as_deref(), r.app.flags.group.as_deref()),
+            (Some("1000"), Some(""))
+        );
+        let e = req(&sc(|s| s.run_as_group = Some(Int64Value { value: 5 }))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let r = req(&sc(|s| {
+            s.run_as_username = "www".into();
+            s.run_as_group = Some(Int64Value { value: 5 });
+            s.supplemental_groups = vec![7, 8];
+            s.supplemental_groups_policy = SupplementalGroupsPolicy::Strict as i32;
+        }))
+        .unwrap();
+        assert_eq!(r.app.flags.user.as_deref(), Some("www"));
+        assert_eq!(r.app.flags.group.as_deref(), Some("5"));
+        assert_eq!(r.app.flags.supplementary_gids, Some(vec![7, 8]));
+        assert!(r.cri.unwrap().strict_supplemental_groups);
+        let e = req(&sc(|s| s.supplemental_groups = vec![-1])).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn logs_default_to_the_servers_own_file() {
+        let mut c = ctr();
+        let r = req(&c).unwrap();
+        assert_eq!(r.cri.unwrap().log_path.as_deref(), Some("/own.log"));
+        c.log_path = "c/0.log".into();
+        let r = req(&c).unwrap();
+        assert_eq!(
+            r.cri.unwrap().log_path.as_deref(),
+            Some("/var/log/pods/x/c/0.log")
+        );
+    }
+
+    #[test]
+    fn mounts_become_host_volumes_and_bad_ones_are_refused() {
+        let mut c = ctr();
+        c.mounts = vec![crate::proto::Mount {
+            container_path: "/data".into(),
+            host_path: "/srv".into(),
+            readonly: true,
+            recursive_read_only: true,
+            ..Default::default()
+        }];
+        let r = req(&c).unwrap();
+        assert_eq!(r.volumes.len(), 1);
+        assert!(matches!(
+            &r.volumes[0].kind,
+            VolumeKind::Host { source, recursive_read_only: true, propagation: Some(p), .. }
+                if source == "/srv" && p == "rprivate"
+        ));
+        assert_eq!(r.app.flags.mounts[0].target, "/data");
+        // recursive read-only needs read-only and private propagation
+        c.mounts[0].readonly = false;
+        assert_eq!(req(&c).unwrap_err().code(), tonic::Code::InvalidArgument);
+        c.mounts[0].readonly = true;
+        c.mounts[0].propagation = MountPropagation::PropagationBidirectional as i32;
+        assert_eq!(req(&c).unwrap_err().code(), tonic::Code::InvalidArgument);
+        c.mounts[0].recursive_read_only = false;
+        let r = req(&c).unwrap();
+        assert!(matches!(
+            &r.volumes[0].kind,
+            VolumeKind::Host { propagation: Some(p), .. } if p == "rshared"
+        ));
+    }
+
+    #[test]
+    fn seccomp_profiles() {
+        let none = seccomp_of(None, "").unwrap();
+        assert_eq!(
+            none,
+            Some(serde_json::Value::Null),
+            "nil profile is unconfined"
+        );
+        assert_eq!(seccomp_of(None, "runtime/default").unwrap(), None);
+        let sp = |t: security_profile::ProfileType, r: &str| SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: r.into(),
+        };
+        assert_eq!(
+            seccomp_of(
+                Some(&sp(security_profile::ProfileType::RuntimeDefault, "")),
+                ""
+            )
+            .unwrap(),
+            None
+        );
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("p.json");
+        std::fs::write(&f, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+        let p = f.display().to_string();
+        let v = seccomp_of(Some(&sp(security_profile::ProfileType::Localhost, &p)), "").unwrap();
+        assert_eq!(v.unwrap()["defaultAction"], "SCMP_ACT_ALLOW");
+        let e = seccomp_of(
+            Some(&sp(
+                security_profile::ProfileType::Localhost,
+                "/nonexistent",
+            )),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(seccomp_of(None, "bogus").is_err());
+    }
+
+    #[test]
+    fn user_namespaces_take_one_mapping_from_zero() {
+        let m = |c: u32, h: u32, l: u32| IdMapping {
+            container_id: c,
+            host_id: h,
+            length: l,
+        };
+        let u = |mode: NamespaceMode, uids: Vec<IdMapping>, gids: Vec<IdMapping>| UserNamespace {
+            mode: mode as i32,
+            uids,
+            gids,
+        };
+        assert_eq!(
+            userns_range(&u(NamespaceMode::Node, vec![], vec![])).unwrap(),
+            None
+        );
+        let r = userns_range(&u(
+            NamespaceMode::Pod,
+            vec![m(0, 1000, 100000)],
+            vec![m(0, 1000, 100000)],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.shift, r.count), (1000, 100000));
+        for bad in [
+            u(
+                NamespaceMode::Pod,
+                vec![m(0, 1000, 10), m(0, 2000, 10)],
+                vec![m(0, 1000, 10)],
+            ),
+            u(
+                NamespaceMode::Pod,
+                vec![m(1, 1000, 10)],
+                vec![m(1, 1000, 10)],
+            ),
+            u(
+                NamespaceMode::Pod,
+                vec![m(0, 1000, 10)],
+                vec![m(0, 2000, 10)],
+            ),
+            u(NamespaceMode::Pod, vec![m(0, 0, 10)], vec![m(0, 0, 10)]),
+            u(NamespaceMode::Container, vec![], vec![]),
+            u(NamespaceMode::Target, vec![], vec![]),
+        ] {
+            let e = userns_range(&bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad:?}");
+        }
+    }
+}

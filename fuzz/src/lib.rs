@@ -28,7 +28,33 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cosign_key", cosign_key),
     ("discovery_page", discovery_page),
     ("policy", policy),
+    ("spdy_frames", spdy_frames),
+    ("ws_frame", ws_frame),
 ];
+
+/// What a streaming client (kubectl, anyone who reaches the streaming port) sends over SPDY: a
+/// sequence of frames through one decoder, as a session reads them (the header compression
+/// context carries over from frame to frame).
+pub fn spdy_frames(data: &[u8]) {
+    use rkt_cri_streaming::spdy::frame::{split_frame, FrameDecoder};
+    let mut dec = FrameDecoder::new();
+    let mut rest = data;
+    while let Ok(Some((raw, used))) = split_frame(rest) {
+        assert!(
+            used > 0 && used <= rest.len(),
+            "frame of {used} bytes in {}",
+            rest.len()
+        );
+        let _ = dec.decode(raw);
+        rest = &rest[used..];
+    }
+    let _ = rkt_cri_streaming::decode_frame(data);
+}
+
+/// A WebSocket frame header from a streaming client: what it claims fits what it parsed.
+pub fn ws_frame(data: &[u8]) {
+    let _ = rkt_cri_streaming::ws::parse_frame_header(data);
+}
 
 /// An image reference as typed by a user or found in a pod manifest: parsing is total, and an
 /// accepted reference parses again from its canonical form to the same canonical form.

@@ -127,6 +127,17 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Run `f` on the service's state off the async threads (every stage0 call blocks).
+    async fn on<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let inner = self.inner.clone();
+        blocking(move || f(&inner)).await
+    }
+}
+
 impl Inner {
     fn rt(&self) -> Result<stage0::Runtime, Status> {
         Ok(stage0::Runtime::open(self.dirs.clone())
@@ -1069,8 +1080,9 @@ impl RuntimeService for Runtime {
         let cfg = r
             .config
             .ok_or_else(|| Status::invalid_argument("no pod sandbox config"))?;
-        let inner = self.inner.clone();
-        let id = blocking(move || inner.run_sandbox(cfg, r.runtime_handler)).await?;
+        let id = self
+            .on(move |inner| inner.run_sandbox(cfg, r.runtime_handler))
+            .await?;
         Ok(Response::new(RunPodSandboxResponse { pod_sandbox_id: id }))
     }
 
@@ -1079,8 +1091,7 @@ impl RuntimeService for Runtime {
         req: Request<StopPodSandboxRequest>,
     ) -> Result<Response<StopPodSandboxResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
-        let inner = self.inner.clone();
-        blocking(move || inner.stop_sandbox(&id)).await?;
+        self.on(move |inner| inner.stop_sandbox(&id)).await?;
         Ok(Response::new(StopPodSandboxResponse {}))
     }
 
@@ -1089,8 +1100,7 @@ impl RuntimeService for Runtime {
         req: Request<RemovePodSandboxRequest>,
     ) -> Result<Response<RemovePodSandboxResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
-        let inner = self.inner.clone();
-        blocking(move || inner.remove_sandbox(&id)).await?;
+        self.on(move |inner| inner.remove_sandbox(&id)).await?;
         Ok(Response::new(RemovePodSandboxResponse {}))
     }
 
@@ -1099,8 +1109,7 @@ impl RuntimeService for Runtime {
         req: Request<PodSandboxStatusRequest>,
     ) -> Result<Response<PodSandboxStatusResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
-        let inner = self.inner.clone();
-        let st = blocking(move || inner.sandbox_status(&id)).await?;
+        let st = self.on(move |inner| inner.sandbox_status(&id)).await?;
         Ok(Response::new(PodSandboxStatusResponse {
             status: Some(st),
             ..Default::default()
@@ -1112,8 +1121,7 @@ impl RuntimeService for Runtime {
         req: Request<ListPodSandboxRequest>,
     ) -> Result<Response<ListPodSandboxResponse>, Status> {
         let f = req.into_inner().filter;
-        let inner = self.inner.clone();
-        let items = blocking(move || inner.list_sandboxes(f)).await?;
+        let items = self.on(move |inner| inner.list_sandboxes(f)).await?;
         Ok(Response::new(ListPodSandboxResponse { items }))
     }
 
@@ -1137,8 +1145,9 @@ impl RuntimeService for Runtime {
             .resolve_id(&name)
             .await?
             .ok_or_else(|| Status::not_found(format!("image {name:?} is not in the store")))?;
-        let inner = self.inner.clone();
-        let id = blocking(move || inner.create_container(&r.pod_sandbox_id, cfg, image_id)).await?;
+        let id = self
+            .on(move |inner| inner.create_container(&r.pod_sandbox_id, cfg, image_id))
+            .await?;
         Ok(Response::new(CreateContainerResponse { container_id: id }))
     }
 
@@ -1147,8 +1156,7 @@ impl RuntimeService for Runtime {
         req: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
         let id = req.into_inner().container_id;
-        let inner = self.inner.clone();
-        blocking(move || inner.start_container(&id)).await?;
+        self.on(move |inner| inner.start_container(&id)).await?;
         Ok(Response::new(StartContainerResponse {}))
     }
 
@@ -1157,8 +1165,8 @@ impl RuntimeService for Runtime {
         req: Request<StopContainerRequest>,
     ) -> Result<Response<StopContainerResponse>, Status> {
         let r = req.into_inner();
-        let inner = self.inner.clone();
-        blocking(move || inner.stop_container(&r.container_id, r.timeout)).await?;
+        self.on(move |inner| inner.stop_container(&r.container_id, r.timeout))
+            .await?;
         Ok(Response::new(StopContainerResponse {}))
     }
 
@@ -1167,8 +1175,7 @@ impl RuntimeService for Runtime {
         req: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
         let id = req.into_inner().container_id;
-        let inner = self.inner.clone();
-        blocking(move || inner.remove_container(&id)).await?;
+        self.on(move |inner| inner.remove_container(&id)).await?;
         Ok(Response::new(RemoveContainerResponse {}))
     }
 
@@ -1177,8 +1184,7 @@ impl RuntimeService for Runtime {
         req: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
         let f = req.into_inner().filter;
-        let inner = self.inner.clone();
-        let containers = blocking(move || inner.list_containers(f)).await?;
+        let containers = self.on(move |inner| inner.list_containers(f)).await?;
         Ok(Response::new(ListContainersResponse { containers }))
     }
 
@@ -1187,8 +1193,7 @@ impl RuntimeService for Runtime {
         req: Request<ContainerStatusRequest>,
     ) -> Result<Response<ContainerStatusResponse>, Status> {
         let id = req.into_inner().container_id;
-        let inner = self.inner.clone();
-        let st = blocking(move || inner.container_status(&id)).await?;
+        let st = self.on(move |inner| inner.container_status(&id)).await?;
         Ok(Response::new(ContainerStatusResponse {
             status: Some(st),
             ..Default::default()
@@ -1200,8 +1205,7 @@ impl RuntimeService for Runtime {
         req: Request<UpdateContainerResourcesRequest>,
     ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
         let r = req.into_inner();
-        let inner = self.inner.clone();
-        blocking(move || {
+        self.on(move |inner| {
             let c = inner.container(&r.container_id)?;
             crate::stats::update_resources(&inner.dirs.data, &c, r.linux.as_ref())
         })
@@ -1214,8 +1218,7 @@ impl RuntimeService for Runtime {
         req: Request<ReopenContainerLogRequest>,
     ) -> Result<Response<ReopenContainerLogResponse>, Status> {
         let id = req.into_inner().container_id;
-        let inner = self.inner.clone();
-        blocking(move || inner.reopen_log(&id)).await?;
+        self.on(move |inner| inner.reopen_log(&id)).await?;
         Ok(Response::new(ReopenContainerLogResponse {}))
     }
 
@@ -1302,12 +1305,12 @@ impl RuntimeService for Runtime {
         req: Request<ContainerStatsRequest>,
     ) -> Result<Response<ContainerStatsResponse>, Status> {
         let id = req.into_inner().container_id;
-        let inner = self.inner.clone();
-        let stats = blocking(move || {
-            let c = inner.container(&id)?;
-            Ok(inner.container_stats(&c))
-        })
-        .await?;
+        let stats = self
+            .on(move |inner| {
+                let c = inner.container(&id)?;
+                Ok(inner.container_stats(&c))
+            })
+            .await?;
         Ok(Response::new(ContainerStatsResponse { stats: Some(stats) }))
     }
 
@@ -1316,29 +1319,30 @@ impl RuntimeService for Runtime {
         req: Request<ListContainerStatsRequest>,
     ) -> Result<Response<ListContainerStatsResponse>, Status> {
         let f = req.into_inner().filter.unwrap_or_default();
-        let inner = self.inner.clone();
-        let stats = blocking(move || {
-            let rt = inner.rt()?;
-            let mut out = Vec::new();
-            for c in inner.records.containers() {
-                if !f.id.is_empty() && !c.id.starts_with(&f.id) {
-                    continue;
+        let stats = self
+            .on(move |inner| {
+                let rt = inner.rt()?;
+                let mut out = Vec::new();
+                for c in inner.records.containers() {
+                    if !f.id.is_empty() && !c.id.starts_with(&f.id) {
+                        continue;
+                    }
+                    if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id)
+                    {
+                        continue;
+                    }
+                    if !labels_match(&c.labels, &f.label_selector) {
+                        continue;
+                    }
+                    // stats are for containers that exist in a running pod
+                    if inner.app_info(&rt, &c).is_none() {
+                        continue;
+                    }
+                    out.push(inner.container_stats(&c));
                 }
-                if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id) {
-                    continue;
-                }
-                if !labels_match(&c.labels, &f.label_selector) {
-                    continue;
-                }
-                // stats are for containers that exist in a running pod
-                if inner.app_info(&rt, &c).is_none() {
-                    continue;
-                }
-                out.push(inner.container_stats(&c));
-            }
-            Ok(out)
-        })
-        .await?;
+                Ok(out)
+            })
+            .await?;
         Ok(Response::new(ListContainerStatsResponse { stats }))
     }
 
@@ -1347,22 +1351,22 @@ impl RuntimeService for Runtime {
         req: Request<PodSandboxStatsRequest>,
     ) -> Result<Response<PodSandboxStatsResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
-        let inner = self.inner.clone();
-        let stats = blocking(move || {
-            let sb = inner
-                .records
-                .find_sandbox(&id)
-                .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
-            let cs: Vec<ContainerStats> = inner
-                .records
-                .containers()
-                .iter()
-                .filter(|c| c.sandbox_id == sb.id)
-                .map(|c| inner.container_stats(c))
-                .collect();
-            Ok(crate::stats::sandbox(&inner.dirs.data, &sb, cs))
-        })
-        .await?;
+        let stats = self
+            .on(move |inner| {
+                let sb = inner
+                    .records
+                    .find_sandbox(&id)
+                    .ok_or_else(|| Status::not_found(format!("pod sandbox {id:?} not found")))?;
+                let cs: Vec<ContainerStats> = inner
+                    .records
+                    .containers()
+                    .iter()
+                    .filter(|c| c.sandbox_id == sb.id)
+                    .map(|c| inner.container_stats(c))
+                    .collect();
+                Ok(crate::stats::sandbox(&inner.dirs.data, &sb, cs))
+            })
+            .await?;
         Ok(Response::new(PodSandboxStatsResponse {
             stats: Some(stats),
         }))
@@ -1373,27 +1377,27 @@ impl RuntimeService for Runtime {
         req: Request<ListPodSandboxStatsRequest>,
     ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
         let f = req.into_inner().filter.unwrap_or_default();
-        let inner = self.inner.clone();
-        let stats = blocking(move || {
-            let mut out = Vec::new();
-            let containers = inner.records.containers();
-            for sb in inner.records.sandboxes() {
-                if !f.id.is_empty() && !sb.id.starts_with(&f.id) {
-                    continue;
+        let stats = self
+            .on(move |inner| {
+                let mut out = Vec::new();
+                let containers = inner.records.containers();
+                for sb in inner.records.sandboxes() {
+                    if !f.id.is_empty() && !sb.id.starts_with(&f.id) {
+                        continue;
+                    }
+                    if !labels_match(&sb.labels, &f.label_selector) {
+                        continue;
+                    }
+                    let cs = containers
+                        .iter()
+                        .filter(|c| c.sandbox_id == sb.id)
+                        .map(|c| inner.container_stats(c))
+                        .collect();
+                    out.push(crate::stats::sandbox(&inner.dirs.data, &sb, cs));
                 }
-                if !labels_match(&sb.labels, &f.label_selector) {
-                    continue;
-                }
-                let cs = containers
-                    .iter()
-                    .filter(|c| c.sandbox_id == sb.id)
-                    .map(|c| inner.container_stats(c))
-                    .collect();
-                out.push(crate::stats::sandbox(&inner.dirs.data, &sb, cs));
-            }
-            Ok(out)
-        })
-        .await?;
+                Ok(out)
+            })
+            .await?;
         Ok(Response::new(ListPodSandboxStatsResponse { stats }))
     }
 }

@@ -99,6 +99,24 @@ fn u64v(v: Option<u64>) -> Option<UInt64Value> {
     v.map(|value| UInt64Value { value })
 }
 
+/// CPU and memory of cgroup dirs as the CRI reports them at `ts` (0 for what is not there).
+fn cpu_memory(dirs: &[PathBuf], ts: i64) -> (CpuUsage, MemoryUsage) {
+    let (cpu, mem, ws) = usage(dirs);
+    (
+        CpuUsage {
+            timestamp: ts,
+            usage_core_nano_seconds: u64v(cpu.or(Some(0))),
+            ..Default::default()
+        },
+        MemoryUsage {
+            timestamp: ts,
+            working_set_bytes: u64v(ws.or(Some(0))),
+            usage_bytes: u64v(mem),
+            ..Default::default()
+        },
+    )
+}
+
 /// Bytes and inodes under `dir` (the writable layer).
 fn disk_usage(dir: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
@@ -125,7 +143,7 @@ fn disk_usage(dir: &Path) -> (u64, u64) {
 /// The stats of one container.
 pub fn container(data: &Path, c: &ContainerRecord) -> ContainerStats {
     let ts = now_ns();
-    let (cpu, mem, ws) = usage(&cgroup_dirs(data, &c.sandbox_id, Some(&c.app)));
+    let (cpu, memory) = cpu_memory(&cgroup_dirs(data, &c.sandbox_id, Some(&c.app)), ts);
     let upper = pod_dir(data, &c.sandbox_id)
         .map(|d| d.join(stage1_abi::paths::app_upper(&c.app)))
         .unwrap_or_default();
@@ -148,17 +166,8 @@ pub fn container(data: &Path, c: &ContainerRecord) -> ContainerStats {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         }),
-        cpu: Some(CpuUsage {
-            timestamp: ts,
-            usage_core_nano_seconds: u64v(cpu.or(Some(0))),
-            ..Default::default()
-        }),
-        memory: Some(MemoryUsage {
-            timestamp: ts,
-            working_set_bytes: u64v(ws.or(Some(0))),
-            usage_bytes: u64v(mem),
-            ..Default::default()
-        }),
+        cpu: Some(cpu),
+        memory: Some(memory),
         writable_layer: Some(FilesystemUsage {
             timestamp: ts,
             fs_id: Some(FilesystemIdentifier {
@@ -178,8 +187,7 @@ pub fn sandbox(
     sb: &SandboxRecord,
     containers: Vec<ContainerStats>,
 ) -> PodSandboxStats {
-    let ts = now_ns();
-    let (cpu, mem, ws) = usage(&cgroup_dirs(data, &sb.id, None));
+    let (cpu, memory) = cpu_memory(&cgroup_dirs(data, &sb.id, None), now_ns());
     PodSandboxStats {
         attributes: Some(PodSandboxAttributes {
             id: sb.id.clone(),
@@ -201,17 +209,8 @@ pub fn sandbox(
                 .collect(),
         }),
         linux: Some(LinuxPodSandboxStats {
-            cpu: Some(CpuUsage {
-                timestamp: ts,
-                usage_core_nano_seconds: u64v(cpu.or(Some(0))),
-                ..Default::default()
-            }),
-            memory: Some(MemoryUsage {
-                timestamp: ts,
-                working_set_bytes: u64v(ws.or(Some(0))),
-                usage_bytes: u64v(mem),
-                ..Default::default()
-            }),
+            cpu: Some(cpu),
+            memory: Some(memory),
             network: None,
             process: None,
             containers,

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use stage1_abi::control::{self, Request};
 use stage1_abi::{paths, App, AppStatus, PodManifest, Volume};
 
@@ -111,14 +111,7 @@ pub(crate) fn running_mutable(pods: &Pods, uuid_arg: &str) -> Result<MutablePod>
 impl MutablePod {
     /// Hold the pod's apps lock while the pod dir changes.
     fn lock(&self) -> Result<Flock<File>> {
-        let p = self.dir.join(paths::APPS_LOCK);
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::io("opening", &p, e))?;
-        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("locking", &p, e.into()))
+        crate::pods::lock_file(&self.dir.join(paths::APPS_LOCK))
     }
 
     fn manifest(&self) -> Result<PodManifest> {

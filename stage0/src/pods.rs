@@ -426,6 +426,19 @@ impl LockedPod {
     }
 }
 
+/// Open (creating it) the lock file `path` and hold an exclusive flock on it, waiting for it:
+/// the locks that serialise a step rather than mark a pod (the id-range claims, a mutable
+/// pod's app changes).
+pub(crate) fn lock_file(path: &Path) -> Result<Flock<File>> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("locking", path, e.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

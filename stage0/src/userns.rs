@@ -15,10 +15,10 @@
 //! ids both files give it, since a pod's uids and gids share one shift) — as podman's
 //! `--userns=auto` takes the `containers` user's.
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use stage1_abi::{paths, IdRange};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::pods::{Phase, Pods};
 use crate::{Error, Result};
@@ -290,14 +290,7 @@ pub fn open_path_to_pod(data_dir: &Path, pod_dir: &Path, range: IdRange) -> Resu
 fn lock(data_dir: &Path) -> Result<Flock<fs::File>> {
     let dir = data_dir.join("locks");
     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-    let p: PathBuf = dir.join("private-users");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| Error::io("opening", &p, e))?;
-    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("locking", &p, e.into()))
+    crate::pods::lock_file(&dir.join("private-users"))
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 //! data dir; SIGTERM ends it and removes its socket. Pods and containers:
 //! `tests/tests/cri_runtime.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, Command};
 
 use rkt_cri::proto::image_service_client::ImageServiceClient;
 use rkt_cri::proto::runtime_service_client::RuntimeServiceClient;
@@ -14,70 +13,16 @@ use rkt_cri::proto::{
     ListPodSandboxRequest, PullImageRequest, RemoveImageRequest, VersionRequest,
 };
 use rkt_tests::{images, TestCtx};
-use tonic::transport::Channel;
+
+mod cri_common;
+use cri_common::{accept_unsigned, channel};
 
 fn server(ctx: &TestCtx, socket: &Path) -> Command {
-    let mut c = Command::new(rkt_tests::bin_dir().join("rkt-cri"));
-    c.arg(format!("--listen={}", socket.display()))
-        .arg(format!("--dir={}", ctx.dir().display()))
-        .arg(format!("--local-config={}", ctx.local_config().display()))
-        .arg(format!("--system-config={}", ctx.system_config().display()))
-        // plain-http loopback registries; signatures: the policy of `accept_unsigned`
-        .arg("--insecure-options=http")
-        .stdin(Stdio::null());
-    c
+    cri_common::server(ctx, socket, &[])
 }
 
-/// The policy an operator writes for an internal mirror of unsigned images: these registries'
-/// images are accepted unsigned, everything else needs a signature (docs/trust.md).
-fn accept_unsigned(ctx: &TestCtx, registries: &[&str]) {
-    let scopes: serde_json::Map<String, serde_json::Value> = registries
-        .iter()
-        .map(|r| {
-            (
-                r.to_string(),
-                serde_json::json!([{"type": "insecureAcceptAnything"}]),
-            )
-        })
-        .collect();
-    let policy = serde_json::json!({
-        "default": [{"type": "reject"}],
-        "transports": {"docker": scopes},
-    });
-    std::fs::create_dir_all(ctx.local_config()).unwrap();
-    std::fs::write(
-        ctx.local_config().join("policy.json"),
-        serde_json::to_vec(&policy).unwrap(),
-    )
-    .unwrap();
-}
-
-/// Start the server and wait until its socket answers.
 fn start(ctx: &TestCtx, socket: &Path) -> Child {
-    let child = server(ctx, socket).spawn().expect("spawn rkt-cri");
-    let t = Instant::now();
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "rkt-cri did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-async fn channel(socket: PathBuf) -> Channel {
-    tonic::transport::Endpoint::try_from("http://[::]:0")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let socket = socket.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .expect("connect to rkt-cri")
+    cri_common::start(ctx, socket, &[])
 }
 
 fn spec(image: &str) -> Option<ImageSpec> {

@@ -13,62 +13,47 @@ use rkt_cri::proto::*;
 use rkt_tests::{images, stdout, TestCtx};
 use tonic::transport::Channel;
 
-fn server(ctx: &TestCtx, socket: &Path) -> Command {
-    let mut c = Command::new(rkt_tests::bin_dir().join("rkt-cri"));
-    c.arg(format!("--listen={}", socket.display()))
-        .arg(format!("--dir={}", ctx.dir().display()))
-        .arg(format!("--local-config={}", ctx.local_config().display()))
-        .arg(format!("--system-config={}", ctx.system_config().display()))
-        .arg("--insecure-options=http")
-        .arg("--net=none")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
+mod cri_common;
+use cri_common::accept_unsigned;
 
-fn accept_unsigned(ctx: &TestCtx, registry: &str) {
-    let policy = serde_json::json!({
-        "default": [{"type": "reject"}],
-        "transports": {"docker": {registry: [{"type": "insecureAcceptAnything"}]}},
-    });
-    std::fs::write(
-        ctx.local_config().join("policy.json"),
-        serde_json::to_vec(&policy).unwrap(),
-    )
-    .unwrap();
-}
-
+/// The server these tests run: pods with no network but their own loopback.
 fn start(ctx: &TestCtx, socket: &Path) -> Child {
-    let _ = std::fs::remove_file(socket);
-    let child = server(ctx, socket).spawn().expect("spawn rkt-cri");
-    let t = Instant::now();
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "rkt-cri did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    cri_common::start(ctx, socket, &["--net=none"])
 }
 
 async fn clients(socket: PathBuf) -> (RuntimeServiceClient<Channel>, ImageServiceClient<Channel>) {
-    let ch = tonic::transport::Endpoint::try_from("http://[::]:0")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let socket = socket.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .expect("connect to rkt-cri");
+    let ch = cri_common::channel(socket).await;
     (
         RuntimeServiceClient::new(ch.clone()),
         ImageServiceClient::new(ch),
     )
+}
+
+/// Pull `image` and run a sandbox `name`; its id.
+async fn pull_and_run_sandbox(
+    run: &mut RuntimeServiceClient<Channel>,
+    img: &mut ImageServiceClient<Channel>,
+    image: &str,
+    name: &str,
+    logs: &Path,
+) -> String {
+    img.pull_image(PullImageRequest {
+        image: Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    run.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(sandbox_config(name, logs)),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .pod_sandbox_id
 }
 
 fn sandbox_config(name: &str, logs: &Path) -> PodSandboxConfig {
@@ -130,7 +115,7 @@ fn pods_and_containers_live_through_a_server_restart_and_leave_nothing() {
     let reg = rkt_tests::registry::shared();
     images::push(images::busybox(), reg.http_addr(), "cri/runtime:1");
     let image = format!("{}/cri/runtime:1", reg.http_addr());
-    accept_unsigned(&ctx, reg.http_addr());
+    accept_unsigned(&ctx, &[reg.http_addr()]);
     let logs = ctx.root().join("logs");
     let socket = ctx.root().join("cri.sock");
     let mut srv = start(&ctx, &socket);
@@ -141,24 +126,7 @@ fn pods_and_containers_live_through_a_server_restart_and_leave_nothing() {
 
     let (pod, ctr, ticker) = rt.block_on(async {
         let (mut run, mut img) = clients(socket.clone()).await;
-        img.pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let pod = run
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(sandbox_config("web", &logs)),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = pull_and_run_sandbox(&mut run, &mut img, &image, "web", &logs).await;
         let st = run
             .pod_sandbox_status(PodSandboxStatusRequest {
                 pod_sandbox_id: pod.clone(),
@@ -526,7 +494,7 @@ fn port_forward_reaches_a_port_in_the_pods_network_namespace() {
     let reg = rkt_tests::registry::shared();
     images::push(images::busybox(), reg.http_addr(), "cri/pf:1");
     let image = format!("{}/cri/pf:1", reg.http_addr());
-    accept_unsigned(&ctx, reg.http_addr());
+    accept_unsigned(&ctx, &[reg.http_addr()]);
     let logs = ctx.root().join("logs");
     let socket = ctx.root().join("cri.sock");
     let mut srv = start(&ctx, &socket);
@@ -536,24 +504,7 @@ fn port_forward_reaches_a_port_in_the_pods_network_namespace() {
         .unwrap();
     let pod = rt.block_on(async {
         let (mut run, mut img) = clients(socket.clone()).await;
-        img.pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let pod = run
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(sandbox_config("pf", &logs)),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = pull_and_run_sandbox(&mut run, &mut img, &image, "pf", &logs).await;
         // a server on the pod's loopback only: nothing on the host's can answer for it
         let ctr = run
             .create_container(CreateContainerRequest {

@@ -929,6 +929,14 @@ fn app_request(
         }
         let propagation = match MountPropagation::try_from(m.propagation) {
             Ok(MountPropagation::PropagationHostToContainer) => "rslave",
+            // what the container mounts there reaches the host: the kubelet allows it only to
+            // privileged containers, and so does rkt
+            Ok(MountPropagation::PropagationBidirectional) if !sc.privileged => {
+                return Err(Status::invalid_argument(format!(
+                    "mount {:?}: bidirectional propagation needs a privileged container",
+                    m.container_path
+                )))
+            }
             Ok(MountPropagation::PropagationBidirectional) => "rshared",
             _ => "rprivate",
         };
@@ -1524,6 +1532,15 @@ mod tests {
         c.mounts[0].propagation = MountPropagation::PropagationBidirectional as i32;
         assert_eq!(req(&c).unwrap_err().code(), tonic::Code::InvalidArgument);
         c.mounts[0].recursive_read_only = false;
+        // bidirectional: privileged containers only
+        assert_eq!(req(&c).unwrap_err().code(), tonic::Code::InvalidArgument);
+        c.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         let r = req(&c).unwrap();
         assert!(matches!(
             &r.volumes[0].kind,

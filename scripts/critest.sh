@@ -19,6 +19,9 @@ if [ ! -x "$CRITEST_DIR/bin/critest" ]; then
   exit 2
 fi
 W=$(mktemp -d /tmp/rkt-critest.XXXXXX)
+# as a data dir's parents are: a pod with private users (the user-namespace specs) must be able
+# to search its way to its pod dir (docs/security.md, "User namespaces")
+chmod 755 "$W"
 SRV=
 cleanup() {
   set +e
@@ -71,6 +74,8 @@ fi
 set -e
 grep -E "^(Ran |SUCCESS|FAIL|\[FAIL\])" "$W/critest.log" || tail -20 "$W/critest.log"
 grep -E "^\s*\[FAIL\]" "$W/critest.log" | sort -u || true
+# why, for a log that is all there is (CI): each failure's message
+[ $rc -eq 0 ] || grep -E -A12 "^\s*\[FAILED\] (Timed out|Unexpected|Expected|.*error)" "$W/critest.log" | head -120
 # make test: every spec that can run here must pass (docs/cri.md says which cannot)
 if [ -n "${CRITEST_MIN_PASSED:-}" ] && [ $rc -eq 0 ]; then
   passed=$(grep -oE '[0-9]+ Passed' "$W/critest.log" | tail -1 | cut -d' ' -f1)

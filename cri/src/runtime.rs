@@ -641,19 +641,11 @@ impl Inner {
         let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
         let pid = child.id();
         let run = async {
-            use tokio::io::AsyncReadExt;
             let (mut o, mut e) = (Vec::new(), Vec::new());
-            let read_o = async {
-                if let Some(s) = so.as_mut() {
-                    let _ = s.read_to_end(&mut o).await;
-                }
-            };
-            let read_e = async {
-                if let Some(s) = se.as_mut() {
-                    let _ = s.read_to_end(&mut e).await;
-                }
-            };
-            tokio::join!(read_o, read_e);
+            tokio::join!(
+                read_capped(so.as_mut(), &mut o),
+                read_capped(se.as_mut(), &mut e)
+            );
             let st = child.wait().await;
             (st, o, e)
         };
@@ -724,6 +716,26 @@ pub fn helper_args(
         format!("--net={net}"),
         format!("--cni-conf-dir={}", cni_conf_dir.display()),
     ]
+}
+
+/// Most of an ExecSync's stdout or stderr the server keeps (the rest is read and dropped): a
+/// command in a hostile container cannot make the server hold more.
+const EXEC_SYNC_MAX_OUTPUT: usize = 16 << 20;
+
+/// Read `from` to its end, keeping at most [`EXEC_SYNC_MAX_OUTPUT`] bytes in `into`.
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(from: Option<&mut R>, into: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let Some(from) = from else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = EXEC_SYNC_MAX_OUTPUT.saturating_sub(into.len());
+        into.extend_from_slice(&buf[..n.min(room)]);
+    }
 }
 
 /// The log of a container the kubelet gave none.

@@ -1,11 +1,12 @@
 //! rkt's CRI server: Kubernetes' Container Runtime Interface (`runtime.v1`, cri-api v0.36) over
 //! a unix socket, as the kubelet and `crictl` speak it.
 //!
-//! Served today: the whole image service ([`images::Images`]: pull, list, status, remove,
-//! filesystem usage) on rkt's image store — the same store, registries, mirrors, credentials
-//! and verification rules as `rkt fetch` — and the runtime service's `Version`. Every other RPC
-//! answers `UNIMPLEMENTED` (the pod and container RPCs come with mutable pods; see
-//! docs/cri.md). The server keeps no state of its own: everything is in the data dir.
+//! The image service ([`images::Images`]) runs on rkt's image store — the same store,
+//! registries, mirrors, credentials and verification rules as `rkt fetch`; the runtime service
+//! ([`runtime::Runtime`]) on mutable pods through `stage0::Runtime` (a pod sandbox is a pod of
+//! `rkt app sandbox`, a container one of its apps), with the streaming side in
+//! [`stream`] over the `rkt-cri-streaming` crate. The server keeps no state of its own:
+//! everything is in the data dir (rkt's pod dirs and [`state`]'s records). See docs/cri.md.
 #![deny(unsafe_code)]
 
 pub mod images;

@@ -497,6 +497,35 @@ impl Inner {
         rt.app_status(&c.sandbox_id, &c.app).ok()
     }
 
+    /// The containers whose id and pod id start with `id` and `pod` and whose labels have
+    /// `labels` (the CRI's container filters), each with its app as its pod has it: every pod
+    /// is read once, not once per container.
+    fn filtered_containers(
+        &self,
+        rt: &stage0::Runtime,
+        id: &str,
+        pod: &str,
+        labels: &HashMap<String, String>,
+    ) -> Vec<(ContainerRecord, Option<AppInfo>)> {
+        let mut pods: HashMap<String, Vec<AppInfo>> = HashMap::new();
+        self.records
+            .containers()
+            .into_iter()
+            .filter(|c| {
+                c.id.starts_with(id)
+                    && c.sandbox_id.starts_with(pod)
+                    && labels_match(&c.labels, labels)
+            })
+            .map(|c| {
+                let apps = pods
+                    .entry(c.sandbox_id.clone())
+                    .or_insert_with(|| rt.apps(&c.sandbox_id).map(|(_, a)| a).unwrap_or_default());
+                let info = apps.iter().find(|a| a.app.name == c.app).cloned();
+                (c, info)
+            })
+            .collect()
+    }
+
     fn container_state(info: Option<&AppInfo>) -> i32 {
         match info.map(|i| i.state) {
             Some(AppState::Created) => ContainerState::ContainerCreated as i32,
@@ -510,17 +539,9 @@ impl Inner {
         let rt = self.rt()?;
         let f = f.unwrap_or_default();
         let mut out = Vec::new();
-        for c in self.records.containers() {
-            if !f.id.is_empty() && !c.id.starts_with(&f.id) {
-                continue;
-            }
-            if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id) {
-                continue;
-            }
-            if !labels_match(&c.labels, &f.label_selector) {
-                continue;
-            }
-            let state = Self::container_state(self.app_info(&rt, &c).as_ref());
+        for (c, info) in self.filtered_containers(&rt, &f.id, &f.pod_sandbox_id, &f.label_selector)
+        {
+            let state = Self::container_state(info.as_ref());
             if f.state.as_ref().is_some_and(|s| s.state != state) {
                 continue;
             }
@@ -1343,22 +1364,11 @@ impl RuntimeService for Runtime {
             .on(move |inner| {
                 let rt = inner.rt()?;
                 let mut out = Vec::new();
-                for c in inner.records.containers() {
-                    if !f.id.is_empty() && !c.id.starts_with(&f.id) {
-                        continue;
-                    }
-                    if !f.pod_sandbox_id.is_empty() && !c.sandbox_id.starts_with(&f.pod_sandbox_id)
-                    {
-                        continue;
-                    }
-                    if !labels_match(&c.labels, &f.label_selector) {
-                        continue;
-                    }
-                    // stats are for containers that exist in a running pod
-                    if inner.app_info(&rt, &c).is_none() {
-                        continue;
-                    }
-                    out.push(inner.container_stats(&c));
+                let found =
+                    inner.filtered_containers(&rt, &f.id, &f.pod_sandbox_id, &f.label_selector);
+                // stats are for containers whose app exists in their pod
+                for (c, _) in found.iter().filter(|(_, info)| info.is_some()) {
+                    out.push(inner.container_stats(c));
                 }
                 Ok(out)
             })
